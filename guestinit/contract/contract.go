@@ -1,0 +1,204 @@
+// Package contract is the host↔guest contract: the names, disk ids, virtiofs
+// tags, paths and exit codes both sides agree on, and the typed form of the
+// LOFTD_* environment the host passes in /.krun_config.json.
+//
+// It is the only part of guestinit that host may import, so it must stay free
+// of anything that runs in the guest (no mounts, no syscalls) and import only
+// the standard library.
+package contract
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Environment variable names carried in /.krun_config.json's Env.
+const (
+	EnvMode           = "LOFTD_MODE"
+	EnvHostUID        = "LOFTD_HOST_UID"
+	EnvHostGID        = "LOFTD_HOST_GID"
+	EnvUser           = "LOFTD_USER"
+	EnvRoot           = "LOFTD_ROOT"
+	EnvWorkspaceTag   = "LOFTD_WORKSPACE_TAG"
+	EnvNixDisk        = "LOFTD_NIX_DISK"
+	EnvContainersDisk = "LOFTD_CONTAINERS_DISK"
+	EnvNetwork        = "LOFTD_NETWORK"
+	EnvResizeDisk     = "LOFTD_RESIZE_DISK"
+	EnvProfile        = "LOFTD_PROFILE"
+)
+
+// Modes of the guest init.
+const (
+	ModeEnter  = "enter"
+	ModeResize = "resize"
+	ModeCheck  = "check"
+)
+
+// Network modes.
+const (
+	NetworkPasst = "passt"
+	NetworkTSI   = "tsi"
+)
+
+// Disk ids (virtio-blk serials) and the btrfs labels of the persistent disks.
+const (
+	NixDiskID        = "loftd-nix"
+	ContainersDiskID = "loftd-containers"
+	NixLabel         = "LOFTD_NIX"
+	ContainersLabel  = "LOFTD_CONTAINERS"
+)
+
+// Virtiofs tags and guest paths.
+const (
+	// RootTag is the tag libkrun gives the root filesystem share; the QEMU
+	// backend uses the same one so the guest cannot tell them apart.
+	RootTag        = "/dev/root"
+	WorkspaceTag   = "loftd-workspace"
+	WorkspaceMount = "/workspace"
+	// GuestInitPath is where the host injects the static guest init.
+	GuestInitPath = "/.loftd/guest-init"
+	// KrunConfigPath is libkrun's KRUN_CONFIG file, read by libkrun's
+	// built-in init and by the guest init when it runs as PID 1 (QEMU).
+	KrunConfigPath = "/.krun_config.json"
+	DefaultUser    = "dev"
+)
+
+// Names of the virtio-serial ports that carry the workload's stdio. They are
+// libkrun's names; StatusPort is loftd's own, used by the QEMU backend to
+// carry the exit status out of the guest.
+const (
+	PortStdin  = "krun-stdin"
+	PortStdout = "krun-stdout"
+	PortStderr = "krun-stderr"
+	PortStatus = "loftd-status"
+)
+
+// Exit codes with a meaning of their own (as a shell and libkrun's init use them).
+const (
+	ExitSetup         = 125
+	ExitNotExecutable = 126
+	ExitNotFound      = 127
+	// ExitSignalBase + n is the status of a workload killed by signal n.
+	ExitSignalBase = 128
+)
+
+// KrunConfig is libkrun's /.krun_config.json format. The guest init decodes
+// it strictly: an unknown field means host and guest disagree on the format.
+type KrunConfig struct {
+	Cmd        []string `json:"Cmd"`
+	Env        []string `json:"Env"`
+	WorkingDir string   `json:"WorkingDir"`
+}
+
+// Guest is the typed LOFTD_* part of the guest environment.
+type Guest struct {
+	Mode           string
+	UID, GID       int
+	User           string
+	Root           bool
+	WorkspaceTag   string
+	NixDisk        string
+	ContainersDisk string
+	Network        string
+	ResizeDisk     string
+	Profile        bool
+}
+
+// Env renders g as NAME=VALUE entries, omitting empty optional values.
+func (g Guest) Env() []string {
+	env := []string{
+		EnvMode + "=" + g.Mode,
+		EnvHostUID + "=" + strconv.Itoa(g.UID),
+		EnvHostGID + "=" + strconv.Itoa(g.GID),
+		EnvUser + "=" + g.User,
+	}
+	add := func(name, value string) {
+		if value != "" {
+			env = append(env, name+"="+value)
+		}
+	}
+	if g.Root {
+		add(EnvRoot, "1")
+	}
+	add(EnvWorkspaceTag, g.WorkspaceTag)
+	add(EnvNixDisk, g.NixDisk)
+	add(EnvContainersDisk, g.ContainersDisk)
+	add(EnvNetwork, g.Network)
+	add(EnvResizeDisk, g.ResizeDisk)
+	if g.Profile {
+		add(EnvProfile, "1")
+	}
+	return env
+}
+
+// Parse reads the LOFTD_* entries of env (NAME=VALUE form) and validates
+// them. Entries that are not LOFTD_* are ignored: they belong to the workload.
+func Parse(env []string) (Guest, error) {
+	vals := map[string]string{}
+	for _, kv := range env {
+		name, value, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(name, "LOFTD_") {
+			vals[name] = value
+		}
+	}
+	g := Guest{
+		Mode:           vals[EnvMode],
+		User:           vals[EnvUser],
+		Root:           vals[EnvRoot] == "1",
+		WorkspaceTag:   vals[EnvWorkspaceTag],
+		NixDisk:        vals[EnvNixDisk],
+		ContainersDisk: vals[EnvContainersDisk],
+		Network:        vals[EnvNetwork],
+		ResizeDisk:     vals[EnvResizeDisk],
+		Profile:        vals[EnvProfile] == "1",
+	}
+	if g.User == "" {
+		g.User = DefaultUser
+	}
+	var err error
+	if g.UID, err = parseID(vals, EnvHostUID); err != nil {
+		return Guest{}, err
+	}
+	if g.GID, err = parseID(vals, EnvHostGID); err != nil {
+		return Guest{}, err
+	}
+	return g, g.Validate()
+}
+
+func parseID(vals map[string]string, name string) (int, error) {
+	s, ok := vals[name]
+	if !ok || s == "" {
+		return 1000, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("contract: %s=%q is not a non-negative integer", name, s)
+	}
+	return n, nil
+}
+
+// Validate reports the first inconsistency in g, naming the variable.
+func (g Guest) Validate() error {
+	switch g.Mode {
+	case ModeEnter, ModeCheck:
+	case ModeResize:
+		if g.ResizeDisk != NixDiskID && g.ResizeDisk != ContainersDiskID {
+			return fmt.Errorf("contract: %s=%s needs %s=%s or %s, got %q",
+				EnvMode, ModeResize, EnvResizeDisk, NixDiskID, ContainersDiskID, g.ResizeDisk)
+		}
+	case "":
+		return fmt.Errorf("contract: %s is not set (want %s, %s or %s)", EnvMode, ModeEnter, ModeResize, ModeCheck)
+	default:
+		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s or %s)", EnvMode, g.Mode, ModeEnter, ModeResize, ModeCheck)
+	}
+	switch g.Network {
+	case "", NetworkPasst, NetworkTSI:
+	default:
+		return fmt.Errorf("contract: %s=%q is unknown (want %s or %s)", EnvNetwork, g.Network, NetworkPasst, NetworkTSI)
+	}
+	if strings.ContainsAny(g.User, ":/\n") {
+		return fmt.Errorf("contract: %s=%q is not a valid user name", EnvUser, g.User)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+// Package launch holds the versioned launch plan that the parent loftd hands
+// to its helper (`loftd internal enter TASKDIR`), and the helper's entry point.
+// The plan is pure data: everything the helper needs to boot the VM, and
+// nothing it has to work out again.
+package launch
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Version is the plan format this binary writes and reads. The parent and the
+// helper are one binary, so a mismatch means a stale task directory.
+const Version = 1
+
+// FileName is the plan's name inside the task directory.
+const FileName = "launch.json"
+
+// Plan is everything the helper needs to boot one VM.
+type Plan struct {
+	Version int `json:"version"`
+	// VMM is the backend to use: "krun" or "qemu" (resolved from "auto" by
+	// the parent, which says why under --debug).
+	VMM string `json:"vmm"`
+	// Library is the libkrun shared library (krun backend).
+	Library string `json:"library,omitempty"`
+	// KrunfwLibrary is the libkrunfw shared library (qemu backend's kernel).
+	KrunfwLibrary string  `json:"krunfw_library,omitempty"`
+	VCPUs         int     `json:"vcpus"`
+	RAMMiB        int     `json:"ram_mib"`
+	Root          string  `json:"root"`
+	Disks         []Disk  `json:"disks,omitempty"`
+	Shares        []Share `json:"shares,omitempty"`
+	Network       Network `json:"network"`
+	Console       Console `json:"console"`
+	NestedVirt    bool    `json:"nested_virt"`
+	// Rlimits in libkrun's "RESOURCE=SOFT:HARD" form, RESOURCE numeric.
+	Rlimits []string `json:"rlimits,omitempty"`
+	// ExecPath, Argv, Env and Workdir are what the guest runs first (the
+	// guest init), exactly as written into /.krun_config.json.
+	ExecPath string   `json:"exec_path"`
+	Argv     []string `json:"argv"`
+	Env      []string `json:"env"`
+	Workdir  string   `json:"workdir"`
+	// StateDir holds caches the helper may fill (the PVH kernel image).
+	StateDir string `json:"state_dir,omitempty"`
+}
+
+// Disk is a raw disk image attached as a virtio-blk device.
+type Disk struct {
+	ID       string `json:"id"`
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"read_only"`
+}
+
+// Share is a host directory exported to the guest over virtiofs.
+type Share struct {
+	Tag  string `json:"tag"`
+	Path string `json:"path"`
+}
+
+// Network is the guest's network.
+type Network struct {
+	// Mode is "passt", "tsi" or "none".
+	Mode string `json:"mode"`
+	// PortMap holds HOST:GUEST pairs in libkrun's port map form.
+	PortMap []string `json:"port_map,omitempty"`
+}
+
+// Console says how the guest's stdio reaches the helper's.
+type Console struct {
+	// Interactive: stdin is a terminal (raw mode, window size changes).
+	Interactive bool `json:"interactive"`
+}
+
+// Validate reports the first field a helper could not boot with.
+func (p *Plan) Validate() error {
+	if p.Version != Version {
+		return fmt.Errorf("launch plan version %d, this loftd reads version %d (remove the stale task directory)", p.Version, Version)
+	}
+	switch p.VMM {
+	case "krun", "qemu":
+	default:
+		return fmt.Errorf("launch plan: vmm %q is not krun or qemu", p.VMM)
+	}
+	if p.Root == "" || !filepath.IsAbs(p.Root) {
+		return fmt.Errorf("launch plan: root %q is not an absolute path", p.Root)
+	}
+	if p.ExecPath == "" {
+		return fmt.Errorf("launch plan: exec_path is empty")
+	}
+	if p.VCPUs < 1 || p.RAMMiB < 64 {
+		return fmt.Errorf("launch plan: %d vCPUs and %d MiB are below the minimum (1 vCPU, 64 MiB)", p.VCPUs, p.RAMMiB)
+	}
+	return nil
+}
+
+// Write stores p as TASKDIR/launch.json, mode 0600 (it holds the user's
+// environment), through a temporary file so a reader never sees half a plan.
+func Write(taskDir string, p *Plan) error {
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode launch plan: %w", err)
+	}
+	path := filepath.Join(taskDir, FileName)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write launch plan: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write launch plan: %w", err)
+	}
+	return nil
+}
+
+// Read loads and validates TASKDIR/launch.json. Unknown fields are errors:
+// the writer is this same binary.
+func Read(taskDir string) (*Plan, error) {
+	path := filepath.Join(taskDir, FileName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read launch plan: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var p Plan
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("decode launch plan %s: %w", path, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &p, nil
+}
