@@ -5,13 +5,14 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 
+	"github.com/loftd/loftd/disks/loop"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,8 +55,7 @@ func Btrfs(t testing.TB) string {
 	t.Helper()
 	RequireRoot(t)
 	mkfs := RequireCommand(t, "mkfs.btrfs", "btrfs-progs")
-	dir := t.TempDir()
-	img := filepath.Join(dir, "btrfs.img")
+	img := filepath.Join(t.TempDir(), "btrfs.img")
 	f, err := os.Create(img)
 	if err != nil {
 		t.Fatal(err)
@@ -68,76 +68,122 @@ func Btrfs(t testing.TB) string {
 	if out, err := exec.Command(mkfs, "-q", img).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.btrfs %s: %v\n%s", img, err, out)
 	}
-	mnt := filepath.Join(dir, "mnt")
+	return mountImage(t, img, "user_subvol_rm_allowed")
+}
+
+// Loop loop-mounts the btrfs image img under t.TempDir() and unmounts it
+// when the test ends.
+func Loop(t testing.TB, img string) string {
+	t.Helper()
+	RequireRoot(t)
+	return mountImage(t, img, "")
+}
+
+func mountImage(t testing.TB, img, data string) string {
+	t.Helper()
+	mnt := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	loop, err := attachLoop(img)
-	if err != nil {
-		Missing(t, "loop device for %s: %v", img, err)
-	}
-	if err := unix.Mount(loop, mnt, "btrfs", 0, "user_subvol_rm_allowed"); err != nil {
-		detachLoop(loop)
-		Missing(t, "mount btrfs %s on %s: %v", loop, mnt, err)
+	if _, err := loop.Mount(img, mnt, "btrfs", data); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			Missing(t, "kernel without btrfs: %v", err)
+		}
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
 			t.Errorf("unmount %s: %v", mnt, err)
 		}
-		detachLoop(loop)
 	})
 	return mnt
 }
 
-var loopMu sync.Mutex
-
-// attachLoop binds img to a free loop device with autoclear, so the device
-// frees itself when its last user (the mount) goes away.
-func attachLoop(img string) (string, error) {
-	loopMu.Lock()
-	defer loopMu.Unlock()
-	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
-	if err != nil {
-		return "", err
-	}
-	defer ctl.Close()
-	backing, err := os.OpenFile(img, os.O_RDWR, 0)
-	if err != nil {
-		return "", err
-	}
-	defer backing.Close()
-	for range 8 {
-		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
-		if err != nil {
-			return "", fmt.Errorf("LOOP_CTL_GET_FREE: %w", err)
-		}
-		dev := fmt.Sprintf("/dev/loop%d", n)
-		if _, err := os.Stat(dev); os.IsNotExist(err) {
-			// Containers without devtmpfs lack the node: make it.
-			_ = unix.Mknod(dev, unix.S_IFBLK|0o660, int(unix.Mkdev(7, uint32(n))))
-		}
-		lf, err := os.OpenFile(dev, os.O_RDWR, 0)
-		if err != nil {
-			return "", err
-		}
-		cfg := &unix.LoopConfig{Fd: uint32(backing.Fd())}
-		cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
-		err = unix.IoctlLoopConfigure(int(lf.Fd()), cfg)
-		lf.Close()
-		if err == unix.EBUSY {
-			continue // raced with another user of the device
-		}
-		if err != nil {
-			return "", fmt.Errorf("LOOP_CONFIGURE %s: %w", dev, err)
-		}
-		return dev, nil
-	}
-	return "", fmt.Errorf("no free loop device after 8 tries")
+// VM is what a QEMU-backed VM test needs: the QEMU binary, a virtiofsd and
+// the libkrunfw library whose kernel the guest boots.
+type VM struct {
+	QEMU, Virtiofsd, Krunfw string
 }
 
-func detachLoop(dev string) {
-	if f, err := os.OpenFile(dev, os.O_RDWR, 0); err == nil {
-		_ = unix.IoctlSetInt(int(f.Fd()), unix.LOOP_CLR_FD, 0)
-		f.Close()
+// virtiofsdPaths are where Debian 12 (QEMU's C virtiofsd) and newer
+// distributions (the Rust virtiofsd package) install virtiofsd.
+var virtiofsdPaths = []string{"/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd"}
+
+// RequireVM returns the parts of a QEMU VM, or skips (fails in CI) naming
+// the package or script that provides the missing one. It needs root:
+// virtiofsd's namespace sandbox and the test rootfs ownership want it.
+func RequireVM(t testing.TB) VM {
+	t.Helper()
+	RequireRoot(t)
+	var vm VM
+	vm.QEMU = RequireCommand(t, "qemu-system-x86_64", "qemu-system-x86")
+	for _, p := range virtiofsdPaths {
+		if _, err := os.Stat(p); err == nil {
+			vm.Virtiofsd = p
+			break
+		}
+	}
+	if vm.Virtiofsd == "" {
+		if p, err := exec.LookPath("virtiofsd"); err == nil {
+			vm.Virtiofsd = p
+		} else {
+			Missing(t, "virtiofsd not found in %v or $PATH (apt-get install qemu-system-common, or virtiofsd)", virtiofsdPaths)
+		}
+	}
+	vm.Krunfw = RequireKrunfw(t)
+	return vm
+}
+
+// KrunfwEnv names the libkrunfw to use, as the krun/krunfw package reads it.
+const KrunfwEnv = "LOFTD_LIBKRUNFW_LIBRARY"
+
+// RequireKrunfw returns the path of a libkrunfw.so.N: $LOFTD_LIBKRUNFW_LIBRARY,
+// else the copy scripts/fetch-libkrunfw unpacked under the module's
+// .cache/libkrunfw, else a system one. It skips (fails in CI) otherwise.
+func RequireKrunfw(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(KrunfwEnv); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s=%s: %v", KrunfwEnv, p, err)
+		}
+		return p
+	}
+	var dirs []string
+	if root := moduleRoot(); root != "" {
+		dirs = append(dirs, filepath.Join(root, ".cache/libkrunfw/usr/lib/x86_64-linux-gnu"))
+	}
+	dirs = append(dirs, "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/lib")
+	for _, d := range dirs {
+		for _, name := range []string{"libkrunfw.so.5", "libkrunfw.so.4"} {
+			if p := filepath.Join(d, name); fileExists(p) {
+				return p
+			}
+		}
+	}
+	Missing(t, "libkrunfw not found (run scripts/fetch-libkrunfw .cache/libkrunfw, or set %s)", KrunfwEnv)
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// moduleRoot is the directory holding go.mod, found upwards from the test's
+// working directory (its package directory), or "".
+func moduleRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if fileExists(filepath.Join(dir, "go.mod")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
 	}
 }

@@ -1,0 +1,52 @@
+package contract
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestGuestEnvRoundTrip(t *testing.T) {
+	tests := []Guest{
+		{Mode: ModeEnter, UID: 1001, GID: 1002, User: "dev", WorkspaceTag: WorkspaceTag, NixDisk: NixDiskID, ContainersDisk: ContainersDiskID, Network: NetworkPasst},
+		{Mode: ModeEnter, UID: 0, GID: 0, User: "dev", Root: true, Network: NetworkTSI, Profile: true},
+		{Mode: ModeResize, UID: 1000, GID: 1000, User: "dev", ResizeDisk: NixDiskID},
+		{Mode: ModeCheck, UID: 1000, GID: 1000, User: "alice"},
+	}
+	for _, g := range tests {
+		env := append(g.Env(), "PATH=/bin", "LOFTD_UNKNOWN=x")
+		got, err := Parse(env)
+		if err != nil || !reflect.DeepEqual(got, g) {
+			t.Errorf("Parse(%q) = %+v, %v, want %+v", env, got, err, g)
+		}
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	got, err := Parse([]string{"LOFTD_MODE=enter"})
+	want := Guest{Mode: ModeEnter, UID: 1000, GID: 1000, User: DefaultUser}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Parse(mode only) = %+v, %v, want %+v", got, err, want)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		env  []string
+		want string
+	}{
+		{nil, "LOFTD_MODE is not set"},
+		{[]string{"LOFTD_MODE=boot"}, `LOFTD_MODE="boot" is unknown`},
+		{[]string{"LOFTD_MODE=resize"}, "LOFTD_RESIZE_DISK"},
+		{[]string{"LOFTD_MODE=resize", "LOFTD_RESIZE_DISK=sda"}, `got "sda"`},
+		{[]string{"LOFTD_MODE=enter", "LOFTD_HOST_UID=-1"}, "LOFTD_HOST_UID"},
+		{[]string{"LOFTD_MODE=enter", "LOFTD_HOST_GID=x"}, "LOFTD_HOST_GID"},
+		{[]string{"LOFTD_MODE=enter", "LOFTD_NETWORK=slirp"}, "LOFTD_NETWORK"},
+		{[]string{"LOFTD_MODE=enter", "LOFTD_USER=a:b"}, "LOFTD_USER"},
+	}
+	for _, tt := range tests {
+		if _, err := Parse(tt.env); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Parse(%q) error = %v, want one containing %q", tt.env, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+// Package host is loftd's host side: the command line, configuration, state
+// layout, the session flow (image → task root → disks → launch plan →
+// helper → exit status), the helper's supervision and the maintenance
+// commands. It is the only package that knows the whole flow; krun, rootfs
+// and disks never import it.
+package host
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Version is set at build time (-ldflags "-X github.com/loftd/loftd/host.Version=…").
+var Version = "dev"
+
+// Exit statuses of loftd itself (the workload's own status passes through).
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+	exitSetup = 125
+)
+
+// errUsage marks a command-line mistake: one-line error plus usage, exit 2.
+var errUsage = errors.New("usage")
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+func (e usageError) Is(t error) bool {
+	return t == errUsage
+}
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// env is what a command may read of the process: swappable in tests.
+type env struct {
+	prog   string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+	log    *slog.Logger
+}
+
+type command struct {
+	name, summary string
+	hidden        bool
+	run           func(e *env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{name: "resize", summary: "grow a workspace disk: --target nix|containers --size 128G", run: runResize},
+		{name: "reset-nix", summary: "discard and recreate the workspace's /nix disk (needs --force)", run: runResetNix},
+		{name: "doctor", summary: "check KVM, libkrun, QEMU, btrfs and subordinate ids; print the fix for each failure", run: runDoctor},
+		{name: "images", summary: "list the image cache", run: runImages},
+		{name: "ps", summary: "list running tasks", run: runPs},
+		{name: "gc", summary: "remove stale task state (and, with --images, unused images)", run: runGC},
+		{name: "version", summary: "print the version", run: runVersion},
+		{name: "internal", summary: "helpers loftd runs itself; not for direct use", hidden: true, run: runInternal},
+	}
+}
+
+// Main runs loftd (profile "loftd") or agentbox (profile "agentbox") with
+// args (without the program name) and returns the process exit status.
+func Main(profile string, args []string) int {
+	e := &env{prog: profile, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	e.log = newLogger(e.stderr, false)
+	return e.main(args)
+}
+
+func (e *env) main(args []string) int {
+	if !cgoEnabled {
+		fmt.Fprintf(e.stderr, "%s: this binary was built without cgo; Buildah's storage needs it (rebuild with CGO_ENABLED=1, see README)\n", e.prog)
+		return exitSetup
+	}
+	var err error
+	var status int
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, ok := e.lookup(args[0])
+		if !ok {
+			err = usagef("unknown command %q (to run it in a VM: %s -- %s)", args[0], e.prog, strings.Join(args, " "))
+		} else {
+			err = cmd.run(e, args[1:])
+		}
+	} else {
+		status, err = e.session(args)
+	}
+	return e.finish(status, err)
+}
+
+func (e *env) lookup(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// finish prints err the way its kind asks and picks the exit status.
+func (e *env) finish(status int, err error) int {
+	var exit exitError
+	switch {
+	case err == nil:
+		return status
+	case errors.Is(err, pflag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(e.stderr, "%s: %v\nRun '%s --help' for usage.\n", e.prog, err, e.prog)
+		return exitUsage
+	case errors.As(err, &exit):
+		if exit.err != nil {
+			fmt.Fprintf(e.stderr, "%s: %v\n", e.prog, exit.err)
+		}
+		return exit.status
+	default:
+		fmt.Fprintf(e.stderr, "%s: %v\n", e.prog, err)
+		return exitFail
+	}
+}
+
+// exitError carries a specific exit status (with an optional message).
+type exitError struct {
+	status int
+	err    error
+}
+
+func (e exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.status)
+	}
+	return e.err.Error()
+}
+
+// newFlagSet returns a flag set whose errors are usage errors and whose
+// --help prints a usage text headed by usage.
+func (e *env) newFlagSet(name, usage string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stdout, "Usage: %s\n\nFlags:\n%s", usage, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parse parses args into fs; --help prints usage and returns pflag.ErrHelp.
+func (e *env) parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fs.Usage()
+			return err
+		}
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+func (e *env) rootUsage(fs *pflag.FlagSet) {
+	fmt.Fprintf(e.stdout, "Usage:\n  %s [flags] [-- CMD ARGS…]   run CMD (default: a login shell) in a fresh microVM\n  %s COMMAND [flags]\n\nCommands:\n", e.prog, e.prog)
+	for _, c := range commands() {
+		if !c.hidden {
+			fmt.Fprintf(e.stdout, "  %-10s %s\n", c.name, c.summary)
+		}
+	}
+	fmt.Fprintf(e.stdout, "\nFlags:\n%s", fs.FlagUsages())
+	fmt.Fprintf(e.stdout, "\nThe workload's exit status is %s's; 125 means loftd or the guest init failed to set up.\n", e.prog)
+}
+
+func runVersion(e *env, args []string) error {
+	fs := e.newFlagSet("version", e.prog+" version")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s %s\n", e.prog, Version)
+	return nil
+}
+
+func newLogger(w io.Writer, debug bool) *slog.Logger {
+	level := slog.LevelInfo
+	if debug {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}

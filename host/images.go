@@ -1,0 +1,159 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/loftd/loftd/disks"
+	"github.com/loftd/loftd/rootfs"
+)
+
+// defaultImage is used when no --image is given and it is in the cache.
+const defaultImage = "localhost/loftd:latest"
+
+// imageFile records a task's image digest so gc keeps the images that
+// running tasks read from.
+const imageFile = "image"
+
+func (e *env) openStore(cfg *Config, st State) (*rootfs.Store, error) {
+	store, err := rootfs.Open(rootfs.Options{Root: st.Images(), Driver: cfg.Rootfs.Driver, Log: e.log})
+	if err != nil {
+		return nil, err
+	}
+	name, why := store.Driver()
+	e.log.Debug("image store", "root", st.Images(), "driver", name, "why", why)
+	return store, nil
+}
+
+// prepareImageRoot resolves the image (a cache hit does no network and no
+// copy) and materializes the task's private root from it.
+func (s *session) prepareImageRoot() error {
+	ctx := context.Background()
+	store, err := s.e.openStore(s.cfg, s.state)
+	if err != nil {
+		return err
+	}
+	s.undo = append(s.undo, store.Close)
+	img, err := s.resolveImage(ctx, store)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(s.taskDir, imageFile), []byte(img.Digest+"\n"), 0o600); err != nil {
+		return fmt.Errorf("record task image: %w", err)
+	}
+	task, err := store.NewTask(ctx, img, s.taskDir, s.opts.Backend)
+	if err != nil {
+		return err
+	}
+	s.e.log.Debug("task root", "path", task.Root, "backend", task.Backend, "why", task.Reason, "image", img.Ref, "digest", img.Digest, "cache_hit", img.CacheHit)
+	s.undo = append(s.undo, func() error {
+		if s.opts.Preserve {
+			fmt.Fprintf(s.e.stderr, "%s: kept task root %s (%s); remove it and its task with: %s gc\n", s.e.prog, task.Root, task.Backend, s.e.prog)
+			return nil
+		}
+		return task.Remove()
+	})
+	s.root = task.Root
+	return nil
+}
+
+func (s *session) resolveImage(ctx context.Context, store *rootfs.Store) (*rootfs.Image, error) {
+	policy, err := rootfs.ParsePullPolicy(s.cfg.Image.Pull)
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.PullLatest {
+		policy = rootfs.PullAlways
+	}
+	var progress *os.File
+	if isTerminal(os.Stderr) {
+		progress = os.Stderr
+	}
+	ref := s.opts.Image
+	if ref == "" {
+		img, err := store.Resolve(ctx, defaultImage, rootfs.PullNever, nil)
+		if err == nil {
+			return img, nil
+		}
+		if ref = s.cfg.Image.Default; ref == "" {
+			return nil, usagef("no image: pass --image REF (e.g. --image oci:/path/layout:tag or --image docker.io/library/debian:12), --rootfs DIR, or set [image] default in the config")
+		}
+	}
+	if progress == nil {
+		return store.Resolve(ctx, ref, policy, nil)
+	}
+	return store.Resolve(ctx, ref, policy, progress)
+}
+
+// removeTaskDir removes a task directory and its root, whatever backend
+// made it (snapshot, overlay mount, plain tree).
+func removeTaskDir(dir string) error {
+	return errors.Join(rootfs.RemoveTaskRoot(dir), os.RemoveAll(dir))
+}
+
+func runImages(e *env, args []string) error {
+	fs := e.newFlagSet("images", e.prog+" images")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	st, err := e.state(cfg)
+	if err != nil {
+		return err
+	}
+	store, err := e.openStore(cfg, st)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	imgs, err := store.Images()
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REFERENCE\tDIGEST\tSIZE\tLAST USED")
+	for _, im := range imgs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.Join(im.Refs, ","), shortDigest(im.Digest), disks.FormatSize(im.Size), im.LastUsed.Local().Format(time.DateTime))
+	}
+	return tw.Flush()
+}
+
+func shortDigest(d string) string {
+	if _, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return d[:len(d)-len(hex)] + hex[:12]
+	}
+	return d
+}
+
+// gcImages removes cached images that no live task uses.
+func (e *env) gcImages(cfg *Config, st State) error {
+	tasks, err := st.listTasks()
+	if err != nil {
+		return err
+	}
+	var keep []string
+	for _, t := range tasks {
+		if data, err := os.ReadFile(filepath.Join(t.Dir, imageFile)); err == nil && t.Alive {
+			keep = append(keep, strings.TrimSpace(string(data)))
+		}
+	}
+	store, err := e.openStore(cfg, st)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	removed, err := store.RemoveUnused(keep...)
+	for _, im := range removed {
+		fmt.Fprintf(e.stdout, "removed image %s %s\n", strings.Join(im.Refs, ","), shortDigest(im.Digest))
+	}
+	return err
+}

@@ -1,0 +1,64 @@
+package host
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/loftd/loftd/host/launch"
+)
+
+// runInternal dispatches the hidden commands loftd runs itself. They should
+// not be called directly.
+func runInternal(e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("internal: want a subcommand (enter, decode-plan)")
+	}
+	switch args[0] {
+	case "enter":
+		return runEnter(e, args[1:])
+	case "decode-plan":
+		return runDecodePlan(e, args[1:])
+	}
+	return usagef("internal: unknown subcommand %q (enter, decode-plan)", args[0])
+}
+
+// runEnter is the helper: `loftd internal enter [--error-fd N] TASKDIR`.
+// Its exit status is the workload's.
+func runEnter(e *env, args []string) error {
+	fs := e.newFlagSet("internal enter", e.prog+" internal enter [--error-fd N] TASKDIR")
+	errFD := fs.Int("error-fd", -1, "inherited fd to report a setup failure on (JSON)")
+	debug := fs.Bool("debug", false, "debug logs on stderr")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("internal enter: want exactly one TASKDIR")
+	}
+	h := &launch.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug)}
+	if *errFD >= 0 {
+		h.ErrFile = os.NewFile(uintptr(*errFD), "error-fd")
+	}
+	return exitError{status: h.Run()}
+}
+
+// runDecodePlan prints a task's launch plan, for debugging.
+func runDecodePlan(e *env, args []string) error {
+	fs := e.newFlagSet("internal decode-plan", e.prog+" internal decode-plan TASKDIR")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("internal decode-plan: want exactly one TASKDIR")
+	}
+	p, err := launch.Read(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	out, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s\n", out)
+	return nil
+}

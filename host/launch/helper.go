@@ -1,0 +1,83 @@
+package launch
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// HelperError is what a helper that failed before the VM started sends its
+// parent over the error fd, so the parent can print one clear message and
+// exit 125 instead of guessing from an exit status.
+type HelperError struct {
+	Phase string `json:"phase"`
+	Err   string `json:"error"`
+}
+
+func (e *HelperError) Error() string { return e.Phase + ": " + e.Err }
+
+// Helper is the state of `loftd internal enter TASKDIR`.
+type Helper struct {
+	TaskDir string
+	ErrFile io.WriteCloser // the parent's error pipe; nil when run by hand
+	Log     *slog.Logger
+}
+
+// Run boots the task's plan and returns the helper's exit status: the
+// workload's, or 125 after reporting a setup failure. With the krun backend
+// it does not return on success: krun_start_enter exits the process with
+// the guest's status.
+func (h *Helper) Run() int {
+	// Die with the parent even if it was SIGKILLed between fork and now.
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0, 0, 0)
+	if os.Getppid() == 1 {
+		return h.fail("start", fmt.Errorf("parent loftd is gone"))
+	}
+	p, err := Read(h.TaskDir)
+	if err != nil {
+		return h.fail("read launch plan", err)
+	}
+	switch p.VMM {
+	case "krun":
+		return h.runKrun(p)
+	default:
+		return h.runQEMU(p)
+	}
+}
+
+// fail reports err to the parent (or stderr when there is none) and
+// returns the setup-failure status.
+func (h *Helper) fail(phase string, err error) int {
+	he := &HelperError{Phase: phase, Err: err.Error()}
+	if h.ErrFile != nil {
+		if jerr := json.NewEncoder(h.ErrFile).Encode(he); jerr == nil {
+			h.ErrFile.Close()
+			return 125
+		}
+	}
+	fmt.Fprintf(os.Stderr, "loftd helper: %v\n", he)
+	return 125
+}
+
+// stopSignals delivers the signals that end a session; the caller turns the
+// first into a cancelled VM and a 128+n status.
+func stopSignals() (<-chan os.Signal, func()) {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	signal.Ignore(syscall.SIGWINCH)
+	return ch, func() { signal.Stop(ch) }
+}
+
+func kernelCache(p *Plan) string {
+	if p.StateDir == "" {
+		return filepath.Join(os.TempDir(), "loftd-kernels")
+	}
+	return filepath.Join(p.StateDir, "kernels")
+}

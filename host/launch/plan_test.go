@@ -1,0 +1,142 @@
+package launch
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// fullPlan fills every field, so the golden test pins the whole format.
+func fullPlan() *Plan {
+	return &Plan{
+		Version: Version, VMM: "qemu", Library: "/usr/lib64/libkrun.so.1", KrunfwLibrary: "/usr/lib64/libkrunfw.so.5",
+		VCPUs: 4, RAMMiB: 8192, Root: "/s/tasks/t1/rootfs",
+		Disks:      []Disk{{ID: "loftd-nix", Path: "/s/w/nix.raw"}, {ID: "loftd-containers", Path: "/s/w/containers.raw", ReadOnly: true}},
+		Shares:     []Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}},
+		Network:    Network{Mode: "passt", PortMap: []string{"8080:80"}},
+		Console:    Console{Interactive: true},
+		NestedVirt: true, Rlimits: []string{"7=1024:4096"},
+		ExecPath: "/.loftd/guest-init", Argv: []string{"enter", "--", "make", "test"},
+		Env: []string{"LOFTD_MODE=enter"}, Workdir: "/workspace", StateDir: "/s",
+	}
+}
+
+const golden = `{
+  "version": 1,
+  "vmm": "qemu",
+  "library": "/usr/lib64/libkrun.so.1",
+  "krunfw_library": "/usr/lib64/libkrunfw.so.5",
+  "vcpus": 4,
+  "ram_mib": 8192,
+  "root": "/s/tasks/t1/rootfs",
+  "disks": [
+    {
+      "id": "loftd-nix",
+      "path": "/s/w/nix.raw",
+      "read_only": false
+    },
+    {
+      "id": "loftd-containers",
+      "path": "/s/w/containers.raw",
+      "read_only": true
+    }
+  ],
+  "shares": [
+    {
+      "tag": "loftd-workspace",
+      "path": "/home/u/proj"
+    }
+  ],
+  "network": {
+    "mode": "passt",
+    "port_map": [
+      "8080:80"
+    ]
+  },
+  "console": {
+    "interactive": true
+  },
+  "nested_virt": true,
+  "rlimits": [
+    "7=1024:4096"
+  ],
+  "exec_path": "/.loftd/guest-init",
+  "argv": [
+    "enter",
+    "--",
+    "make",
+    "test"
+  ],
+  "env": [
+    "LOFTD_MODE=enter"
+  ],
+  "workdir": "/workspace",
+  "state_dir": "/s"
+}
+`
+
+func TestPlanGolden(t *testing.T) {
+	dir := t.TempDir()
+	if err := Write(dir, fullPlan()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, FileName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data) != golden {
+		t.Errorf("launch.json drifted from the golden format:\n got: %s\nwant: %s", data, golden)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("launch.json mode = %v, %v; want 0600 (it holds the user's environment)", fi.Mode().Perm(), err)
+	}
+	got, err := Read(dir)
+	if err != nil || !reflect.DeepEqual(got, fullPlan()) {
+		t.Errorf("Read(Write(plan)) = %+v, %v; want the plan back", got, err)
+	}
+}
+
+func TestReadRejects(t *testing.T) {
+	tests := []struct {
+		name, json, want string
+	}{
+		{"unknown field", `{"version":1,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512,"extra":1}`, `unknown field "extra"`},
+		{"old version", `{"version":0,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "version 0"},
+		{"bad vmm", `{"version":1,"vmm":"xen","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, `vmm "xen"`},
+		{"relative root", `{"version":1,"vmm":"krun","root":"r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "not an absolute path"},
+		{"no exec", `{"version":1,"vmm":"krun","root":"/r","vcpus":1,"ram_mib":512}`, "exec_path is empty"},
+		{"tiny", `{"version":1,"vmm":"krun","root":"/r","exec_path":"/i","vcpus":0,"ram_mib":512}`, "below the minimum"},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, FileName), []byte(tt.json), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Read(dir); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Read() error = %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestKrunVMCarriesEveryField(t *testing.T) {
+	p := fullPlan()
+	vm, err := KrunVM(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(vm.VCPUs) != p.VCPUs || int(vm.RAMMiB) != p.RAMMiB || vm.Root != p.Root || !vm.NestedVirt ||
+		vm.ExecPath != p.ExecPath || !reflect.DeepEqual(vm.Argv, p.Argv) || !reflect.DeepEqual(vm.Env, p.Env) ||
+		vm.Workdir != p.Workdir || !reflect.DeepEqual(vm.Rlimits, p.Rlimits) || !reflect.DeepEqual(vm.PortMap, p.Network.PortMap) ||
+		len(vm.Disks) != 2 || vm.Disks[1].ID != "loftd-containers" || !vm.Disks[1].ReadOnly ||
+		len(vm.Shares) != 1 || vm.Shares[0].Tag != "loftd-workspace" {
+		t.Errorf("KrunVM(plan) = %+v, lost a field of %+v", vm, p)
+	}
+	p.VCPUs = 300
+	if _, err := KrunVM(p); err == nil {
+		t.Errorf("KrunVM(300 vCPUs) succeeded, want an error")
+	}
+}

@@ -1,0 +1,60 @@
+package launch
+
+import (
+	"context"
+	"os"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/krun/krunfw"
+	"github.com/loftd/loftd/krun/qemu"
+)
+
+// QEMUConfig converts a plan into the QEMU backend's configuration.
+func QEMUConfig(p *Plan, kernel, runDir string) qemu.Config {
+	cfg := qemu.Config{
+		Kernel: kernel, VCPUs: p.VCPUs, MemMiB: p.RAMMiB, Root: p.Root,
+		Init: contract.GuestInitPath, RunDir: runDir,
+	}
+	for _, d := range p.Disks {
+		cfg.Disks = append(cfg.Disks, qemu.Disk{ID: d.ID, Path: d.Path, ReadOnly: d.ReadOnly})
+	}
+	for _, s := range p.Shares {
+		cfg.Shares = append(cfg.Shares, qemu.Share{Tag: s.Tag, Path: s.Path})
+	}
+	return cfg
+}
+
+// runQEMU boots the plan under QEMU and returns the workload's status. A
+// stop signal ends the VM (every child reaped) and gives 128+n, as the
+// workload killed by that signal would.
+func (h *Helper) runQEMU(p *Plan) int {
+	kernel, err := krunfw.KernelELF(p.KrunfwLibrary, kernelCache(p))
+	if err != nil {
+		return h.fail("prepare kernel", err)
+	}
+	cfg := QEMUConfig(p, kernel, h.TaskDir)
+	cfg.Stdin, cfg.Stdout, cfg.Stderr, cfg.Log = os.Stdin, os.Stdout, os.Stderr, h.Log
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs, stop := stopSignals()
+	defer stop()
+	var got atomic.Int32
+	go func() {
+		select {
+		case sig := <-sigs:
+			got.Store(int32(sig.(syscall.Signal)))
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	status, err := qemu.Run(ctx, cfg)
+	if n := got.Load(); n != 0 {
+		return 128 + int(n)
+	}
+	if err != nil {
+		return h.fail("run qemu", err)
+	}
+	return status
+}

@@ -1,0 +1,201 @@
+package host
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Options is one session's settings after flags and the config file merged.
+type Options struct {
+	Profile    string // "loftd" or "agentbox"
+	Image      string
+	PullLatest bool
+	MemGiB     int
+	CPUs       int
+	Root       bool
+	TSI        bool
+	Publish    []PortMap
+	Volumes    []Volume
+	Env        []string // NAME, NAME=VALUE or PREFIX*
+	Workspace  string
+	VMM        string
+	RootfsDir  string
+	Backend    string
+	GuestInit  string
+	Preserve   bool
+	Debug      bool
+	ProfileOut bool
+	UID, GID   int // -1: derive (SUDO_UID/GID, else 1000) when root
+	Command    []string
+}
+
+// runFlags declares the flags of a session (loftd / agentbox without a
+// subcommand). The raw values are validated by (*rawRun).options.
+type rawRun struct {
+	image, workspace, vmm, rootfs, backend, guestInit string
+	pullLatest, root, tsi, preserve, debug, profile   bool
+	mem, cpus, uid, gid                               int
+	publish, volumes, env                             []string
+}
+
+func (r *rawRun) register(fs *pflag.FlagSet) {
+	fs.StringVar(&r.image, "image", "", "OCI image to boot (any containers/image transport: docker://, oci:DIR:TAG, …)")
+	fs.BoolVar(&r.pullLatest, "pull-latest", false, "pull the image even when it is cached")
+	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB (default: 80% of host RAM)")
+	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs (default: all when the host has ≤ 6, else all but 2)")
+	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
+	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt")
+	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
+	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
+	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix)")
+	fs.StringVar(&r.workspace, "workspace", "", "project directory mounted at /workspace (default: git top level, else the current directory)")
+	fs.StringVar(&r.vmm, "vmm", "", "VM backend: krun, qemu or auto (krun when libkrun loads, else qemu)")
+	fs.StringVar(&r.rootfs, "rootfs", "", "boot this directory as the writable root instead of an image\n(loftd writes /.loftd/guest-init and /.krun_config.json into it)")
+	fs.StringVar(&r.backend, "rootfs-backend", "", "task root backend: auto, btrfs-snapshot, overlay or fuse-overlay")
+	fs.StringVar(&r.guestInit, "guest-init", "", "guest init binary to inject (default: loftd-guest-init next to loftd; \"image\" keeps the image's own)")
+	fs.BoolVar(&r.preserve, "preserve-debug", false, "keep the task directory after the run and print how to remove it")
+	fs.BoolVar(&r.debug, "debug", false, "debug logs on stderr")
+	fs.BoolVar(&r.profile, "profile", false, "print a timing table of host phases and guest steps on stderr")
+	fs.IntVar(&r.uid, "uid", -1, "guest user's uid when loftd runs as root (default: SUDO_UID, else 1000)")
+	fs.IntVar(&r.gid, "gid", -1, "guest user's gid when loftd runs as root (default: SUDO_GID, else 1000)")
+}
+
+// options validates r and merges it over cfg: a flag that was set wins.
+func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options, error) {
+	set := func(name string) bool { return fs.Changed(name) }
+	o := &Options{
+		Image: cfg.Image.Default, MemGiB: cfg.VM.Mem, CPUs: cfg.VM.CPUs, VMM: cfg.VM.VMM,
+		Backend: cfg.Rootfs.Backend, GuestInit: cfg.Guest.Init, TSI: cfg.Network.Mode == "tsi",
+		PullLatest: cfg.Image.Pull == "always", UID: -1, GID: -1, Command: args,
+	}
+	o.Env = append(o.Env, cfg.Env.Pass...)
+	pick := func(name string, dst *string, v string) {
+		if set(name) {
+			*dst = v
+		}
+	}
+	pick("image", &o.Image, r.image)
+	pick("vmm", &o.VMM, r.vmm)
+	pick("rootfs-backend", &o.Backend, r.backend)
+	pick("guest-init", &o.GuestInit, r.guestInit)
+	pick("workspace", &o.Workspace, r.workspace)
+	pick("rootfs", &o.RootfsDir, r.rootfs)
+	if set("mem") {
+		o.MemGiB = r.mem
+	}
+	if set("cpus") {
+		o.CPUs = r.cpus
+	}
+	o.PullLatest = o.PullLatest || r.pullLatest
+	o.Root, o.Preserve, o.Debug, o.ProfileOut = r.root, r.preserve, r.debug, r.profile
+	o.TSI = o.TSI || r.tsi
+	o.UID, o.GID = r.uid, r.gid
+	o.Env = append(o.Env, r.env...)
+	return o, o.validate(cfg, r)
+}
+
+func (o *Options) validate(cfg *Config, r *rawRun) error {
+	if err := oneOf("--vmm", o.VMM, "auto", "krun", "qemu"); err != nil {
+		return err
+	}
+	if err := oneOf("--rootfs-backend", o.Backend, "auto", "btrfs-snapshot", "overlay", "fuse-overlay"); err != nil {
+		return err
+	}
+	if o.MemGiB < 0 {
+		return fmt.Errorf("--mem %d: want a whole number of GiB, at least 1", o.MemGiB)
+	}
+	if o.CPUs < 0 {
+		return fmt.Errorf("--cpus %d: want a whole number of vCPUs, at least 1", o.CPUs)
+	}
+	for _, s := range append(append([]string{}, cfg.Network.Publish...), r.publish...) {
+		pm, err := ParsePublish(s)
+		if err != nil {
+			return err
+		}
+		o.Publish = append(o.Publish, pm)
+	}
+	for _, s := range append(append([]string{}, cfg.Volumes...), r.volumes...) {
+		v, err := ParseVolume(s)
+		if err != nil {
+			return err
+		}
+		o.Volumes = append(o.Volumes, v)
+	}
+	for _, e := range o.Env {
+		if err := checkEnvSpec(e); err != nil {
+			return err
+		}
+	}
+	if o.RootfsDir != "" && o.Image != "" && o.Image != cfg.Image.Default {
+		return fmt.Errorf("--rootfs and --image exclude each other: pick one")
+	}
+	return nil
+}
+
+func oneOf(flag, v string, allowed ...string) error {
+	if v == "" {
+		return nil
+	}
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %q: want one of %s", flag, v, strings.Join(allowed, ", "))
+}
+
+// checkEnvSpec validates one -e value: NAME, NAME=VALUE or PREFIX*.
+func checkEnvSpec(s string) error {
+	name, _, hasValue := strings.Cut(s, "=")
+	if !hasValue {
+		name = strings.TrimSuffix(name, "*")
+	}
+	if name == "" || strings.ContainsAny(name, " \t\n*") {
+		return fmt.Errorf("--env %q: want NAME=VALUE, NAME (pass the host's value) or PREFIX* (pass every host variable with that prefix)", s)
+	}
+	return nil
+}
+
+// GuestEnv expands -e specs against the host environment, in order; a
+// later NAME wins over an earlier one.
+func GuestEnv(specs []string, hostEnv []string) []string {
+	var out []string
+	index := map[string]int{}
+	put := func(name, value string) {
+		if i, ok := index[name]; ok {
+			out[i] = name + "=" + value
+			return
+		}
+		index[name] = len(out)
+		out = append(out, name+"="+value)
+	}
+	for _, spec := range specs {
+		if name, value, ok := strings.Cut(spec, "="); ok {
+			put(name, value)
+			continue
+		}
+		prefix, isPrefix := strings.CutSuffix(spec, "*")
+		for _, kv := range hostEnv {
+			name, value, _ := strings.Cut(kv, "=")
+			if (isPrefix && strings.HasPrefix(name, prefix)) || (!isPrefix && name == spec) {
+				put(name, value)
+			}
+		}
+	}
+	return out
+}
+
+// sudoID returns the id a root user's guest user gets: flag, SUDO_*, 1000.
+func sudoID(flag int, env string) int {
+	if flag >= 0 {
+		return flag
+	}
+	var n int
+	if _, err := fmt.Sscan(os.Getenv(env), &n); err == nil && n > 0 {
+		return n
+	}
+	return 1000
+}

@@ -1,0 +1,139 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestGuestEnv(t *testing.T) {
+	host := []string{"HOME=/home/u", "CODER_A=1", "CODER_B=2", "CODERX=3", "TERM=xterm"}
+	tests := []struct {
+		specs []string
+		want  []string
+	}{
+		{specs: []string{"A=1"}, want: []string{"A=1"}},
+		{specs: []string{"HOME"}, want: []string{"HOME=/home/u"}},
+		{specs: []string{"MISSING"}, want: nil},
+		{specs: []string{"CODER_*"}, want: []string{"CODER_A=1", "CODER_B=2"}},
+		{specs: []string{"CODER_*", "CODER_A=override"}, want: []string{"CODER_A=override", "CODER_B=2"}},
+		{specs: []string{"X=", "X=2"}, want: []string{"X=2"}},
+	}
+	for _, tt := range tests {
+		if got := GuestEnv(tt.specs, host); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("GuestEnv(%q) = %q, want %q", tt.specs, got, tt.want)
+		}
+	}
+}
+
+// runCLI runs the CLI in-process with a private HOME and config dir.
+func runCLI(t *testing.T, config string, args ...string) (status int, stdout, stderr string) {
+	t.Helper()
+	home := t.TempDir()
+	if config != "" {
+		dir := filepath.Join(home, ".config", "loftd")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "loftd.toml"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb strings.Builder
+	e := &env{prog: "loftd", stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+		getenv: func(k string) string {
+			if k == "HOME" {
+				return home
+			}
+			return ""
+		}}
+	e.log = newLogger(&errb, false)
+	status = e.main(args)
+	return status, out.String(), errb.String()
+}
+
+func TestCLIUsageErrors(t *testing.T) {
+	tests := []struct {
+		args    []string
+		config  string
+		wantErr string
+	}{
+		{args: []string{"--no-such-flag"}, wantErr: "unknown flag: --no-such-flag"},
+		{args: []string{"frobnicate"}, wantErr: `unknown command "frobnicate"`},
+		{args: []string{"--debug", "make", "test"}, wantErr: `unknown command "make" (to run it in a VM: loftd -- make test)`},
+		{args: []string{"--vmm", "xen", "--", "true"}, wantErr: `--vmm "xen": want one of auto, krun, qemu`},
+		{args: []string{"--rootfs-backend", "zfs", "--", "true"}, wantErr: `--rootfs-backend "zfs"`},
+		{args: []string{"-p", "80", "--", "true"}, wantErr: `--publish "80"`},
+		{args: []string{"-v", "/a:b", "--", "true"}, wantErr: `--volume "/a:b"`},
+		{args: []string{"-e", "*", "--", "true"}, wantErr: `--env "*"`},
+		{args: []string{"--mem", "-1", "--", "true"}, wantErr: "--mem -1"},
+		{args: []string{"resize", "--target", "home", "--size", "10"}, wantErr: `--target "home": want nix or containers`},
+		{args: []string{"resize", "--target", "nix", "--size", "12GB"}, wantErr: `--size`},
+		{args: []string{"resize", "--bogus"}, wantErr: "unknown flag: --bogus"},
+		{args: []string{"internal"}, wantErr: "internal: want a subcommand"},
+		{args: []string{"--", "true"}, config: "[vm]\nvmm = \"xen\"\n", wantErr: `vm.vmm "xen"`},
+	}
+	for _, tt := range tests {
+		status, _, stderr := runCLI(t, tt.config, tt.args...)
+		if status == 0 || !strings.Contains(stderr, tt.wantErr) {
+			t.Errorf("loftd %q: status %d, stderr %q; want non-zero and %q", tt.args, status, stderr, tt.wantErr)
+		}
+		if status == 2 && !strings.Contains(stderr, "Run 'loftd --help' for usage.") {
+			t.Errorf("loftd %q: usage error without the usage hint: %q", tt.args, stderr)
+		}
+	}
+}
+
+func TestCLIUsageExitStatus(t *testing.T) {
+	for _, args := range [][]string{{"--no-such-flag"}, {"frobnicate"}, {"doctor", "--nope"}, {"--vmm", "xen", "--", "true"}} {
+		if status, _, _ := runCLI(t, "", args...); status != 2 {
+			t.Errorf("loftd %q: status %d, want 2", args, status)
+		}
+	}
+}
+
+func TestCLIHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"resize", "--help"}, {"reset-nix", "--help"}, {"doctor", "--help"}, {"gc", "--help"}, {"ps", "--help"}, {"images", "--help"}, {"version", "--help"}} {
+		status, stdout, _ := runCLI(t, "", args...)
+		if status != 0 || !strings.Contains(stdout, "Usage") {
+			t.Errorf("loftd %q: status %d, stdout %q; want 0 and a usage text", args, status, stdout)
+		}
+	}
+	_, stdout, _ := runCLI(t, "", "--help")
+	for _, want := range []string{"--rootfs", "/.krun_config.json", "resize", "reset-nix", "--publish"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("loftd --help does not mention %q", want)
+		}
+	}
+	if strings.Contains(stdout, "internal") {
+		t.Errorf("loftd --help lists the hidden internal command")
+	}
+}
+
+func TestOptionsPrecedence(t *testing.T) {
+	cfg := &Config{VM: VMConfig{Mem: 4, CPUs: 2, VMM: "qemu"}, Image: ImageConfig{Default: "cfg-image"}, Env: EnvConfig{Pass: []string{"A"}}}
+	tests := []struct {
+		args []string
+		want func(o *Options) bool
+		desc string
+	}{
+		{nil, func(o *Options) bool { return o.MemGiB == 4 && o.CPUs == 2 && o.VMM == "qemu" && o.Image == "cfg-image" }, "config values without flags"},
+		{[]string{"--mem", "8", "--cpus", "1", "--vmm", "krun"}, func(o *Options) bool { return o.MemGiB == 8 && o.CPUs == 1 && o.VMM == "krun" }, "flags win"},
+		{[]string{"--image", "flag-image"}, func(o *Options) bool { return o.Image == "flag-image" }, "--image wins"},
+		{[]string{"-e", "B"}, func(o *Options) bool { return reflect.DeepEqual(o.Env, []string{"A", "B"}) }, "env adds to config"},
+	}
+	for _, tt := range tests {
+		fs := (&env{}).newFlagSet("t", "")
+		var r rawRun
+		r.register(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		o, err := r.options(fs, cfg, nil)
+		if err != nil || !tt.want(o) {
+			t.Errorf("%s: options(%q) = %+v, %v", tt.desc, tt.args, o, err)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package host
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// PortMap is one validated -p/--publish value.
+type PortMap struct {
+	HostIP               string // "" = all addresses
+	HostFirst, HostLast  int
+	GuestFirst, GuestLast int
+	Proto                string // "tcp" or "udp"
+}
+
+const publishForms = "HOST:GUEST, IP:HOST:GUEST or ranges, each with an optional /tcp or /udp (8080:80, 8080:80/tcp, 127.0.0.1:8080:80, 8000-8010:80-90)"
+
+// ParsePublish parses [IP:]HOST:GUEST[/tcp|/udp] where HOST and GUEST are a
+// port or an equally long range.
+func ParsePublish(s string) (PortMap, error) {
+	bad := func(why string) (PortMap, error) {
+		return PortMap{}, fmt.Errorf("--publish %q: %s; want %s", s, why, publishForms)
+	}
+	pm := PortMap{Proto: "tcp"}
+	spec := s
+	if i := strings.LastIndex(spec, "/"); i >= 0 {
+		pm.Proto = spec[i+1:]
+		spec = spec[:i]
+		if pm.Proto != "tcp" && pm.Proto != "udp" {
+			return bad(fmt.Sprintf("protocol %q is not tcp or udp", pm.Proto))
+		}
+	}
+	i := strings.LastIndex(spec, ":")
+	if i < 0 {
+		return bad("no HOST:GUEST pair")
+	}
+	hostPart, guest := spec[:i], spec[i+1:]
+	if j := strings.LastIndex(hostPart, ":"); j >= 0 {
+		ip := strings.Trim(hostPart[:j], "[]")
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return bad(fmt.Sprintf("%q is not an IP address", ip))
+		}
+		pm.HostIP, hostPart = ip, hostPart[j+1:]
+	}
+	var err error
+	if pm.HostFirst, pm.HostLast, err = portRange(hostPart); err != nil {
+		return bad("host " + err.Error())
+	}
+	if pm.GuestFirst, pm.GuestLast, err = portRange(guest); err != nil {
+		return bad("guest " + err.Error())
+	}
+	if pm.HostLast-pm.HostFirst != pm.GuestLast-pm.GuestFirst {
+		return bad("host and guest ranges differ in length")
+	}
+	return pm, nil
+}
+
+func portRange(s string) (int, int, error) {
+	a, b, isRange := strings.Cut(s, "-")
+	first, err := port(a)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !isRange {
+		return first, first, nil
+	}
+	last, err := port(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	if last < first {
+		return 0, 0, fmt.Errorf("range %q runs backwards", s)
+	}
+	return first, last, nil
+}
+
+func port(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("port %q is not a number from 1 to 65535", s)
+	}
+	return n, nil
+}
+
+// KrunPairs renders the map in libkrun's "HOST:GUEST" port map form, one
+// pair per port (libkrun's map has no ranges, IPs or protocols).
+func (pm PortMap) KrunPairs() []string {
+	var out []string
+	for i := 0; i <= pm.HostLast-pm.HostFirst; i++ {
+		out = append(out, fmt.Sprintf("%d:%d", pm.HostFirst+i, pm.GuestFirst+i))
+	}
+	return out
+}
+
+// Volume is one validated -v/--volume value.
+type Volume struct {
+	Source, Target string
+	ReadOnly       bool
+}
+
+// ParseVolume parses SRC:DST[:ro|:rw]; SRC becomes absolute, DST must be.
+func ParseVolume(s string) (Volume, error) {
+	parts := strings.Split(s, ":")
+	bad := func(why string) (Volume, error) {
+		return Volume{}, fmt.Errorf("--volume %q: %s; want SRC:DST or SRC:DST:ro (./data:/data:ro)", s, why)
+	}
+	if len(parts) < 2 || len(parts) > 3 {
+		return bad("wrong number of fields")
+	}
+	v := Volume{Source: parts[0], Target: parts[1]}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			v.ReadOnly = true
+		case "rw":
+		default:
+			return bad(fmt.Sprintf("option %q is not ro or rw", parts[2]))
+		}
+	}
+	if v.Source == "" {
+		return bad("empty source")
+	}
+	if !filepath.IsAbs(v.Target) {
+		return bad(fmt.Sprintf("target %q is not an absolute guest path", v.Target))
+	}
+	abs, err := filepath.Abs(v.Source)
+	if err != nil {
+		return bad(err.Error())
+	}
+	v.Source = abs
+	return v, nil
+}

@@ -1,0 +1,81 @@
+package host
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParsePublish(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    PortMap
+		wantErr string
+	}{
+		{in: "8080:80", want: PortMap{HostFirst: 8080, HostLast: 8080, GuestFirst: 80, GuestLast: 80, Proto: "tcp"}},
+		{in: "8080:80/tcp", want: PortMap{HostFirst: 8080, HostLast: 8080, GuestFirst: 80, GuestLast: 80, Proto: "tcp"}},
+		{in: "5353:53/udp", want: PortMap{HostFirst: 5353, HostLast: 5353, GuestFirst: 53, GuestLast: 53, Proto: "udp"}},
+		{in: "127.0.0.1:8080:80", want: PortMap{HostIP: "127.0.0.1", HostFirst: 8080, HostLast: 8080, GuestFirst: 80, GuestLast: 80, Proto: "tcp"}},
+		{in: "[::1]:8080:80", want: PortMap{HostIP: "::1", HostFirst: 8080, HostLast: 8080, GuestFirst: 80, GuestLast: 80, Proto: "tcp"}},
+		{in: "8000-8010:80-90", want: PortMap{HostFirst: 8000, HostLast: 8010, GuestFirst: 80, GuestLast: 90, Proto: "tcp"}},
+		{in: "80", wantErr: "no HOST:GUEST pair"},
+		{in: "8080:80/sctp", wantErr: `protocol "sctp"`},
+		{in: "0:80", wantErr: "host port"},
+		{in: "8080:65536", wantErr: "guest port"},
+		{in: "8000-8010:80-85", wantErr: "differ in length"},
+		{in: "8010-8000:80-90", wantErr: "runs backwards"},
+		{in: "host:8080:80", wantErr: "not an IP address"},
+		{in: "a:b", wantErr: "host port"},
+	}
+	for _, tt := range tests {
+		got, err := ParsePublish(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "--publish") {
+				t.Errorf("ParsePublish(%q) error = %v, want one containing %q and naming --publish", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParsePublish(%q) = %+v, %v, want %+v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestKrunPairs(t *testing.T) {
+	pm, err := ParsePublish("8000-8002:80-82")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"8000:80", "8001:81", "8002:82"}
+	if got := pm.KrunPairs(); !reflect.DeepEqual(got, want) {
+		t.Errorf("KrunPairs() = %v, want %v", got, want)
+	}
+}
+
+func TestParseVolume(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Volume
+		wantErr string
+	}{
+		{in: "/src:/dst", want: Volume{Source: "/src", Target: "/dst"}},
+		{in: "/src:/dst:ro", want: Volume{Source: "/src", Target: "/dst", ReadOnly: true}},
+		{in: "/src:/dst:rw", want: Volume{Source: "/src", Target: "/dst"}},
+		{in: "/src", wantErr: "wrong number of fields"},
+		{in: "/src:dst", wantErr: "not an absolute guest path"},
+		{in: "/src:/dst:rx", wantErr: `option "rx"`},
+		{in: ":/dst", wantErr: "empty source"},
+	}
+	for _, tt := range tests {
+		got, err := ParseVolume(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseVolume(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseVolume(%q) = %+v, %v, want %+v", tt.in, got, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/loftd/loftd/disks"
+	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/host/launch"
+	"golang.org/x/sys/unix"
+)
+
+// session parses the flags of a VM session and runs it.
+func (e *env) session(args []string) (int, error) {
+	fs := e.newFlagSet(e.prog, "")
+	fs.SetInterspersed(false)
+	var r rawRun
+	r.register(fs)
+	fs.Usage = func() { e.rootUsage(fs) }
+	if err := e.parse(fs, args); err != nil {
+		return 0, err
+	}
+	rest := fs.Args()
+	if len(rest) > 0 && fs.ArgsLenAtDash() != 0 {
+		return 0, usagef("unknown command %q (to run it in a VM: %s -- %s)", rest[0], e.prog, strings.Join(rest, " "))
+	}
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return 0, err
+	}
+	opts, err := r.options(fs, cfg, rest)
+	if err != nil {
+		return 0, usagef("%v", err)
+	}
+	opts.Profile = e.prog
+	e.log = newLogger(e.stderr, opts.Debug)
+	return e.runSession(context.Background(), opts, cfg)
+}
+
+func (e *env) loadConfig() (*Config, error) {
+	path, err := ConfigPath(e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	return LoadConfig(path)
+}
+
+func (e *env) state(cfg *Config) (State, error) {
+	dir, err := StateDir(cfg, e.getenv)
+	if err != nil {
+		return State{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return State{}, fmt.Errorf("create state directory: %w", err)
+	}
+	return State{Dir: dir}, nil
+}
+
+// session is one run's resources, released in reverse order by close.
+type session struct {
+	e       *env
+	opts    *Options
+	cfg     *Config
+	state   State
+	ws      Workspace
+	taskDir string
+	root    string
+	kc      contract.KrunConfig
+	prof    *profiler
+	undo    []func() error
+}
+
+func (e *env) runSession(ctx context.Context, opts *Options, cfg *Config) (status int, err error) {
+	s := &session{e: e, opts: opts, cfg: cfg, prof: newProfiler(opts.ProfileOut)}
+	defer func() {
+		if cerr := s.close(); cerr != nil {
+			e.log.Warn("clean up task", "err", cerr)
+		}
+		s.prof.print(e.stderr)
+	}()
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"state", s.prepareState},
+		{"disks", s.prepareDisks},
+		{"task", s.prepareTask},
+		{"rootfs", s.prepareRoot},
+		{"guest-config", s.writeGuestConfig},
+	}
+	for _, st := range steps {
+		if err := s.prof.time(st.name, st.fn); err != nil {
+			if errors.Is(err, errUsage) {
+				return 0, err
+			}
+			return 0, exitError{status: exitSetup, err: err}
+		}
+	}
+	plan, err := s.plan()
+	if err != nil {
+		return 0, exitError{status: exitSetup, err: err}
+	}
+	return s.boot(ctx, plan)
+}
+
+func (s *session) close() error {
+	var errs []error
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		if err := s.undo[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.undo = nil
+	return errors.Join(errs...)
+}
+
+func (s *session) prepareState() error {
+	st, err := s.e.state(s.cfg)
+	if err != nil {
+		return err
+	}
+	s.state = st
+	dir := s.opts.Workspace
+	if dir == "" {
+		dir = "."
+	}
+	src, err := FindWorkspace(dir)
+	if err != nil {
+		return err
+	}
+	s.ws = st.Workspace(src)
+	// A crashed run (killed parent) left its task behind: collect it now.
+	if removed, err := s.e.collectStale(st); err != nil || len(removed) > 0 {
+		s.e.log.Debug("collected stale tasks", "tasks", removed, "err", err)
+	}
+	s.e.log.Debug("workspace", "source", src, "state", s.ws.Dir)
+	return os.MkdirAll(s.ws.Dir, 0o700)
+}
+
+// prepareDisks ensures both persistent disks and holds the workspace lock
+// for the whole session. Exclusively: two VMs must never write one disk,
+// and resize and reset-nix must wait for the VM to end; the refusal names
+// the session that holds it.
+func (s *session) prepareDisks() error {
+	lock, err := disks.Lock(s.ws.Lock(), true)
+	if err != nil {
+		return fmt.Errorf("workspace %s is in use: %w", s.ws.Source, err)
+	}
+	s.undo = append(s.undo, lock.Close)
+	for _, d := range s.diskSpecs() {
+		created, err := disks.Ensure(d.path, d.label, d.size)
+		if err != nil {
+			return fmt.Errorf("prepare %s disk: %w", d.name, err)
+		}
+		if created {
+			s.e.log.Debug("created disk", "path", d.path, "size", disks.FormatSize(d.size))
+		}
+	}
+	return nil
+}
+
+type diskSpec struct {
+	name, id, label, path string
+	size                  int64
+}
+
+func (s *session) diskSpecs() []diskSpec {
+	return []diskSpec{
+		{"nix", contract.NixDiskID, contract.NixLabel, s.ws.NixDisk(), sizeOr(s.cfg.Disks.NixSize)},
+		{"containers", contract.ContainersDiskID, contract.ContainersLabel, s.ws.ContainersDisk(), sizeOr(s.cfg.Disks.ContainersSize)},
+	}
+}
+
+func sizeOr(s string) int64 {
+	if n, err := disks.ParseSize(s); err == nil {
+		return n
+	}
+	return disks.DefaultSize
+}
+
+func (s *session) prepareTask() error {
+	dir, err := s.state.NewTaskDir()
+	if err != nil {
+		return err
+	}
+	s.taskDir = dir
+	s.undo = append(s.undo, func() error {
+		if s.opts.Preserve {
+			fmt.Fprintf(s.e.stderr, "%s: kept task directory %s (--preserve-debug); remove it with: %s gc\n", s.e.prog, dir, s.e.prog)
+			return nil
+		}
+		return os.RemoveAll(dir)
+	})
+	return nil
+}
+
+// writeGuestConfig injects the guest init and writes /.krun_config.json.
+func (s *session) writeGuestConfig() error {
+	if err := injectGuestInit(s.root, s.opts.GuestInit); err != nil {
+		return err
+	}
+	s.kc = contract.KrunConfig{
+		Cmd:        append([]string{contract.GuestInitPath, "enter", "--"}, s.command()...),
+		Env:        append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
+		WorkingDir: contract.WorkspaceMount,
+	}
+	if isTerminal(os.Stdin) {
+		if term := os.Getenv("TERM"); term != "" {
+			s.kc.Env = append(s.kc.Env, "TERM="+term)
+		}
+	}
+	data, err := json.MarshalIndent(s.kc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write guest config: %w", err)
+	}
+	path := filepath.Join(s.root, contract.KrunConfigPath)
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write guest config: %w", err)
+	}
+	return nil
+}
+
+func (s *session) command() []string {
+	if len(s.opts.Command) > 0 {
+		return s.opts.Command
+	}
+	return []string{"/bin/sh", "-l"}
+}
+
+func (s *session) guest() contract.Guest {
+	uid, gid := os.Getuid(), os.Getgid()
+	if os.Geteuid() == 0 {
+		uid, gid = sudoID(s.opts.UID, "SUDO_UID"), sudoID(s.opts.GID, "SUDO_GID")
+	}
+	network := contract.NetworkPasst
+	if s.opts.TSI {
+		network = contract.NetworkTSI
+	}
+	return contract.Guest{
+		Mode: contract.ModeEnter, UID: uid, GID: gid, User: contract.DefaultUser,
+		Root: s.opts.Root, WorkspaceTag: contract.WorkspaceTag,
+		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
+		Network: network, Profile: s.opts.ProfileOut,
+	}
+}
+
+func (s *session) plan() (*launch.Plan, error) {
+	vmm, why, err := pickVMM(s.opts.VMM)
+	if err != nil {
+		return nil, err
+	}
+	s.e.log.Debug("vmm", "backend", vmm.name, "why", why)
+	memBytes, cpus := hostResources()
+	p := &launch.Plan{
+		Version: launch.Version, VMM: vmm.name, Library: vmm.library, KrunfwLibrary: vmm.krunfw,
+		VCPUs: s.opts.CPUs, RAMMiB: s.opts.MemGiB * 1024, Root: s.root,
+		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
+		Network:  launch.Network{Mode: "none"},
+		Console:  launch.Console{Interactive: isTerminal(os.Stdin)},
+		ExecPath: contract.GuestInitPath, Workdir: contract.WorkspaceMount,
+		StateDir: s.state.Dir,
+	}
+	if p.VCPUs == 0 {
+		p.VCPUs = DefaultCPUs(cpus)
+	}
+	if p.RAMMiB == 0 {
+		p.RAMMiB = DefaultMemGiB(memBytes) * 1024
+	}
+	for _, d := range s.diskSpecs() {
+		p.Disks = append(p.Disks, launch.Disk{ID: d.id, Path: d.path})
+	}
+	p.Argv, p.Env = s.kc.Cmd[1:], s.kc.Env
+	if err := launch.Write(s.taskDir, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

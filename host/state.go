@@ -1,0 +1,119 @@
+package host
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// State is the on-disk layout of DESIGN.md "State layout".
+type State struct {
+	Dir string
+}
+
+// StateDir picks the state directory: [state] location, else
+// $XDG_STATE_HOME/loftd, else ~/.local/state/loftd.
+func StateDir(cfg *Config, getenv func(string) string) (string, error) {
+	if cfg.State.Location != "" {
+		return expandHome(cfg.State.Location, getenv), nil
+	}
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "loftd"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		return "", fmt.Errorf("state directory: neither XDG_STATE_HOME nor HOME is set (set one, or [state] location in the config)")
+	}
+	return filepath.Join(home, ".local", "state", "loftd"), nil
+}
+
+func expandHome(p string, getenv func(string) string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		return filepath.Join(getenv("HOME"), rest)
+	}
+	return p
+}
+
+func (s State) Images() string     { return filepath.Join(s.Dir, "images") }
+func (s State) Tasks() string      { return filepath.Join(s.Dir, "tasks") }
+func (s State) Kernels() string    { return filepath.Join(s.Dir, "kernels") }
+func (s State) Workspaces() string { return filepath.Join(s.Dir, "workspaces") }
+
+// Workspace is the per-workspace state directory and its files.
+type Workspace struct {
+	Source string // the project directory
+	Dir    string // STATE/workspaces/<slug>-<hash>
+}
+
+func (w Workspace) NixDisk() string        { return filepath.Join(w.Dir, "nix.raw") }
+func (w Workspace) ContainersDisk() string { return filepath.Join(w.Dir, "containers.raw") }
+func (w Workspace) Lock() string           { return filepath.Join(w.Dir, "lock") }
+
+// WorkspaceName is "<slug>-<first 8 hex of sha256(abs path)>", slug being
+// the base name reduced to [a-z0-9-]. The hash keeps two projects with one
+// base name apart; the slug keeps the directory readable.
+func WorkspaceName(absPath string) string {
+	sum := sha256.Sum256([]byte(absPath))
+	var b strings.Builder
+	for _, r := range strings.ToLower(filepath.Base(absPath)) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			b.WriteRune(r)
+		case r == '_' || r == '.' || r == ' ':
+			b.WriteByte('-')
+		}
+	}
+	slug := strings.Trim(b.String(), "-")
+	if slug == "" {
+		slug = "workspace"
+	}
+	return slug + "-" + hex.EncodeToString(sum[:4])
+}
+
+// Workspace returns the state of the project at src (absolute).
+func (s State) Workspace(src string) Workspace {
+	return Workspace{Source: src, Dir: filepath.Join(s.Workspaces(), WorkspaceName(src))}
+}
+
+// FindWorkspace returns the git top level above dir, else dir itself.
+func FindWorkspace(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("workspace %s: %w", dir, err)
+	}
+	abs, err = filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("workspace %s: %w", dir, err)
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return d, nil
+		}
+		if d == filepath.Dir(d) {
+			return abs, nil
+		}
+	}
+}
+
+// NewTaskDir creates STATE/tasks/<id> with a time-ordered, unique id, and
+// records this process's pid so gc can tell a crashed run from a live one.
+func (s State) NewTaskDir() (string, error) {
+	var rnd [4]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", fmt.Errorf("task id: %w", err)
+	}
+	id := time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(rnd[:])
+	dir := filepath.Join(s.Tasks(), id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create task directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pid"), fmt.Appendf(nil, "%d\n", os.Getpid()), 0o600); err != nil {
+		return "", fmt.Errorf("create task directory: %w", err)
+	}
+	return dir, nil
+}

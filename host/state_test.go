@@ -1,0 +1,89 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+)
+
+func TestWorkspaceName(t *testing.T) {
+	tests := []struct{ path, wantPrefix string }{
+		{"/home/u/src/loftd", "loftd-"},
+		{"/home/u/My_Project.v2", "my-project-v2-"},
+		{"/home/u/Ünïcode", "ncode-"},
+		{"/", "workspace-"},
+		{"/home/u/___", "workspace-"},
+	}
+	re := regexp.MustCompile(`^[a-z0-9-]+-[0-9a-f]{8}$`)
+	for _, tt := range tests {
+		got := WorkspaceName(tt.path)
+		if !re.MatchString(got) || got[:len(tt.wantPrefix)] != tt.wantPrefix {
+			t.Errorf("WorkspaceName(%q) = %q, want %s<8 hex>", tt.path, got, tt.wantPrefix)
+		}
+	}
+	// sha256("/home/u/src/loftd")[:4], computed independently with sha256sum.
+	if got, want := WorkspaceName("/home/u/src/loftd"), "loftd-7e85d7c2"; got != want {
+		t.Errorf("WorkspaceName = %q, want %q", got, want)
+	}
+	if WorkspaceName("/a/x") == WorkspaceName("/b/x") {
+		t.Errorf("two projects with one base name share a workspace directory")
+	}
+}
+
+func TestFindWorkspace(t *testing.T) {
+	top := t.TempDir()
+	top, _ = filepath.EvalSymlinks(top)
+	sub := filepath.Join(top, "a", "b")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plain := t.TempDir()
+	plain, _ = filepath.EvalSymlinks(plain)
+	if got, err := FindWorkspace(sub); err != nil || got != sub {
+		t.Errorf("FindWorkspace(no git) = %q, %v, want %q", got, err, sub)
+	}
+	if err := os.Mkdir(filepath.Join(top, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := FindWorkspace(sub); err != nil || got != top {
+		t.Errorf("FindWorkspace(in git) = %q, %v, want the git top level %q", got, err, top)
+	}
+	if got, err := FindWorkspace(plain); err != nil || got != plain {
+		t.Errorf("FindWorkspace(%q) = %q, %v", plain, got, err)
+	}
+}
+
+func TestStateLayout(t *testing.T) {
+	st := State{Dir: "/s"}
+	ws := st.Workspace("/p/proj")
+	name := WorkspaceName("/p/proj")
+	for got, want := range map[string]string{
+		st.Images(): "/s/images", st.Tasks(): "/s/tasks",
+		ws.Dir: "/s/workspaces/" + name, ws.NixDisk(): "/s/workspaces/" + name + "/nix.raw",
+		ws.ContainersDisk(): "/s/workspaces/" + name + "/containers.raw", ws.Lock(): "/s/workspaces/" + name + "/lock",
+	} {
+		if got != want {
+			t.Errorf("layout path = %q, want %q", got, want)
+		}
+	}
+}
+
+func TestResourceDefaults(t *testing.T) {
+	const gib = 1 << 30
+	mem := []struct {
+		total uint64
+		want  int
+	}{{24 * gib, 19}, {16 * gib, 12}, {1 * gib, 1}, {512 << 20, 1}, {10 * gib, 8}}
+	for _, tt := range mem {
+		if got := DefaultMemGiB(tt.total); got != tt.want {
+			t.Errorf("DefaultMemGiB(%d GiB) = %d, want %d", tt.total/gib, got, tt.want)
+		}
+	}
+	cpus := []struct{ host, want int }{{1, 1}, {2, 2}, {6, 6}, {7, 5}, {16, 14}}
+	for _, tt := range cpus {
+		if got := DefaultCPUs(tt.host); got != tt.want {
+			t.Errorf("DefaultCPUs(%d) = %d, want %d", tt.host, got, tt.want)
+		}
+	}
+}
