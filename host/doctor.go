@@ -100,13 +100,13 @@ func checkKrunfw() check {
 
 func checkQEMU() check {
 	c := check{name: "qemu", level: "ok"}
-	bins, err := qemu.FindBinaries()
+	r, err := qemu.Probe()
 	if err != nil {
 		c.level, c.detail = "fail", err.Error()
 		c.fix = "sudo apt-get install qemu-system-x86 qemu-system-common (virtiofsd; or the virtiofsd package on newer distributions)"
 		return c
 	}
-	c.detail = bins.QEMU + ", " + bins.Virtiofsd
+	c.detail = fmt.Sprintf("%s, %s; accel %s (%s)", r.QEMU, r.Virtiofsd, r.Accel, r.AccelReason)
 	return c
 }
 

@@ -17,12 +17,8 @@ import (
 // defaultImage is used when no --image is given and it is in the cache.
 const defaultImage = "localhost/loftd:latest"
 
-// imageFile records a task's image digest so gc keeps the images that
-// running tasks read from.
-const imageFile = "image"
-
 func (e *env) openStore(cfg *Config, st State) (*rootfs.Store, error) {
-	store, err := rootfs.Open(rootfs.Options{Root: st.Images(), Driver: cfg.Rootfs.Driver, Log: e.log})
+	store, err := rootfs.Open(rootfs.Options{Root: st.Images(), RunRoot: runRoot(e.getenv), Driver: cfg.Rootfs.Driver, Log: e.log})
 	if err != nil {
 		return nil, err
 	}
@@ -43,9 +39,6 @@ func (s *session) prepareImageRoot() error {
 	img, err := s.resolveImage(ctx, store)
 	if err != nil {
 		return err
-	}
-	if err := os.WriteFile(filepath.Join(s.taskDir, imageFile), []byte(img.Digest+"\n"), 0o600); err != nil {
-		return fmt.Errorf("record task image: %w", err)
 	}
 	task, err := store.NewTask(ctx, img, s.taskDir, s.opts.Backend)
 	if err != nil {
@@ -71,10 +64,7 @@ func (s *session) resolveImage(ctx context.Context, store *rootfs.Store) (*rootf
 	if s.opts.PullLatest {
 		policy = rootfs.PullAlways
 	}
-	var progress *os.File
-	if isTerminal(os.Stderr) {
-		progress = os.Stderr
-	}
+	progress := rootfs.ProgressWriter(os.Stderr)
 	ref := s.opts.Image
 	if ref == "" {
 		img, err := store.Resolve(ctx, defaultImage, rootfs.PullNever, nil)
@@ -85,10 +75,21 @@ func (s *session) resolveImage(ctx context.Context, store *rootfs.Store) (*rootf
 			return nil, usagef("no image: pass --image REF (e.g. --image oci:/path/layout:tag or --image docker.io/library/debian:12), --rootfs DIR, or set [image] default in the config")
 		}
 	}
-	if progress == nil {
-		return store.Resolve(ctx, ref, policy, nil)
-	}
 	return store.Resolve(ctx, ref, policy, progress)
+}
+
+// runRoot is containers/storage's run-time directory: /run/loftd as real
+// root, else under the user's XDG_RUNTIME_DIR (it must be the user's own;
+// EnterKeepID sets it in the namespace).
+func runRoot(getenv func(string) string) string {
+	_, _, inside := rootfs.KeepIDUser()
+	if os.Geteuid() == 0 && !inside {
+		return "/run/loftd"
+	}
+	if rt := getenv("XDG_RUNTIME_DIR"); rt != "" {
+		return filepath.Join(rt, "loftd")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("loftd-run-%d", os.Getuid()))
 }
 
 // removeTaskDir removes a task directory and its root, whatever backend
@@ -104,6 +105,9 @@ func runImages(e *env, args []string) error {
 	}
 	cfg, err := e.loadConfig()
 	if err != nil {
+		return err
+	}
+	if err := e.enterUserNamespace(cfg); err != nil {
 		return err
 	}
 	st, err := e.state(cfg)
@@ -142,8 +146,8 @@ func (e *env) gcImages(cfg *Config, st State) error {
 	}
 	var keep []string
 	for _, t := range tasks {
-		if data, err := os.ReadFile(filepath.Join(t.Dir, imageFile)); err == nil && t.Alive {
-			keep = append(keep, strings.TrimSpace(string(data)))
+		if rec, err := rootfs.ReadTaskRecord(t.Dir); err == nil && t.Alive {
+			keep = append(keep, rec.Digest)
 		}
 	}
 	store, err := e.openStore(cfg, st)

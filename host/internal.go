@@ -29,13 +29,14 @@ func runEnter(e *env, args []string) error {
 	fs := e.newFlagSet("internal enter", e.prog+" internal enter [--error-fd N] TASKDIR")
 	errFD := fs.Int("error-fd", -1, "inherited fd to report a setup failure on (JSON)")
 	debug := fs.Bool("debug", false, "debug logs on stderr")
+	dryRun := fs.Bool("dry-run", false, "prepare the backend, then exit 0 instead of booting")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("internal enter: want exactly one TASKDIR")
 	}
-	h := &launch.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug)}
+	h := &launch.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug), DryRun: *dryRun}
 	if *errFD >= 0 {
 		h.ErrFile = os.NewFile(uintptr(*errFD), "error-fd")
 	}

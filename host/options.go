@@ -26,6 +26,7 @@ type Options struct {
 	Backend    string
 	GuestInit  string
 	Preserve   bool
+	DryRun     bool
 	Debug      bool
 	ProfileOut bool
 	UID, GID   int // -1: derive (SUDO_UID/GID, else 1000) when root
@@ -37,6 +38,7 @@ type Options struct {
 type rawRun struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
 	pullLatest, root, tsi, preserve, debug, profile   bool
+	dryRun                                            bool
 	mem, cpus, uid, gid                               int
 	publish, volumes, env                             []string
 }
@@ -57,6 +59,7 @@ func (r *rawRun) register(fs *pflag.FlagSet) {
 	fs.StringVar(&r.backend, "rootfs-backend", "", "task root backend: auto, btrfs-snapshot, overlay or fuse-overlay")
 	fs.StringVar(&r.guestInit, "guest-init", "", "guest init binary to inject (default: loftd-guest-init next to loftd; \"image\" keeps the image's own)")
 	fs.BoolVar(&r.preserve, "preserve-debug", false, "keep the task directory after the run and print how to remove it")
+	fs.BoolVar(&r.dryRun, "dry-run", false, "prepare everything and start the helper, which stops just before booting the VM")
 	fs.BoolVar(&r.debug, "debug", false, "debug logs on stderr")
 	fs.BoolVar(&r.profile, "profile", false, "print a timing table of host phases and guest steps on stderr")
 	fs.IntVar(&r.uid, "uid", -1, "guest user's uid when loftd runs as root (default: SUDO_UID, else 1000)")
@@ -90,7 +93,7 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 		o.CPUs = r.cpus
 	}
 	o.PullLatest = o.PullLatest || r.pullLatest
-	o.Root, o.Preserve, o.Debug, o.ProfileOut = r.root, r.preserve, r.debug, r.profile
+	o.Root, o.Preserve, o.Debug, o.ProfileOut, o.DryRun = r.root, r.preserve, r.debug, r.profile, r.dryRun
 	o.TSI = o.TSI || r.tsi
 	o.UID, o.GID = r.uid, r.gid
 	o.Env = append(o.Env, r.env...)

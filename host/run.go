@@ -39,6 +39,9 @@ func (e *env) session(args []string) (int, error) {
 	}
 	opts.Profile = e.prog
 	e.log = newLogger(e.stderr, opts.Debug)
+	if err := e.enterUserNamespace(cfg); err != nil {
+		return 0, exitError{status: exitSetup, err: err}
+	}
 	return e.runSession(context.Background(), opts, cfg)
 }
 
@@ -139,7 +142,10 @@ func (s *session) prepareState() error {
 		s.e.log.Debug("collected stale tasks", "tasks", removed, "err", err)
 	}
 	s.e.log.Debug("workspace", "source", src, "state", s.ws.Dir)
-	return os.MkdirAll(s.ws.Dir, 0o700)
+	if err := os.MkdirAll(s.ws.Dir, 0o700); err != nil {
+		return fmt.Errorf("workspace state: %w", err)
+	}
+	return ownByUser(s.ws.Dir)
 }
 
 // prepareDisks ensures both persistent disks and holds the workspace lock
@@ -152,6 +158,9 @@ func (s *session) prepareDisks() error {
 		return fmt.Errorf("workspace %s is in use: %w", s.ws.Source, err)
 	}
 	s.undo = append(s.undo, lock.Close)
+	if err := ownByUser(s.ws.Lock()); err != nil {
+		return err
+	}
 	for _, d := range s.diskSpecs() {
 		created, err := disks.Ensure(d.path, d.label, d.size)
 		if err != nil {
@@ -159,6 +168,9 @@ func (s *session) prepareDisks() error {
 		}
 		if created {
 			s.e.log.Debug("created disk", "path", d.path, "size", disks.FormatSize(d.size))
+			if err := ownByUser(d.path); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -233,10 +245,7 @@ func (s *session) command() []string {
 }
 
 func (s *session) guest() contract.Guest {
-	uid, gid := os.Getuid(), os.Getgid()
-	if os.Geteuid() == 0 {
-		uid, gid = sudoID(s.opts.UID, "SUDO_UID"), sudoID(s.opts.GID, "SUDO_GID")
-	}
+	uid, gid := userIDs(s.opts.UID, s.opts.GID)
 	network := contract.NetworkPasst
 	if s.opts.TSI {
 		network = contract.NetworkTSI

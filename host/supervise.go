@@ -38,6 +38,9 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	if s.opts.Debug {
 		args = append(args, "--debug")
 	}
+	if s.opts.DryRun {
+		args = append(args, "--dry-run")
+	}
 	cmd := exec.CommandContext(ctx, exe, append(args, s.taskDir)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.e.stdin, s.e.stdout, s.e.stderr
 	cmd.ExtraFiles = []*os.File{errW}

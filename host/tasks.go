@@ -91,6 +91,9 @@ func runPs(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := e.enterUserNamespace(cfg); err != nil {
+		return err
+	}
 	st, err := e.state(cfg)
 	if err != nil {
 		return err
@@ -125,6 +128,9 @@ func runGC(e *env, args []string) error {
 	}
 	cfg, err := e.loadConfig()
 	if err != nil {
+		return err
+	}
+	if err := e.enterUserNamespace(cfg); err != nil {
 		return err
 	}
 	st, err := e.state(cfg)

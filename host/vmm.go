@@ -34,7 +34,10 @@ func pickVMM(want string) (vmmChoice, string, error) {
 	}
 	fw, err := krunfw.Find()
 	if err == nil {
-		_, err = qemu.FindBinaries()
+		_, err = qemu.FindQEMU("")
+	}
+	if err == nil {
+		_, err = qemu.FindVirtiofsd("")
 	}
 	if err != nil {
 		if want == "qemu" {

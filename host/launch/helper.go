@@ -28,6 +28,10 @@ type Helper struct {
 	TaskDir string
 	ErrFile io.WriteCloser // the parent's error pipe; nil when run by hand
 	Log     *slog.Logger
+	// DryRun prepares the backend (library loaded and configured, kernel
+	// ready) and returns 0 where it would boot: what --dry-run and the
+	// launcher-overhead benchmark measure.
+	DryRun bool
 }
 
 // Run boots the task's plan and returns the helper's exit status: the

@@ -41,6 +41,9 @@ func (h *Helper) runKrun(p *Plan) int {
 	if err != nil {
 		return h.fail("configure libkrun", err)
 	}
+	if h.DryRun {
+		return 0
+	}
 	h.Log.Debug("krun_start_enter", "root", p.Root, "vcpus", p.VCPUs, "ram_mib", p.RAMMiB)
 	return h.fail("krun_start_enter", lib.StartEnter(ctx))
 }

@@ -34,6 +34,9 @@ func (h *Helper) runQEMU(p *Plan) int {
 	if err != nil {
 		return h.fail("prepare kernel", err)
 	}
+	if h.DryRun {
+		return 0
+	}
 	cfg := QEMUConfig(p, kernel, h.TaskDir)
 	cfg.Stdin, cfg.Stdout, cfg.Stderr, cfg.Log = os.Stdin, os.Stdout, os.Stderr, h.Log
 	ctx, cancel := context.WithCancel(context.Background())

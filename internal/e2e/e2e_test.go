@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containers/buildah"
 	"github.com/loftd/loftd/internal/testenv"
 )
 
@@ -22,6 +23,9 @@ var bins struct {
 }
 
 func TestMain(m *testing.M) {
+	if buildah.InitReexec() {
+		return
+	}
 	dir, err := os.MkdirTemp("", "loftd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -55,7 +59,7 @@ func build() error {
 
 // world is one test's private state dir, workspace and busybox root.
 type world struct {
-	t                      *testing.T
+	t                      testing.TB
 	state, workspace, root string
 }
 

@@ -1,0 +1,61 @@
+package host
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/loftd/loftd/rootfs"
+)
+
+// enterUserNamespace re-runs loftd inside the user's keep-id namespace when
+// it is not real root (DESIGN.md "Identity and user namespaces"): image
+// ingestion, the task root and the helper all run there, so image files
+// owned by root stay root in the guest and /workspace stays the user's. It
+// returns in the child, after checking its maps (or at once as real root);
+// the parent exits with the
+// child's status. The state directories are made first, as the user:
+// made inside, they would belong to the namespace's root.
+func (e *env) enterUserNamespace(cfg *Config) error {
+	if os.Geteuid() == 0 && !rootfs.InKeepID() {
+		return nil
+	}
+	dir, err := StateDir(cfg, e.getenv)
+	if err != nil {
+		return err
+	}
+	st := State{Dir: dir}
+	dirs := []string{st.Dir, st.Images(), st.Tasks(), st.Workspaces(), st.Kernels(), runRoot(e.getenv)}
+	if _, err := rootfs.EnterKeepID(rootfs.EnterOptions{Dirs: dirs, Log: e.log}); err != nil {
+		return fmt.Errorf("rootless: %w", err)
+	}
+	return nil
+}
+
+// userIDs is the guest user's identity: the real user's ids (also inside
+// the keep-id namespace, where this process is the namespace's root); as
+// real root, --uid/--gid, else SUDO_UID/SUDO_GID, else 1000.
+func userIDs(flagUID, flagGID int) (uid, gid int) {
+	if u, g, inside := rootfs.KeepIDUser(); inside {
+		return int(u), int(g)
+	}
+	if os.Geteuid() != 0 {
+		return os.Getuid(), os.Getgid()
+	}
+	return sudoID(flagUID, "SUDO_UID"), sudoID(flagGID, "SUDO_GID")
+}
+
+// ownByUser gives a file made inside the keep-id namespace to the real
+// user, so the workspace's disks stay theirs on the host. Outside a
+// namespace it does nothing: files are already the caller's.
+func ownByUser(paths ...string) error {
+	uid, gid, inside := rootfs.KeepIDUser()
+	if !inside {
+		return nil
+	}
+	for _, p := range paths {
+		if err := os.Lchown(p, int(uid), int(gid)); err != nil {
+			return fmt.Errorf("give %s to uid %d: %w", p, uid, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+package krun
+
+import (
+	"errors"
+	"go/build"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestLibraryCandidates(t *testing.T) {
+	tests := []struct {
+		env  string
+		want []string
+	}{
+		{"", []string{"libkrun.so.1", "libkrun.so"}},
+		{"/opt/krun/lib64/libkrun.so.1.17.0", []string{"/opt/krun/lib64/libkrun.so.1.17.0"}},
+	}
+	for _, tt := range tests {
+		t.Setenv(LibraryEnv, tt.env)
+		if got := LibraryCandidates(); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("LibraryCandidates() with %s=%q = %q, want %q", LibraryEnv, tt.env, got, tt.want)
+		}
+	}
+}
+
+func TestOpenNotFound(t *testing.T) {
+	const path = "/nonexistent/libkrun.so.1"
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), LibraryEnv) {
+		t.Errorf("Open(%q) = %v, want an error naming the path and %s", path, err, LibraryEnv)
+	}
+}
+
+func TestOpenFromEnv(t *testing.T) {
+	lib := buildDouble(t)
+	t.Setenv(LibraryEnv, lib)
+	l, err := Open("")
+	if err != nil {
+		t.Fatalf("Open(\"\") with %s=%s = %v, want nil", LibraryEnv, lib, err)
+	}
+	defer l.Close()
+	if l.Path() != lib {
+		t.Errorf("Open(\"\").Path() = %q, want %q", l.Path(), lib)
+	}
+	if len(l.Missing()) != 0 {
+		t.Errorf("Open(\"\").Missing() = %q, want none", l.Missing())
+	}
+}
+
+func TestOpenMissingRequiredSymbols(t *testing.T) {
+	tests := []struct {
+		hide []string
+		want string
+	}{
+		{[]string{"krun_set_root"}, ": missing symbols krun_set_root (libkrun too old"},
+		{[]string{"krun_set_exec", "krun_add_disk"}, ": missing symbols krun_add_disk, krun_set_exec (libkrun too old"},
+	}
+	for _, tt := range tests {
+		lib := buildDouble(t, tt.hide...)
+		l, err := Open(lib)
+		if err == nil {
+			l.Close()
+			t.Fatalf("Open(double without %q) = nil error, want one", tt.hide)
+		}
+		if want := "libkrun " + lib + tt.want; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Open(double without %q) = %q, want prefix %q", tt.hide, err, want)
+		}
+	}
+}
+
+func TestOpenMissingOptionalSymbol(t *testing.T) {
+	l, log := openDouble(t, "krun_add_net_unixstream", "krun_check_nested_virt")
+	want := []string{"krun_check_nested_virt", "krun_add_net_unixstream"}
+	if got := l.Missing(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Missing() = %q, want %q", got, want)
+	}
+	if _, err := l.CheckNestedVirt(); err == nil || !strings.Contains(err.Error(), "krun_check_nested_virt: not in libkrun") {
+		t.Errorf("CheckNestedVirt() = %v, want an error saying the library lacks it", err)
+	}
+	_, err := l.Configure(fullVM())
+	const wantErr = "net 5a:94:ef:e4:0c:ee: krun_add_net_unixstream: not in libkrun "
+	if err == nil || !strings.HasPrefix(err.Error(), wantErr) {
+		t.Errorf("Configure(VM with Net) = %v, want prefix %q", err, wantErr)
+	}
+	got := calls(t, log)
+	if last := got[len(got)-1]; last != "krun_free_ctx ctx=7" {
+		t.Errorf("Configure(VM with Net) last call = %q, want the context freed", last)
+	}
+	// A VM that does not use the missing call still configures.
+	vm := fullVM()
+	vm.Net = nil
+	if _, err := l.Configure(vm); err != nil {
+		t.Errorf("Configure(VM without Net) = %v, want nil", err)
+	}
+}
+
+func TestCheckNestedVirt(t *testing.T) {
+	l, log := openDouble(t)
+	ok, err := l.CheckNestedVirt()
+	if !ok || err != nil {
+		t.Errorf("CheckNestedVirt() = %v, %v, want true, nil", ok, err)
+	}
+	compareCalls(t, "CheckNestedVirt()", calls(t, log), []string{"krun_check_nested_virt"})
+}
+
+func TestLoggingOnce(t *testing.T) {
+	// libkrun aborts the process on a second logger setup, so the binding
+	// refuses it, and Configure skips its log level step.
+	l, log := openDouble(t)
+	if err := l.InitLog(LogTargetDefault, LogDebug, LogStyleNever, LogOptionNoEnv); err != nil {
+		t.Fatalf("InitLog() = %v, want nil", err)
+	}
+	if err := l.SetLogLevel(LogInfo); err == nil || !strings.Contains(err.Error(), "krun_set_log_level: libkrun logging is already set up") {
+		t.Errorf("SetLogLevel() after InitLog() = %v, want an already set up error", err)
+	}
+	if err := l.InitLog(LogTargetDefault, LogDebug, LogStyleNever, 0); err == nil {
+		t.Errorf("InitLog() twice = nil error, want one")
+	}
+	if _, err := l.Configure(VM{LogLevel: LogTrace, VCPUs: 1, RAMMiB: 128}); err != nil {
+		t.Errorf("Configure() after InitLog() = %v, want nil", err)
+	}
+	compareCalls(t, "InitLog(); SetLogLevel(); InitLog(); Configure()", calls(t, log), []string{
+		"krun_init_log fd=-1 level=4 style=2 options=1",
+		"krun_create_ctx",
+		"krun_set_vm_config ctx=7 vcpus=1 ram_mib=128",
+	})
+}
+
+func TestLoggingSharedBetweenOpens(t *testing.T) {
+	// Two opens of one library share libkrun's process-wide logger; closing
+	// one keeps the library loaded, so the other must still refuse.
+	lib := buildDouble(t)
+	log := recordCalls(t)
+	a, err := Open(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := a.SetLogLevel(LogWarn); err != nil {
+		t.Fatalf("first SetLogLevel() = %v, want nil", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetLogLevel(LogWarn); err == nil {
+		t.Errorf("SetLogLevel() on a second open of %s = nil error, want already set up", lib)
+	}
+	compareCalls(t, "SetLogLevel() on two opens", calls(t, log), []string{"krun_set_log_level level=2"})
+}
+
+func TestNULByteMakesNoCall(t *testing.T) {
+	l, log := openDouble(t)
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"SetRoot", func() error { return l.SetRoot(7, "/r\x00oot") }},
+		{"SetExec argv", func() error { return l.SetExec(7, "/init", []string{"a\x00"}, []string{}) }},
+		{"SetPortMap", func() error { return l.SetPortMap(7, []string{"1:2", "\x00"}) }},
+	}
+	for _, tt := range tests {
+		if err := tt.call(); err == nil || !strings.Contains(err.Error(), "contains a NUL byte") {
+			t.Errorf("%s(string with NUL) = %v, want a NUL byte error", tt.name, err)
+		}
+	}
+	if got := calls(t, log); got != nil {
+		t.Errorf("calls after NUL arguments = %q, want none", got)
+	}
+}
+
+func TestErrorMessage(t *testing.T) {
+	err := error(&Error{Op: "krun_add_disk", Errno: syscall.EINVAL})
+	if got, want := err.Error(), "krun_add_disk: invalid argument"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("errors.Is(%v, EINVAL) = false, want true", err)
+	}
+}
+
+func TestStartEnterError(t *testing.T) {
+	l, _ := openDouble(t)
+	t.Setenv("KRUN_DOUBLE_FAIL", "krun_start_enter")
+	err := l.StartEnter(7)
+	if !errors.Is(err, syscall.EINVAL) || err.Error() != "krun_start_enter: invalid argument" {
+		t.Errorf("StartEnter(7) = %v, want krun_start_enter: invalid argument", err)
+	}
+	t.Setenv("KRUN_DOUBLE_FAIL", "")
+	if err := l.StartEnter(7); err == nil || !strings.Contains(err.Error(), "returned 0 without running the VM") {
+		t.Errorf("StartEnter(7) returning 0 = %v, want an error", err)
+	}
+}
+
+// TestStartEnterExits runs the helper's sequence in a child process (this
+// test binary again): libkrun, like the double, exits the process with the
+// workload's status, so StartEnter must not return.
+func TestStartEnterExits(t *testing.T) {
+	if os.Getenv("KRUN_TEST_CHILD") == "1" {
+		l, err := Open(os.Getenv(LibraryEnv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, err := l.Configure(VM{VCPUs: 1, RAMMiB: 256, Root: "/r", ExecPath: "/init"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Fatalf("StartEnter(%d) returned %v", ctx, l.StartEnter(ctx))
+	}
+	lib := buildDouble(t)
+	log := recordCalls(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStartEnterExits$")
+	cmd.Env = append(os.Environ(), "KRUN_TEST_CHILD=1", "KRUN_DOUBLE_EXIT=42", LibraryEnv+"="+lib)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 42 {
+		t.Fatalf("child StartEnter exit = %v, want status 42\n%s", err, out)
+	}
+	got := calls(t, log)
+	if last := got[len(got)-1]; last != "krun_start_enter ctx=7" {
+		t.Errorf("child's last call = %q, want krun_start_enter ctx=7", last)
+	}
+}
+
+// TestImports keeps krun free of loftd: it is a binding, not part of the
+// flow. Its tests may use internal/testenv, nothing else of loftd.
+func TestImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const loftd = "github.com/loftd/loftd"
+	for _, imp := range pkg.Imports {
+		if strings.HasPrefix(imp, loftd) {
+			t.Errorf("krun imports %s, want nothing from %s", imp, loftd)
+		}
+	}
+	for _, imp := range pkg.TestImports {
+		if strings.HasPrefix(imp, loftd) && imp != loftd+"/internal/testenv" {
+			t.Errorf("krun's tests import %s, want only %s/internal/testenv from %s", imp, loftd, loftd)
+		}
+	}
+}
+
+// BenchmarkConfigure measures Open's cost apart and one full Configure+FreeCtx
+// through purego against the double (its log disabled).
+func BenchmarkConfigure(b *testing.B) {
+	l, err := Open(buildDouble(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.Setenv("KRUN_DOUBLE_LOG", "")
+	vm := fullVM()
+	for b.Loop() {
+		ctx, err := l.Configure(vm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.FreeCtx(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkOpen(b *testing.B) {
+	lib := buildDouble(b)
+	for b.Loop() {
+		l, err := Open(lib)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.Close()
+	}
+}

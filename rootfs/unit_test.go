@@ -1,0 +1,156 @@
+package rootfs
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestNormalizeRef(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"debian:12", "docker://debian:12"},
+		{"docker.io/library/debian", "docker://docker.io/library/debian"},
+		{"localhost:5000/img:tag", "docker://localhost:5000/img:tag"},
+		{"docker://alpine", "docker://alpine"},
+		{"oci:/tmp/layout:tag", "oci:/tmp/layout:tag"},
+		{"oci-archive:/tmp/a.tar", "oci-archive:/tmp/a.tar"},
+		{"docker-archive:/tmp/a.tar", "docker-archive:/tmp/a.tar"},
+		{"containers-storage:quay.io/x/y", "containers-storage:quay.io/x/y"},
+	} {
+		if got := NormalizeRef(tc.in); got != tc.want {
+			t.Errorf("NormalizeRef(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParsePullPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    PullPolicy
+		wantErr bool
+	}{
+		{"", PullMissing, false}, {"missing", PullMissing, false}, {"always", PullAlways, false},
+		{"never", PullNever, false}, {"newer", "", true},
+	} {
+		got, err := ParsePullPolicy(tc.in)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("ParsePullPolicy(%q) = %q, %v, want %q, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestChooseDriverExplicit(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		want, driver string
+		wantErr      bool
+	}{
+		{"btrfs", "btrfs", false}, {"overlay", "overlay", false}, {"vfs", "vfs", false}, {"zfs", "", true},
+	} {
+		got, _, err := chooseDriver(dir, tc.want)
+		if got != tc.driver || (err != nil) != tc.wantErr {
+			t.Errorf("chooseDriver(%q) = %q, %v, want %q, error %v", tc.want, got, err, tc.driver, tc.wantErr)
+		}
+	}
+	// An existing store keeps its driver: containers/storage cannot switch.
+	if err := os.Mkdir(filepath.Join(dir, "vfs-layers"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got, reason, _ := chooseDriver(dir, "auto"); got != "vfs" {
+		t.Errorf("chooseDriver(auto) on a vfs store = %q (%s), want vfs", got, reason)
+	}
+}
+
+func TestKeepIDMap(t *testing.T) {
+	for _, tc := range []struct {
+		id, start, count uint32
+		want             []IDMap
+		wantErr          bool
+	}{
+		{1001, 100000, 65536, []IDMap{{0, 100000, 1}, {1, 100001, 1000}, {1001, 1001, 1}, {1002, 101001, 64535}}, false},
+		{1, 100000, 65536, []IDMap{{0, 100000, 1}, {1, 1, 1}, {2, 100001, 65535}}, false},
+		{1000, 200000, 1000, []IDMap{{0, 200000, 1}, {1, 200001, 999}, {1000, 1000, 1}}, false},
+		{1000, 200000, 999, nil, true},
+		{0, 100000, 65536, nil, true},
+	} {
+		got, err := keepIDMap(tc.id, tc.start, tc.count)
+		if !reflect.DeepEqual(got, tc.want) || (err != nil) != tc.wantErr {
+			t.Errorf("keepIDMap(%d, %d, %d) = %v, %v, want %v, error %v", tc.id, tc.start, tc.count, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestParseSubID(t *testing.T) {
+	const file = "# comment\nbob:200000:65536\nalice:100000:0\nalice:100000:65536\n1002:300000:1000\n"
+	for _, tc := range []struct {
+		name         string
+		id           uint32
+		start, count uint32
+		ok           bool
+	}{
+		{"alice", 1001, 100000, 65536, true},
+		{"bob", 1000, 200000, 65536, true},
+		{"carol", 1002, 300000, 1000, true}, // by numeric uid
+		{"dave", 1003, 0, 0, false},
+	} {
+		start, count, ok, err := parseSubID(strings.NewReader(file), tc.name, tc.id)
+		if err != nil || start != tc.start || count != tc.count || ok != tc.ok {
+			t.Errorf("parseSubID(%q, %d) = %d, %d, %v, %v, want %d, %d, %v", tc.name, tc.id, start, count, ok, err, tc.start, tc.count, tc.ok)
+		}
+	}
+}
+
+func TestKeepIDForNamesTheFix(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "subuid")
+	if err := os.WriteFile(sub, []byte("bob:100000:65536\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := KeepIDFor("alice", 1001, 1001, sub, sub)
+	if err == nil || !strings.Contains(err.Error(), "alice:100000:65536") || !strings.Contains(err.Error(), "uidmap") {
+		t.Errorf("KeepIDFor(alice) error = %v, want one naming the subuid line and the uidmap package", err)
+	}
+	_, err = KeepIDFor("alice", 1001, 1001, filepath.Join(dir, "missing"), sub)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("KeepIDFor with a missing file: error = %v, want ErrNotExist", err)
+	}
+}
+
+func TestProgressWriter(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if got := ProgressWriter(w); got != nil {
+		t.Errorf("ProgressWriter(pipe) = %v, want nil (not a terminal)", got)
+	}
+	if got := ProgressWriter(nil); got != nil {
+		t.Errorf("ProgressWriter(nil) = %v, want nil", got)
+	}
+}
+
+// TestImports keeps rootfs below host: it must not import host, krun,
+// disks or guestinit (DESIGN.md, "Imports point down").
+func TestImports(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not in PATH")
+	}
+	out, err := exec.Command(goTool, "list", "-tags", "containers_image_openpgp", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		for _, banned := range []string{"host", "krun", "disks", "guestinit"} {
+			if p == "github.com/loftd/loftd/"+banned || strings.HasPrefix(p, "github.com/loftd/loftd/"+banned+"/") {
+				t.Errorf("rootfs depends on %s, want no import of %s", p, banned)
+			}
+		}
+	}
+}

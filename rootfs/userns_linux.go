@@ -1,0 +1,291 @@
+package rootfs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/containers/storage/pkg/unshare"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// keepIDEnv marks the re-executed child and carries the user's host
+// "uid:gid", which the child needs to check its maps.
+const keepIDEnv = "_LOFTD_KEEPID"
+
+// IDMap maps Size consecutive ids from ContainerID (inside) to HostID.
+type IDMap struct{ ContainerID, HostID, Size uint32 }
+
+// KeepID is the keep-id user namespace of one user: ns 0 → the first
+// subordinate id, ns U → host U, every other ns id → the rest of the
+// subordinate range. Image files owned by root stay root, and files owned by
+// the user inside are the user's outside.
+type KeepID struct {
+	UID, GID       uint32
+	UIDMap, GIDMap []IDMap
+}
+
+// CurrentKeepID computes the keep-id maps of the user running this process
+// from /etc/subuid and /etc/subgid.
+func CurrentKeepID() (*KeepID, error) {
+	u, err := user.Current()
+	if err != nil {
+		return nil, fmt.Errorf("keep-id maps: %w", err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return KeepIDFor(u.Username, uint32(uid), uint32(gid), "/etc/subuid", "/etc/subgid")
+}
+
+// KeepIDFor computes the keep-id maps of user name (uid, gid) from the given
+// subordinate id files.
+func KeepIDFor(name string, uid, gid uint32, subuidFile, subgidFile string) (*KeepID, error) {
+	k := &KeepID{UID: uid, GID: gid}
+	for _, f := range []struct {
+		file string
+		id   uint32
+		out  *[]IDMap
+	}{{subuidFile, uid, &k.UIDMap}, {subgidFile, gid, &k.GIDMap}} {
+		start, count, err := lookupSubID(f.file, name, f.id)
+		if err != nil {
+			return nil, fmt.Errorf("keep-id maps for %s: %w", name, err)
+		}
+		if *f.out, err = keepIDMap(f.id, start, count); err != nil {
+			return nil, fmt.Errorf("keep-id maps for %s: %s: %w", name, f.file, err)
+		}
+	}
+	return k, nil
+}
+
+// lookupSubID finds the first range of name (or its numeric id) in a
+// subordinate id file; the error says how to add one.
+func lookupSubID(file, name string, id uint32) (start, count uint32, err error) {
+	fix := fmt.Sprintf("add a line %q to %s (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s) and install the uidmap package (newuidmap, newgidmap)", name+":100000:65536", file, name)
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %s", err, fix)
+	}
+	defer f.Close()
+	start, count, ok, err := parseSubID(f, name, id)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read %s: %w", file, err)
+	}
+	if !ok {
+		return 0, 0, fmt.Errorf("no subordinate ids for %s in %s: %s", name, file, fix)
+	}
+	return start, count, nil
+}
+
+func parseSubID(r io.Reader, name string, id uint32) (start, count uint32, ok bool, err error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Split(strings.TrimSpace(sc.Text()), ":")
+		if len(f) != 3 || (f[0] != name && f[0] != strconv.FormatUint(uint64(id), 10)) {
+			continue
+		}
+		s, err1 := strconv.ParseUint(f[1], 10, 32)
+		c, err2 := strconv.ParseUint(f[2], 10, 32)
+		if err1 != nil || err2 != nil || c == 0 {
+			continue
+		}
+		return uint32(s), uint32(c), true, nil
+	}
+	return 0, 0, false, sc.Err()
+}
+
+// keepIDMap builds the map for host id U with subordinate range
+// [start, start+count): 0→start, 1..U-1→start+1.., U→U, U+1..→start+U..
+func keepIDMap(id, start, count uint32) ([]IDMap, error) {
+	if id == 0 {
+		return nil, errors.New("keep-id is for unprivileged users; root needs no user namespace")
+	}
+	if count < id {
+		return nil, fmt.Errorf("subordinate range %d:%d is smaller than uid %d: give the user at least %d ids (e.g. 65536)", start, count, id, id)
+	}
+	m := []IDMap{{0, start, 1}}
+	if id > 1 {
+		m = append(m, IDMap{1, start + 1, id - 1})
+	}
+	m = append(m, IDMap{id, id, 1})
+	if rest := count - id; rest > 0 {
+		m = append(m, IDMap{id + 1, start + id, rest})
+	}
+	return m, nil
+}
+
+// EnterOptions configure EnterKeepID.
+type EnterOptions struct {
+	// Dirs are created (0700) as the user before entering: a mkdir inside
+	// would make them owned by the namespace's root (the first subordinate
+	// id) and lock the user out. Put the state directory here.
+	Dirs []string
+	// RuntimeDir and ConfigDir become XDG_RUNTIME_DIR and XDG_CONFIG_HOME
+	// inside (containers/storage wants them owned by the user). Defaults:
+	// the current values, else /tmp/loftd-run-UID and ~/.config.
+	RuntimeDir, ConfigDir string
+	Log                   *slog.Logger
+}
+
+// InKeepID reports whether this process is the child EnterKeepID started.
+func InKeepID() bool { return os.Getenv(keepIDEnv) != "" }
+
+// EnterKeepID is for main, before anything touches storage. As real root it
+// returns (false, nil): no namespace is needed. As an unprivileged user it
+// runs this program again inside the keep-id namespace and exits with the
+// child's status. In that child it checks that the maps took effect, makes
+// the mount tree private, sets the XDG variables and returns (true, nil).
+func EnterKeepID(opts EnterOptions) (bool, error) {
+	if InKeepID() {
+		return true, prepareKeepIDChild()
+	}
+	if os.Geteuid() == 0 {
+		return false, nil
+	}
+	k, err := CurrentKeepID()
+	if err != nil {
+		return false, err
+	}
+	code, err := RunKeepID(k, os.Args, opts)
+	if err != nil {
+		return false, err
+	}
+	os.Exit(code)
+	panic("unreachable")
+}
+
+// RunKeepID runs args (args[0] is ignored: the child is this executable)
+// inside k's namespace with stdio inherited, forwards termination signals,
+// and returns the exit code (128+n for a signal).
+func RunKeepID(k *KeepID, args []string, opts EnterOptions) (int, error) {
+	env, err := prepareKeepIDParent(k, opts)
+	if err != nil {
+		return 0, err
+	}
+	cmd := unshare.Command(args...)
+	cmd.UnshareFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS
+	cmd.UseNewuidmap, cmd.UseNewgidmap = true, true
+	cmd.UidMappings, cmd.GidMappings = specMap(k.UIDMap), specMap(k.GIDMap)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("enter keep-id user namespace: %w (is the uidmap package installed?)", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			_ = cmd.Process.Signal(s)
+		case err := <-done:
+			var ee *exec.ExitError
+			if err != nil && !errors.As(err, &ee) {
+				return 0, fmt.Errorf("keep-id child: %w", err)
+			}
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if ws.Signaled() {
+				return 128 + int(ws.Signal()), nil
+			}
+			return ws.ExitStatus(), nil
+		}
+	}
+}
+
+// prepareKeepIDParent creates the directories the child needs while we are
+// still the plain user, and returns the child's environment.
+func prepareKeepIDParent(k *KeepID, opts EnterOptions) ([]string, error) {
+	if _, err := exec.LookPath("newuidmap"); err != nil {
+		return nil, errors.New("enter keep-id user namespace: newuidmap not found (apt-get install uidmap)")
+	}
+	rt, cfg := opts.RuntimeDir, opts.ConfigDir
+	if rt == "" {
+		if rt = os.Getenv("XDG_RUNTIME_DIR"); rt == "" {
+			rt = filepath.Join(os.TempDir(), fmt.Sprintf("loftd-run-%d", k.UID))
+		}
+	}
+	if cfg == "" {
+		if cfg = os.Getenv("XDG_CONFIG_HOME"); cfg == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return nil, fmt.Errorf("enter keep-id user namespace: %w", err)
+			}
+			cfg = filepath.Join(home, ".config")
+		}
+	}
+	for _, d := range append([]string{rt, cfg}, opts.Dirs...) {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("enter keep-id user namespace: %w", err)
+		}
+	}
+	return append(os.Environ(),
+		fmt.Sprintf("%s=%d:%d", keepIDEnv, k.UID, k.GID),
+		"XDG_RUNTIME_DIR="+rt, "XDG_CONFIG_HOME="+cfg), nil
+}
+
+// prepareKeepIDChild aborts when newuidmap failed: containers/storage then
+// only warns and falls back to a one-line map, under which every image
+// file would be owned by nobody.
+func prepareKeepIDChild() error {
+	var uid, gid uint32
+	if _, err := fmt.Sscanf(os.Getenv(keepIDEnv), "%d:%d", &uid, &gid); err != nil {
+		return fmt.Errorf("keep-id child: bad %s=%q", keepIDEnv, os.Getenv(keepIDEnv))
+	}
+	for _, f := range []struct {
+		file string
+		id   uint32
+	}{{"/proc/self/uid_map", uid}, {"/proc/self/gid_map", gid}} {
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return fmt.Errorf("keep-id child: %w", err)
+		}
+		want := fmt.Sprintf("%d %d 1", f.id, f.id)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) < 2 || !containsFields(lines, want) {
+			return fmt.Errorf("keep-id child: %s is %q, want the keep-id map with %q: newuidmap/newgidmap failed (check /etc/subuid and /etc/subgid, and that the uidmap package is installed)", f.file, strings.TrimSpace(string(b)), want)
+		}
+	}
+	if err := unix.Mount("", "/", "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("keep-id child: mount --make-rprivate /: %w", err)
+	}
+	return nil
+}
+
+func containsFields(lines []string, want string) bool {
+	for _, l := range lines {
+		if strings.Join(strings.Fields(l), " ") == want {
+			return true
+		}
+	}
+	return false
+}
+
+func specMap(m []IDMap) []specs.LinuxIDMapping {
+	out := make([]specs.LinuxIDMapping, len(m))
+	for i, e := range m {
+		out[i] = specs.LinuxIDMapping{ContainerID: e.ContainerID, HostID: e.HostID, Size: e.Size}
+	}
+	return out
+}
+
+// KeepIDUser returns the host uid and gid of the user whose keep-id
+// namespace this process runs in (ok is false outside one). Inside, the
+// process is the namespace's root, so os.Getuid cannot tell.
+func KeepIDUser() (uid, gid uint32, ok bool) {
+	if _, err := fmt.Sscanf(os.Getenv(keepIDEnv), "%d:%d", &uid, &gid); err != nil {
+		return 0, 0, false
+	}
+	return uid, gid, true
+}
