@@ -107,7 +107,10 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 func (c *Config) validate() error {
-	checks := []struct{ key, v string; allowed []string }{
+	checks := []struct {
+		key, v  string
+		allowed []string
+	}{
 		{"vm.vmm", c.VM.VMM, []string{"auto", "krun", "qemu"}},
 		{"image.pull", c.Image.Pull, []string{"missing", "always", "never"}},
 		{"rootfs.backend", c.Rootfs.Backend, []string{"auto", "btrfs-snapshot", "overlay", "fuse-overlay"}},

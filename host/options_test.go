@@ -119,7 +119,9 @@ func TestOptionsPrecedence(t *testing.T) {
 		want func(o *Options) bool
 		desc string
 	}{
-		{nil, func(o *Options) bool { return o.MemGiB == 4 && o.CPUs == 2 && o.VMM == "qemu" && o.Image == "cfg-image" }, "config values without flags"},
+		{nil, func(o *Options) bool {
+			return o.MemGiB == 4 && o.CPUs == 2 && o.VMM == "qemu" && o.Image == "cfg-image"
+		}, "config values without flags"},
 		{[]string{"--mem", "8", "--cpus", "1", "--vmm", "krun"}, func(o *Options) bool { return o.MemGiB == 8 && o.CPUs == 1 && o.VMM == "krun" }, "flags win"},
 		{[]string{"--image", "flag-image"}, func(o *Options) bool { return o.Image == "flag-image" }, "--image wins"},
 		{[]string{"-e", "B"}, func(o *Options) bool { return reflect.DeepEqual(o.Env, []string{"A", "B"}) }, "env adds to config"},

@@ -10,10 +10,10 @@ import (
 
 // PortMap is one validated -p/--publish value.
 type PortMap struct {
-	HostIP               string // "" = all addresses
-	HostFirst, HostLast  int
+	HostIP                string // "" = all addresses
+	HostFirst, HostLast   int
 	GuestFirst, GuestLast int
-	Proto                string // "tcp" or "udp"
+	Proto                 string // "tcp" or "udp"
 }
 
 const publishForms = "HOST:GUEST, IP:HOST:GUEST or ranges, each with an optional /tcp or /udp (8080:80, 8080:80/tcp, 127.0.0.1:8080:80, 8000-8010:80-90)"
