@@ -12,7 +12,7 @@ all: build
 build:
 	CGO_ENABLED=1 $(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/loftd ./cmd/loftd
 	CGO_ENABLED=1 $(GO) build -tags $(TAGS) -ldflags '$(LDFLAGS)' -o bin/agentbox ./cmd/agentbox
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o bin/loftd-guest-init ./cmd/loftd-guest-init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS) -X github.com/loftd/loftd/guestinit.Version=$(VERSION)' -o bin/loftd-guest-init ./cmd/loftd-guest-init
 
 # deps installs the Debian packages loftd and its tests need (as root, only
 # what is missing) and unpacks libkrunfw from sid into .cache (never dpkg -i).

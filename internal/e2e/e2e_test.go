@@ -171,25 +171,21 @@ func TestStdioSeparateAndExact(t *testing.T) {
 		t.Errorf("loftd -- sh -c 'echo out; echo err >&2; exit 7' = %d, stdout %q, stderr %q; want 7, \"out\\n\", \"err\\n\"", status, stdout, stderr)
 	}
 	// 1 MiB each, different content per stream, compared byte for byte.
-	script := `i=0; while [ $i -lt 16384 ]; do echo "out line $i ......................................" | head -c 63; echo; i=$((i+1)); done; ` +
-		`i=0; while [ $i -lt 16384 ]; do echo "ERR line $i ......................................" | head -c 63; echo; i=$((i+1)); done >&2`
+	const mib = 1 << 20
+	script := fmt.Sprintf("yes 'out: stdout line' | head -c %d; yes 'ERR: stderr line' | head -c %d >&2", mib, mib)
 	status, stdout, stderr = w.run("", "--", "sh", "-c", script)
-	wantOut, wantErr := lines("out", 16384), lines("ERR", 16384)
+	wantOut, wantErr := repeatTo("out: stdout line\n", mib), repeatTo("ERR: stderr line\n", mib)
 	if status != 0 || stdout != wantOut {
-		t.Errorf("1 MiB stdout: status %d, got %d bytes, want %d bytes identical", status, len(stdout), len(wantOut))
+		t.Errorf("1 MiB stdout: status %d, got %d bytes, want %d identical bytes", status, len(stdout), len(wantOut))
 	}
-	if !strings.HasSuffix(stderr, wantErr) {
-		t.Errorf("1 MiB stderr: got %d bytes, want it to end in %d identical bytes", len(stderr), len(wantErr))
+	if !strings.HasSuffix(stderr, wantErr) || strings.Contains(stdout, "ERR") {
+		t.Errorf("1 MiB stderr: got %d bytes, want them to end in %d identical bytes and none on stdout", len(stderr), len(wantErr))
 	}
 }
 
-func lines(prefix string, n int) string {
-	var b strings.Builder
-	for i := range n {
-		s := fmt.Sprintf("%s line %d ......................................", prefix, i)
-		b.WriteString(s[:63] + "\n")
-	}
-	return b.String()
+// repeatTo repeats line up to exactly n bytes.
+func repeatTo(line string, n int) string {
+	return strings.Repeat(line, n/len(line)+1)[:n]
 }
 
 func TestStdin(t *testing.T) {

@@ -1,0 +1,125 @@
+// Package guestinit is everything that runs inside the guest: the static
+// init that prepares the VM (mounts, workspace, stdio ports) and runs the
+// workload, then reports its exit status to the host.
+//
+// It runs in a minimal VM as a CGO_ENABLED=0 static binary, so it imports
+// only guestinit/contract, golang.org/x/sys and the standard library: never
+// host, krun/..., rootfs, buildah, containers/* or purego (a test checks it).
+package guestinit
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/loftd/loftd/guestinit/contract"
+	"golang.org/x/sys/unix"
+)
+
+// Version is set at link time (-ldflags "-X ...guestinit.Version=...").
+var Version = "dev"
+
+const usage = `usage: loftd-guest-init enter [-- CMD ARGS...]
+       loftd-guest-init version
+`
+
+// Main runs the guest init with os.Args-style args and returns its exit
+// status. As PID 1 (the QEMU backend boots it as the kernel's init, with no
+// arguments) it never returns: it reports the status and reboots the VM,
+// which makes QEMU exit (the libkrunfw kernel has no ACPI, so power-off
+// would only halt).
+func Main(args []string) int {
+	pid1 := os.Getpid() == 1
+	if pid1 && len(args) <= 1 {
+		// The kernel gave no arguments: they come from /.krun_config.json.
+		return finish(newEnter(hostSystem(), true, nil).run(), true)
+	}
+	if len(args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		return contract.ExitSetup
+	}
+	switch args[1] {
+	case "version":
+		fmt.Println(Version)
+		return 0
+	case "enter":
+		cmd, err := parseEnterArgs(args[2:])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "guest-init: %v\n%s", err, usage)
+			return finish(contract.ExitSetup, pid1)
+		}
+		return finish(newEnter(hostSystem(), false, cmd).run(), pid1)
+	default:
+		fmt.Fprintf(os.Stderr, "guest-init: unknown command %q\n%s", args[1], usage)
+		return finish(contract.ExitSetup, pid1)
+	}
+}
+
+// parseEnterArgs takes enter's arguments: nothing, or "--" and the command.
+func parseEnterArgs(args []string) ([]string, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	if args[0] != "--" {
+		return nil, fmt.Errorf("enter: want -- before the command, got %q", args[0])
+	}
+	return args[1:], nil
+}
+
+// finish ends the VM when the init is PID 1; otherwise it returns status
+// for the caller to exit with (libkrun's init.krun then ends the VM).
+func finish(status int, pid1 bool) int {
+	if !pid1 {
+		return status
+	}
+	unix.Sync()
+	// RB_AUTOBOOT: with -no-reboot QEMU exits instead of rebooting.
+	err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	fmt.Fprintf(os.Stderr, "guest-init: reboot: %v\n", err)
+	for {
+		time.Sleep(time.Hour) // PID 1 must not exit: that panics the kernel
+	}
+}
+
+// System holds the side effects of the steps, so a test can build the step
+// list (and run some steps) without root or a VM.
+type System struct {
+	Mount    func(source, target, fstype string, flags uintptr, data string) error
+	FSMagic  func(path string) (int64, error)
+	MkdirAll func(path string, perm os.FileMode) error
+	ReadFile func(path string) ([]byte, error)
+	// SetEnv replaces the process environment (PID 1 takes it from the config).
+	SetEnv func(env []string)
+	// SysRoot is where /sys and /dev are looked up ("/" in the guest).
+	SysRoot string
+	Stderr  io.Writer
+	Now     func() time.Time
+}
+
+func hostSystem() System {
+	return System{
+		Mount: unix.Mount,
+		FSMagic: func(path string) (int64, error) {
+			var st unix.Statfs_t
+			if err := unix.Statfs(path, &st); err != nil {
+				return 0, err
+			}
+			return st.Type, nil
+		},
+		MkdirAll: os.MkdirAll,
+		ReadFile: os.ReadFile,
+		SetEnv: func(env []string) {
+			os.Clearenv()
+			for _, kv := range env {
+				if name, value, ok := strings.Cut(kv, "="); ok && name != "" {
+					os.Setenv(name, value)
+				}
+			}
+		},
+		SysRoot: "/",
+		Stderr:  os.Stderr,
+		Now:     time.Now,
+	}
+}

@@ -1,0 +1,146 @@
+package guestinit
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/loftd/loftd/guestinit/contract"
+	"golang.org/x/sys/unix"
+)
+
+// Step is one boot step. Desc reads like the command a person would type
+// (u-root style), so the step list is data a test can compare.
+type Step struct {
+	Desc string
+	Do   func() error
+}
+
+func (s Step) String() string { return s.Desc }
+
+// enter is the state of one `enter` run, filled in by its steps.
+type enter struct {
+	sys        System
+	fromConfig bool     // PID 1 under QEMU: argv and env come from the config
+	cmd        []string // the workload; nil = default shell
+	cfg        contract.KrunConfig
+	guest      contract.Guest
+	ports      map[string]string // virtio-serial port name → /dev/vportNpM
+	status     int
+	profile    bool
+	pending    []string // profile lines waiting for stderr to be wired
+}
+
+func newEnter(sys System, fromConfig bool, cmd []string) *enter {
+	return &enter{sys: sys, fromConfig: fromConfig, cmd: cmd,
+		profile: os.Getenv(contract.EnvProfile) == "1"}
+}
+
+// earlySteps run before the contract is known: what libkrun's init would
+// have mounted, the tmpfs mounts, and reading the contract itself.
+func (e *enter) earlySteps() []Step {
+	steps := []Step{
+		e.mountStep("proc", "proc", "/proc", "", magicProc),
+		e.mountStep("sysfs", "sysfs", "/sys", "", magicSysfs),
+		e.mountStep("devtmpfs", "devtmpfs", "/dev", "mode=0755", magicTmpfs),
+		e.mountStep("devpts", "devpts", "/dev/pts", "newinstance,ptmxmode=0666,mode=0620,gid=5", magicDevpts),
+		e.mountStep("cgroup2", "cgroup2", "/sys/fs/cgroup", "", magicCgroup2),
+		e.mountStep("tmpfs", "tmpfs", "/tmp", "mode=1777", -1),
+		e.mountStep("tmpfs", "tmpfs", "/run", "mode=0755", -1),
+		{Desc: "read " + contract.KrunConfigPath, Do: e.readConfig},
+	}
+	return steps
+}
+
+// planSteps are the steps the contract asks for.
+func (e *enter) planSteps() []Step {
+	var steps []Step
+	if tag := e.guest.WorkspaceTag; tag != "" {
+		steps = append(steps, e.mountStep("virtiofs", tag, contract.WorkspaceMount, "", -1))
+	}
+	steps = append(steps,
+		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
+		// Slot for dropping to the guest user (setgroups, setgid, setuid).
+		Step{Desc: "user root", Do: func() error { return nil }},
+		Step{Desc: "run " + strings.Join(e.command(), " "), Do: e.runWorkload},
+		Step{Desc: "report status on " + contract.PortStatus, Do: e.report},
+	)
+	return steps
+}
+
+// run executes every step and returns the workload's status, or
+// contract.ExitSetup naming the step that failed.
+func (e *enter) run() int {
+	start := e.sys.Now()
+	if err := e.runSteps(e.earlySteps()); err != nil {
+		return e.fail(err)
+	}
+	if up, err := e.sys.ReadFile(e.devPath("/proc/uptime")); err == nil {
+		// Kernel boot plus the early steps: the guest's share of a boot.
+		var secs float64
+		if _, err := fmt.Sscanf(string(up), "%f", &secs); err == nil {
+			e.logf("guest-init: uptime %.1fms after the early steps", secs*1000)
+		}
+	}
+	if err := e.runSteps(e.planSteps()); err != nil {
+		return e.fail(err)
+	}
+	e.logf("guest-init: total %s", ms(e.sys.Now().Sub(start)))
+	return e.status
+}
+
+func (e *enter) runSteps(steps []Step) error {
+	for _, s := range steps {
+		t0 := e.sys.Now()
+		err := s.Do()
+		e.logf("guest-init: step %s %s", s, ms(e.sys.Now().Sub(t0)))
+		if err != nil {
+			return fmt.Errorf("step %s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// fail reports a setup failure: on stderr, and on the status port when
+// there is one, so the host sees 125 rather than a VM that said nothing.
+func (e *enter) fail(err error) int {
+	if e.ports == nil && e.fromConfig {
+		// As PID 1 under QEMU stderr is not the host's until the ports
+		// are wired: wire it now so the message gets out (best effort,
+		// /sys may not be mounted yet).
+		e.ports, _ = findPorts(e.sys.SysRoot)
+		if dev, ok := e.ports[contract.PortStderr]; ok {
+			_ = dupOnto(dev, unix.O_WRONLY, 2)
+		}
+	}
+	e.flushProfile()
+	fmt.Fprintf(e.sys.Stderr, "guest-init: %v\n", err)
+	e.status = contract.ExitSetup
+	if rerr := e.report(); rerr != nil {
+		fmt.Fprintf(e.sys.Stderr, "guest-init: report status: %v\n", rerr)
+	}
+	return contract.ExitSetup
+}
+
+// logf prints a profile line once LOFTD_PROFILE=1 is known, holding lines
+// back until stdio is wired so they reach the host's stderr.
+func (e *enter) logf(format string, args ...any) {
+	e.pending = append(e.pending, fmt.Sprintf(format, args...))
+	if e.ports != nil {
+		e.flushProfile()
+	}
+}
+
+func (e *enter) flushProfile() {
+	if e.profile {
+		for _, l := range e.pending {
+			fmt.Fprintln(e.sys.Stderr, l)
+		}
+	}
+	e.pending = nil
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
+}

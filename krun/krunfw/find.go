@@ -1,0 +1,59 @@
+// Package krunfw gets the guest kernel out of libkrunfw.so, the library
+// libkrun boots its guests with, and wraps it as a PVH ELF that QEMU's
+// -kernel can boot, so the QEMU backend runs the very kernel libkrun would.
+//
+// It owns library discovery for libkrunfw and the ELF wrapping. It must not
+// import any other package of loftd (host in particular): doctor and the
+// QEMU backend call it, not the other way round.
+package krunfw
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ebitengine/purego"
+)
+
+// LibraryEnv overrides discovery with a path (or soname) of libkrunfw.
+const LibraryEnv = "LOFTD_LIBKRUNFW_LIBRARY"
+
+// Sonames are the libkrunfw ABIs whose krunfw_get_kernel we know, newest first.
+var Sonames = []string{"libkrunfw.so.5", "libkrunfw.so.4"}
+
+// SearchDirs are the directories Find looks in when the dynamic loader does
+// not know libkrunfw (a library unpacked by hand, a /usr/local install).
+var SearchDirs = []string{
+	"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
+	"/usr/local/lib/x86_64-linux-gnu", "/usr/local/lib64", "/usr/local/lib",
+}
+
+// Find returns the libkrunfw to load: $LOFTD_LIBKRUNFW_LIBRARY when set (it
+// must exist), else a soname the dynamic loader resolves, else the first
+// Sonames entry found in SearchDirs. A soname result is returned as is: the
+// loader finds it again when KernelELF loads it.
+func Find() (string, error) {
+	if p := os.Getenv(LibraryEnv); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("find libkrunfw: %s=%s: %w", LibraryEnv, p, err)
+		}
+		return p, nil
+	}
+	for _, name := range Sonames {
+		if h, err := purego.Dlopen(name, purego.RTLD_LAZY|purego.RTLD_LOCAL); err == nil {
+			_ = purego.Dlclose(h)
+			return name, nil
+		}
+	}
+	for _, dir := range SearchDirs {
+		for _, name := range Sonames {
+			p := filepath.Join(dir, name)
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("find libkrunfw: none of %v is installed; install the distribution's "+
+		"libkrunfw package, or run scripts/fetch-libkrunfw DIR and set %s to the path it prints",
+		Sonames, LibraryEnv)
+}

@@ -1,0 +1,92 @@
+package krunfw
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// Image is the flat kernel image libkrunfw embeds: Data is loaded at guest
+// physical address Load, and Entry is the 64-bit entry libkrun jumps to.
+type Image struct {
+	Data        []byte
+	Load, Entry uint64
+}
+
+// Load loads libPath (a path or a soname) and returns the kernel image
+// krunfw_get_kernel hands out. Data is copied out of the library, so it
+// stays valid whatever becomes of the mapping.
+func Load(libPath string) (Image, error) {
+	h, err := purego.Dlopen(libPath, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		return Image{}, fmt.Errorf("load libkrunfw %s: %w", libPath, err)
+	}
+	defer purego.Dlclose(h)
+	sym, err := purego.Dlsym(h, "krunfw_get_kernel")
+	if err != nil {
+		return Image{}, fmt.Errorf("load libkrunfw %s: %w", libPath, err)
+	}
+	// char *krunfw_get_kernel(size_t *load_addr, size_t *entry_addr, size_t *size);
+	var getKernel func(load, entry, size *uintptr) unsafe.Pointer
+	purego.RegisterFunc(&getKernel, sym)
+	var load, entry, size uintptr
+	p := getKernel(&load, &entry, &size)
+	if p == nil || size == 0 {
+		return Image{}, fmt.Errorf("load libkrunfw %s: krunfw_get_kernel returned no image", libPath)
+	}
+	data := make([]byte, size)
+	copy(data, unsafe.Slice((*byte)(p), size))
+	return Image{Data: data, Load: uint64(load), Entry: uint64(entry)}, nil
+}
+
+// KernelELF returns the path of libPath's kernel wrapped as a PVH ELF under
+// cacheDir, named by the hash of its content. A cached file is reused as is;
+// a new one is written to a temporary name and renamed into place, so a
+// concurrent reader never sees a partial kernel.
+func KernelELF(libPath, cacheDir string) (string, error) {
+	img, err := Load(libPath)
+	if err != nil {
+		return "", err
+	}
+	elf, err := WrapPVH(img)
+	if err != nil {
+		return "", fmt.Errorf("wrap kernel of %s: %w", libPath, err)
+	}
+	sum := sha256.Sum256(elf)
+	path := filepath.Join(cacheDir, "kernel-"+hex.EncodeToString(sum[:8])+".elf")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := writeAtomic(path, elf); err != nil {
+		return "", fmt.Errorf("cache kernel %s: %w", path, err)
+	}
+	return path, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".kernel-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // no-op once renamed
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

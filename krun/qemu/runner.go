@@ -1,0 +1,216 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loftd/loftd/guestinit/contract"
+	"golang.org/x/sys/unix"
+)
+
+// runner holds one run's children and host-side sockets until cleanup.
+type runner struct {
+	cfg      Config
+	log      *slog.Logger
+	children []*child
+	closers  []io.Closer
+}
+
+func (r *runner) run(ctx context.Context) (int, error) {
+	if err := os.MkdirAll(r.cfg.RunDir, 0o700); err != nil {
+		return 0, fmt.Errorf("qemu run dir: %w", err)
+	}
+	shares := append([]Share{{Tag: contract.RootTag, Path: r.cfg.Root}}, r.cfg.Shares...)
+	sockets := make([]string, len(shares))
+	for i, s := range shares {
+		var err error
+		if sockets[i], err = r.startVirtiofsd(i, s); err != nil {
+			return 0, err
+		}
+	}
+	ports, err := newPorts()
+	if err != nil {
+		return 0, err
+	}
+	r.closers = append(r.closers, ports)
+	qemu, err := r.startQEMU(sockets, ports)
+	if err != nil {
+		return 0, err
+	}
+	copies := ports.pump(r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr)
+	if err := r.wait(ctx, qemu, ports, copies); err != nil {
+		return 0, err
+	}
+	r.log.Debug("qemu exited", "err", qemu.err)
+	// QEMU's ends of the sockets are closed: the copies reach EOF.
+	copies.Wait()
+	return r.status(qemu, ports.statusText())
+}
+
+func (r *runner) startQEMU(sockets []string, p *ports) (*child, error) {
+	consoleLog := filepath.Join(r.cfg.RunDir, "console.log")
+	cmd := exec.Command(r.cfg.QEMU, Args(r.cfg, sockets, consoleLog)...)
+	cmd.ExtraFiles = p.guest
+	r.log.Debug("qemu start", "argv", cmd.Args)
+	qemu, err := start("qemu", cmd, filepath.Join(r.cfg.RunDir, "qemu.log"))
+	p.closeGuestEnds()
+	if err != nil {
+		return nil, err
+	}
+	r.children = append(r.children, qemu)
+	return qemu, nil
+}
+
+// wait returns once QEMU exited, or stops it and returns an error when ctx
+// is done or a virtiofsd died under the running guest.
+func (r *runner) wait(ctx context.Context, qemu *child, p *ports, copies *sync.WaitGroup) error {
+	select {
+	case <-qemu.done:
+		return nil
+	case <-ctx.Done():
+		r.abort(qemu, p, copies)
+		return fmt.Errorf("qemu vm: %w", ctx.Err())
+	case vfs := <-r.firstExit():
+		// virtiofsd also exits when QEMU does and may be reaped first: give
+		// QEMU a moment before calling this a failure.
+		select {
+		case <-qemu.done:
+			return nil
+		case <-time.After(time.Second):
+			// The guest would hang on its filesystem: end the VM now.
+			r.abort(qemu, p, copies)
+			return fmt.Errorf("qemu vm: %s exited while the VM ran (%s)%s", vfs.name, exitText(vfs.err), r.logTails(filepath.Base(vfs.log)))
+		}
+	}
+}
+
+// abort stops QEMU before the guest finished and unblocks the copies.
+func (r *runner) abort(qemu *child, p *ports, copies *sync.WaitGroup) {
+	r.log.Debug("qemu: stopping the VM", "pid", qemu.Pid())
+	_ = qemu.stop(2 * time.Second)
+	p.close()
+	copies.Wait()
+}
+
+// firstExit delivers the first virtiofsd that exits.
+func (r *runner) firstExit() <-chan *child {
+	ch := make(chan *child, len(r.children))
+	for _, c := range r.children {
+		if c.name != "qemu" {
+			go func() { <-c.done; ch <- c }()
+		}
+	}
+	return ch
+}
+
+// status turns what the guest wrote on the status port into Run's result.
+func (r *runner) status(qemu *child, text string) (int, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return 0, fmt.Errorf("qemu vm ended without reporting a status (qemu: %v)%s",
+			exitText(qemu.err), r.logTails())
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil || n < 0 || n > 255 {
+		return 0, fmt.Errorf("qemu vm: bad status %q on %s", text, contract.PortStatus)
+	}
+	if qemu.err != nil {
+		r.log.Warn("qemu exited with an error after the guest reported", "status", n, "err", qemu.err)
+	}
+	return n, nil
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit 0"
+	}
+	return err.Error()
+}
+
+// logTails quotes the end of the kernel console, QEMU's log and the extra
+// logs named, for error messages, and says where the rest is.
+func (r *runner) logTails(extra ...string) string {
+	var b strings.Builder
+	for _, name := range append([]string{"console.log", "qemu.log"}, extra...) {
+		data, err := os.ReadFile(filepath.Join(r.cfg.RunDir, name))
+		if err != nil || len(bytes.TrimSpace(data)) == 0 {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) > 10 {
+			lines = lines[len(lines)-10:]
+		}
+		fmt.Fprintf(&b, "\n%s:\n  %s", name, strings.Join(lines, "\n  "))
+	}
+	fmt.Fprintf(&b, "\n(logs in %s)", r.cfg.RunDir)
+	return b.String()
+}
+
+// startVirtiofsd serves share over vhost-user on a listening socket this
+// process creates and hands over as --fd: the C virtiofsd's --socket-path
+// wants to write a lock under /var/run and fails rootless.
+func (r *runner) startVirtiofsd(i int, s Share) (string, error) {
+	sock := filepath.Join(r.cfg.RunDir, fmt.Sprintf("vfs%d.sock", i))
+	if len(sock) >= len(unix.RawSockaddrUnix{}.Path) {
+		return "", fmt.Errorf("virtiofsd socket %s: path longer than %d bytes; use a shorter run dir",
+			sock, len(unix.RawSockaddrUnix{}.Path)-1)
+	}
+	_ = os.Remove(sock)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return "", fmt.Errorf("virtiofsd socket: %w", err)
+	}
+	// virtiofsd holds its own copy of the socket; QEMU needs the path.
+	l.SetUnlinkOnClose(false)
+	defer l.Close()
+	lf, err := l.File()
+	if err != nil {
+		return "", fmt.Errorf("virtiofsd socket: %w", err)
+	}
+	defer lf.Close()
+	cmd := exec.Command(r.cfg.Virtiofsd, virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), s.Path)...)
+	cmd.ExtraFiles = []*os.File{lf}
+	c, err := start("virtiofsd "+s.Tag, cmd, filepath.Join(r.cfg.RunDir, fmt.Sprintf("virtiofsd%d.log", i)))
+	if err != nil {
+		return "", err
+	}
+	r.children = append(r.children, c)
+	r.log.Debug("virtiofsd start", "tag", s.Tag, "dir", s.Path, "pid", c.Pid())
+	return sock, nil
+}
+
+// virtiofsdArgs serves dir on the listening socket at fd 3. The chroot
+// sandbox keeps virtiofsd one process: the namespace sandbox forks a child
+// into a new pid namespace that outlives its parent by a moment, so killing
+// and reaping virtiofsd by pid would not be the end of it.
+func virtiofsdArgs(rust bool, dir string) []string {
+	if rust {
+		return []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr"}
+	}
+	return []string{"--fd=3", "-o", "source=" + dir, "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}
+}
+
+// cleanup stops QEMU first (it holds the vhost-user connections), then every
+// virtiofsd, and closes the host-side sockets.
+func (r *runner) cleanup() error {
+	var errs []error
+	for i := len(r.children) - 1; i >= 0; i-- {
+		errs = append(errs, r.children[i].stop(time.Second))
+	}
+	for _, c := range r.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
