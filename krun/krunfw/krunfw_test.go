@@ -113,6 +113,41 @@ func TestKernelELFReal(t *testing.T) {
 	if m, _ := filepath.Glob(filepath.Join(dir, ".kernel-*")); len(m) != 0 {
 		t.Errorf("temporary files left: %v", m)
 	}
+	// The fast path: a link named after the library file points at the kernel.
+	links, _ := filepath.Glob(filepath.Join(dir, "lib-*.kernel"))
+	if len(links) != 1 {
+		t.Fatalf("identity links = %v, want one", links)
+	}
+	// A stale link (its kernel gone) falls back to the slow path and is mended.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := KernelELF(lib, dir); err != nil || again != path {
+		t.Fatalf("KernelELF after the kernel was removed = %q, %v, want %q rebuilt", again, err, path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("kernel not rebuilt: %v", err)
+	}
+}
+
+func TestKernelELFIdentityChanges(t *testing.T) {
+	lib := testenv.RequireKrunfw(t)
+	// A copy of the library is another file: its own link, the same kernel.
+	cp := filepath.Join(t.TempDir(), filepath.Base(lib))
+	data, err := os.ReadFile(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a, errA := KernelELF(lib, dir)
+	b, errB := KernelELF(cp, dir)
+	links, _ := filepath.Glob(filepath.Join(dir, "lib-*.kernel"))
+	if errA != nil || errB != nil || a != b || len(links) != 2 {
+		t.Errorf("KernelELF(lib), KernelELF(copy) = %q, %v; %q, %v; links %v: want one kernel, two links", a, errA, b, errB, links)
+	}
 }
 
 func TestFindEnv(t *testing.T) {
@@ -129,7 +164,7 @@ func TestFindEnv(t *testing.T) {
 }
 
 // BenchmarkKernelELF measures the per-boot cost of getting the kernel when
-// it is already cached: load libkrunfw, copy the image out, wrap, hash.
+// it is already cached (the identity link's fast path).
 func BenchmarkKernelELF(b *testing.B) {
 	lib := testenv.RequireKrunfw(b)
 	dir := b.TempDir()
