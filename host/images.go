@@ -103,14 +103,7 @@ func runImages(e *env, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := e.loadConfig()
-	if err != nil {
-		return err
-	}
-	if err := e.enterUserNamespace(cfg); err != nil {
-		return err
-	}
-	st, err := e.state(cfg)
+	cfg, st, err := e.stateInNamespace()
 	if err != nil {
 		return err
 	}
@@ -138,8 +131,20 @@ func shortDigest(d string) string {
 	return d
 }
 
-// gcImages removes cached images that no live task uses.
-func (e *env) gcImages(cfg *Config, st State) error {
+// gcStore opens and closes the image store, which clears the mounts a
+// killed run left in it, and with removeImages removes the cached images
+// no live task uses. A state without a store is left without one.
+func (e *env) gcStore(cfg *Config, st State, removeImages bool) error {
+	if _, err := os.Stat(st.Images()); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if !removeImages {
+		store, err := e.openStore(cfg, st)
+		if err != nil {
+			return err
+		}
+		return store.Close()
+	}
 	tasks, err := st.listTasks()
 	if err != nil {
 		return err

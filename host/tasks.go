@@ -87,14 +87,7 @@ func runPs(e *env, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := e.loadConfig()
-	if err != nil {
-		return err
-	}
-	if err := e.enterUserNamespace(cfg); err != nil {
-		return err
-	}
-	st, err := e.state(cfg)
+	_, st, err := e.stateInNamespace()
 	if err != nil {
 		return err
 	}
@@ -126,14 +119,7 @@ func runGC(e *env, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := e.loadConfig()
-	if err != nil {
-		return err
-	}
-	if err := e.enterUserNamespace(cfg); err != nil {
-		return err
-	}
-	st, err := e.state(cfg)
+	cfg, st, err := e.stateInNamespace()
 	if err != nil {
 		return err
 	}
@@ -144,8 +130,5 @@ func runGC(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
-	if *images {
-		return e.gcImages(cfg, st)
-	}
-	return nil
+	return e.gcStore(cfg, st, *images)
 }

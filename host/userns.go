@@ -31,6 +31,21 @@ func (e *env) enterUserNamespace(cfg *Config) error {
 	return nil
 }
 
+// stateInNamespace loads the config, enters the keep-id namespace (the
+// store and task directories belong to its ids) and opens the state
+// directory: the common start of gc, images and ps.
+func (e *env) stateInNamespace() (*Config, State, error) {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return nil, State{}, err
+	}
+	if err := e.enterUserNamespace(cfg); err != nil {
+		return nil, State{}, err
+	}
+	st, err := e.state(cfg)
+	return cfg, st, err
+}
+
 // userIDs is the guest user's identity: the real user's ids (also inside
 // the keep-id namespace, where this process is the namespace's root); as
 // real root, --uid/--gid, else SUDO_UID/SUDO_GID, else 1000.
