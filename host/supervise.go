@@ -25,7 +25,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // helper died of signal n, 125 when the helper reported a setup failure.
 func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	start := time.Now()
-	exe, err := os.Executable()
+	exe, err := executable()
 	if err != nil {
 		return 0, exitError{status: exitSetup, err: fmt.Errorf("start helper: %w", err)}
 	}

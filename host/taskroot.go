@@ -36,7 +36,7 @@ func guestInitSource(spec string) (string, error) {
 	if spec != "" {
 		return spec, nil
 	}
-	exe, err := os.Executable()
+	exe, err := executable()
 	if err != nil {
 		return "", fmt.Errorf("find guest init: %w", err)
 	}

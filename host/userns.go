@@ -23,12 +23,31 @@ func (e *env) enterUserNamespace(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// Inside the namespace /proc/self/exe reads as "/" (measured), so the
+	// child learns where loftd and the guest init next to it live from here.
+	exe, err := executable()
+	if err != nil {
+		return fmt.Errorf("rootless: %w", err)
+	}
+	os.Setenv(exeEnv, exe)
 	st := State{Dir: dir}
 	dirs := []string{st.Dir, st.Images(), st.Tasks(), st.Workspaces(), st.Kernels(), runRoot(e.getenv)}
 	if _, err := rootfs.EnterKeepID(rootfs.EnterOptions{Dirs: dirs, Log: e.log}); err != nil {
 		return fmt.Errorf("rootless: %w", err)
 	}
 	return nil
+}
+
+// exeEnv carries loftd's own path into the keep-id namespace.
+const exeEnv = "_LOFTD_EXE"
+
+// executable is loftd's own path, for the helper's re-exec and for finding
+// the guest init beside it.
+func executable() (string, error) {
+	if p := os.Getenv(exeEnv); p != "" {
+		return p, nil
+	}
+	return os.Executable()
 }
 
 // stateInNamespace loads the config, enters the keep-id namespace (the

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,10 +18,7 @@ import (
 
 // rootlessEnv carries "workdir|ref" to the test binary re-run as the
 // unprivileged user; its presence is what makes TestRootlessChild run.
-const (
-	rootlessEnv  = "LOFTD_ROOTFS_TEST_ROOTLESS"
-	rootlessUser = "loftd-rootless"
-)
+const rootlessEnv = "LOFTD_ROOTFS_TEST_ROOTLESS"
 
 // TestRootlessKeepID re-runs this test binary as an unprivileged user with
 // subordinate ids; that run enters the keep-id namespace (a second re-exec)
@@ -32,7 +28,7 @@ func TestRootlessKeepID(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "useradd", "passwd")
 	testenv.RequireCommand(t, "newuidmap", "uidmap")
-	u := ensureRootlessUser(t)
+	u := testenv.RootlessUser(t)
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	k, err := KeepIDFor(u.Username, uint32(uid), uint32(gid), "/etc/subuid", "/etc/subgid")
@@ -151,31 +147,6 @@ func hostID(m []IDMap, ns uint32) uint32 {
 		}
 	}
 	return 65534
-}
-
-// ensureRootlessUser creates the test user (with subordinate ids) once per
-// machine; CI machines are fresh, developer machines keep it.
-func ensureRootlessUser(t *testing.T) *user.User {
-	t.Helper()
-	if _, err := user.Lookup(rootlessUser); err != nil {
-		if out, err := exec.Command("useradd", "-m", "-U", "-s", "/bin/sh", rootlessUser).CombinedOutput(); err != nil {
-			t.Fatalf("useradd %s: %v\n%s", rootlessUser, err, out)
-		}
-	}
-	u, err := user.Lookup(rootlessUser)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []struct{ file, flag string }{{"/etc/subuid", "--add-subuids"}, {"/etc/subgid", "--add-subgids"}} {
-		b, _ := os.ReadFile(f.file)
-		if strings.Contains("\n"+string(b), "\n"+rootlessUser+":") {
-			continue
-		}
-		if out, err := exec.Command("usermod", f.flag, "300000-365535", rootlessUser).CombinedOutput(); err != nil {
-			t.Fatalf("usermod %s %s: %v\n%s", f.flag, rootlessUser, err, out)
-		}
-	}
-	return u
 }
 
 func copyFile(src, dst string) error {

@@ -175,6 +175,10 @@ func RunKeepID(k *KeepID, args []string, opts EnterOptions) (int, error) {
 	cmd := unshare.Command(args...)
 	cmd.UnshareFlags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS
 	cmd.UseNewuidmap, cmd.UseNewgidmap = true, true
+	// newgidmap writes the map, so setgroups may stay allowed; virtiofsd
+	// (and the guest user's drop of privileges later) call setgroups(2),
+	// which a "deny" would fail with EPERM.
+	cmd.GidMappingsEnableSetgroups = true
 	cmd.UidMappings, cmd.GidMappings = specMap(k.UIDMap), specMap(k.GIDMap)
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/loftd/loftd/disks/loop"
@@ -186,4 +188,36 @@ func moduleRoot() string {
 		}
 		dir = parent
 	}
+}
+
+// RootlessUserName is the unprivileged user tests run loftd as.
+const RootlessUserName = "loftd-rootless"
+
+// RootlessUser returns the unprivileged test user, creating it (with
+// subordinate ids) the first time: CI machines are fresh, developer
+// machines keep it. Needs root.
+func RootlessUser(t testing.TB) *user.User {
+	t.Helper()
+	RequireRoot(t)
+	RequireCommand(t, "useradd", "passwd")
+	RequireCommand(t, "newuidmap", "uidmap")
+	if _, err := user.Lookup(RootlessUserName); err != nil {
+		if out, err := exec.Command("useradd", "-m", "-U", "-s", "/bin/sh", RootlessUserName).CombinedOutput(); err != nil {
+			t.Fatalf("useradd %s: %v\n%s", RootlessUserName, err, out)
+		}
+	}
+	u, err := user.Lookup(RootlessUserName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ file, flag string }{{"/etc/subuid", "--add-subuids"}, {"/etc/subgid", "--add-subgids"}} {
+		b, _ := os.ReadFile(f.file)
+		if strings.Contains("\n"+string(b), "\n"+RootlessUserName+":") {
+			continue
+		}
+		if out, err := exec.Command("usermod", f.flag, "300000-365535", RootlessUserName).CombinedOutput(); err != nil {
+			t.Fatalf("usermod %s %s: %v\n%s", f.flag, RootlessUserName, err, out)
+		}
+	}
+	return u
 }
