@@ -53,3 +53,30 @@ func TestImageBoots(t *testing.T) {
 		})
 	}
 }
+
+func TestImagesListAndGC(t *testing.T) {
+	w := newWorld(t)
+	ref := markerImage(t, "gc\n")
+	if status, _, stderr := w.run("", "--vmm", "qemu", "--image", ref, "--", "cat", "/marker"); status != 0 {
+		t.Fatalf("run: status %d\n%s", status, stderr)
+	}
+	sub := func(args ...string) string {
+		t.Helper()
+		c := w.cmd()
+		c.Args = append([]string{bins.loftd}, args...)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("loftd %q: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := sub("images"); !strings.Contains(out, ref) || !strings.Contains(out, "sha256:") {
+		t.Errorf("loftd images after a run = %q, want %s listed with its digest", out, ref)
+	}
+	if out := sub("gc", "--images"); !strings.Contains(out, "removed image "+ref) {
+		t.Errorf("loftd gc --images = %q, want it to remove %s", out, ref)
+	}
+	if out := sub("images"); strings.Contains(out, ref) {
+		t.Errorf("loftd images after gc --images = %q, still lists %s", out, ref)
+	}
+}
