@@ -12,6 +12,7 @@ import (
 	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krunfw"
 	"github.com/loftd/loftd/krun/qemu"
+	"github.com/loftd/loftd/rootfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +39,7 @@ func runDoctor(e *env, args []string) error {
 	}
 	krunOK, krunCheck := checkLibkrun()
 	fwCheck, qemuCheck := checkKrunfw(), checkQEMU()
-	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkStateFS(stateDir)}
+	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkStateFS(stateDir), checkStore(State{Dir: stateDir}, cfg)}
 	checks = append(checks, checkRootless()...)
 	for _, c := range checks {
 		fmt.Fprintf(e.stdout, "%-4s  %-14s %s\n", c.level, c.name, c.detail)
@@ -107,6 +108,18 @@ func checkQEMU() check {
 		return c
 	}
 	c.detail = fmt.Sprintf("%s, %s; accel %s (%s)", r.QEMU, r.Virtiofsd, r.Accel, r.AccelReason)
+	return c
+}
+
+// checkStore says which containers/storage driver the image store uses.
+func checkStore(st State, cfg *Config) check {
+	c := check{name: "image store", level: "ok"}
+	driver, why, err := rootfs.DriverFor(st.Images(), cfg.Rootfs.Driver)
+	if err != nil {
+		c.level, c.detail, c.fix = "fail", err.Error(), "set [rootfs] driver to auto, btrfs, overlay or vfs"
+		return c
+	}
+	c.detail = fmt.Sprintf("driver %s (%s)", driver, why)
 	return c
 }
 

@@ -114,6 +114,12 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// DriverFor says which driver Open would use for a store at root, and why
+// (for loftd doctor), without opening or creating anything.
+func DriverFor(root, want string) (driver, reason string, err error) {
+	return chooseDriver(root, want)
+}
+
 // chooseDriver applies "auto": keep the driver an existing store uses
 // (containers/storage refuses to switch), else btrfs on btrfs, else overlay
 // (the driver probes the kernel), else vfs when overlay cannot be used.
