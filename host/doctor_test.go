@@ -10,7 +10,8 @@ import (
 // TestDoctor runs loftd doctor on this machine: with QEMU and libkrunfw
 // present it must name a working backend and exit 0; every check prints.
 func TestDoctor(t *testing.T) {
-	testenv.RequireVM(t)
+	vm := testenv.RequireVM(t)
+	t.Setenv("LOFTD_LIBKRUNFW_LIBRARY", vm.Krunfw)
 	c := newCLI(t)
 	status, stdout, stderr := c.run("doctor")
 	for _, want := range []string{"/dev/kvm", "libkrun", "libkrunfw", "qemu", "state", "image store", "backend: "} {
