@@ -38,7 +38,7 @@ type Options struct {
 type rawRun struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
 	pullLatest, root, tsi, preserve, debug, profile   bool
-	dryRun                                            bool
+	dryRun, version                                   bool
 	mem, cpus, uid, gid                               int
 	publish, volumes, env                             []string
 }
@@ -62,6 +62,7 @@ func (r *rawRun) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.dryRun, "dry-run", false, "prepare everything and start the helper, which stops just before booting the VM")
 	fs.BoolVar(&r.debug, "debug", false, "debug logs on stderr")
 	fs.BoolVar(&r.profile, "profile", false, "print a timing table of host phases and guest steps on stderr")
+	fs.BoolVar(&r.version, "version", false, "print the version and exit")
 	fs.IntVar(&r.uid, "uid", -1, "guest user's uid when loftd runs as root (default: SUDO_UID, else 1000)")
 	fs.IntVar(&r.gid, "gid", -1, "guest user's gid when loftd runs as root (default: SUDO_GID, else 1000)")
 }

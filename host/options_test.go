@@ -98,6 +98,15 @@ func TestCLIUsageExitStatus(t *testing.T) {
 	}
 }
 
+func TestCLIVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		status, stdout, _ := runCLI(t, "", args...)
+		if status != 0 || stdout != "loftd "+Version+"\n" {
+			t.Errorf("loftd %q = %d, %q; want 0 and \"loftd %s\"", args, status, stdout, Version)
+		}
+	}
+}
+
 func TestCLIHelp(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"resize", "--help"}, {"reset-nix", "--help"}, {"doctor", "--help"}, {"gc", "--help"}, {"ps", "--help"}, {"images", "--help"}, {"version", "--help"}} {
 		status, stdout, _ := runCLI(t, "", args...)

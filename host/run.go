@@ -25,6 +25,9 @@ func (e *env) session(args []string) (int, error) {
 	if err := e.parse(fs, args); err != nil {
 		return 0, err
 	}
+	if r.version {
+		return 0, runVersion(e, nil)
+	}
 	rest := fs.Args()
 	if len(rest) > 0 && fs.ArgsLenAtDash() != 0 {
 		return 0, usagef("unknown command %q (to run it in a VM: %s -- %s)", rest[0], e.prog, strings.Join(rest, " "))

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,22 +21,10 @@ func (w *world) startLong(args ...string) (pid int, wait func() (int, string)) {
 	if err := c.Start(); err != nil {
 		w.t.Fatal(err)
 	}
+	w.t.Cleanup(func() { _ = c.Process.Kill() }) // a no-op once it ended
 	done := make(chan struct{})
 	go func() { _ = c.Wait(); close(done) }()
-	deadline := time.After(2 * time.Minute)
-	for {
-		if _, err := os.Stat(filepath.Join(w.workspace, "started")); err == nil {
-			break
-		}
-		select {
-		case <-done:
-			w.t.Fatalf("loftd ended before the workload started: %s", errb.String())
-		case <-deadline:
-			_ = c.Process.Kill()
-			w.t.Fatalf("workload did not start within 2 minutes: %s", errb.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	waitFile(w.t, filepath.Join(w.workspace, "started"), done, &errb)
 	return c.Process.Pid, func() (int, string) {
 		select {
 		case <-done:
@@ -50,6 +40,25 @@ func (w *world) startLong(args ...string) (pid int, wait func() (int, string)) {
 			return 128 + int(ws.Signal()), errb.String()
 		}
 		return c.ProcessState.ExitCode(), errb.String()
+	}
+}
+
+// waitFile waits until path exists: the workload is running. done closing
+// first means loftd ended early; stderr says why.
+func waitFile(t testing.TB, path string, done <-chan struct{}, stderr fmt.Stringer) {
+	t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("loftd ended before the workload started: %s", stderr)
+		case <-deadline:
+			t.Fatalf("workload did not start within 2 minutes: %s", stderr)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -129,8 +138,30 @@ func TestPreserveDebug(t *testing.T) {
 	if status != 0 || len(tasks) != 1 || !strings.Contains(stderr, "kept task directory") {
 		t.Fatalf("--preserve-debug: status %d, %d task dirs, stderr %q; want the task kept and said so", status, len(tasks), stderr)
 	}
-	if _, err := os.Stat(filepath.Join(w.state, "loftd", "tasks", tasks[0].Name(), "launch.json")); err != nil {
-		t.Errorf("kept task has no launch.json: %v", err)
+	taskDir := filepath.Join(w.state, "loftd", "tasks", tasks[0].Name())
+	c := w.cmd()
+	c.Args = []string{bins.loftd, "internal", "decode-plan", taskDir}
+	out, err := c.CombinedOutput()
+	for _, want := range []string{`"version": 1`, `"vmm": "`, `"exec_path": "/.loftd/guest-init"`, w.workspace, `"loftd-nix"`} {
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("loftd internal decode-plan of the kept task: %v, output lacks %q:\n%s", err, want, out)
+		}
+	}
+}
+
+// TestWithoutCgo: a host binary built without cgo cannot work (Buildah's
+// storage needs it) and must say so at once instead of looping.
+func TestWithoutCgo(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "loftd-nocgo")
+	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", bin, "../../cmd/loftd")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build without cgo: %v\n%s", err, out)
+	}
+	c := exec.Command(bin, "--", "true")
+	out, _ := c.CombinedOutput()
+	if c.ProcessState.ExitCode() != 125 || !strings.Contains(string(out), "built without cgo") {
+		t.Errorf("loftd built without cgo: status %d, output %q; want 125 and the reason", c.ProcessState.ExitCode(), out)
 	}
 }
 
