@@ -1,9 +1,10 @@
 package e2e
 
 import (
-	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/loftd/loftd/internal/testenv"
 )
 
 // benchWorld is newWorld for a benchmark (one world for all iterations).
@@ -12,19 +13,9 @@ func benchWorld(b *testing.B) *world {
 	if bins.err != nil {
 		b.Fatal(bins.err)
 	}
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
-	return &world{state: b.TempDir(), workspace: b.TempDir(), root: busyboxRootB(b)}
-}
-
-func busyboxRootB(b *testing.B) string {
-	b.Helper()
-	root := b.TempDir()
-	if out, err := exec.Command("sh", "-c", `set -e; mkdir -p "$1/bin" "$1/proc" "$1/sys" "$1/dev" "$1/tmp" "$1/run" "$1/workspace"; cp /bin/busybox "$1/bin/busybox"; for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$1/bin/$a"; done`, "sh", root).CombinedOutput(); err != nil {
-		b.Skipf("busybox root: %v %s", err, out)
-	}
-	return root
+	testenv.RequireRoot(b)
+	testenv.RequireVM(b)
+	return &world{state: b.TempDir(), workspace: b.TempDir(), root: BusyboxRoot(b)}
 }
 
 func benchRun(b *testing.B, w *world, args ...string) {

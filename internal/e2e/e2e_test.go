@@ -76,7 +76,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // BusyboxRoot makes a root filesystem of busybox-static and its applets.
-func BusyboxRoot(t *testing.T) string {
+func BusyboxRoot(t testing.TB) string {
 	t.Helper()
 	bb := testenv.RequireCommand(t, "busybox", "busybox-static")
 	root := t.TempDir()
