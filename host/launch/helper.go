@@ -79,7 +79,9 @@ func stopSignals() (<-chan os.Signal, func()) {
 	return ch, func() { signal.Stop(ch) }
 }
 
-func kernelCache(p *Plan) string {
+// vmCache holds what the qemu backend may reuse between runs: the PVH kernel
+// and the accelerator probe's verdict.
+func vmCache(p *Plan) string {
 	if p.StateDir == "" {
 		return filepath.Join(os.TempDir(), "loftd-kernels")
 	}

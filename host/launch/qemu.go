@@ -30,7 +30,7 @@ func QEMUConfig(p *Plan, kernel, runDir string) qemu.Config {
 // stop signal ends the VM (every child reaped) and gives 128+n, as the
 // workload killed by that signal would.
 func (h *Helper) runQEMU(p *Plan) int {
-	kernel, err := krunfw.KernelELF(p.KrunfwLibrary, kernelCache(p))
+	kernel, err := krunfw.KernelELF(p.KrunfwLibrary, vmCache(p))
 	if err != nil {
 		return h.fail("prepare kernel", err)
 	}
@@ -38,6 +38,12 @@ func (h *Helper) runQEMU(p *Plan) int {
 		return 0
 	}
 	cfg := QEMUConfig(p, kernel, h.TaskDir)
+	if qemuPath, err := qemu.FindQEMU(""); err == nil {
+		var why string
+		cfg.QEMU = qemuPath
+		cfg.Accel, why = qemu.PickAccelCached("", qemuPath, vmCache(p))
+		h.Log.Debug("qemu accelerator", "accel", cfg.Accel, "why", why)
+	}
 	cfg.Stdin, cfg.Stdout, cfg.Stderr, cfg.Log = os.Stdin, os.Stdout, os.Stderr, h.Log
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
