@@ -38,12 +38,7 @@ func (h *Helper) runQEMU(p *Plan) int {
 		return 0
 	}
 	cfg := QEMUConfig(p, kernel, h.TaskDir)
-	if qemuPath, err := qemu.FindQEMU(""); err == nil {
-		var why string
-		cfg.QEMU = qemuPath
-		cfg.Accel, why = qemu.PickAccelCached("", qemuPath, vmCache(p))
-		h.Log.Debug("qemu accelerator", "accel", cfg.Accel, "why", why)
-	}
+	cfg.CacheDir = vmCache(p)
 	cfg.Stdin, cfg.Stdout, cfg.Stderr, cfg.Log = os.Stdin, os.Stdout, os.Stderr, h.Log
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -49,10 +49,13 @@ type Config struct {
 	Init string
 	// RunDir holds the sockets and logs of the run (the task directory).
 	RunDir string
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	Log    *slog.Logger
+	// CacheDir, when set, remembers the accelerator probe's verdict
+	// between runs (PickAccelCached).
+	CacheDir string
+	Stdin    io.Reader
+	Stdout   io.Writer
+	Stderr   io.Writer
+	Log      *slog.Logger
 }
 
 // Run boots the VM described by cfg and returns the status the guest init
@@ -85,7 +88,7 @@ func resolve(cfg Config) (Config, error) {
 		return cfg, err
 	}
 	var reason string
-	cfg.Accel, reason = PickAccel(cfg.Accel, cfg.QEMU)
+	cfg.Accel, reason = PickAccelCached(cfg.Accel, cfg.QEMU, cfg.CacheDir)
 	cfg.Log.Debug("qemu accelerator", "accel", cfg.Accel, "reason", reason)
 	if cfg.VCPUs <= 0 {
 		cfg.VCPUs = 1
