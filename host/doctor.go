@@ -11,7 +11,7 @@ import (
 
 	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krunfw"
-	"github.com/loftd/loftd/krun/qemu"
+	"github.com/loftd/loftd/vmm/qemu"
 	"github.com/loftd/loftd/rootfs"
 	"golang.org/x/sys/unix"
 )

@@ -3,9 +3,10 @@ package host
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/loftd/loftd/vmm"
 	"os"
 
-	"github.com/loftd/loftd/host/launch"
+	"github.com/loftd/loftd/launch"
 )
 
 // runInternal dispatches the hidden commands loftd runs itself. They should
@@ -36,7 +37,7 @@ func runEnter(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("internal enter: want exactly one TASKDIR")
 	}
-	h := &launch.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug), DryRun: *dryRun}
+	h := &vmm.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug), DryRun: *dryRun}
 	if *errFD >= 0 {
 		h.ErrFile = os.NewFile(uintptr(*errFD), "error-fd")
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/guestinit/contract"
-	"github.com/loftd/loftd/host/launch"
+	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
 

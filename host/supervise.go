@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loftd/loftd/vmm"
 	"io"
 	"os"
 	"os/exec"
@@ -12,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loftd/loftd/host/launch"
+	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,7 +61,7 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	}
 	errW.Close()
 	s.prof.add("helper-start", time.Since(start))
-	helperErr := make(chan *launch.HelperError, 1)
+	helperErr := make(chan *vmm.HelperError, 1)
 	go func() { helperErr <- readHelperError(errR) }()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -76,15 +77,15 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	}
 }
 
-func readHelperError(r io.Reader) *launch.HelperError {
-	var he launch.HelperError
+func readHelperError(r io.Reader) *vmm.HelperError {
+	var he vmm.HelperError
 	if err := json.NewDecoder(r).Decode(&he); err != nil {
 		return nil
 	}
 	return &he
 }
 
-func mapStatus(ps *os.ProcessState, werr error, he *launch.HelperError) (int, error) {
+func mapStatus(ps *os.ProcessState, werr error, he *vmm.HelperError) (int, error) {
 	if he != nil {
 		return 0, exitError{status: exitSetup, err: he}
 	}

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/loftd/loftd/host/launch"
+	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
 

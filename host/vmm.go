@@ -5,7 +5,7 @@ import (
 
 	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krunfw"
-	"github.com/loftd/loftd/krun/qemu"
+	"github.com/loftd/loftd/vmm/qemu"
 )
 
 // vmmChoice is the backend a session boots with, and the libraries it needs.

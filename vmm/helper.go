@@ -1,8 +1,9 @@
-package launch
+package vmm
 
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/loftd/loftd/launch"
 	"io"
 	"log/slog"
 	"os"
@@ -44,7 +45,7 @@ func (h *Helper) Run() int {
 	if os.Getppid() == 1 {
 		return h.fail("start", fmt.Errorf("parent loftd is gone"))
 	}
-	p, err := Read(h.TaskDir)
+	p, err := launch.Read(h.TaskDir)
 	if err != nil {
 		return h.fail("read launch plan", err)
 	}
@@ -81,7 +82,7 @@ func stopSignals() (<-chan os.Signal, func()) {
 
 // vmCache holds what the qemu backend may reuse between runs: the PVH kernel
 // and the accelerator probe's verdict.
-func vmCache(p *Plan) string {
+func vmCache(p *launch.Plan) string {
 	if p.StateDir == "" {
 		return filepath.Join(os.TempDir(), "loftd-kernels")
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
-	"github.com/loftd/loftd/krun/qemu"
+	"github.com/loftd/loftd/vmm/qemu"
 )
 
 // run is one VM run's inputs and outputs.

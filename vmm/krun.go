@@ -1,13 +1,14 @@
-package launch
+package vmm
 
 import (
 	"fmt"
+	"github.com/loftd/loftd/launch"
 
 	"github.com/loftd/loftd/krun"
 )
 
 // KrunVM converts a plan into the krun binding's pure configuration.
-func KrunVM(p *Plan) (krun.VM, error) {
+func KrunVM(p *launch.Plan) (krun.VM, error) {
 	if p.VCPUs > 255 {
 		return krun.VM{}, fmt.Errorf("launch plan: %d vCPUs exceed libkrun's limit of 255", p.VCPUs)
 	}
@@ -28,7 +29,7 @@ func KrunVM(p *Plan) (krun.VM, error) {
 // runKrun configures libkrun and hands the process over to the VM:
 // krun_start_enter returns only on failure, and on success exits this
 // process with the guest's status.
-func (h *Helper) runKrun(p *Plan) int {
+func (h *Helper) runKrun(p *launch.Plan) int {
 	lib, err := krun.Open(p.Library)
 	if err != nil {
 		return h.fail("load libkrun", err)

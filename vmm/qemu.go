@@ -1,18 +1,19 @@
-package launch
+package vmm
 
 import (
 	"context"
+	"github.com/loftd/loftd/launch"
 	"os"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/krun/krunfw"
-	"github.com/loftd/loftd/krun/qemu"
+	"github.com/loftd/loftd/vmm/qemu"
 )
 
 // QEMUConfig converts a plan into the QEMU backend's configuration.
-func QEMUConfig(p *Plan, kernel, runDir string) qemu.Config {
+func QEMUConfig(p *launch.Plan, kernel, runDir string) qemu.Config {
 	cfg := qemu.Config{
 		Kernel: kernel, VCPUs: p.VCPUs, MemMiB: p.RAMMiB, Root: p.Root,
 		Init: contract.GuestInitPath, RunDir: runDir,
@@ -29,7 +30,7 @@ func QEMUConfig(p *Plan, kernel, runDir string) qemu.Config {
 // runQEMU boots the plan under QEMU and returns the workload's status. A
 // stop signal ends the VM (every child reaped) and gives 128+n, as the
 // workload killed by that signal would.
-func (h *Helper) runQEMU(p *Plan) int {
+func (h *Helper) runQEMU(p *launch.Plan) int {
 	kernel, err := krunfw.KernelELF(p.KrunfwLibrary, vmCache(p))
 	if err != nil {
 		return h.fail("prepare kernel", err)

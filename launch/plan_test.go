@@ -121,22 +121,3 @@ func TestReadRejects(t *testing.T) {
 		}
 	}
 }
-
-func TestKrunVMCarriesEveryField(t *testing.T) {
-	p := fullPlan()
-	vm, err := KrunVM(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if int(vm.VCPUs) != p.VCPUs || int(vm.RAMMiB) != p.RAMMiB || vm.Root != p.Root || !vm.NestedVirt ||
-		vm.ExecPath != p.ExecPath || !reflect.DeepEqual(vm.Argv, p.Argv) || !reflect.DeepEqual(vm.Env, p.Env) ||
-		vm.Workdir != p.Workdir || !reflect.DeepEqual(vm.Rlimits, p.Rlimits) || !reflect.DeepEqual(vm.PortMap, p.Network.PortMap) ||
-		len(vm.Disks) != 2 || vm.Disks[1].ID != "loftd-containers" || !vm.Disks[1].ReadOnly ||
-		len(vm.Shares) != 1 || vm.Shares[0].Tag != "loftd-workspace" {
-		t.Errorf("KrunVM(plan) = %+v, lost a field of %+v", vm, p)
-	}
-	p.VCPUs = 300
-	if _, err := KrunVM(p); err == nil {
-		t.Errorf("KrunVM(300 vCPUs) succeeded, want an error")
-	}
-}
