@@ -1,20 +1,25 @@
-// Package deptest checks the import rules of DESIGN.md with `go list`:
-// the guest init stays small and static, purego stays in krun/..., and
-// krun, rootfs and disks never import host.
+// Package deptest checks the import rules of docs/architecture.md with
+// `go list`, in one place: the guest init stays small and static, purego
+// stays in krun/..., the launch plan and the libkrun binding stay pure, and
+// nothing below host imports it.
 package deptest
 
 import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/loftd/loftd/internal/testenv"
 )
 
 const module = "github.com/loftd/loftd"
 
-// goList returns, for each package matched by pattern, its direct imports.
+// goList returns, for each package matched by args, its imports: direct
+// ones, or with -deps every package it links.
 func goList(t *testing.T, args ...string) map[string][]string {
 	t.Helper()
-	cmd := exec.Command("go", append([]string{"list", "-tags", "containers_image_openpgp", "-f", "{{.ImportPath}} {{join .Imports \" \"}}"}, args...)...)
+	goBin := testenv.RequireCommand(t, "go", "golang-go")
+	cmd := exec.Command(goBin, append([]string{"list", "-tags", "containers_image_openpgp"}, args...)...)
 	cmd.Dir = "../.."
 	out, err := cmd.Output()
 	if err != nil {
@@ -23,73 +28,87 @@ func goList(t *testing.T, args ...string) map[string][]string {
 	pkgs := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
-		pkgs[fields[0]] = fields[1:]
+		if len(fields) > 0 {
+			pkgs[fields[0]] = fields[1:]
+		}
 	}
 	return pkgs
 }
 
-func TestGuestInitLinksNoHostSide(t *testing.T) {
-	forbidden := []string{"github.com/containers/", "github.com/ebitengine/purego", module + "/host", module + "/krun", module + "/rootfs"}
-	deps := goList(t, "-deps", "./cmd/loftd-guest-init")
-	if _, ok := deps[module+"/guestinit"]; !ok {
-		t.Fatalf("go list -deps ./cmd/loftd-guest-init does not list guestinit: the test would prove nothing")
+// deps lists every package pkg links (go list -deps).
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	var out []string
+	for p := range goList(t, "-deps", "-f", "{{.ImportPath}}", pkg) {
+		out = append(out, p)
 	}
-	for pkg := range deps {
-		for _, f := range forbidden {
-			if strings.HasPrefix(pkg, f) {
-				t.Errorf("cmd/loftd-guest-init links %s (forbidden: %s); the guest init must stay small and static", pkg, f)
+	if len(out) < 2 {
+		t.Fatalf("go list -deps %s listed %d packages: the test would prove nothing", pkg, len(out))
+	}
+	return out
+}
+
+// hasPrefix: pkg is prefix or below it; a prefix ending in "/" matches any
+// package path that starts with it (a whole organisation).
+func hasPrefix(pkg, prefix string) bool {
+	if strings.HasSuffix(prefix, "/") {
+		return strings.HasPrefix(pkg, prefix)
+	}
+	return pkg == prefix || strings.HasPrefix(pkg, prefix+"/")
+}
+
+// TestLinkRules checks what each package links, transitively.
+func TestLinkRules(t *testing.T) {
+	heavy := []string{"github.com/containers/", "go.podman.io/", "github.com/ebitengine/purego"}
+	rules := []struct {
+		pkg       string
+		forbidden []string
+		why       string
+	}{
+		{"./cmd/loftd-guest-init", append([]string{module + "/host", module + "/krun", module + "/rootfs", module + "/vmm", module + "/launch", "runtime/cgo"}, heavy...),
+			"the guest init must stay small and static (CGO_ENABLED=0)"},
+		{"./disks", append([]string{module + "/host", module + "/rootfs", module + "/krun", module + "/vmm", module + "/guestinit", "runtime/cgo"}, heavy...),
+			"the guest init links disks"},
+		{"./rootfs", []string{module + "/host", module + "/krun", module + "/vmm", module + "/disks", module + "/guestinit"},
+			"rootfs sits below host and knows no VM"},
+		{"./krun", append([]string{module + "/host", module + "/vmm", module + "/launch", module + "/rootfs", module + "/disks"}, heavy[:2]...),
+			"krun is the pure libkrun binding"},
+		{"./launch", append([]string{module + "/host", module + "/vmm", module + "/krun", module + "/rootfs"}, heavy...),
+			"the launch plan is pure data, the one VM model the backends read"},
+		{"./vmm/...", []string{module + "/host", module + "/rootfs"},
+			"the backends never import host"},
+	}
+	for _, r := range rules {
+		for _, dep := range deps(t, r.pkg) {
+			for _, f := range r.forbidden {
+				if hasPrefix(dep, f) {
+					t.Errorf("%s links %s: %s", r.pkg, dep, r.why)
+				}
 			}
 		}
 	}
 }
 
+// TestImportRules checks direct imports across the whole module.
 func TestImportRules(t *testing.T) {
-	pkgs := goList(t, "./...")
-	rules := []struct {
-		from, to, why string
-	}{
-		{"", "github.com/ebitengine/purego", "purego belongs to krun/... only"},
-		{module + "/krun", module + "/host", "krun never imports host"},
-		{module + "/krun", module + "/vmm", "krun is the pure libkrun binding: the backends import it, not the reverse"},
-		{module + "/krun", module + "/launch", "krun is the pure libkrun binding: it knows no launch plan"},
-		{module + "/launch", module + "/host", "the launch plan is pure data below host"},
-		{module + "/launch", module + "/vmm", "the launch plan is the model the backends read, not the reverse"},
-		{module + "/vmm", module + "/host", "the backends never import host"},
-		{module + "/rootfs", module + "/host", "rootfs never imports host"},
-		{module + "/disks", module + "/host", "disks never imports host"},
-		{module + "/guestinit", module + "/host", "guestinit never imports host"},
-	}
-	checked := 0
-	for pkg, imports := range pkgs {
-		for _, r := range rules {
-			if !strings.HasPrefix(pkg, r.from) || (r.to == "github.com/ebitengine/purego" && strings.HasPrefix(pkg, module+"/krun")) {
-				continue
-			}
-			checked++
-			for _, imp := range imports {
-				if strings.HasPrefix(imp, r.to) {
-					t.Errorf("%s imports %s: %s", pkg, imp, r.why)
-				}
-			}
-		}
-	}
-	if checked < 10 {
-		t.Errorf("only %d package/rule pairs checked: go list found too little", checked)
+	pkgs := goList(t, "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...")
+	if len(pkgs) < 10 {
+		t.Fatalf("go list ./... found %d packages: the test would prove nothing", len(pkgs))
 	}
 	for pkg, imports := range pkgs {
-		if strings.HasPrefix(pkg, module+"/guestinit") {
-			for _, imp := range imports {
-				if strings.HasPrefix(imp, module) && imp != module+"/guestinit/contract" && imp != module+"/disks" && !strings.HasPrefix(imp, module+"/guestinit") {
-					t.Errorf("%s imports %s: the guest init may import only guestinit/contract and disks of loftd", pkg, imp)
-				}
-			}
-		}
-		if strings.HasPrefix(pkg, module+"/guestinit") || pkg == module+"/cmd/loftd-guest-init" {
-			continue
-		}
 		for _, imp := range imports {
-			if imp == module+"/guestinit" {
+			if imp == "github.com/ebitengine/purego" && !hasPrefix(pkg, module+"/krun") {
+				t.Errorf("%s imports purego: it belongs to krun/... only", pkg)
+			}
+			if hasPrefix(imp, module+"/host") && !hasPrefix(pkg, module+"/host") && !hasPrefix(pkg, module+"/cmd") && !hasPrefix(pkg, module+"/internal") {
+				t.Errorf("%s imports %s: imports point down, nothing below host imports it", pkg, imp)
+			}
+			if imp == module+"/guestinit" && !hasPrefix(pkg, module+"/guestinit") && pkg != module+"/cmd/loftd-guest-init" {
 				t.Errorf("%s imports guestinit: only guestinit/contract is shared with the host", pkg)
+			}
+			if hasPrefix(pkg, module+"/guestinit") && hasPrefix(imp, module) &&
+				!hasPrefix(imp, module+"/guestinit") && !hasPrefix(imp, module+"/disks") {
+				t.Errorf("%s imports %s: the guest init may import only guestinit/... and disks of loftd", pkg, imp)
 			}
 		}
 	}
