@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/loftd/loftd/internal/atomicfile"
 )
 
 // Version is the plan format this binary writes and reads. The parent and the
@@ -105,12 +107,7 @@ func Write(taskDir string, p *Plan) error {
 	if err != nil {
 		return fmt.Errorf("encode launch plan: %w", err)
 	}
-	path := filepath.Join(taskDir, FileName)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write launch plan: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(taskDir, FileName), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write launch plan: %w", err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/containers/storage"
+	"github.com/loftd/loftd/internal/atomicfile"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -80,11 +81,7 @@ func (s *Store) withCache(fn func(c *cacheFile) (changed bool, err error)) error
 	if err != nil {
 		return fmt.Errorf("write image cache: %w", err)
 	}
-	tmp := s.cachePath() + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return fmt.Errorf("write image cache: %w", err)
-	}
-	if err := os.Rename(tmp, s.cachePath()); err != nil {
+	if err := atomicfile.WriteFile(s.cachePath(), out, 0o600); err != nil {
 		return fmt.Errorf("write image cache: %w", err)
 	}
 	return nil
