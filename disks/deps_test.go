@@ -4,15 +4,14 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/loftd/loftd/internal/testenv"
 )
 
 // The guest init links this package, so it must stay free of the host's
 // heavy dependencies and of cgo-only code.
 func TestImports(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go command not found: cannot list dependencies")
-	}
+	goBin := testenv.RequireCommand(t, "go", "golang-go")
 	out, err := exec.Command(goBin, "list", "-deps", "github.com/loftd/loftd/disks").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
