@@ -54,6 +54,7 @@ func TestImportRules(t *testing.T) {
 		{module + "/krun", module + "/launch", "krun is the pure libkrun binding: it knows no launch plan"},
 		{module + "/launch", module + "/host", "the launch plan is pure data below host"},
 		{module + "/launch", module + "/vmm", "the launch plan is the model the backends read, not the reverse"},
+		{module + "/launch", module + "/krun", "the launch plan is pure data: the libkrun backend (vmm/krun) converts it"},
 		{module + "/vmm", module + "/host", "the backends never import host"},
 		{module + "/rootfs", module + "/host", "rootfs never imports host"},
 		{module + "/disks", module + "/host", "disks never imports host"},
