@@ -74,14 +74,15 @@ func forgetLogging(path string, handle uintptr) {
 	delete(logging.done, handle)
 }
 
-// errLoggingSet is why SetLogLevel or InitLog refused to call libkrun.
-var errLoggingSet = errors.New("libkrun logging is already set up in this process (libkrun allows it once)")
+// ErrLoggingSet is why SetLogLevel or InitLog refused to call libkrun: a
+// caller that only wants logging set up somehow may ignore it.
+var ErrLoggingSet = errors.New("libkrun logging is already set up in this process (libkrun allows it once)")
 
 func (l *Lib) claimLogging(op string) error {
 	logging.Lock()
 	defer logging.Unlock()
 	if logging.done[l.handle] {
-		return fmt.Errorf("%s: %w", op, errLoggingSet)
+		return fmt.Errorf("%s: %w", op, ErrLoggingSet)
 	}
 	if logging.done == nil {
 		logging.done = make(map[uintptr]bool)
@@ -201,6 +202,26 @@ func (l *Lib) AddVirtiofs(ctx Ctx, tag, path string) error {
 	runtime.KeepAlive(p)
 	return check(op, ret)
 }
+
+// Virtio-net feature bits and libkrun net flags (include/libkrun.h), for
+// AddNetUnixstream.
+const (
+	NetFeatureCSUM      = 1 << 0
+	NetFeatureGuestCSUM = 1 << 1
+	NetFeatureGuestTSO4 = 1 << 7
+	NetFeatureGuestTSO6 = 1 << 8
+	NetFeatureGuestUFO  = 1 << 10
+	NetFeatureHostTSO4  = 1 << 11
+	NetFeatureHostTSO6  = 1 << 12
+	NetFeatureHostUFO   = 1 << 14
+
+	// NetFeaturesCompat is libkrun's COMPAT_NET_FEATURES.
+	NetFeaturesCompat = NetFeatureCSUM | NetFeatureGuestCSUM | NetFeatureGuestTSO4 |
+		NetFeatureGuestUFO | NetFeatureHostTSO4 | NetFeatureHostUFO
+
+	NetFlagVfkit      = 1 << 0
+	NetFlagDHCPClient = 1 << 1 // libkrun's init runs a DHCP client on the device
+)
 
 // AddNetUnixstream calls krun_add_net_unixstream (optional): a virtio-net
 // device backed by a unixstream proxy such as passt, reached either by socket

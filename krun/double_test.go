@@ -1,39 +1,20 @@
 package krun
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/loftd/loftd/internal/testenv"
+	"github.com/loftd/loftd/krun/krundouble"
 )
 
-// The test double: testdata/krun_double.c, compiled here into a shared
-// library with libkrun's symbols that records every call (see the C file).
+// The test double (krun/krundouble) is libkrun's symbols in C, recording
+// every call; these wrap it for this package's tests.
 
-// buildDouble compiles the double into t.TempDir(). Each name in hide is
-// left out of the dynamic symbol table, as an older libkrun would lack it.
-func buildDouble(t testing.TB, hide ...string) string {
+func buildDouble(t testing.TB, hide ...string) string { return krundouble.Build(t, hide...) }
+func recordCalls(t testing.TB) string                 { return krundouble.Record(t) }
+func calls(t testing.TB, log string) []string         { return krundouble.Calls(t, log) }
+func compareCalls(t testing.TB, what string, got, want []string) {
 	t.Helper()
-	gcc := testenv.RequireCommand(t, "gcc", "gcc")
-	dir := t.TempDir()
-	lib := filepath.Join(dir, "libkrun-double.so")
-	args := []string{"-Wall", "-Werror", "-shared", "-fPIC", "-o", lib, filepath.Join("testdata", "krun_double.c")}
-	if len(hide) > 0 {
-		// Exact names in "local" win over the "global" wildcard.
-		script := filepath.Join(dir, "hide.map")
-		text := "{ global: *; local: " + strings.Join(hide, "; ") + "; };\n"
-		if err := os.WriteFile(script, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "-Wl,--version-script="+script)
-	}
-	if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
-		t.Fatalf("gcc %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return lib
+	krundouble.Compare(t, what, got, want)
 }
 
 // openDouble builds and opens the double, and points its call log at a
@@ -50,45 +31,4 @@ func openDouble(t *testing.T, hide ...string) (*Lib, string) {
 		}
 	})
 	return l, recordCalls(t)
-}
-
-// recordCalls sets the double's log to a new file in t.TempDir().
-func recordCalls(t *testing.T) string {
-	t.Helper()
-	log := filepath.Join(t.TempDir(), "calls.log")
-	t.Setenv("KRUN_DOUBLE_LOG", log)
-	return log
-}
-
-// calls reads the double's log: one line per krun_* call.
-func calls(t *testing.T, log string) []string {
-	t.Helper()
-	data, err := os.ReadFile(log)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-}
-
-// compareCalls reports every line where got differs from want.
-func compareCalls(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	for i := 0; i < max(len(got), len(want)); i++ {
-		var g, w string
-		if i < len(got) {
-			g = got[i]
-		}
-		if i < len(want) {
-			w = want[i]
-		}
-		if g != w {
-			t.Errorf("%s call %d = %q, want %q", what, i, g, w)
-		}
-	}
-	if t.Failed() {
-		t.Logf("%s recorded calls:\n%s", what, strings.Join(got, "\n"))
-	}
 }

@@ -1,13 +1,13 @@
 // Package krun is a purego binding of libkrun.so: it finds and loads the
-// library at run time, exposes one Go method per krun_* call, turns
-// libkrun's negative errno returns into *Error, and converts a pure,
-// serializable VM description into the call sequence that configures a
-// libkrun context (Configure).
+// library at run time, exposes one Go method per krun_* call, and turns
+// libkrun's negative errno returns into *Error. Which calls configure a VM,
+// in which order, is the libkrun backend's business (vmm/krun), which
+// converts loftd's launch plan into these calls.
 //
 // It knows nothing of loftd: it must not import any package of
-// github.com/loftd/loftd. It is the only place (with its subpackages) that
-// may import purego, so the guest init and the rest of the host stay free of
-// it.
+// github.com/loftd/loftd (internal/deptest). It is the only place (with its
+// subpackages) that may import purego, so the guest init and the rest of the
+// host stay free of it.
 package krun
 
 import (
@@ -75,8 +75,8 @@ type symbol struct {
 
 // symbols is the whole table, resolved once by Open. Optional ones arrived
 // in later libkrun releases (or, for krun_set_nested_virt, are only needed
-// when nested virtualization is asked for), and Configure uses them only when
-// a VM field asks for them.
+// when nested virtualization is asked for); callers use them only when asked
+// to, and Missing lists the absent ones.
 func (l *Lib) symbols() []symbol {
 	return []symbol{
 		{"krun_set_log_level", &l.setLogLevel, true},

@@ -81,20 +81,17 @@ func TestOpenMissingOptionalSymbol(t *testing.T) {
 	if _, err := l.CheckNestedVirt(); err == nil || !strings.Contains(err.Error(), "krun_check_nested_virt: not in libkrun") {
 		t.Errorf("CheckNestedVirt() = %v, want an error saying the library lacks it", err)
 	}
-	_, err := l.Configure(fullVM())
-	const wantErr = "net 5a:94:ef:e4:0c:ee: krun_add_net_unixstream: not in libkrun "
+	err := l.AddNetUnixstream(7, "/run/passt.sock", -1, [6]byte{2, 0, 0, 0, 0, 1}, NetFeaturesCompat, 0)
+	const wantErr = "krun_add_net_unixstream: not in libkrun "
 	if err == nil || !strings.HasPrefix(err.Error(), wantErr) {
-		t.Errorf("Configure(VM with Net) = %v, want prefix %q", err, wantErr)
+		t.Errorf("AddNetUnixstream() = %v, want prefix %q", err, wantErr)
 	}
-	got := calls(t, log)
-	if last := got[len(got)-1]; last != "krun_free_ctx ctx=7" {
-		t.Errorf("Configure(VM with Net) last call = %q, want the context freed", last)
+	if got := calls(t, log); got != nil {
+		t.Errorf("calls of missing symbols = %q, want none", got)
 	}
-	// A VM that does not use the missing call still configures.
-	vm := fullVM()
-	vm.Net = nil
-	if _, err := l.Configure(vm); err != nil {
-		t.Errorf("Configure(VM without Net) = %v, want nil", err)
+	// The calls the library has still work.
+	if err := l.AddDisk(7, "d", "/d.raw", false); err != nil {
+		t.Errorf("AddDisk() = %v, want nil", err)
 	}
 }
 
@@ -109,24 +106,19 @@ func TestCheckNestedVirt(t *testing.T) {
 
 func TestLoggingOnce(t *testing.T) {
 	// libkrun aborts the process on a second logger setup, so the binding
-	// refuses it, and Configure skips its log level step.
+	// refuses it, with ErrLoggingSet for callers that only want it set up.
 	l, log := openDouble(t)
 	if err := l.InitLog(LogTargetDefault, LogDebug, LogStyleNever, LogOptionNoEnv); err != nil {
 		t.Fatalf("InitLog() = %v, want nil", err)
 	}
-	if err := l.SetLogLevel(LogInfo); err == nil || !strings.Contains(err.Error(), "krun_set_log_level: libkrun logging is already set up") {
+	if err := l.SetLogLevel(LogInfo); !errors.Is(err, ErrLoggingSet) || !strings.Contains(err.Error(), "krun_set_log_level: libkrun logging is already set up") {
 		t.Errorf("SetLogLevel() after InitLog() = %v, want an already set up error", err)
 	}
 	if err := l.InitLog(LogTargetDefault, LogDebug, LogStyleNever, 0); err == nil {
 		t.Errorf("InitLog() twice = nil error, want one")
 	}
-	if _, err := l.Configure(VM{LogLevel: LogTrace, VCPUs: 1, RAMMiB: 128}); err != nil {
-		t.Errorf("Configure() after InitLog() = %v, want nil", err)
-	}
-	compareCalls(t, "InitLog(); SetLogLevel(); InitLog(); Configure()", calls(t, log), []string{
+	compareCalls(t, "InitLog(); SetLogLevel(); InitLog()", calls(t, log), []string{
 		"krun_init_log fd=-1 level=4 style=2 options=1",
-		"krun_create_ctx",
-		"krun_set_vm_config ctx=7 vcpus=1 ram_mib=128",
 	})
 }
 
@@ -208,8 +200,11 @@ func TestStartEnterExits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, err := l.Configure(VM{VCPUs: 1, RAMMiB: 256, Root: "/r", ExecPath: "/init"})
+		ctx, err := l.CreateCtx()
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := errors.Join(l.SetVMConfig(ctx, 1, 256), l.SetRoot(ctx, "/r"), l.SetExec(ctx, "/init", []string{}, []string{})); err != nil {
 			t.Fatal(err)
 		}
 		t.Fatalf("StartEnter(%d) returned %v", ctx, l.StartEnter(ctx))
@@ -230,7 +225,7 @@ func TestStartEnterExits(t *testing.T) {
 }
 
 // TestImports keeps krun free of loftd: it is a binding, not part of the
-// flow. Its tests may use internal/testenv, nothing else of loftd.
+// flow. Its tests may use internal/testenv and the double, nothing else.
 func TestImports(t *testing.T) {
 	pkg, err := build.ImportDir(".", 0)
 	if err != nil {
@@ -243,29 +238,8 @@ func TestImports(t *testing.T) {
 		}
 	}
 	for _, imp := range pkg.TestImports {
-		if strings.HasPrefix(imp, loftd) && imp != loftd+"/internal/testenv" {
-			t.Errorf("krun's tests import %s, want only %s/internal/testenv from %s", imp, loftd, loftd)
-		}
-	}
-}
-
-// BenchmarkConfigure measures Open's cost apart and one full Configure+FreeCtx
-// through purego against the double (its log disabled).
-func BenchmarkConfigure(b *testing.B) {
-	l, err := Open(buildDouble(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	b.Setenv("KRUN_DOUBLE_LOG", "")
-	vm := fullVM()
-	for b.Loop() {
-		ctx, err := l.Configure(vm)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := l.FreeCtx(ctx); err != nil {
-			b.Fatal(err)
+		if strings.HasPrefix(imp, loftd) && imp != loftd+"/internal/testenv" && imp != loftd+"/krun/krundouble" {
+			t.Errorf("krun's tests import %s, want only internal/testenv and krun/krundouble from %s", imp, loftd)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package krun
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,32 +42,42 @@ func TestRealLibkrun(t *testing.T) {
 	if err := os.Truncate(disk, 64<<20); err != nil {
 		t.Fatal(err)
 	}
-	vm := VM{
-		LogLevel: LogWarn,
-		VCPUs:    1,
-		RAMMiB:   256,
-		// NestedVirt stays off: libkrun before 1.18 rejects it on Linux.
-		Root:   root,
-		Disks:  []Disk{{ID: "data", Path: disk}, {ID: "ro", Path: disk, ReadOnly: true}},
-		Shares: []Share{{Tag: "share", Path: share}},
-		// TSI with a port map; libkrun refuses a port map next to a
-		// virtio-net device, so Net is tested on its own below.
-		PortMap:  []string{"18080:8080"},
-		Rlimits:  []string{"7=1024:4096"},
-		Workdir:  "/",
-		ExecPath: "/bin/true",
-		Argv:     []string{"a", "b"},
-		Env:      []string{"A=1"},
+	// Every call up to krun_start_enter, in the order the libkrun backend
+	// (vmm/krun) makes them, with the optional ones the library has.
+	// NestedVirt stays off: libkrun before 1.18 rejects it on Linux. TSI
+	// with a port map: libkrun refuses a port map next to a virtio-net
+	// device, so the net device is tested on its own context below.
+	ctx, err := l.CreateCtx()
+	if err != nil {
+		t.Fatalf("CreateCtx() = %v, want nil", err)
+	}
+	type step struct {
+		name string
+		call func() error
+	}
+	steps := []step{
+		{"SetVMConfig", func() error { return l.SetVMConfig(ctx, 1, 256) }},
+		{"SetRoot", func() error { return l.SetRoot(ctx, root) }},
+		{"AddDisk", func() error { return l.AddDisk(ctx, "data", disk, false) }},
+		{"AddDisk read-only", func() error { return l.AddDisk(ctx, "ro", disk, true) }},
+		{"AddVirtiofs", func() error { return l.AddVirtiofs(ctx, "share", share) }},
+		{"SetPortMap", func() error { return l.SetPortMap(ctx, []string{"18080:8080"}) }},
+		{"SetRlimits", func() error { return l.SetRlimits(ctx, []string{"7=1024:4096"}) }},
+		{"SetWorkdir", func() error { return l.SetWorkdir(ctx, "/") }},
+		{"SetExec", func() error { return l.SetExec(ctx, "/bin/true", []string{"a", "b"}, []string{"A=1"}) }},
 	}
 	if l.addVsockPort2 != nil {
-		vm.VsockPorts = []VsockPort{{Port: 1024, Path: filepath.Join(dir, "v.sock")}}
+		steps = append(steps, step{"AddVsockPort2", func() error { return l.AddVsockPort2(ctx, 1024, filepath.Join(dir, "v.sock"), false) }})
 	}
 	if l.disableImplicitConsole != nil && l.addVirtioConsoleDefault != nil {
-		vm.Console = Console{DisableImplicit: true, Default: &ConsoleFDs{Stdin: 0, Stdout: 1, Stderr: 2}}
+		steps = append(steps, step{"consoles", func() error {
+			return errors.Join(l.DisableImplicitConsole(ctx), l.AddVirtioConsoleDefault(ctx, 0, 1, 2))
+		}})
 	}
-	ctx, err := l.Configure(vm)
-	if err != nil {
-		t.Fatalf("Configure(%+v) = %v, want nil", vm, err)
+	for _, s := range steps {
+		if err := s.call(); err != nil {
+			t.Errorf("%s on a real libkrun = %v, want nil", s.name, err)
+		}
 	}
 	if err := l.FreeCtx(ctx); err != nil {
 		t.Errorf("FreeCtx(%d) = %v, want nil", ctx, err)
@@ -76,11 +87,12 @@ func TestRealLibkrun(t *testing.T) {
 		t.Logf("skipping the net case: %s lacks krun_add_net_unixstream", l.Path())
 		return
 	}
-	netVM := VM{VCPUs: 1, RAMMiB: 256, Root: root, ExecPath: "/bin/true",
-		Net: &Net{SocketPath: filepath.Join(dir, "passt.sock"), MAC: "5a:94:ef:e4:0c:ee", Features: NetFeaturesCompat}}
-	ctx, err = l.Configure(netVM)
-	if err != nil {
-		t.Fatalf("Configure(%+v) = %v, want nil", netVM, err)
+	if ctx, err = l.CreateCtx(); err != nil {
+		t.Fatal(err)
+	}
+	mac := [6]byte{0x5a, 0x94, 0xef, 0xe4, 0x0c, 0xee}
+	if err := l.AddNetUnixstream(ctx, filepath.Join(dir, "passt.sock"), -1, mac, NetFeaturesCompat, 0); err != nil {
+		t.Errorf("AddNetUnixstream on a real libkrun = %v, want nil", err)
 	}
 	if err := l.FreeCtx(ctx); err != nil {
 		t.Errorf("FreeCtx(%d) = %v, want nil", ctx, err)

@@ -49,6 +49,20 @@ type Plan struct {
 	Workdir  string   `json:"workdir"`
 	// StateDir holds caches the helper may fill (the PVH kernel image).
 	StateDir string `json:"state_dir,omitempty"`
+	// LogLevel is the VMM's own log level on the helper's stderr: "" or
+	// "off", "error", "warn", "info", "debug", "trace" (krun backend).
+	LogLevel string `json:"log_level,omitempty"`
+	// VsockPorts connect guest vsock ports to host UNIX sockets (krun
+	// backend; QEMU carries its ports over virtio-serial).
+	VsockPorts []VsockPort `json:"vsock_ports,omitempty"`
+}
+
+// VsockPort connects guest vsock Port to the host UNIX socket Path. Listen:
+// the host side initiates connections (the guest listens).
+type VsockPort struct {
+	Port   uint32 `json:"port"`
+	Path   string `json:"path"`
+	Listen bool   `json:"listen,omitempty"`
 }
 
 // Disk is a raw disk image attached as a virtio-blk device.
@@ -70,12 +84,21 @@ type Network struct {
 	Mode string `json:"mode"`
 	// PortMap holds HOST:GUEST pairs in libkrun's port map form.
 	PortMap []string `json:"port_map,omitempty"`
+	// Socket is passt's UNIX socket (mode "passt"), backing a virtio-net
+	// device with MAC (a default when empty).
+	Socket string `json:"socket,omitempty"`
+	MAC    string `json:"mac,omitempty"`
 }
 
 // Console says how the guest's stdio reaches the helper's.
 type Console struct {
 	// Interactive: stdin is a terminal (raw mode, window size changes).
 	Interactive bool `json:"interactive"`
+	// StdioPorts gives the guest's stdin, stdout and stderr their own
+	// virtio-console ports (krun-stdin, -stdout, -stderr) on the helper's
+	// fds 0, 1, 2 instead of libkrun's one implicit console (krun backend;
+	// QEMU always uses such ports).
+	StdioPorts bool `json:"stdio_ports,omitempty"`
 }
 
 // Validate reports the first field a helper could not boot with.

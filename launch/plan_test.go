@@ -15,11 +15,13 @@ func fullPlan() *Plan {
 		VCPUs: 4, RAMMiB: 8192, Root: "/s/tasks/t1/rootfs",
 		Disks:      []Disk{{ID: "loftd-nix", Path: "/s/w/nix.raw"}, {ID: "loftd-containers", Path: "/s/w/containers.raw", ReadOnly: true}},
 		Shares:     []Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}},
-		Network:    Network{Mode: "passt", PortMap: []string{"8080:80"}},
-		Console:    Console{Interactive: true},
+		Network:    Network{Mode: "passt", PortMap: []string{"8080:80"}, Socket: "/s/tasks/t1/passt.sock", MAC: "5a:94:ef:e4:0c:ee"},
+		Console:    Console{Interactive: true, StdioPorts: true},
 		NestedVirt: true, Rlimits: []string{"7=1024:4096"},
 		ExecPath: "/.loftd/guest-init", Argv: []string{"enter", "--", "make", "test"},
 		Env: []string{"LOFTD_MODE=enter"}, Workdir: "/workspace", StateDir: "/s",
+		LogLevel:   "warn",
+		VsockPorts: []VsockPort{{Port: 1024, Path: "/s/tasks/t1/status.sock", Listen: true}, {Port: 1025, Path: "/s/tasks/t1/log.sock"}},
 	}
 }
 
@@ -53,10 +55,13 @@ const golden = `{
     "mode": "passt",
     "port_map": [
       "8080:80"
-    ]
+    ],
+    "socket": "/s/tasks/t1/passt.sock",
+    "mac": "5a:94:ef:e4:0c:ee"
   },
   "console": {
-    "interactive": true
+    "interactive": true,
+    "stdio_ports": true
   },
   "nested_virt": true,
   "rlimits": [
@@ -73,7 +78,19 @@ const golden = `{
     "LOFTD_MODE=enter"
   ],
   "workdir": "/workspace",
-  "state_dir": "/s"
+  "state_dir": "/s",
+  "log_level": "warn",
+  "vsock_ports": [
+    {
+      "port": 1024,
+      "path": "/s/tasks/t1/status.sock",
+      "listen": true
+    },
+    {
+      "port": 1025,
+      "path": "/s/tasks/t1/log.sock"
+    }
+  ]
 }
 `
 

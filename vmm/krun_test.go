@@ -1,41 +1,80 @@
 package vmm
 
 import (
-	"reflect"
+	"encoding/json"
+	"os"
+	"strings"
 	"testing"
 
+	"github.com/loftd/loftd/krun/krundouble"
 	"github.com/loftd/loftd/launch"
 )
 
-func fullPlan() *launch.Plan {
-	return &launch.Plan{
-		Version: launch.Version, VMM: "qemu", Library: "/usr/lib64/libkrun.so.1", KrunfwLibrary: "/usr/lib64/libkrunfw.so.5",
-		VCPUs: 4, RAMMiB: 8192, Root: "/s/tasks/t1/rootfs",
-		Disks:      []launch.Disk{{ID: "loftd-nix", Path: "/s/w/nix.raw"}, {ID: "loftd-containers", Path: "/s/w/containers.raw", ReadOnly: true}},
-		Shares:     []launch.Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}},
-		Network:    launch.Network{Mode: "passt", PortMap: []string{"8080:80"}},
-		Console:    launch.Console{Interactive: true},
-		NestedVirt: true, Rlimits: []string{"7=1024:4096"},
-		ExecPath: "/.loftd/guest-init", Argv: []string{"enter", "--", "make", "test"},
-		Env: []string{"LOFTD_MODE=enter"}, Workdir: "/workspace", StateDir: "/s",
+// krunPlan writes a krun plan whose library is the libkrun test double into
+// a new task directory.
+func krunPlan(t *testing.T, change func(*launch.Plan)) string {
+	t.Helper()
+	p := &launch.Plan{
+		Version: launch.Version, VMM: "krun", Library: krundouble.Build(t),
+		VCPUs: 2, RAMMiB: 1024, Root: "/s/tasks/t1/rootfs",
+		Disks:    []launch.Disk{{ID: "loftd-nix", Path: "/s/w/nix.raw"}},
+		Shares:   []launch.Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}},
+		Network:  launch.Network{Mode: "none"},
+		ExecPath: "/.loftd/guest-init", Argv: []string{"enter", "--", "make"},
+		Env: []string{"LOFTD_MODE=enter"}, Workdir: "/workspace",
 	}
+	change(p)
+	dir := t.TempDir()
+	if err := launch.Write(dir, p); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
-func TestKrunVMCarriesEveryField(t *testing.T) {
-	p := fullPlan()
-	vm, err := KrunVM(p)
+// The helper's krun path reads the plan, loads the library it names and
+// configures it through vmm/krun; --dry-run stops short of krun_start_enter.
+func TestHelperKrunDryRun(t *testing.T) {
+	dir := krunPlan(t, func(*launch.Plan) {})
+	log := krundouble.Record(t)
+	h := &Helper{TaskDir: dir, DryRun: true}
+	if status := h.Run(); status != 0 {
+		t.Fatalf("Helper{krun, DryRun}.Run() = %d, want 0", status)
+	}
+	krundouble.Compare(t, "Helper.Run()", krundouble.Calls(t, log), []string{
+		`krun_set_log_level level=0`,
+		`krun_create_ctx`,
+		`krun_set_vm_config ctx=7 vcpus=2 ram_mib=1024`,
+		`krun_set_root ctx=7 path="/s/tasks/t1/rootfs"`,
+		`krun_add_disk ctx=7 block_id="loftd-nix" path="/s/w/nix.raw" read_only=0`,
+		`krun_add_virtiofs ctx=7 tag="loftd-workspace" path="/home/u/proj"`,
+		`krun_set_port_map ctx=7 port_map=[]`,
+		`krun_set_workdir ctx=7 path="/workspace"`,
+		`krun_set_exec ctx=7 path="/.loftd/guest-init" argv=["enter","--","make"] env=["LOFTD_MODE=enter"]`,
+	})
+}
+
+// A plan libkrun cannot run reaches the parent as one HelperError naming
+// the phase and the limit, and the helper exits 125 without a call.
+func TestHelperKrunRefusesTooManyVCPUs(t *testing.T) {
+	dir := krunPlan(t, func(p *launch.Plan) { p.VCPUs = 300 })
+	log := krundouble.Record(t)
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int(vm.VCPUs) != p.VCPUs || int(vm.RAMMiB) != p.RAMMiB || vm.Root != p.Root || !vm.NestedVirt ||
-		vm.ExecPath != p.ExecPath || !reflect.DeepEqual(vm.Argv, p.Argv) || !reflect.DeepEqual(vm.Env, p.Env) ||
-		vm.Workdir != p.Workdir || !reflect.DeepEqual(vm.Rlimits, p.Rlimits) || !reflect.DeepEqual(vm.PortMap, p.Network.PortMap) ||
-		len(vm.Disks) != 2 || vm.Disks[1].ID != "loftd-containers" || !vm.Disks[1].ReadOnly ||
-		len(vm.Shares) != 1 || vm.Shares[0].Tag != "loftd-workspace" {
-		t.Errorf("KrunVM(plan) = %+v, lost a field of %+v", vm, p)
+	defer r.Close()
+	h := &Helper{TaskDir: dir, ErrFile: w, DryRun: true}
+	if status := h.Run(); status != 125 {
+		t.Errorf("Helper{300 vCPUs}.Run() = %d, want 125", status)
 	}
-	p.VCPUs = 300
-	if _, err := KrunVM(p); err == nil {
-		t.Errorf("KrunVM(300 vCPUs) succeeded, want an error")
+	var he HelperError
+	if err := json.NewDecoder(r).Decode(&he); err != nil {
+		t.Fatalf("decode HelperError: %v", err)
+	}
+	if he.Phase != "configure libkrun" || !strings.Contains(he.Err, "300 vCPUs: libkrun runs 1 to 255") {
+		t.Errorf("HelperError = %+v, want phase configure libkrun and the 255 vCPU limit", he)
+	}
+	if got := krundouble.Calls(t, log); got != nil {
+		t.Errorf("calls = %q, want none", got)
 	}
 }

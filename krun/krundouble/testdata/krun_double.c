@@ -1,8 +1,9 @@
 /*
  * TEST DOUBLE of libkrun.so: the krun_* symbols the Go binding uses, with
  * libkrun's C signatures, doing nothing but record each call. The tests
- * compile it with gcc into a shared library and load it through krun.Open,
- * so the real purego path (dlopen, dlsym, argument passing) is exercised.
+ * compile it with gcc into a shared library (krun/krundouble) and load it
+ * through krun.Open, so the real purego path (dlopen, dlsym, argument
+ * passing) is exercised.
  *
  *   KRUN_DOUBLE_LOG   file that gets one line per call, every argument
  *   KRUN_DOUBLE_FAIL  name of one function that returns -EINVAL

@@ -1,0 +1,231 @@
+package krun
+
+import (
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+
+	libkrun "github.com/loftd/loftd/krun"
+	"github.com/loftd/loftd/krun/krundouble"
+	"github.com/loftd/loftd/launch"
+)
+
+func TestConfigureCallSequence(t *testing.T) {
+	tsi := fullPlan()
+	tsi.Network = launch.Network{Mode: "tsi", PortMap: []string{"8080:80", "2222:22"}}
+	tsi.Console.StdioPorts = false
+	tests := []struct {
+		name string
+		plan *launch.Plan
+		want []string
+	}{{
+		name: "every field, passt",
+		plan: fullPlan(),
+		want: []string{
+			`krun_set_log_level level=2`,
+			`krun_create_ctx`,
+			`krun_set_vm_config ctx=7 vcpus=4 ram_mib=2048`,
+			`krun_set_nested_virt ctx=7 enabled=1`,
+			`krun_set_root ctx=7 path="/state/tasks/t1/rootfs"`,
+			`krun_add_disk ctx=7 block_id="loftd-nix" path="/state/ws/nix.raw" read_only=0`,
+			`krun_add_disk ctx=7 block_id="loftd-containers" path="/state/ws/containers.raw" read_only=1`,
+			`krun_add_virtiofs ctx=7 tag="loftd-workspace" path="/home/u/project"`,
+			`krun_add_net_unixstream ctx=7 path="/run/user/1000/passt.sock" fd=-1 mac=5a:94:ef:e4:0c:ee features=19587 flags=2`,
+			`krun_add_vsock_port2 ctx=7 port=1024 path="/state/tasks/t1/status.sock" listen=1`,
+			`krun_add_vsock_port2 ctx=7 port=1025 path="/state/tasks/t1/log.sock" listen=0`,
+			`krun_disable_implicit_console ctx=7`,
+			`krun_add_virtio_console_default ctx=7 in=0 out=1 err=2`,
+			`krun_set_rlimits ctx=7 rlimits=["7=1024:4096","6=4096:8192"]`,
+			`krun_set_workdir ctx=7 path="/workspace"`,
+			`krun_set_exec ctx=7 path="/.loftd/guest-init" argv=["enter","--profile"] env=["LOFTD_MODE=enter","TERM=xterm-256color"]`,
+		},
+	}, {
+		name: "tsi with a port map, implicit console",
+		plan: tsi,
+		want: []string{
+			`krun_set_log_level level=2`,
+			`krun_create_ctx`,
+			`krun_set_vm_config ctx=7 vcpus=4 ram_mib=2048`,
+			`krun_set_nested_virt ctx=7 enabled=1`,
+			`krun_set_root ctx=7 path="/state/tasks/t1/rootfs"`,
+			`krun_add_disk ctx=7 block_id="loftd-nix" path="/state/ws/nix.raw" read_only=0`,
+			`krun_add_disk ctx=7 block_id="loftd-containers" path="/state/ws/containers.raw" read_only=1`,
+			`krun_add_virtiofs ctx=7 tag="loftd-workspace" path="/home/u/project"`,
+			`krun_set_port_map ctx=7 port_map=["8080:80","2222:22"]`,
+			`krun_add_vsock_port2 ctx=7 port=1024 path="/state/tasks/t1/status.sock" listen=1`,
+			`krun_add_vsock_port2 ctx=7 port=1025 path="/state/tasks/t1/log.sock" listen=0`,
+			`krun_set_rlimits ctx=7 rlimits=["7=1024:4096","6=4096:8192"]`,
+			`krun_set_workdir ctx=7 path="/workspace"`,
+			`krun_set_exec ctx=7 path="/.loftd/guest-init" argv=["enter","--profile"] env=["LOFTD_MODE=enter","TERM=xterm-256color"]`,
+		},
+	}, {
+		name: "minimal: no network exposes no port, no env leaks from the host",
+		plan: &launch.Plan{Version: launch.Version, VMM: "krun", VCPUs: 1, RAMMiB: 512, Root: "/r", ExecPath: "/init", Network: launch.Network{Mode: "none"}},
+		want: []string{
+			`krun_set_log_level level=0`,
+			`krun_create_ctx`,
+			`krun_set_vm_config ctx=7 vcpus=1 ram_mib=512`,
+			`krun_set_root ctx=7 path="/r"`,
+			`krun_set_port_map ctx=7 port_map=[]`,
+			`krun_set_exec ctx=7 path="/init" argv=[] env=[]`,
+		},
+	}, {
+		name: "tsi without a port map exposes none; most vCPUs",
+		plan: &launch.Plan{Version: launch.Version, VMM: "krun", VCPUs: MaxVCPUs, RAMMiB: 512, Root: "/r", ExecPath: "/init", Network: launch.Network{Mode: "tsi"}},
+		want: []string{
+			`krun_set_log_level level=0`,
+			`krun_create_ctx`,
+			`krun_set_vm_config ctx=7 vcpus=255 ram_mib=512`,
+			`krun_set_root ctx=7 path="/r"`,
+			`krun_set_port_map ctx=7 port_map=[]`,
+			`krun_set_exec ctx=7 path="/init" argv=[] env=[]`,
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A fresh library each: libkrun sets up logging once per load.
+			l, log := openDouble(t)
+			ctx, err := Configure(l, tt.plan)
+			if err != nil {
+				t.Fatalf("Configure(%s) = %v, want nil", tt.name, err)
+			}
+			if ctx != krundouble.Ctx {
+				t.Errorf("Configure(%s) ctx = %d, want %d", tt.name, ctx, krundouble.Ctx)
+			}
+			krundouble.Compare(t, "Configure("+tt.name+")", krundouble.Calls(t, log), tt.want)
+		})
+	}
+}
+
+func TestConfigureErrno(t *testing.T) {
+	tests := []struct {
+		fail    string // the call the double fails with -EINVAL
+		wantMsg string
+		freed   bool // whether Configure must free the context
+	}{
+		{"krun_set_log_level", "krun_set_log_level: invalid argument", false},
+		{"krun_create_ctx", "krun_create_ctx: invalid argument", false},
+		{"krun_set_vm_config", "4 vCPUs, 2048 MiB: krun_set_vm_config: invalid argument", true},
+		{"krun_add_disk", "disk loftd-nix /state/ws/nix.raw: krun_add_disk: invalid argument", true},
+		{"krun_add_net_unixstream", "net 5a:94:ef:e4:0c:ee on /run/user/1000/passt.sock: krun_add_net_unixstream: invalid argument", true},
+		{"krun_add_vsock_port2", "vsock port 1024 /state/tasks/t1/status.sock: krun_add_vsock_port2: invalid argument", true},
+		{"krun_add_virtio_console_default", "console on fds 0, 1, 2: krun_add_virtio_console_default: invalid argument", true},
+		{"krun_set_exec", "exec /.loftd/guest-init: krun_set_exec: invalid argument", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fail, func(t *testing.T) {
+			l, log := openDouble(t)
+			t.Setenv("KRUN_DOUBLE_FAIL", tt.fail)
+			_, err := Configure(l, fullPlan())
+			if err == nil || err.Error() != tt.wantMsg {
+				t.Fatalf("Configure() with %s failing = %v, want %q", tt.fail, err, tt.wantMsg)
+			}
+			var kerr *libkrun.Error
+			if !errors.As(err, &kerr) || kerr.Op != tt.fail || !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("Configure() error = %#v, want *Error{Op: %q, Errno: EINVAL}", kerr, tt.fail)
+			}
+			got := krundouble.Calls(t, log)
+			last := got[len(got)-1]
+			if freed := last == "krun_free_ctx ctx=7"; freed != tt.freed {
+				t.Errorf("Configure() with %s failing: last call %q, want context freed = %v", tt.fail, last, tt.freed)
+			}
+		})
+	}
+}
+
+// A plan libkrun cannot run is refused before any call, naming the field.
+func TestConfigureRejectsPlan(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(p *launch.Plan)
+		want   string
+	}{
+		{"256 vCPUs", func(p *launch.Plan) { p.VCPUs = 256 }, "256 vCPUs: libkrun runs 1 to 255 (ask for fewer with --cpus)"},
+		{"1000 vCPUs", func(p *launch.Plan) { p.VCPUs = 1000 }, "1000 vCPUs: libkrun runs 1 to 255"},
+		{"no vCPU", func(p *launch.Plan) { p.VCPUs = 0 }, "0 vCPUs"},
+		{"RAM beyond uint32", func(p *launch.Plan) { p.RAMMiB = 1 << 33 }, "8589934592 MiB of RAM"},
+		{"log level", func(p *launch.Plan) { p.LogLevel = "loud" }, `log level "loud" is not off, error`},
+		{"network mode", func(p *launch.Plan) { p.Network.Mode = "slirp" }, `network mode "slirp" is not passt, tsi or none`},
+		{"passt without socket", func(p *launch.Plan) { p.Network.Socket = "" }, "network passt without a socket"},
+		{"passt with port map", func(p *launch.Plan) { p.Network.PortMap = []string{"1:2"} }, "libkrun refuses a port map next to a net device"},
+		{"bad MAC", func(p *launch.Plan) { p.Network.MAC = "02:00:00:00:00" }, `MAC "02:00:00:00:00" is not a 6-byte address`},
+		{"EUI-64", func(p *launch.Plan) { p.Network.MAC = "02:00:00:00:00:00:00:01" }, "is not a 6-byte address"},
+		{"tsi with a socket", func(p *launch.Plan) { p.Network.Mode = "tsi" }, "only passt has one"},
+		{"none with a port map", func(p *launch.Plan) { p.Network = launch.Network{Mode: "none", PortMap: []string{"1:2"}} }, "with network none"},
+	}
+	l, _ := openDouble(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := krundouble.Record(t)
+			p := fullPlan()
+			tt.change(p)
+			_, err := Configure(l, p)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Configure(%s) = %v, want an error containing %q", tt.name, err, tt.want)
+			}
+			if got := krundouble.Calls(t, log); got != nil {
+				t.Errorf("Configure(%s) made calls %q, want none", tt.name, got)
+			}
+		})
+	}
+}
+
+// A libkrun without an optional call fails only the plans that need it.
+func TestConfigureMissingOptionalSymbol(t *testing.T) {
+	l, log := openDouble(t, "krun_add_net_unixstream")
+	_, err := Configure(l, fullPlan())
+	const wantErr = "net 5a:94:ef:e4:0c:ee on /run/user/1000/passt.sock: krun_add_net_unixstream: not in libkrun "
+	if err == nil || !strings.HasPrefix(err.Error(), wantErr) {
+		t.Errorf("Configure(passt plan) = %v, want prefix %q", err, wantErr)
+	}
+	got := krundouble.Calls(t, log)
+	if last := got[len(got)-1]; last != "krun_free_ctx ctx=7" {
+		t.Errorf("Configure(passt plan) last call = %q, want the context freed", last)
+	}
+	p := fullPlan()
+	p.Network = launch.Network{Mode: "tsi"}
+	if _, err := Configure(l, p); err != nil {
+		t.Errorf("Configure(tsi plan) = %v, want nil", err)
+	}
+}
+
+// Logging set up earlier in the process (InitLog, or a first Configure) is
+// not an error: the log level step is skipped.
+func TestConfigureAfterLoggingSetUp(t *testing.T) {
+	l, log := openDouble(t)
+	if err := l.InitLog(libkrun.LogTargetDefault, libkrun.LogDebug, libkrun.LogStyleNever, libkrun.LogOptionNoEnv); err != nil {
+		t.Fatal(err)
+	}
+	p := &launch.Plan{Version: launch.Version, VMM: "krun", VCPUs: 1, RAMMiB: 128, Root: "/r", ExecPath: "/init", Network: launch.Network{Mode: "none"}, LogLevel: "trace"}
+	for range 2 {
+		if _, err := Configure(l, p); err != nil {
+			t.Fatalf("Configure() after InitLog() = %v, want nil", err)
+		}
+	}
+	got := krundouble.Calls(t, log)
+	if got[0] != "krun_init_log fd=-1 level=4 style=2 options=1" || strings.Contains(strings.Join(got, "\n"), "krun_set_log_level") {
+		t.Errorf("calls = %q, want InitLog's and no krun_set_log_level", got)
+	}
+}
+
+// BenchmarkConfigure measures one full Configure+FreeCtx through purego
+// against the double (its log disabled).
+func BenchmarkConfigure(b *testing.B) {
+	l, err := libkrun.Open(krundouble.Build(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.Setenv("KRUN_DOUBLE_LOG", "")
+	p := fullPlan()
+	for b.Loop() {
+		ctx, err := Configure(l, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.FreeCtx(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

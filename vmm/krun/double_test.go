@@ -1,0 +1,47 @@
+package krun
+
+import (
+	"testing"
+
+	libkrun "github.com/loftd/loftd/krun"
+	"github.com/loftd/loftd/krun/krundouble"
+	"github.com/loftd/loftd/launch"
+)
+
+// openDouble opens a fresh libkrun test double (krun/krundouble) and
+// records its calls into the returned log.
+func openDouble(t testing.TB, hide ...string) (*libkrun.Lib, string) {
+	t.Helper()
+	l, err := libkrun.Open(krundouble.Build(t, hide...))
+	if err != nil {
+		t.Fatalf("Open(double) = %v, want nil", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	})
+	return l, krundouble.Record(t)
+}
+
+// fullPlan fills every field the krun backend reads.
+func fullPlan() *launch.Plan {
+	return &launch.Plan{
+		Version: launch.Version, VMM: "krun", Library: "/usr/lib64/libkrun.so.1",
+		VCPUs: 4, RAMMiB: 2048, NestedVirt: true, Root: "/state/tasks/t1/rootfs",
+		Disks: []launch.Disk{
+			{ID: "loftd-nix", Path: "/state/ws/nix.raw"},
+			{ID: "loftd-containers", Path: "/state/ws/containers.raw", ReadOnly: true},
+		},
+		Shares:     []launch.Share{{Tag: "loftd-workspace", Path: "/home/u/project"}},
+		Network:    launch.Network{Mode: "passt", Socket: "/run/user/1000/passt.sock", MAC: "5a:94:ef:e4:0c:ee"},
+		VsockPorts: []launch.VsockPort{{Port: 1024, Path: "/state/tasks/t1/status.sock", Listen: true}, {Port: 1025, Path: "/state/tasks/t1/log.sock"}},
+		Console:    launch.Console{Interactive: true, StdioPorts: true},
+		LogLevel:   "warn",
+		Rlimits:    []string{"7=1024:4096", "6=4096:8192"},
+		Workdir:    "/workspace",
+		ExecPath:   "/.loftd/guest-init",
+		Argv:       []string{"enter", "--profile"},
+		Env:        []string{"LOFTD_MODE=enter", "TERM=xterm-256color"},
+	}
+}
