@@ -92,12 +92,6 @@ func runRoot(getenv func(string) string) string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("loftd-run-%d", os.Getuid()))
 }
 
-// removeTaskDir removes a task directory and its root, whatever backend
-// made it (snapshot, overlay mount, plain tree).
-func removeTaskDir(dir string) error {
-	return errors.Join(rootfs.RemoveTaskRoot(dir), os.RemoveAll(dir))
-}
-
 func runImages(e *env, args []string) error {
 	fs := e.newFlagSet("images", e.prog+" images")
 	if err := e.parse(fs, args); err != nil {

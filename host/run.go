@@ -75,6 +75,8 @@ type session struct {
 	state   State
 	ws      Workspace
 	taskDir string
+	task    *Task
+	failure error // the session's error, for the clean-up to see
 	root    string
 	kc      contract.KrunConfig
 	prof    *profiler
@@ -84,6 +86,7 @@ type session struct {
 func (e *env) runSession(ctx context.Context, opts *Options, cfg *Config) (status int, err error) {
 	s := &session{e: e, opts: opts, cfg: cfg, prof: newProfiler(opts.ProfileOut)}
 	defer func() {
+		s.failure = err
 		if cerr := s.close(); cerr != nil {
 			e.log.Warn("clean up task", "err", cerr)
 		}
@@ -141,6 +144,8 @@ func (s *session) prepareState() error {
 	}
 	s.ws = st.Workspace(src)
 	// A crashed run (killed parent) left its task behind: collect it now.
+	// Safe before the workspace lock: tasks belong to no workspace, and a
+	// task is removed only once its own lock proves its loftd gone.
 	if removed, err := s.e.collectStale(st); err != nil || len(removed) > 0 {
 		s.e.log.Debug("collected stale tasks", "tasks", removed, "err", err)
 	}
@@ -198,19 +203,40 @@ func sizeOr(s string) int64 {
 	return disks.DefaultSize
 }
 
+// prepareTask claims the task directory for the session's whole life. A
+// --preserve-debug task is marked kept at once, so a killed run keeps it
+// too.
 func (s *session) prepareTask() error {
-	dir, err := s.state.NewTaskDir()
+	task, err := s.state.NewTaskDir()
 	if err != nil {
 		return err
 	}
-	s.taskDir = dir
-	s.undo = append(s.undo, func() error {
-		if s.opts.Preserve {
-			fmt.Fprintf(s.e.stderr, "%s: kept task directory %s (--preserve-debug); remove it with: %s gc\n", s.e.prog, dir, s.e.prog)
-			return nil
+	s.task, s.taskDir = task, task.Dir
+	s.undo = append(s.undo, s.releaseTask)
+	if s.opts.Preserve {
+		return task.Keep()
+	}
+	return nil
+}
+
+// releaseTask removes the task directory, or keeps it when asked to or
+// when the session's error sends the user into it ("logs in TASKDIR"),
+// and then gives up the claim.
+func (s *session) releaseTask() error {
+	defer s.task.Release()
+	why := ""
+	switch {
+	case s.opts.Preserve:
+		why = "--preserve-debug"
+	case s.failure != nil && strings.Contains(s.failure.Error(), s.task.Dir):
+		why = "the error names it"
+		if err := s.task.Keep(); err != nil {
+			return errors.Join(err, s.task.Remove())
 		}
-		return os.RemoveAll(dir)
-	})
+	default:
+		return s.task.Remove()
+	}
+	fmt.Fprintf(s.e.stderr, "%s: kept task directory %s (%s); remove it with: %s gc\n", s.e.prog, s.task.Dir, why, s.e.prog)
 	return nil
 }
 

@@ -1,14 +1,12 @@
 package host
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // State is the on-disk layout of DESIGN.md "State layout".
@@ -98,22 +96,4 @@ func FindWorkspace(dir string) (string, error) {
 			return abs, nil
 		}
 	}
-}
-
-// NewTaskDir creates STATE/tasks/<id> with a time-ordered, unique id, and
-// records this process's pid so gc can tell a crashed run from a live one.
-func (s State) NewTaskDir() (string, error) {
-	var rnd [4]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", fmt.Errorf("task id: %w", err)
-	}
-	id := time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(rnd[:])
-	dir := filepath.Join(s.Tasks(), id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("create task directory: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "pid"), fmt.Appendf(nil, "%d\n", os.Getpid()), 0o600); err != nil {
-		return "", fmt.Errorf("create task directory: %w", err)
-	}
-	return dir, nil
 }

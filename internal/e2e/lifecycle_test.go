@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loftd/loftd/internal/testenv"
 )
 
 // startLong starts loftd on a guest that marks /workspace/started and then
@@ -131,14 +133,16 @@ func TestKilledParentIsCollected(t *testing.T) {
 	}
 }
 
+// TestPreserveDebug: the kept task holds the plan, outlives the automatic
+// collection of the next run, and goes with an explicit gc, as the run said.
 func TestPreserveDebug(t *testing.T) {
 	w := newWorld(t)
 	status, _, stderr := w.run("", "--preserve-debug", "--", "true")
-	tasks, _ := os.ReadDir(filepath.Join(w.state, "loftd", "tasks"))
-	if status != 0 || len(tasks) != 1 || !strings.Contains(stderr, "kept task directory") {
-		t.Fatalf("--preserve-debug: status %d, %d task dirs, stderr %q; want the task kept and said so", status, len(tasks), stderr)
+	tasks := w.tasks()
+	if status != 0 || len(tasks) != 1 || !strings.Contains(stderr, "kept task directory") || !strings.Contains(stderr, "loftd gc") {
+		t.Fatalf("--preserve-debug: status %d, task dirs %q, stderr %q; want the task kept and said so", status, tasks, stderr)
 	}
-	taskDir := filepath.Join(w.state, "loftd", "tasks", tasks[0].Name())
+	taskDir := filepath.Join(w.state, "loftd", "tasks", tasks[0])
 	c := w.cmd()
 	c.Args = []string{bins.loftd, "internal", "decode-plan", taskDir}
 	out, err := c.CombinedOutput()
@@ -146,6 +150,67 @@ func TestPreserveDebug(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), want) {
 			t.Errorf("loftd internal decode-plan of the kept task: %v, output lacks %q:\n%s", err, want, out)
 		}
+	}
+	if status, _, stderr := w.run("", "--", "true"); status != 0 {
+		t.Fatalf("the next run: status %d, stderr %q", status, stderr)
+	}
+	if got := w.tasks(); len(got) != 1 || got[0] != tasks[0] {
+		t.Fatalf("after the next run, task dirs %q; want the kept task %s only", got, tasks[0])
+	}
+	w.gc("removed kept task " + tasks[0])
+}
+
+// TestSetupFailureKeepsLogs: a guest whose init exits at once fails the
+// run with an error that quotes its logs and names the task directory, so
+// the directory must still be there, kept until gc.
+func TestSetupFailureKeepsLogs(t *testing.T) {
+	w := newWorld(t)
+	c := w.cmd("--", "true")
+	for i, a := range c.Args {
+		if a == bins.guestInit {
+			// busybox as init: "guest-init: applet not found", exit 127.
+			c.Args[i] = testenv.RequireCommand(t, "busybox", "busybox-static")
+		}
+	}
+	out, _ := c.CombinedOutput()
+	tasks := w.tasks()
+	if c.ProcessState.ExitCode() != 125 || len(tasks) != 1 {
+		t.Fatalf("init that exits: status %d, task dirs %q, output %q; want 125 and the task kept", c.ProcessState.ExitCode(), tasks, out)
+	}
+	taskDir := filepath.Join(w.state, "loftd", "tasks", tasks[0])
+	if !strings.Contains(string(out), taskDir) || !strings.Contains(string(out), "kept task directory") {
+		t.Errorf("init that exits: output %q; want it to name the kept task %s", out, taskDir)
+	}
+	if _, err := os.Stat(filepath.Join(taskDir, "console.log")); err != nil {
+		t.Errorf("the logs the error points at: %v", err)
+	}
+	if status, _, stderr := w.run("", "--", "true"); status != 0 || len(w.tasks()) != 1 {
+		t.Errorf("the next run: status %d (stderr %q), task dirs %q; want the kept task still there", status, stderr, w.tasks())
+	}
+	w.gc("removed kept task " + tasks[0])
+}
+
+// tasks lists the names in the world's task directory.
+func (w *world) tasks() []string {
+	ents, _ := os.ReadDir(filepath.Join(w.state, "loftd", "tasks"))
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// gc runs loftd gc, wants want in its output and no task left.
+func (w *world) gc(want string) {
+	w.t.Helper()
+	c := w.cmd()
+	c.Args = []string{bins.loftd, "gc"}
+	out, err := c.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), want) {
+		w.t.Errorf("loftd gc: %v, output %q; want %q", err, out, want)
+	}
+	if rest := w.tasks(); len(rest) != 0 {
+		w.t.Errorf("loftd gc left task dirs %q", rest)
 	}
 }
 
