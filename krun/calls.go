@@ -316,7 +316,7 @@ func (l *Lib) SetWorkdir(ctx Ctx, path string) error {
 // process's whole environment into the guest (lib.rs v1.19.0:1407-1411):
 // pass []string{} for none. Everything lands on the kernel command line:
 // KRUN_INIT=path, then each env entry and each argument wrapped in '"'
-// without escaping (collapse_str_array, lib.rs:1352-1365), arguments after
+// without escaping (collapse_str_array, lib.rs:1353-1365), arguments after
 // " -- " (lib.rs:2881-2891), at most 4096 of each (MAX_ARGS, lib.rs:71).
 // Without it libkrun's init takes Cmd, Env and WorkingDir from
 // /.krun_config.json (init.c:1450-1465, 1503-1507).
