@@ -198,7 +198,7 @@ func bind(path string, h uintptr) (*Lib, error) {
 		closeErr := purego.Dlclose(h)
 		why := "libkrun too old, or built without BLK=1?"
 		if len(missingRequired) == 1 && missingRequired[0] == VersionSymbol {
-			why = "libkrun older than " + MinVersion + ", whose init cannot report the exit status"
+			why = "libkrun older than " + MinVersion + ", whose init cannot report the exit status;"
 		}
 		err := fmt.Errorf("libkrun %s: missing symbols %s (%s need >= %s)",
 			path, strings.Join(missingRequired, ", "), why, MinVersion)
