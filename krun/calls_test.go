@@ -53,7 +53,9 @@ func TestCalls(t *testing.T) {
 		{"AddConsolePortInout", func(l *Lib, c Ctx) error { _, err := l.AddVirtioConsoleMultiport(c); return err },
 			func(l *Lib, c Ctx) error { return l.AddConsolePortInout(c, 0, "krun-stdin", 0, -1) }, `krun_add_console_port_inout ctx=C console=0 name="krun-stdin" in=0 out=-1`},
 		{"FsAddOverlayFile", func(l *Lib, c Ctx) error { return l.SetRoot(c, "/r") },
-			func(l *Lib, c Ctx) error { return l.FsAddOverlayFile(c, "/dev/root", ".krun_config.json", []byte("{}"), 0o644, false) },
+			func(l *Lib, c Ctx) error {
+				return l.FsAddOverlayFile(c, "/dev/root", ".krun_config.json", []byte("{}"), 0o644, false)
+			},
 			`krun_fs_add_overlay_file ctx=C tag="/dev/root" path=".krun_config.json" len=2 mode=644 one_shot=0`},
 	}
 	shared := buildDouble(t)
