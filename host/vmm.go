@@ -2,9 +2,11 @@ package host
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krunfw"
+	krunvmm "github.com/loftd/loftd/vmm/krun"
 	"github.com/loftd/loftd/vmm/qemu"
 )
 
@@ -15,21 +17,53 @@ type vmmChoice struct {
 	krunfw  string // libkrunfw, for qemu
 }
 
-// pickVMM resolves --vmm. auto is krun when libkrun loads (the parent only
-// opens it to check its symbols; krun_start_enter runs in the helper),
-// else qemu. why says what decided, for --debug.
+// krunfwLoadable is how libkrun finds libkrunfw (tests swap it: the
+// loader's search path is fixed when the process starts).
+var krunfwLoadable = krunfw.Loadable
+
+// krunUsable says why a loaded libkrun cannot run loftd's sessions, which
+// libkrun itself would only say at krun_start_enter, after --dry-run
+// passed: the guest without network every session has needs
+// krun_disable_implicit_vsock (1.17), and the kernel comes from the
+// libkrunfw of the library's ABI, which libkrun dlopens itself.
+func krunUsable(lib *krun.Lib) error {
+	if !lib.AtLeast(krunvmm.NoNetworkMinor) {
+		return fmt.Errorf("libkrun %s is %s or older: a guest without network needs libkrun >= 1.%d (krun_disable_implicit_vsock)",
+			lib.Path(), lib.Version(), krunvmm.NoNetworkMinor)
+	}
+	soname := krunfw.SonameFor(krunMinor(lib))
+	if _, err := krunfwLoadable(soname); err != nil {
+		return fmt.Errorf("libkrun %s (%s or newer): %w", lib.Path(), lib.Version(), err)
+	}
+	return nil
+}
+
+// krunMinor is the libkrun release as the minor number Version says.
+func krunMinor(lib *krun.Lib) int {
+	var minor int
+	fmt.Sscanf(lib.Version(), "1.%d", &minor)
+	return minor
+}
+
+// pickVMM resolves --vmm. auto is krun when libkrun loads and can run a
+// session here (krunUsable; the parent only opens it to check, while
+// krun_start_enter runs in the helper), else qemu. why says what decided,
+// for --debug.
 func pickVMM(want string) (vmmChoice, string, error) {
 	var krunErr error
 	if want == "" || want == "auto" || want == "krun" {
 		lib, err := krun.Open("")
 		if err == nil {
 			path := lib.Path()
+			err = krunUsable(lib)
 			lib.Close()
-			return vmmChoice{name: "krun", library: path}, "libkrun loads from " + path, nil
+			if err == nil {
+				return vmmChoice{name: "krun", library: path}, "libkrun loads from " + path + " and finds its libkrunfw", nil
+			}
 		}
 		krunErr = err
 		if want == "krun" {
-			return vmmChoice{}, "", fmt.Errorf("--vmm krun: %w (install libkrun or set %s; 'loftd doctor' tells more)", err, krun.LibraryEnv)
+			return vmmChoice{}, "", fmt.Errorf("--vmm krun: %w (install libkrun and libkrunfw or set %s; 'loftd doctor' tells more)", err, krun.LibraryEnv)
 		}
 	}
 	fw, err := krunfw.Find()
@@ -47,7 +81,67 @@ func pickVMM(want string) (vmmChoice, string, error) {
 	}
 	why := "asked for with --vmm qemu"
 	if krunErr != nil {
-		why = "libkrun does not load (" + krunErr.Error() + "); QEMU and libkrunfw are there"
+		why = "libkrun cannot run here (" + krunErr.Error() + "); QEMU and libkrunfw are there"
 	}
 	return vmmChoice{name: "qemu", krunfw: fw}, why, nil
+}
+
+// LibkrunReport is what `loftd doctor` shows about libkrun and the
+// libkrunfw it would load.
+type LibkrunReport struct {
+	Path     string   // the libkrun loaded ("" when none loads)
+	Version  string   // the oldest release with all its symbols ("1.17")
+	Features []string // KRUN_FEATURE_* it was built with (krun_has_feature, 1.18); nil when unknown
+	Missing  []string // optional symbols it lacks
+	Krunfw   string   // the libkrunfw soname it loads, and the file it resolves to
+	Err      error    // why krun cannot run sessions here; nil when it can
+}
+
+// DescribeLibkrun loads libkrun as a session would and reports it, for
+// `loftd doctor`.
+func DescribeLibkrun() LibkrunReport {
+	lib, err := krun.Open("")
+	if err != nil {
+		return LibkrunReport{Err: err}
+	}
+	defer lib.Close()
+	r := LibkrunReport{Path: lib.Path(), Version: lib.Version(), Missing: lib.Missing()}
+	if _, err := lib.HasFeature(krun.FeatureNet); err == nil {
+		r.Features = []string{}
+		for _, f := range krun.Features {
+			if ok, err := lib.HasFeature(f.Feature); err == nil && ok {
+				r.Features = append(r.Features, f.Name)
+			}
+		}
+	}
+	soname := krunfw.SonameFor(krunMinor(lib))
+	r.Krunfw = soname + " (not found)"
+	if path, err := krunfwLoadable(soname); err == nil {
+		r.Krunfw = soname + " → " + path
+	}
+	r.Err = krunUsable(lib)
+	return r
+}
+
+// Lines renders the report, one fact a line.
+func (r LibkrunReport) Lines() []string {
+	if r.Path == "" {
+		return []string{"libkrun: " + r.Err.Error()}
+	}
+	features := "unknown (krun_has_feature is 1.18+)"
+	if r.Features != nil {
+		features = strings.Join(r.Features, ", ")
+	}
+	lines := []string{
+		fmt.Sprintf("libkrun: %s, version %s or newer", r.Path, r.Version),
+		"libkrun features: " + features,
+		"libkrunfw: " + r.Krunfw,
+	}
+	if len(r.Missing) > 0 {
+		lines = append(lines, "libkrun lacks: "+strings.Join(r.Missing, ", "))
+	}
+	if r.Err != nil {
+		lines = append(lines, "libkrun cannot run sessions: "+r.Err.Error())
+	}
+	return lines
 }

@@ -246,11 +246,18 @@ func (l *Lib) AddNetUnixstream(ctx Ctx, path string, fd int, mac [6]byte, featur
 	return check(op, ret)
 }
 
-// SetPortMap calls krun_set_port_map with "HOST:GUEST" pairs. nil passes
-// NULL (expose every guest listening port); an empty slice exposes none.
-// libkrun refuses it (ENOTSUP) once a virtio-net device was added.
+// SetPortMap calls krun_set_port_map with "HOST:GUEST" pairs; an empty
+// slice exposes no guest port. nil is refused here: although the header
+// says NULL exposes every port, libkrun reads the array without a NULL
+// check and crashes (lib.rs v1.19.0:1251). libkrun refuses a port map once
+// a virtio-net device was added (EINVAL, lib.rs:318, 1.15 on) and after
+// DisableImplicitVsock (ENODEV, lib.rs:1288).
 func (l *Lib) SetPortMap(ctx Ctx, portMap []string) error {
-	return l.callArray("krun_set_port_map", ctx, portMap, l.setPortMap)
+	const op = "krun_set_port_map"
+	if portMap == nil {
+		return fmt.Errorf("%s: a NULL port map crashes libkrun; pass an empty one to expose no port", op)
+	}
+	return l.callArray(op, ctx, portMap, l.setPortMap)
 }
 
 // AddVsockPort2 calls krun_add_vsock_port2 (optional): guest vsock port ↔
@@ -289,7 +296,10 @@ func (l *Lib) AddVirtioConsoleDefault(ctx Ctx, in, out, errFD int) error {
 	return check(op, l.addVirtioConsoleDefault(uint32(ctx), int32(in), int32(out), int32(errFD)))
 }
 
-// SetWorkdir calls krun_set_workdir (a path inside the guest root).
+// SetWorkdir calls krun_set_workdir (a path inside the guest root). libkrun
+// passes it as KRUN_WORKDIR on the kernel command line (lib.rs v1.19.0:
+// 201-206, 2883-2890), and its init chdirs there before anything of the
+// guest's own runs (init.c:1495-1497).
 func (l *Lib) SetWorkdir(ctx Ctx, path string) error {
 	const op = "krun_set_workdir"
 	p, err := cString(op, path)
@@ -303,7 +313,13 @@ func (l *Lib) SetWorkdir(ctx Ctx, path string) error {
 
 // SetExec calls krun_set_exec. argv excludes argv[0] (libkrun's init uses
 // path). A nil env passes NULL, which makes libkrun copy the calling
-// process's whole environment into the guest: pass []string{} for none.
+// process's whole environment into the guest (lib.rs v1.19.0:1407-1411):
+// pass []string{} for none. Everything lands on the kernel command line:
+// KRUN_INIT=path, then each env entry and each argument wrapped in '"'
+// without escaping (collapse_str_array, lib.rs:1353-1365), arguments after
+// " -- " (lib.rs:2881-2891), at most 4096 of each (MAX_ARGS, lib.rs:71).
+// Without it libkrun's init takes Cmd, Env and WorkingDir from
+// /.krun_config.json (init.c:1450-1465, 1503-1507).
 func (l *Lib) SetExec(ctx Ctx, path string, argv, env []string) error {
 	const op = "krun_set_exec"
 	p, err := cString(op, path)

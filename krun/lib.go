@@ -23,9 +23,34 @@ import (
 // with a path (or soname) to load.
 const LibraryEnv = "LOFTD_LIBKRUN_LIBRARY"
 
-// MinVersion is the oldest libkrun that has every required symbol (krun_add_disk
-// also needs libkrun built with BLK=1). It only appears in error messages.
-const MinVersion = "1.10"
+// MinVersion is the oldest libkrun loftd runs on: from 1.12.0 libkrun's init
+// reports the workload's exit status with an ioctl on the virtiofs root
+// (libkrun commit 1e3c5680 "virtio/fs: implement an ioctl to receive
+// exit_code"); before it a guest that crashed reads as status 0. Open
+// detects it by VersionSymbol, which appeared in the same release.
+const MinVersion = "1.12"
+
+// VersionSymbol is the required symbol that proves MinVersion: absent from
+// include/libkrun.h up to v1.11.2, present from v1.12.0 on, in every build
+// (no cargo feature gates it: lib.rs v1.19.0:1902-1904, v1.12.0:1062-1064).
+const VersionSymbol = "krun_check_nested_virt"
+
+// sinceVersion lists symbols by the libkrun minor release (1.x) whose header
+// added them, newest first (git diff of include/libkrun.h between tags).
+// Only symbols no cargo feature (net, blk, tee…) removes, so a build's
+// options cannot make it look older: Version is the oldest release that has
+// them all, a lower bound.
+var sinceVersion = []struct {
+	minor  int
+	symbol string
+}{
+	{19, "krun_fs_add_overlay_file"},
+	{18, "krun_has_feature"},
+	{17, "krun_disable_implicit_vsock"},
+	{16, "krun_disable_implicit_console"},
+	{13, "krun_init_log"},
+	{12, VersionSymbol},
+}
 
 // LibraryCandidates lists what Open("") tries, in order: $LOFTD_LIBKRUN_LIBRARY
 // alone when set, else the versioned soname (what a runtime package ships),
@@ -43,6 +68,11 @@ type Lib struct {
 	path    string
 	handle  uintptr
 	missing []string
+	minor   int // libkrun 1.minor, at least (sinceVersion)
+
+	// keep holds memory libkrun reads until the VM ends
+	// (krun_fs_add_overlay_file's data): never freed, never moved.
+	keep [][]byte
 
 	setLogLevel             func(level uint32) int32
 	initLog                 func(fd int32, level, style, options uint32) int32
@@ -64,6 +94,15 @@ type Lib struct {
 	setEnv                  func(ctx uint32, envp **byte) int32
 	setRlimits              func(ctx uint32, rlimits **byte) int32
 	startEnter              func(ctx uint32) int32
+
+	// Optional, newer than MinVersion (the release that added each).
+	hasFeature            func(feature uint64) int32                                                                // 1.18
+	getMaxVCPUs           func() int32                                                                              // 1.16
+	disableImplicitVsock  func(ctx uint32) int32                                                                    // 1.17
+	addVsock              func(ctx uint32, tsiFeatures uint32) int32                                                // 1.17
+	addVirtioConsoleMulti func(ctx uint32) int32                                                                    // 1.17
+	addConsolePortInout   func(ctx uint32, console uint32, name *byte, in, out int32) int32                         // 1.17
+	fsAddOverlayFile      func(ctx uint32, tag, path *byte, data *byte, n uintptr, mode uint32, oneShot bool) int32 // 1.19
 }
 
 // symbol ties a C symbol to the struct field its Go function goes in.
@@ -74,9 +113,9 @@ type symbol struct {
 }
 
 // symbols is the whole table, resolved once by Open. Optional ones arrived
-// in later libkrun releases (or, for krun_set_nested_virt, are only needed
-// when nested virtualization is asked for); callers use them only when asked
-// to, and Missing lists the absent ones.
+// in releases after MinVersion (or, like krun_add_net_unixstream, exist only
+// in builds with a cargo feature); callers use them only when asked to, and
+// Missing lists the absent ones.
 func (l *Lib) symbols() []symbol {
 	return []symbol{
 		{"krun_set_log_level", &l.setLogLevel, true},
@@ -84,7 +123,7 @@ func (l *Lib) symbols() []symbol {
 		{"krun_create_ctx", &l.createCtx, true},
 		{"krun_free_ctx", &l.freeCtx, true},
 		{"krun_set_vm_config", &l.setVMConfig, true},
-		{"krun_check_nested_virt", &l.checkNestedVirt, false},
+		{VersionSymbol, &l.checkNestedVirt, true},
 		{"krun_set_nested_virt", &l.setNestedVirt, false},
 		{"krun_set_root", &l.setRoot, true},
 		{"krun_add_disk", &l.addDisk, true},
@@ -99,6 +138,13 @@ func (l *Lib) symbols() []symbol {
 		{"krun_set_env", &l.setEnv, true},
 		{"krun_set_rlimits", &l.setRlimits, true},
 		{"krun_start_enter", &l.startEnter, true},
+		{"krun_has_feature", &l.hasFeature, false},
+		{"krun_get_max_vcpus", &l.getMaxVCPUs, false},
+		{"krun_disable_implicit_vsock", &l.disableImplicitVsock, false},
+		{"krun_add_vsock", &l.addVsock, false},
+		{"krun_add_virtio_console_multiport", &l.addVirtioConsoleMulti, false},
+		{"krun_add_console_port_inout", &l.addConsolePortInout, false},
+		{"krun_fs_add_overlay_file", &l.fsAddOverlayFile, false},
 	}
 }
 
@@ -134,6 +180,7 @@ func Open(path string) (*Lib, error) {
 func bind(path string, h uintptr) (*Lib, error) {
 	l := &Lib{path: path, handle: h}
 	var missingRequired []string
+	present := map[string]bool{}
 	for _, s := range l.symbols() {
 		addr, err := purego.Dlsym(h, s.name)
 		if err != nil || addr == 0 {
@@ -144,16 +191,35 @@ func bind(path string, h uintptr) (*Lib, error) {
 			}
 			continue
 		}
+		present[s.name] = true
 		purego.RegisterFunc(s.fptr, addr)
 	}
 	if len(missingRequired) > 0 {
 		closeErr := purego.Dlclose(h)
-		err := fmt.Errorf("libkrun %s: missing symbols %s (libkrun too old, or built without BLK=1? need >= %s)",
-			path, strings.Join(missingRequired, ", "), MinVersion)
+		why := "libkrun too old, or built without BLK=1?"
+		if len(missingRequired) == 1 && missingRequired[0] == VersionSymbol {
+			why = "libkrun older than " + MinVersion + ", whose init cannot report the exit status;"
+		}
+		err := fmt.Errorf("libkrun %s: missing symbols %s (%s need >= %s)",
+			path, strings.Join(missingRequired, ", "), why, MinVersion)
 		return nil, errors.Join(err, closeErr)
+	}
+	for _, v := range sinceVersion {
+		if present[v.symbol] {
+			l.minor = v.minor
+			break
+		}
 	}
 	return l, nil
 }
+
+// Version is the oldest libkrun release ("1.17") that has every symbol this
+// library exports: libkrun has no call that says its version, so this is a
+// lower bound read from the symbol table (sinceVersion).
+func (l *Lib) Version() string { return fmt.Sprintf("1.%d", l.minor) }
+
+// AtLeast reports whether Version is 1.minor or newer.
+func (l *Lib) AtLeast(minor int) bool { return l.minor >= minor }
 
 // Path is what Open loaded: the path or soname it was given or found.
 func (l *Lib) Path() string { return l.path }

@@ -20,7 +20,7 @@ func TestRealLibkrun(t *testing.T) {
 		t.Fatalf("Open(%q) = %v, want nil", os.Getenv(LibraryEnv), err)
 	}
 	defer l.Close()
-	t.Logf("libkrun %s lacks optional symbols: %q", l.Path(), l.Missing())
+	t.Logf("libkrun %s is %s or newer; lacks optional symbols: %q", l.Path(), l.Version(), l.Missing())
 	if ok, err := l.CheckNestedVirt(); err == nil {
 		t.Logf("krun_check_nested_virt: nested virtualization supported = %v", ok)
 	} else {

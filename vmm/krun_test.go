@@ -41,15 +41,14 @@ func TestHelperKrunDryRun(t *testing.T) {
 		t.Fatalf("Helper{krun, DryRun}.Run() = %d, want 0", status)
 	}
 	krundouble.Compare(t, "Helper.Run()", krundouble.Calls(t, log), []string{
+		`krun_get_max_vcpus`,
 		`krun_set_log_level level=0`,
 		`krun_create_ctx`,
-		`krun_set_vm_config ctx=7 vcpus=2 ram_mib=1024`,
-		`krun_set_root ctx=7 path="/s/tasks/t1/rootfs"`,
-		`krun_add_disk ctx=7 block_id="loftd-nix" path="/s/w/nix.raw" read_only=0`,
-		`krun_add_virtiofs ctx=7 tag="loftd-workspace" path="/home/u/proj"`,
-		`krun_set_port_map ctx=7 port_map=[]`,
-		`krun_set_workdir ctx=7 path="/workspace"`,
-		`krun_set_exec ctx=7 path="/.loftd/guest-init" argv=["enter","--","make"] env=["LOFTD_MODE=enter"]`,
+		`krun_set_vm_config ctx=0 vcpus=2 ram_mib=1024`,
+		`krun_set_root ctx=0 path="/s/tasks/t1/rootfs"`,
+		`krun_add_disk ctx=0 block_id="loftd-nix" path="/s/w/nix.raw" read_only=0`,
+		`krun_add_virtiofs ctx=0 tag="loftd-workspace" path="/home/u/proj"`,
+		`krun_disable_implicit_vsock ctx=0`,
 	})
 }
 
@@ -71,10 +70,10 @@ func TestHelperKrunRefusesTooManyVCPUs(t *testing.T) {
 	if err := json.NewDecoder(r).Decode(&he); err != nil {
 		t.Fatalf("decode HelperError: %v", err)
 	}
-	if he.Phase != "configure libkrun" || !strings.Contains(he.Err, "300 vCPUs: libkrun runs 1 to 255") {
+	if he.Phase != "configure libkrun" || !strings.Contains(he.Err, "300 vCPUs: libkrun runs 1 to 255 here") {
 		t.Errorf("HelperError = %+v, want phase configure libkrun and the 255 vCPU limit", he)
 	}
-	if got := krundouble.Calls(t, log); got != nil {
-		t.Errorf("calls = %q, want none", got)
+	if got := krundouble.Calls(t, log); len(got) != 1 || got[0] != "krun_get_max_vcpus" {
+		t.Errorf("calls = %q, want only krun_get_max_vcpus, no context", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ebitengine/purego"
 )
@@ -56,4 +57,42 @@ func Find() (string, error) {
 	return "", fmt.Errorf("find libkrunfw: none of %v is installed; install the distribution's "+
 		"libkrunfw package, or run scripts/fetch-libkrunfw DIR and set %s to the path it prints",
 		Sonames, LibraryEnv)
+}
+
+// SonameFor is the libkrunfw a libkrun release (1.minor) loads itself, by
+// soname through the dynamic loader: libkrunfw.so.5 from 1.17 (lib.rs
+// v1.17.0:76, v1.19.0:75), libkrunfw.so.4 before (v1.16.0:79, v1.12.0:61).
+func SonameFor(minor int) string {
+	if minor >= 17 {
+		return "libkrunfw.so.5"
+	}
+	return "libkrunfw.so.4"
+}
+
+// Loadable reports whether the dynamic loader finds soname the way libkrun
+// looks for it (libloading::Library::new(KRUNFW_NAME), lib.rs v1.19.0:112-113),
+// and the file it resolves to.
+func Loadable(soname string) (string, error) {
+	h, err := purego.Dlopen(soname, purego.RTLD_LAZY|purego.RTLD_LOCAL)
+	if err != nil {
+		return "", fmt.Errorf("libkrun loads %s through the dynamic loader, which does not find it: %w "+
+			"(install libkrunfw, or put its directory in LD_LIBRARY_PATH)", soname, err)
+	}
+	defer purego.Dlclose(h)
+	return loadedPath(soname), nil
+}
+
+// loadedPath finds the file a loaded soname maps, in /proc/self/maps; the
+// soname itself when that fails.
+func loadedPath(soname string) string {
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return soname
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if i := strings.IndexByte(line, '/'); i >= 0 && strings.HasPrefix(filepath.Base(line[i:]), soname) {
+			return line[i:]
+		}
+	}
+	return soname
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/loftd/loftd/internal/testenv"
@@ -172,5 +173,16 @@ func BenchmarkKernelELF(b *testing.B) {
 		if _, err := KernelELF(lib, dir); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSonameFor(t *testing.T) {
+	for minor, want := range map[int]string{12: "libkrunfw.so.4", 16: "libkrunfw.so.4", 17: "libkrunfw.so.5", 19: "libkrunfw.so.5"} {
+		if got := SonameFor(minor); got != want {
+			t.Errorf("SonameFor(%d) = %q, want %q", minor, got, want)
+		}
+	}
+	if _, err := Loadable("libkrunfw.so.99"); err == nil || !strings.Contains(err.Error(), "LD_LIBRARY_PATH") {
+		t.Errorf("Loadable(libkrunfw.so.99) = %v, want an error saying how to fix it", err)
 	}
 }

@@ -15,8 +15,21 @@ import (
 	"github.com/loftd/loftd/launch"
 )
 
-// MaxVCPUs is libkrun's vCPU limit: krun_set_vm_config takes a uint8.
+// MaxVCPUs is libkrun's vCPU limit: krun_set_vm_config takes a uint8. A
+// libkrun with krun_get_max_vcpus (1.16) may lower it to what KVM allows.
 const MaxVCPUs = 255
+
+// Releases whose rules Configure follows (libkrun 1.minor).
+const (
+	// NoNetworkMinor added krun_disable_implicit_vsock: without it libkrun
+	// always gives a guest without a net device TSI (lib.rs v1.19.0:
+	// 2926-2951), so network "none" cannot be honoured.
+	NoNetworkMinor = 17
+	// DHCPFlagMinor accepts NET_FLAG_DHCP_CLIENT on krun_add_net_unixstream
+	// (v1.17.0 lib.rs:969-972 refuses any flag) and nested virtualization
+	// on Linux (v1.17.0 lib.rs:1821-1823 refuses it).
+	DHCPFlagMinor = 18
+)
 
 // DefaultMAC is the guest's MAC on a passt network when the plan names none
 // (the address libkrun's own examples use).
@@ -36,18 +49,30 @@ var logLevels = map[string]libkrun.LogLevel{
 //  3. krun_set_vm_config, then krun_set_nested_virt when NestedVirt
 //  4. krun_set_root, krun_add_disk per disk, krun_add_virtiofs per share
 //  5. network "passt": krun_add_net_unixstream on Network.Socket;
-//     "tsi" and "none": krun_set_port_map (never NULL, which exposes every
-//     guest port and crashes some libkrun versions; "none" exposes none)
+//     "tsi": krun_set_port_map (never NULL, which crashes libkrun; empty
+//     exposes no guest port); "none": krun_disable_implicit_vsock, so no
+//     vsock device and no TSI (no port map: libkrun refuses one after it,
+//     ENODEV, lib.rs v1.19.0:1288, and ignores one set before, 2915), and
+//     krun_add_vsock with no TSI flag when the plan has vsock ports
 //  6. krun_add_vsock_port2 per vsock port
 //  7. with Console.StdioPorts: krun_disable_implicit_console, then
 //     krun_add_virtio_console_default on fds 0, 1, 2
-//  8. krun_set_rlimits, krun_set_workdir, krun_set_exec (the environment is
-//     exactly Env, never the helper's)
+//  8. krun_set_rlimits
 //
-// It checks the plan first, so a plan libkrun cannot run makes no call. On
-// error it frees the context. The context is ready for StartEnter.
+// It never calls krun_set_exec, krun_set_env or krun_set_workdir: libkrun
+// puts what they set on the kernel command line, each value in '"' without
+// escaping, arguments after " -- " (lib.rs v1.19.0:1353-1365, 2881-2891),
+// and a NULL environment copies the helper's own (1407-1411). Without
+// KRUN_INIT libkrun's init runs Cmd with Env from /.krun_config.json
+// (init.c:1450-1465, 1503-1507), which the host wrote with the plan's
+// ExecPath, Argv and Env; the guest init chdirs to the workdir itself, after
+// mounting it (KRUN_WORKDIR would be applied before, init.c:1495-1497).
+//
+// It checks the plan against the library first, so a plan this libkrun
+// cannot run makes no call on a context. On error it frees the context. The
+// context is ready for StartEnter.
 func Configure(lib *libkrun.Lib, p *launch.Plan) (libkrun.Ctx, error) {
-	c, err := check(p)
+	c, err := check(lib, p)
 	if err != nil {
 		return 0, err
 	}
@@ -72,14 +97,27 @@ func Configure(lib *libkrun.Lib, p *launch.Plan) (libkrun.Ctx, error) {
 type checked struct {
 	logLevel libkrun.LogLevel
 	mac      [6]byte
+	netFlags uint32
+}
+
+// maxVCPUs is MaxVCPUs, or fewer when libkrun says KVM allows fewer.
+func maxVCPUs(lib *libkrun.Lib) int {
+	if n, err := lib.MaxVCPUs(); err == nil && n > 0 && n < MaxVCPUs {
+		return n
+	}
+	return MaxVCPUs
 }
 
 // check refuses what libkrun would only reject after the context exists, or
-// not at all (a vCPU count above 255 would wrap around in a uint8).
-func check(p *launch.Plan) (checked, error) {
+// not at all (a vCPU count above 255 would wrap around in a uint8), and
+// what this libkrun's release cannot do.
+func check(lib *libkrun.Lib, p *launch.Plan) (checked, error) {
 	var c checked
-	if p.VCPUs < 1 || p.VCPUs > MaxVCPUs {
-		return c, fmt.Errorf("launch plan: %d vCPUs: libkrun runs 1 to %d (ask for fewer with --cpus)", p.VCPUs, MaxVCPUs)
+	if most := maxVCPUs(lib); p.VCPUs < 1 || p.VCPUs > most {
+		return c, fmt.Errorf("launch plan: %d vCPUs: libkrun runs 1 to %d here (ask for fewer with --cpus)", p.VCPUs, most)
+	}
+	if p.NestedVirt && !lib.AtLeast(DHCPFlagMinor) {
+		return c, fmt.Errorf("launch plan: nested virtualization needs libkrun >= 1.%d on Linux; %s is %s or older than that", DHCPFlagMinor, lib.Path(), lib.Version())
 	}
 	if p.RAMMiB < 1 || uint64(p.RAMMiB) > uint64(^uint32(0)) {
 		return c, fmt.Errorf("launch plan: %d MiB of RAM is out of libkrun's range", p.RAMMiB)
@@ -106,12 +144,22 @@ func check(p *launch.Plan) (checked, error) {
 			return c, fmt.Errorf("launch plan: MAC %q is not a 6-byte address like %s", n.MAC, DefaultMAC)
 		}
 		copy(c.mac[:], hw)
+		// libkrun's init asks passt's DHCP server for the address when
+		// the flag is there; before 1.18 the flag is refused.
+		if lib.AtLeast(DHCPFlagMinor) {
+			c.netFlags = libkrun.NetFlagDHCPClient
+		}
 	case "tsi", "none":
 		if n.Socket != "" || n.MAC != "" {
 			return c, fmt.Errorf("launch plan: network %s with a net device (socket %q, MAC %q): only passt has one", n.Mode, n.Socket, n.MAC)
 		}
 		if n.Mode == "none" && len(n.PortMap) > 0 {
 			return c, fmt.Errorf("launch plan: port map %v with network none", n.PortMap)
+		}
+		if n.Mode == "none" && !lib.AtLeast(NoNetworkMinor) {
+			return c, fmt.Errorf("launch plan: network none needs libkrun >= 1.%d (krun_disable_implicit_vsock): "+
+				"older releases give every guest outbound network and expose its ports; %s looks like %s (upgrade libkrun, or use --vmm qemu)",
+				NoNetworkMinor, lib.Path(), lib.Version())
 		}
 	default:
 		return c, fmt.Errorf("launch plan: network mode %q is not passt, tsi or none", n.Mode)
@@ -151,15 +199,27 @@ func configureStorage(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, _ check
 func configureNetwork(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, c checked) error {
 	n := p.Network
 	if n.Mode == "passt" {
-		// fd -1: libkrun connects to the socket path itself. Its init
-		// asks passt's DHCP server for the address.
-		if err := lib.AddNetUnixstream(ctx, n.Socket, -1, c.mac, libkrun.NetFeaturesCompat, libkrun.NetFlagDHCPClient); err != nil {
+		// fd -1: libkrun connects to the socket path itself.
+		if err := lib.AddNetUnixstream(ctx, n.Socket, -1, c.mac, libkrun.NetFeaturesCompat, c.netFlags); err != nil {
 			return fmt.Errorf("net %s on %s: %w", net.HardwareAddr(c.mac[:]), n.Socket, err)
 		}
+	} else if n.Mode == "none" {
+		// No vsock device, so no TSI: no outbound network, no exposed
+		// port (lib.rs v1.19.0:2914-2915).
+		if err := lib.DisableImplicitVsock(ctx); err != nil {
+			return fmt.Errorf("network none: %w", err)
+		}
+		if len(p.VsockPorts) > 0 {
+			// The vsock ports need a device again: an explicit one,
+			// with no TSI flag (lib.rs:2916-2924).
+			if err := lib.AddVsock(ctx, 0); err != nil {
+				return fmt.Errorf("network none, vsock without TSI: %w", err)
+			}
+		}
 	} else {
-		// Without a net device libkrun gives the guest TSI. "none" still
-		// has its outbound connections until krun_disable_implicit_vsock
-		// is bound (the network issue); at least no guest port is exposed.
+		// Without a net device libkrun gives the guest TSI (lib.rs
+		// v1.19.0:2926-2951); the port map says which guest ports the
+		// host sees, none when empty.
 		portMap := n.PortMap
 		if portMap == nil {
 			portMap = []string{}
@@ -190,28 +250,13 @@ func configureConsole(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, _ check
 	return nil
 }
 
+// configureWorkload sets only the rlimits: ExecPath, Argv, Env and Workdir
+// travel in /.krun_config.json (see Configure).
 func configureWorkload(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, _ checked) error {
 	if len(p.Rlimits) > 0 {
 		if err := lib.SetRlimits(ctx, p.Rlimits); err != nil {
 			return fmt.Errorf("rlimits %v: %w", p.Rlimits, err)
 		}
-	}
-	if p.Workdir != "" {
-		if err := lib.SetWorkdir(ctx, p.Workdir); err != nil {
-			return fmt.Errorf("workdir %s: %w", p.Workdir, err)
-		}
-	}
-	// Never a nil argv or env: libkrun would copy the helper's own
-	// environment into the guest.
-	argv, env := p.Argv, p.Env
-	if argv == nil {
-		argv = []string{}
-	}
-	if env == nil {
-		env = []string{}
-	}
-	if err := lib.SetExec(ctx, p.ExecPath, argv, env); err != nil {
-		return fmt.Errorf("exec %s: %w", p.ExecPath, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package krun
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,78 +16,119 @@ func TestConfigureCallSequence(t *testing.T) {
 	tsi := fullPlan()
 	tsi.Network = launch.Network{Mode: "tsi", PortMap: []string{"8080:80", "2222:22"}}
 	tsi.Console.StdioPorts = false
+	none := fullPlan()
+	none.Network = launch.Network{Mode: "none"}
+	none.VsockPorts = nil
+	noneVsock := fullPlan()
+	noneVsock.Network = launch.Network{Mode: "none"}
 	tests := []struct {
-		name string
-		plan *launch.Plan
-		want []string
+		name  string
+		plan  *launch.Plan
+		minor int // the libkrun release the double plays, 1.minor
+		want  []string
 	}{{
-		name: "every field, passt",
-		plan: fullPlan(),
+		// What every krun run is today: no network, the workload's
+		// argv/env/workdir only in /.krun_config.json.
+		name:  "typical: network none, no exec, env or workdir call",
+		plan:  none,
+		minor: 19,
 		want: []string{
+			`krun_get_max_vcpus`,
 			`krun_set_log_level level=2`,
 			`krun_create_ctx`,
-			`krun_set_vm_config ctx=7 vcpus=4 ram_mib=2048`,
-			`krun_set_nested_virt ctx=7 enabled=1`,
-			`krun_set_root ctx=7 path="/state/tasks/t1/rootfs"`,
-			`krun_add_disk ctx=7 block_id="loftd-nix" path="/state/ws/nix.raw" read_only=0`,
-			`krun_add_disk ctx=7 block_id="loftd-containers" path="/state/ws/containers.raw" read_only=1`,
-			`krun_add_virtiofs ctx=7 tag="loftd-workspace" path="/home/u/project"`,
-			`krun_add_net_unixstream ctx=7 path="/run/user/1000/passt.sock" fd=-1 mac=5a:94:ef:e4:0c:ee features=19587 flags=2`,
-			`krun_add_vsock_port2 ctx=7 port=1024 path="/state/tasks/t1/status.sock" listen=1`,
-			`krun_add_vsock_port2 ctx=7 port=1025 path="/state/tasks/t1/log.sock" listen=0`,
-			`krun_disable_implicit_console ctx=7`,
-			`krun_add_virtio_console_default ctx=7 in=0 out=1 err=2`,
-			`krun_set_rlimits ctx=7 rlimits=["7=1024:4096","6=4096:8192"]`,
-			`krun_set_workdir ctx=7 path="/workspace"`,
-			`krun_set_exec ctx=7 path="/.loftd/guest-init" argv=["enter","--profile"] env=["LOFTD_MODE=enter","TERM=xterm-256color"]`,
+			`krun_set_vm_config ctx=0 vcpus=4 ram_mib=2048`,
+			`krun_set_nested_virt ctx=0 enabled=1`,
+			`krun_set_root ctx=0 path="/state/tasks/t1/rootfs"`,
+			`krun_add_disk ctx=0 block_id="loftd-nix" path="/state/ws/nix.raw" read_only=0`,
+			`krun_add_disk ctx=0 block_id="loftd-containers" path="/state/ws/containers.raw" read_only=1`,
+			`krun_add_virtiofs ctx=0 tag="loftd-workspace" path="/home/u/project"`,
+			`krun_disable_implicit_vsock ctx=0`,
+			`krun_disable_implicit_console ctx=0`,
+			`krun_add_virtio_console_default ctx=0 in=0 out=1 err=2`,
+			`krun_set_rlimits ctx=0 rlimits=["7=1024:4096","6=4096:8192"]`,
 		},
 	}, {
-		name: "tsi with a port map, implicit console",
-		plan: tsi,
+		name:  "network none with vsock ports: an explicit vsock without TSI",
+		plan:  noneVsock,
+		minor: 17,
 		want: []string{
+			`krun_get_max_vcpus`,
 			`krun_set_log_level level=2`,
 			`krun_create_ctx`,
-			`krun_set_vm_config ctx=7 vcpus=4 ram_mib=2048`,
-			`krun_set_nested_virt ctx=7 enabled=1`,
-			`krun_set_root ctx=7 path="/state/tasks/t1/rootfs"`,
-			`krun_add_disk ctx=7 block_id="loftd-nix" path="/state/ws/nix.raw" read_only=0`,
-			`krun_add_disk ctx=7 block_id="loftd-containers" path="/state/ws/containers.raw" read_only=1`,
-			`krun_add_virtiofs ctx=7 tag="loftd-workspace" path="/home/u/project"`,
-			`krun_set_port_map ctx=7 port_map=["8080:80","2222:22"]`,
-			`krun_add_vsock_port2 ctx=7 port=1024 path="/state/tasks/t1/status.sock" listen=1`,
-			`krun_add_vsock_port2 ctx=7 port=1025 path="/state/tasks/t1/log.sock" listen=0`,
-			`krun_set_rlimits ctx=7 rlimits=["7=1024:4096","6=4096:8192"]`,
-			`krun_set_workdir ctx=7 path="/workspace"`,
-			`krun_set_exec ctx=7 path="/.loftd/guest-init" argv=["enter","--profile"] env=["LOFTD_MODE=enter","TERM=xterm-256color"]`,
+			`krun_set_vm_config ctx=0 vcpus=4 ram_mib=2048`,
+			`krun_set_root ctx=0 path="/state/tasks/t1/rootfs"`,
+			`krun_add_disk ctx=0 block_id="loftd-nix" path="/state/ws/nix.raw" read_only=0`,
+			`krun_add_disk ctx=0 block_id="loftd-containers" path="/state/ws/containers.raw" read_only=1`,
+			`krun_add_virtiofs ctx=0 tag="loftd-workspace" path="/home/u/project"`,
+			`krun_disable_implicit_vsock ctx=0`,
+			`krun_add_vsock ctx=0 tsi_features=0`,
+			`krun_add_vsock_port2 ctx=0 port=1024 path="/state/tasks/t1/status.sock" listen=1`,
+			`krun_add_vsock_port2 ctx=0 port=1025 path="/state/tasks/t1/log.sock" listen=0`,
+			`krun_disable_implicit_console ctx=0`,
+			`krun_add_virtio_console_default ctx=0 in=0 out=1 err=2`,
+			`krun_set_rlimits ctx=0 rlimits=["7=1024:4096","6=4096:8192"]`,
 		},
 	}, {
-		name: "minimal: no network exposes no port, no env leaks from the host",
-		plan: &launch.Plan{Version: launch.Version, VMM: "krun", VCPUs: 1, RAMMiB: 512, Root: "/r", ExecPath: "/init", Network: launch.Network{Mode: "none"}},
+		name:  "passt on 1.19: DHCP flag",
+		plan:  fullPlan(),
+		minor: 19,
+		want: []string{
+			`krun_get_max_vcpus`,
+			`krun_set_log_level level=2`,
+			`krun_create_ctx`,
+			`krun_set_vm_config ctx=0 vcpus=4 ram_mib=2048`,
+			`krun_set_nested_virt ctx=0 enabled=1`,
+			`krun_set_root ctx=0 path="/state/tasks/t1/rootfs"`,
+			`krun_add_disk ctx=0 block_id="loftd-nix" path="/state/ws/nix.raw" read_only=0`,
+			`krun_add_disk ctx=0 block_id="loftd-containers" path="/state/ws/containers.raw" read_only=1`,
+			`krun_add_virtiofs ctx=0 tag="loftd-workspace" path="/home/u/project"`,
+			`krun_add_net_unixstream ctx=0 path="/run/user/1000/passt.sock" fd=-1 mac=5a:94:ef:e4:0c:ee features=19587 flags=2`,
+			`krun_add_vsock_port2 ctx=0 port=1024 path="/state/tasks/t1/status.sock" listen=1`,
+			`krun_add_vsock_port2 ctx=0 port=1025 path="/state/tasks/t1/log.sock" listen=0`,
+			`krun_disable_implicit_console ctx=0`,
+			`krun_add_virtio_console_default ctx=0 in=0 out=1 err=2`,
+			`krun_set_rlimits ctx=0 rlimits=["7=1024:4096","6=4096:8192"]`,
+		},
+	}, {
+		name:  "tsi with a port map, implicit console",
+		plan:  tsi,
+		minor: 19,
+		want: []string{
+			`krun_get_max_vcpus`,
+			`krun_set_log_level level=2`,
+			`krun_create_ctx`,
+			`krun_set_vm_config ctx=0 vcpus=4 ram_mib=2048`,
+			`krun_set_nested_virt ctx=0 enabled=1`,
+			`krun_set_root ctx=0 path="/state/tasks/t1/rootfs"`,
+			`krun_add_disk ctx=0 block_id="loftd-nix" path="/state/ws/nix.raw" read_only=0`,
+			`krun_add_disk ctx=0 block_id="loftd-containers" path="/state/ws/containers.raw" read_only=1`,
+			`krun_add_virtiofs ctx=0 tag="loftd-workspace" path="/home/u/project"`,
+			`krun_set_port_map ctx=0 port_map=["8080:80","2222:22"]`,
+			`krun_add_vsock_port2 ctx=0 port=1024 path="/state/tasks/t1/status.sock" listen=1`,
+			`krun_add_vsock_port2 ctx=0 port=1025 path="/state/tasks/t1/log.sock" listen=0`,
+			`krun_set_rlimits ctx=0 rlimits=["7=1024:4096","6=4096:8192"]`,
+		},
+	}, {
+		name:  "tsi without a port map exposes none; most vCPUs; 1.12 has no max vCPU call",
+		plan:  &launch.Plan{Version: launch.Version, VMM: "krun", VCPUs: MaxVCPUs, RAMMiB: 512, Root: "/r", ExecPath: "/init", Network: launch.Network{Mode: "tsi"}},
+		minor: 12,
 		want: []string{
 			`krun_set_log_level level=0`,
 			`krun_create_ctx`,
-			`krun_set_vm_config ctx=7 vcpus=1 ram_mib=512`,
-			`krun_set_root ctx=7 path="/r"`,
-			`krun_set_port_map ctx=7 port_map=[]`,
-			`krun_set_exec ctx=7 path="/init" argv=[] env=[]`,
-		},
-	}, {
-		name: "tsi without a port map exposes none; most vCPUs",
-		plan: &launch.Plan{Version: launch.Version, VMM: "krun", VCPUs: MaxVCPUs, RAMMiB: 512, Root: "/r", ExecPath: "/init", Network: launch.Network{Mode: "tsi"}},
-		want: []string{
-			`krun_set_log_level level=0`,
-			`krun_create_ctx`,
-			`krun_set_vm_config ctx=7 vcpus=255 ram_mib=512`,
-			`krun_set_root ctx=7 path="/r"`,
-			`krun_set_port_map ctx=7 port_map=[]`,
-			`krun_set_exec ctx=7 path="/init" argv=[] env=[]`,
+			`krun_set_vm_config ctx=0 vcpus=255 ram_mib=512`,
+			`krun_set_root ctx=0 path="/r"`,
+			`krun_set_port_map ctx=0 port_map=[]`,
 		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// A fresh library each: libkrun sets up logging once per load.
-			l, log := openDouble(t)
-			ctx, err := Configure(l, tt.plan)
+			l, log := openRelease(t, tt.minor)
+			p := *tt.plan
+			if tt.minor < DHCPFlagMinor {
+				p.NestedVirt = false
+			}
+			ctx, err := Configure(l, &p)
 			if err != nil {
 				t.Fatalf("Configure(%s) = %v, want nil", tt.name, err)
 			}
@@ -95,6 +137,68 @@ func TestConfigureCallSequence(t *testing.T) {
 			}
 			krundouble.Compare(t, "Configure("+tt.name+")", krundouble.Calls(t, log), tt.want)
 		})
+	}
+}
+
+// What a release of libkrun cannot do is refused before any context
+// exists, naming the release needed; on a release that can, the same plan
+// runs. The double plays each release (its symbols and its rules).
+func TestConfigureByRelease(t *testing.T) {
+	passt := func(p *launch.Plan) { p.NestedVirt = false }
+	tests := []struct {
+		name    string
+		minor   int
+		change  func(p *launch.Plan)
+		wantErr string // "" for success
+		want    string // a call that must be in the log on success
+	}{
+		{"none on 1.16: no krun_disable_implicit_vsock", 16, func(p *launch.Plan) { p.NestedVirt = false; p.Network = launch.Network{Mode: "none"} },
+			"network none needs libkrun >= 1.17 (krun_disable_implicit_vsock)", ""},
+		{"none on 1.17", 17, func(p *launch.Plan) { p.NestedVirt = false; p.Network = launch.Network{Mode: "none"} },
+			"", "krun_disable_implicit_vsock ctx=0"},
+		{"nested virt on 1.17", 17, func(p *launch.Plan) {}, "nested virtualization needs libkrun >= 1.18", ""},
+		{"nested virt on 1.18", 18, func(p *launch.Plan) {}, "", "krun_set_nested_virt ctx=0 enabled=1"},
+		{"passt on 1.17: no DHCP flag", 17, passt, "", `krun_add_net_unixstream ctx=0 path="/run/user/1000/passt.sock" fd=-1 mac=5a:94:ef:e4:0c:ee features=19587 flags=0`},
+		{"passt on 1.18: DHCP flag", 18, passt, "", `krun_add_net_unixstream ctx=0 path="/run/user/1000/passt.sock" fd=-1 mac=5a:94:ef:e4:0c:ee features=19587 flags=2`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, log := openRelease(t, tt.minor)
+			p := fullPlan()
+			tt.change(p)
+			_, err := Configure(l, p)
+			got := krundouble.Calls(t, log)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Configure(%s) = %v, want an error containing %q", tt.name, err, tt.wantErr)
+				}
+				if strings.Contains(strings.Join(got, "\n"), "krun_create_ctx") {
+					t.Errorf("Configure(%s) created a context: %q", tt.name, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Configure(%s) = %v, want nil", tt.name, err)
+			}
+			if !slices.Contains(got, tt.want) {
+				t.Errorf("Configure(%s) calls = %q, want %q among them", tt.name, got, tt.want)
+			}
+		})
+	}
+}
+
+// krun_get_max_vcpus, when libkrun has it, lowers the 255 limit to KVM's.
+func TestConfigureMaxVCPUs(t *testing.T) {
+	l, _ := openRelease(t, 19)
+	t.Setenv("KRUN_DOUBLE_MAX_VCPUS", "8")
+	p := fullPlan()
+	p.VCPUs = 9
+	if _, err := Configure(l, p); err == nil || !strings.Contains(err.Error(), "9 vCPUs: libkrun runs 1 to 8 here") {
+		t.Errorf("Configure(9 vCPUs, KVM allows 8) = %v, want the limit of 8", err)
+	}
+	p.VCPUs = 8
+	if _, err := Configure(l, p); err != nil {
+		t.Errorf("Configure(8 vCPUs, KVM allows 8) = %v, want nil", err)
 	}
 }
 
@@ -111,7 +215,7 @@ func TestConfigureErrno(t *testing.T) {
 		{"krun_add_net_unixstream", "net 5a:94:ef:e4:0c:ee on /run/user/1000/passt.sock: krun_add_net_unixstream: invalid argument", true},
 		{"krun_add_vsock_port2", "vsock port 1024 /state/tasks/t1/status.sock: krun_add_vsock_port2: invalid argument", true},
 		{"krun_add_virtio_console_default", "console on fds 0, 1, 2: krun_add_virtio_console_default: invalid argument", true},
-		{"krun_set_exec", "exec /.loftd/guest-init: krun_set_exec: invalid argument", true},
+		{"krun_set_rlimits", "rlimits [7=1024:4096 6=4096:8192]: krun_set_rlimits: invalid argument", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fail, func(t *testing.T) {
@@ -127,7 +231,7 @@ func TestConfigureErrno(t *testing.T) {
 			}
 			got := krundouble.Calls(t, log)
 			last := got[len(got)-1]
-			if freed := last == "krun_free_ctx ctx=7"; freed != tt.freed {
+			if freed := last == "krun_free_ctx ctx=0"; freed != tt.freed {
 				t.Errorf("Configure() with %s failing: last call %q, want context freed = %v", tt.fail, last, tt.freed)
 			}
 		})
@@ -141,7 +245,7 @@ func TestConfigureRejectsPlan(t *testing.T) {
 		change func(p *launch.Plan)
 		want   string
 	}{
-		{"256 vCPUs", func(p *launch.Plan) { p.VCPUs = 256 }, "256 vCPUs: libkrun runs 1 to 255 (ask for fewer with --cpus)"},
+		{"256 vCPUs", func(p *launch.Plan) { p.VCPUs = 256 }, "256 vCPUs: libkrun runs 1 to 255 here (ask for fewer with --cpus)"},
 		{"1000 vCPUs", func(p *launch.Plan) { p.VCPUs = 1000 }, "1000 vCPUs: libkrun runs 1 to 255"},
 		{"no vCPU", func(p *launch.Plan) { p.VCPUs = 0 }, "0 vCPUs"},
 		{"RAM beyond uint32", func(p *launch.Plan) { p.RAMMiB = 1 << 33 }, "8589934592 MiB of RAM"},
@@ -164,8 +268,9 @@ func TestConfigureRejectsPlan(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Configure(%s) = %v, want an error containing %q", tt.name, err, tt.want)
 			}
-			if got := krundouble.Calls(t, log); got != nil {
-				t.Errorf("Configure(%s) made calls %q, want none", tt.name, got)
+			// Only the query of KVM's vCPU limit, no context.
+			if got := krundouble.Calls(t, log); len(got) > 1 || len(got) == 1 && got[0] != "krun_get_max_vcpus" {
+				t.Errorf("Configure(%s) made calls %q, want none on a context", tt.name, got)
 			}
 		})
 	}
@@ -180,7 +285,7 @@ func TestConfigureMissingOptionalSymbol(t *testing.T) {
 		t.Errorf("Configure(passt plan) = %v, want prefix %q", err, wantErr)
 	}
 	got := krundouble.Calls(t, log)
-	if last := got[len(got)-1]; last != "krun_free_ctx ctx=7" {
+	if last := got[len(got)-1]; last != "krun_free_ctx ctx=0" {
 		t.Errorf("Configure(passt plan) last call = %q, want the context freed", last)
 	}
 	p := fullPlan()

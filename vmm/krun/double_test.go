@@ -24,6 +24,14 @@ func openDouble(t testing.TB, hide ...string) (*libkrun.Lib, string) {
 	return l, krundouble.Record(t)
 }
 
+// openRelease opens a double that plays libkrun 1.minor: the symbols that
+// release has, and its rules.
+func openRelease(t testing.TB, minor int) (*libkrun.Lib, string) {
+	t.Helper()
+	krundouble.Emulate(t, minor)
+	return openDouble(t, krundouble.HideBefore(minor)...)
+}
+
 // fullPlan fills every field the krun backend reads.
 func fullPlan() *launch.Plan {
 	return &launch.Plan{

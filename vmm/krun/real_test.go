@@ -58,4 +58,16 @@ func TestRealLibkrunPlan(t *testing.T) {
 	if err := l.FreeCtx(ctx); err != nil {
 		t.Errorf("FreeCtx(%d) = %v, want nil", ctx, err)
 	}
+	// What every session asks for: no network (1.17+).
+	if !l.AtLeast(NoNetworkMinor) {
+		t.Logf("libkrun %s is %s: network none is refused, as it should be", l.Path(), l.Version())
+		return
+	}
+	p.Network = launch.Network{Mode: "none"}
+	if ctx, err = Configure(l, p); err != nil {
+		t.Fatalf("Configure(network none) = %v, want nil", err)
+	}
+	if err := l.FreeCtx(ctx); err != nil {
+		t.Errorf("FreeCtx(%d) = %v, want nil", ctx, err)
+	}
 }

@@ -1,0 +1,104 @@
+package host
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/loftd/loftd/internal/testenv"
+	"github.com/loftd/loftd/krun"
+	"github.com/loftd/loftd/krun/krundouble"
+)
+
+// fakeKrunfw makes the loader "find" only the given libkrunfw sonames.
+func fakeKrunfw(t *testing.T, found ...string) {
+	old := krunfwLoadable
+	t.Cleanup(func() { krunfwLoadable = old })
+	krunfwLoadable = func(soname string) (string, error) {
+		for _, f := range found {
+			if f == soname {
+				return "/usr/lib64/" + soname + ".5.0", nil
+			}
+		}
+		return "", errors.New("the dynamic loader does not find " + soname)
+	}
+}
+
+// TestPickVMMKrun: auto picks krun only when libkrun can run a session here
+// (release 1.17+ for network none, its libkrunfw found by soname); else it
+// falls back to QEMU saying why, and --vmm krun fails saying why.
+func TestPickVMMKrun(t *testing.T) {
+	vm := testenv.RequireVM(t) // QEMU, virtiofsd and libkrunfw for the fallback
+	t.Setenv("LOFTD_LIBKRUNFW_LIBRARY", vm.Krunfw)
+	tests := []struct {
+		name    string
+		minor   int      // the libkrun release the double plays
+		krunfw  []string // sonames the loader finds
+		want    string   // for auto
+		wantWhy string   // in auto's why, or in --vmm krun's error
+	}{
+		{"1.19 with libkrunfw.so.5", 19, []string{"libkrunfw.so.5"}, "krun", "finds its libkrunfw"},
+		{"1.19 with only libkrunfw.so.4", 19, []string{"libkrunfw.so.4"}, "qemu", "does not find libkrunfw.so.5"},
+		{"1.19 without libkrunfw", 19, nil, "qemu", "does not find libkrunfw.so.5"},
+		{"1.16: no network none", 16, []string{"libkrunfw.so.4", "libkrunfw.so.5"}, "qemu", "needs libkrun >= 1.17 (krun_disable_implicit_vsock)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(krun.LibraryEnv, krundouble.Build(t, krundouble.HideBefore(tt.minor)...))
+			fakeKrunfw(t, tt.krunfw...)
+			got, why, err := pickVMM("auto")
+			if err != nil || got.name != tt.want || !strings.Contains(why, tt.wantWhy) {
+				t.Errorf("pickVMM(auto) = %+v, %q, %v, want %s because %q", got, why, err, tt.want, tt.wantWhy)
+			}
+			got, _, err = pickVMM("krun")
+			if tt.want == "krun" {
+				if err != nil || got.name != "krun" {
+					t.Errorf("pickVMM(krun) = %+v, %v, want krun", got, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "--vmm krun: ") || !strings.Contains(err.Error(), tt.wantWhy) {
+				t.Errorf("pickVMM(krun) = %v, want an error containing %q", err, tt.wantWhy)
+			}
+		})
+	}
+}
+
+// TestDescribeLibkrun is what doctor shows: path, release, features, the
+// libkrunfw soname and file, and why krun cannot run when it cannot.
+func TestDescribeLibkrun(t *testing.T) {
+	tests := []struct {
+		minor int
+		want  []string
+	}{
+		{19, []string{
+			"libkrun: DOUBLE, version 1.19 or newer",
+			"libkrun features: NET, BLK",
+			"libkrunfw: libkrunfw.so.5 → /usr/lib64/libkrunfw.so.5.5.0",
+		}},
+		{16, []string{
+			"libkrun: DOUBLE, version 1.16 or newer",
+			"libkrun features: unknown (krun_has_feature is 1.18+)",
+			"libkrunfw: libkrunfw.so.4 (not found)",
+			"libkrun lacks: krun_has_feature, krun_disable_implicit_vsock, krun_add_vsock, krun_add_virtio_console_multiport, krun_add_console_port_inout, krun_fs_add_overlay_file",
+			"libkrun cannot run sessions: libkrun DOUBLE is 1.16 or older: a guest without network needs libkrun >= 1.17 (krun_disable_implicit_vsock)",
+		}},
+	}
+	for _, tt := range tests {
+		lib := krundouble.Build(t, krundouble.HideBefore(tt.minor)...)
+		t.Setenv(krun.LibraryEnv, lib)
+		fakeKrunfw(t, "libkrunfw.so.5")
+		got := DescribeLibkrun().Lines()
+		for i := range got {
+			got[i] = strings.ReplaceAll(got[i], lib, "DOUBLE")
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("DescribeLibkrun() of 1.%d =\n%s\nwant\n%s", tt.minor, strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+		}
+	}
+	t.Setenv(krun.LibraryEnv, "/nonexistent/libkrun.so.1")
+	if got := DescribeLibkrun().Lines(); len(got) != 1 || !strings.HasPrefix(got[0], "libkrun: load libkrun: /nonexistent/libkrun.so.1") {
+		t.Errorf("DescribeLibkrun() without libkrun = %q, want the load error", got)
+	}
+}
