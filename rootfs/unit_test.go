@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/loftd/loftd/internal/testenv"
 )
 
 func TestNormalizeRef(t *testing.T) {
@@ -138,10 +140,7 @@ func TestProgressWriter(t *testing.T) {
 // TestImports keeps rootfs below host: it must not import host, krun,
 // disks or guestinit (DESIGN.md, "Imports point down").
 func TestImports(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH")
-	}
+	goTool := testenv.RequireCommand(t, "go", "golang-go")
 	out, err := exec.Command(goTool, "list", "-tags", "containers_image_openpgp", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list -deps: %v", err)
