@@ -32,10 +32,10 @@ type plant struct {
 // plants covers /.loftd, /.loftd/guest-init and /.krun_config.json as
 // symlinks, in absolute and relative ("../../..") form.
 var plants = []plant{
-	{"loftd dir absolute, config relative", func(v string) map[string]string {
+	{"loftd-dir-absolute+config-relative", func(v string) map[string]string {
 		return map[string]string{"/.loftd": v, "/.krun_config.json": "../../../../../../../.." + v + "/config"}
 	}},
-	{"guest-init relative, config absolute", func(v string) map[string]string {
+	{"guest-init-relative+config-absolute", func(v string) map[string]string {
 		return map[string]string{"/.loftd/guest-init": "../../../../../../../.." + v + "/guest-init", "/.krun_config.json": v + "/config"}
 	}},
 }
@@ -352,7 +352,7 @@ func newRootless(t *testing.T) *rootless {
 	r := &rootless{}
 	r.uid, _ = strconv.Atoi(u.Uid)
 	r.gid, _ = strconv.Atoi(u.Gid)
-	base, err := os.MkdirTemp("", "loftd-rootless-roots-")
+	base, err := os.MkdirTemp("", "lr-") // short: virtiofsd socket paths under it must fit 107 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func newRootless(t *testing.T) *rootless {
 // state directory never used before.
 func (r *rootless) freshState(t *testing.T) {
 	t.Helper()
-	home, err := os.MkdirTemp(r.base, "home-")
+	home, err := os.MkdirTemp(r.base, "h-")
 	if err != nil {
 		t.Fatal(err)
 	}
