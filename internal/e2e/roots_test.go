@@ -30,12 +30,13 @@ type plant struct {
 }
 
 // plants covers /.loftd, /.loftd/guest-init and /.krun_config.json as
-// symlinks, in absolute and relative ("../../..") form.
+// symlinks, in absolute and relative ("../../..") form. Short names: the
+// test's temporary directories, and the sockets under them, carry them.
 var plants = []plant{
-	{"loftd-dir-absolute+config-relative", func(v string) map[string]string {
+	{"dir-abs", func(v string) map[string]string {
 		return map[string]string{"/.loftd": v, "/.krun_config.json": "../../../../../../../.." + v + "/config"}
 	}},
-	{"guest-init-relative+config-absolute", func(v string) map[string]string {
+	{"file-rel", func(v string) map[string]string {
 		return map[string]string{"/.loftd/guest-init": "../../../../../../../.." + v + "/guest-init", "/.krun_config.json": v + "/config"}
 	}},
 }
@@ -110,7 +111,7 @@ func TestRootSymlinksAsRoot(t *testing.T) {
 				w := newWorld(t)
 				victim := newVictim(t, t.TempDir(), 0, 0)
 				before := listTree(t, victim)
-				args := []string{"--vmm", "qemu", "--", "echo", "ok"}
+				args := []string{"--vmm", "qemu", "--", "sh", "-c", "echo ok"}
 				if kind == "rootfs" {
 					plantLinks(t, w.root, p.links(victim))
 				} else {
@@ -134,7 +135,7 @@ func TestRootSymlinksRootless(t *testing.T) {
 			t.Run(kind+"/"+p.name, func(t *testing.T) {
 				victim := newVictim(t, r.base, r.uid, r.gid)
 				before := listTree(t, victim)
-				args := []string{"--", "echo", "ok"}
+				args := []string{"--", "sh", "-c", "echo ok"}
 				if kind == "rootfs" {
 					root := r.userRoot(t)
 					plantLinks(t, root, p.links(victim))
