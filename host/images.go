@@ -45,14 +45,7 @@ func (s *session) prepareImageRoot() error {
 		return err
 	}
 	s.e.log.Debug("task root", "path", task.Root, "backend", task.Backend, "why", task.Reason, "image", img.Ref, "digest", img.Digest, "cache_hit", img.CacheHit)
-	s.undo = append(s.undo, func() error {
-		if s.opts.Preserve {
-			fmt.Fprintf(s.e.stderr, "%s: kept task root %s (%s); remove it and its task with: %s gc\n", s.e.prog, task.Root, task.Backend, s.e.prog)
-			return nil
-		}
-		return task.Remove()
-	})
-	s.root = task.Root
+	s.keepTaskRoot(task)
 	return nil
 }
 

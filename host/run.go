@@ -1,17 +1,18 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/rootfs/inroot"
 	"golang.org/x/sys/unix"
 )
 
@@ -259,8 +260,9 @@ func (s *session) writeGuestConfig() error {
 	if err != nil {
 		return fmt.Errorf("write guest config: %w", err)
 	}
-	path := filepath.Join(s.root, contract.KrunConfigPath)
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+	// The root is the task's private copy of a tree the image or the
+	// --rootfs directory controls: never follow a symlink planted there.
+	if err := inroot.WriteFile(s.root, contract.KrunConfigPath, bytes.NewReader(append(data, '\n')), 0o644); err != nil {
 		return fmt.Errorf("write guest config: %w", err)
 	}
 	return nil

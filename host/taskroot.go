@@ -2,32 +2,84 @@ package host
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/rootfs"
+	"github.com/loftd/loftd/rootfs/inroot"
 )
 
-// prepareRoot decides the task's root filesystem: a directory the user
-// named with --rootfs, or a private snapshot of an image.
+// prepareRoot decides the task's root filesystem: a private overlay over
+// the directory the user named with --rootfs (the directory itself is
+// never written, so it may be read-only or shared by concurrent runs), or
+// a private snapshot of an image.
 func (s *session) prepareRoot() error {
-	if s.opts.RootfsDir != "" {
-		root, err := filepath.Abs(s.opts.RootfsDir)
-		if err != nil {
-			return fmt.Errorf("rootfs %s: %w", s.opts.RootfsDir, err)
-		}
-		fi, err := os.Stat(root)
-		if err != nil {
-			return fmt.Errorf("rootfs %s: %w (pass an existing directory to --rootfs)", root, err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("rootfs %s: not a directory (pass a directory to --rootfs)", root)
-		}
-		s.root = root
-		return nil
+	if s.opts.RootfsDir == "" {
+		return s.prepareImageRoot()
 	}
-	return s.prepareImageRoot()
+	dir, err := checkRootfsDir(s.opts.RootfsDir, s.state.Dir, s.ws.Source)
+	if err != nil {
+		return err
+	}
+	task, err := rootfs.NewDirTask(dir, s.taskDir, s.opts.Backend, s.e.log)
+	if err != nil {
+		return err
+	}
+	s.e.log.Debug("task root", "path", task.Root, "backend", task.Backend, "why", task.Reason, "rootfs", dir)
+	s.keepTaskRoot(task)
+	return nil
+}
+
+// keepTaskRoot makes task the session's root and removes it at the end,
+// unless --preserve-debug keeps it.
+func (s *session) keepTaskRoot(task *rootfs.Task) {
+	s.undo = append(s.undo, func() error {
+		if s.opts.Preserve {
+			fmt.Fprintf(s.e.stderr, "%s: kept task root %s (%s); remove it and its task with: %s gc\n", s.e.prog, task.Root, task.Backend, s.e.prog)
+			return nil
+		}
+		return task.Remove()
+	})
+	s.root = task.Root
+}
+
+// checkRootfsDir resolves a --rootfs directory and refuses one that holds
+// loftd's state or the workspace: the task's overlay would stack on its own
+// upper directory, and the guest would see the host's state through /.
+func checkRootfsDir(spec, stateDir, workspace string) (string, error) {
+	abs, err := filepath.Abs(spec)
+	if err != nil {
+		return "", fmt.Errorf("rootfs %s: %w", spec, err)
+	}
+	dir, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("rootfs %s: %w (pass an existing directory to --rootfs)", abs, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("rootfs %s: %w (pass an existing directory to --rootfs)", abs, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("rootfs %s: not a directory (pass a directory to --rootfs)", abs)
+	}
+	for _, in := range []struct{ what, path string }{{"the state directory", stateDir}, {"the workspace", workspace}} {
+		p, err := filepath.EvalSymlinks(in.path)
+		if err != nil {
+			p = in.path
+		}
+		if within(dir, p) {
+			return "", usagef("--rootfs %s contains %s %s: pass a directory that holds only the guest's root filesystem (e.g. one made with 'debootstrap' or 'tar -x'), not / or a parent of %s", abs, in.what, in.path, in.path)
+		}
+	}
+	return dir, nil
+}
+
+// within reports whether p is dir or below it.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // guestInitSource finds the guest init to inject: --guest-init PATH, else
@@ -50,11 +102,15 @@ func guestInitSource(spec string) (string, error) {
 // injectGuestInit copies the static guest init to ROOT/.loftd/guest-init,
 // so any image boots with loftd's init. "image" keeps the image's own. A
 // copy, not a link: the guest may write to its root, and must never reach
-// the host's binary.
+// the host's binary. root is the task's private root, whose contents the
+// image controls: the write never follows a symlink planted there.
 func injectGuestInit(root, spec string) error {
-	dst := filepath.Join(root, contract.GuestInitPath)
 	if spec == "image" {
-		if _, err := os.Stat(dst); err != nil {
+		ok, err := inroot.Exists(root, contract.GuestInitPath)
+		if err != nil {
+			return fmt.Errorf("--guest-init image: %w", err)
+		}
+		if !ok {
 			return fmt.Errorf("--guest-init image: the image has no %s (drop the flag to inject loftd's)", contract.GuestInitPath)
 		}
 		return nil
@@ -63,36 +119,13 @@ func injectGuestInit(root, spec string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("inject guest init: %w", err)
-	}
-	return copyFile(src, dst, 0o755)
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("inject guest init: %w", err)
 	}
 	defer in.Close()
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
+	if err := inroot.WriteFile(root, contract.GuestInitPath, in, 0o755); err != nil {
 		return fmt.Errorf("inject guest init: %w", err)
-	}
-	_, err = io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, mode)
-	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("inject guest init %s: %w", dst, err)
 	}
 	return nil
 }

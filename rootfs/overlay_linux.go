@@ -20,6 +20,12 @@ func (s *Store) overlayTask(t *Task, fuse bool) error {
 	if err != nil {
 		return err
 	}
+	return mountOverlay(t, lowers, fuse)
+}
+
+// mountOverlay mounts lowers (top first) at t.Root with a fresh upper and
+// work directory in t.Dir: the task writes only there.
+func mountOverlay(t *Task, lowers []string, fuse bool) error {
 	upper, work := filepath.Join(t.Dir, taskUpperDir), filepath.Join(t.Dir, taskWorkDir)
 	for _, d := range []string{t.Root, upper, work} {
 		if err := os.Mkdir(d, 0o755); err != nil {

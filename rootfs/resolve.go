@@ -123,7 +123,7 @@ func manifestDigest(ctx context.Context, src types.ImageReference, sys *types.Sy
 func (s *Store) systemContext() *types.SystemContext {
 	return &types.SystemContext{
 		SignaturePolicyPath:  s.policyPath,
-		BigFilesTemporaryDir: filepath.Join(s.root, "tmp"),
+		BigFilesTemporaryDir: filepath.Join(s.root, "tmp"), // made by Open
 	}
 }
 
@@ -144,9 +144,6 @@ func (s *Store) pull(ctx context.Context, src types.ImageReference, name string,
 		return nil, fmt.Errorf("pull %s: %w", name, err)
 	}
 	defer pc.Destroy()
-	if err := os.MkdirAll(filepath.Join(s.root, "tmp"), 0o700); err != nil {
-		return nil, fmt.Errorf("pull %s: %w", name, err)
-	}
 	sys := s.systemContext()
 	s.log.Debug("pulling image", "ref", name, "digest", dgst)
 	if _, err := copy.Image(ctx, pc, dest, src, &copy.Options{

@@ -68,7 +68,10 @@ func Open(opts Options) (*Store, error) {
 	if runRoot == "" {
 		runRoot = filepath.Join(opts.Root, "run")
 	}
-	if err := os.MkdirAll(opts.Root, 0o700); err != nil {
+	// tmp is containers/image's BigFilesTemporaryDir: the archive
+	// transports unpack into it already when reading the manifest, before
+	// any pull, so it must exist from the first use on.
+	if err := os.MkdirAll(filepath.Join(opts.Root, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", opts.Root, err)
 	}
 	driver, reason, err := chooseDriver(opts.Root, opts.Driver)

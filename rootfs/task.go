@@ -32,7 +32,8 @@ type Task struct {
 	Root    string // Dir/rootfs: the directory the VM boots from
 	Backend string // btrfs-snapshot, overlay or fuse-overlay
 	Reason  string // why Backend was chosen
-	Image   *Image
+	Image   *Image // the image, or nil for a directory's task (NewDirTask)
+	Lower   string // the directory of NewDirTask, else ""
 }
 
 // NewTask materializes img's root filesystem at taskDir/rootfs. backend is
@@ -153,10 +154,15 @@ type TaskRecord struct {
 	Digest  string `json:"digest"`
 	ImageID string `json:"image_id"`
 	Ref     string `json:"ref"`
+	Rootfs  string `json:"rootfs,omitempty"` // the --rootfs directory of NewDirTask
 }
 
 func writeTaskRecord(t *Task) error {
-	b, err := json.Marshal(TaskRecord{Backend: t.Backend, Digest: t.Image.Digest, ImageID: t.Image.ID, Ref: t.Image.Ref})
+	r := TaskRecord{Backend: t.Backend, Rootfs: t.Lower}
+	if t.Image != nil {
+		r.Digest, r.ImageID, r.Ref = t.Image.Digest, t.Image.ID, t.Image.Ref
+	}
+	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,28 @@ func TestResolveTransports(t *testing.T) {
 	}
 }
 
+// TestResolveFirstUse resolves each transport on a store never used before
+// (containers/image's temporary directory did not exist until a pull).
+func TestResolveFirstUse(t *testing.T) {
+	testenv.RequireRoot(t)
+	ref := buildImage(t)
+	dir := t.TempDir()
+	refs := []string{
+		ref,
+		"oci-archive:" + filepath.Join(dir, "img.oci.tar") + ":v1",
+		"docker-archive:" + filepath.Join(dir, "img.docker.tar") + ":loftd/test:v1",
+	}
+	for _, dst := range refs[1:] {
+		copyImage(t, ref, dst)
+	}
+	for _, r := range refs {
+		s := openStore(t, t.TempDir(), "auto")
+		if _, err := s.Resolve(context.Background(), r, PullMissing, nil); err != nil {
+			t.Errorf("Resolve(%q) on a new store = %v", r, err)
+		}
+	}
+}
+
 func copyImage(t *testing.T, src, dst string) {
 	t.Helper()
 	sr, err := alltransports.ParseImageName(src)
