@@ -160,7 +160,8 @@ func TestOptionsPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		fs := (&env{}).newFlagSet("t", "")
-		var r rawRun
+		// A fixed host, so the config value 2 is valid on a one-CPU machine too.
+		r := rawRun{host: func() (uint64, int) { return 64 << 30, 8 }}
 		r.register(fs)
 		if err := fs.Parse(tt.args); err != nil {
 			t.Fatal(err)
