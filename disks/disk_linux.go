@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,9 +78,16 @@ func validate(path string, minSize int64) (int64, error) {
 		return 0, fmt.Errorf("%w (refusing to overwrite; move it away, or for the nix disk run loftd reset-nix --force)", ErrNotBtrfs)
 	}
 	if size := fst.Size(); size < minSize {
-		return size, fmt.Errorf("%w: %s, want at least %s (grow it with loftd resize --size %s)", ErrTooSmall, FormatSize(size), FormatSize(minSize), flagSize(minSize))
+		return size, fmt.Errorf("%w: %s, want at least %s (grow it with loftd resize --target %s --size %s)", ErrTooSmall, FormatSize(size), FormatSize(minSize), resizeTarget(path), flagSize(minSize))
 	}
 	return fst.Size(), nil
+}
+
+// resizeTarget is resize's --target for the disk at path: a workspace keeps
+// its disks as nix.raw and containers.raw, named after the target, so the
+// hint can be run as printed.
+func resizeTarget(path string) string {
+	return strings.TrimSuffix(filepath.Base(path), ".raw")
 }
 
 func kind(m fs.FileMode) string {

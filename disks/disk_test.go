@@ -229,7 +229,7 @@ func TestEnsure(t *testing.T) {
 	if !errors.Is(err, ErrTooSmall) || errors.Is(err, ErrNotBtrfs) || created {
 		t.Errorf("Ensure(%q, %s) = %v, %v; want false, %v", p, FormatSize(2*MinSize), created, err, ErrTooSmall)
 	}
-	if err := Validate(p, 2*MinSize); !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "--size 256M") {
+	if err := Validate(p, 2*MinSize); !errors.Is(err, ErrTooSmall) || !strings.Contains(err.Error(), "resize --target containers --size 256M") {
 		t.Errorf("Validate(%q, %s) = %v, want %v naming the fix", p, FormatSize(2*MinSize), err, ErrTooSmall)
 	}
 }

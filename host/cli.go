@@ -152,10 +152,11 @@ func (e *env) newFlagSet(name, usage string) *pflag.FlagSet {
 }
 
 // parse parses args into fs; --help prints usage and returns pflag.ErrHelp.
+// pflag itself calls fs.Usage before returning ErrHelp, so it is not
+// printed here again.
 func (e *env) parse(fs *pflag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.Usage()
 			return err
 		}
 		return usagef("%v", err)

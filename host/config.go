@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/loftd/loftd/disks"
 )
 
 // Config is $XDG_CONFIG_HOME/loftd/loftd.toml. Every key is documented in
@@ -103,7 +104,17 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: unknown key %s (see docs/configuration.md for the keys)", path, strings.Join(keys, ", "))
 	}
 	cfg.path = path
-	return cfg, cfg.validate()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	// TOML cannot tell "mem = 0" from no key once decoded; the flags refuse
+	// 0, so the file does too rather than read it as "default".
+	for _, k := range []string{"mem", "cpus"} {
+		if md.IsDefined("vm", k) && ((k == "mem" && cfg.VM.Mem == 0) || (k == "cpus" && cfg.VM.CPUs == 0)) {
+			return nil, fmt.Errorf("config %s: vm.%s = 0: omit the key for the default", path, k)
+		}
+	}
+	return cfg, nil
 }
 
 func (c *Config) validate() error {
@@ -125,5 +136,30 @@ func (c *Config) validate() error {
 	if c.VM.Mem < 0 || c.VM.CPUs < 0 {
 		return fmt.Errorf("config %s: vm.mem and vm.cpus must be positive", c.path)
 	}
-	return nil
+	// A bad size used to become the 64 GiB default without a word.
+	for _, d := range []struct{ key, v string }{{"disks.nix_size", c.Disks.NixSize}, {"disks.containers_size", c.Disks.ContainersSize}} {
+		if d.v == "" {
+			continue
+		}
+		if _, err := disks.ParseSize(d.v); err != nil {
+			// ParseSize's message is `size "X": want …`; name the key instead.
+			return fmt.Errorf("config %s: %s%s", c.path, d.key, strings.TrimPrefix(err.Error(), "size"))
+		}
+	}
+	return c.checkStateLocation()
+}
+
+// checkStateLocation refuses a relative [state] location: it would name a
+// different directory from every working directory. "~/" is the one
+// relative form, resolved against HOME.
+func (c *Config) checkStateLocation() error {
+	loc := c.State.Location
+	if loc == "" || filepath.IsAbs(loc) || strings.HasPrefix(loc, "~/") {
+		return nil
+	}
+	file := c.path
+	if file == "" {
+		file = "(no file)"
+	}
+	return fmt.Errorf("config %s: state.location %q: want an absolute path or one starting with ~/", file, loc)
 }

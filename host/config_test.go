@@ -73,6 +73,13 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"[vm]\nmem = \"eight\"\n", "mem"},
 		{"[image]\npull = \"sometimes\"\n", `image.pull "sometimes"`},
 		{"[vm]\ncpus = -2\n", "must be positive"},
+		// Defect 7: a bad size was silently 64 GiB.
+		{"[disks]\nnix_size = \"64X\"\n", `disks.nix_size "64X": want a whole number of GiB`},
+		{"[disks]\ncontainers_size = \"0\"\n", `disks.containers_size "0"`},
+		// Defect 13.
+		{"[state]\nlocation = \"relstate\"\n", `state.location "relstate": want an absolute path or one starting with ~/`},
+		{"[vm]\nmem = 0\n", "vm.mem = 0: omit the key for the default"},
+		{"[vm]\ncpus = 0\n", "vm.cpus = 0: omit the key for the default"},
 	}
 	for _, tt := range tests {
 		p := writeConfig(t, tt.text)
@@ -99,6 +106,7 @@ func TestConfigAndStatePaths(t *testing.T) {
 		{map[string]string{"HOME": "/h"}, Config{}, "/h/.config/loftd/loftd.toml", "/h/.local/state/loftd"},
 		{map[string]string{"HOME": "/h", "XDG_CONFIG_HOME": "/c", "XDG_STATE_HOME": "/s"}, Config{}, "/c/loftd/loftd.toml", "/s/loftd"},
 		{map[string]string{"HOME": "/h"}, Config{State: StateConfig{Location: "~/x"}}, "/h/.config/loftd/loftd.toml", "/h/x"},
+		{map[string]string{"HOME": "/h"}, Config{State: StateConfig{Location: "/abs/x"}}, "/h/.config/loftd/loftd.toml", "/abs/x"},
 	}
 	for _, tt := range tests {
 		getenv := func(k string) string { return tt.env[k] }
@@ -110,5 +118,15 @@ func TestConfigAndStatePaths(t *testing.T) {
 		if err != nil || s != tt.wantState {
 			t.Errorf("StateDir(%v) = %q, %v, want %q", tt.env, s, err, tt.wantState)
 		}
+	}
+}
+
+// TestStateDirRelative: a relative [state] location would depend on the
+// current directory; StateDir refuses it even when the config was built in
+// code rather than loaded.
+func TestStateDirRelative(t *testing.T) {
+	cfg := &Config{State: StateConfig{Location: "relstate"}, path: "/c/loftd.toml"}
+	if dir, err := StateDir(cfg, func(string) string { return "/h" }); err == nil || !strings.Contains(err.Error(), "/c/loftd.toml") {
+		t.Errorf("StateDir(location = relstate) = %q, %v; want an error naming the key and the file", dir, err)
 	}
 }

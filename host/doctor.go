@@ -1,18 +1,21 @@
 package host
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/containers/storage/pkg/idtools"
+	"github.com/moby/sys/mountinfo"
+
 	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krunfw"
-	"github.com/loftd/loftd/vmm/qemu"
 	"github.com/loftd/loftd/rootfs"
+	"github.com/loftd/loftd/vmm/qemu"
 	"golang.org/x/sys/unix"
 )
 
@@ -159,26 +162,34 @@ func parentDir(p string) string {
 }
 
 // mountHasOption reports whether the mount holding path has opt among its
-// superblock options (the longest matching mount point in mountinfo).
+// superblock options. moby's mountinfo parser unescapes mount points
+// ("\040" for a space), which a split on blanks did not.
 func mountHasOption(path, opt string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return !holds(m.Mountpoint, path), false
+	})
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	best, bestOpts := "", ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 {
-			continue
-		}
-		mp := fields[4]
-		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, bestOpts = mp, fields[len(fields)-1]
+	return slices.Contains(strings.Split(innermost(mounts).VFSOptions, ","), opt)
+}
+
+// holds reports whether mount point mp contains path (ParentsFilter's
+// plain prefix test would take /a/b for a parent of /a/bc).
+func holds(mp, path string) bool {
+	return mp == "/" || path == mp || strings.HasPrefix(path, mp+"/")
+}
+
+// innermost is the deepest of the mounts holding one path; of equal
+// mount points the later one, which covers the earlier.
+func innermost(mounts []*mountinfo.Info) *mountinfo.Info {
+	best := &mountinfo.Info{}
+	for _, m := range mounts {
+		if len(m.Mountpoint) >= len(best.Mountpoint) {
+			best = m
 		}
 	}
-	return strings.Contains(","+bestOpts+",", ","+opt+",")
+	return best
 }
 
 // checkRootless: subordinate ids and newuidmap, for running without root.
@@ -190,18 +201,10 @@ func checkRootless() []check {
 	if err != nil {
 		return []check{{name: "rootless", level: "fail", detail: err.Error()}}
 	}
-	var out []check
-	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
-		c := check{name: file, level: "ok"}
-		n := subordinateCount(file, u.Username, u.Uid)
-		if n < 65536 {
-			c.level, c.detail = "fail", fmt.Sprintf("%d subordinate ids for %s (need 65536)", n, u.Username)
-			c.fix = fmt.Sprintf("sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s", u.Username)
-		} else {
-			c.detail = fmt.Sprintf("%d subordinate ids for %s", n, u.Username)
-		}
-		out = append(out, c)
-	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	uids, gids, err := rootfs.SubIDs(u.Username)
+	out := subIDChecks(u.Username, uint32(uid), uint32(gid), uids, gids, err)
 	c := check{name: "newuidmap", level: "ok"}
 	if p, err := exec.LookPath("newuidmap"); err != nil {
 		c.level, c.detail, c.fix = "fail", "not found", "sudo apt-get install uidmap"
@@ -211,20 +214,33 @@ func checkRootless() []check {
 	return append(out, c)
 }
 
-func subordinateCount(file, name, uid string) int {
-	f, err := os.Open(file)
+// wantSubIDs is what an image may need: files owned by ids up to 65535.
+const wantSubIDs = 65536
+
+// subIDChecks judges the subordinate ranges by the run's own rule
+// (rootfs.KeepIDFor maps the first range only), so doctor cannot pass a
+// user whose run then fails: a sum over every range could.
+func subIDChecks(name string, uid, gid uint32, uids, gids []idtools.IDMap, readErr error) []check {
+	fix := fmt.Sprintf("sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s (loftd maps the first range only)", name)
+	if readErr != nil {
+		return []check{{name: "subordinate ids", level: "fail", detail: readErr.Error(), fix: fix}}
+	}
+	k, err := rootfs.KeepIDFor(name, uid, gid, uids, gids)
 	if err != nil {
-		return 0
+		return []check{{name: "subordinate ids", level: "fail", detail: err.Error(), fix: fix}}
 	}
-	defer f.Close()
-	total := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.Split(strings.TrimSpace(sc.Text()), ":")
-		if len(parts) == 3 && (parts[0] == name || parts[0] == uid) {
-			n, _ := strconv.Atoi(parts[2])
-			total += n
+	var out []check
+	for _, f := range []struct {
+		file string
+		r    rootfs.IDMap
+	}{{"/etc/subuid", k.SubUID}, {"/etc/subgid", k.SubGID}} {
+		c := check{name: f.file, level: "ok", detail: fmt.Sprintf("%s:%d:%d, the range loftd maps", name, f.r.HostID, f.r.Size)}
+		if f.r.Size < wantSubIDs {
+			c.level = "fail"
+			c.detail = fmt.Sprintf("%s:%d:%d, the range loftd maps, holds %d ids (need %d)", name, f.r.HostID, f.r.Size, f.r.Size, wantSubIDs)
+			c.fix = fix
 		}
+		out = append(out, c)
 	}
-	return total
+	return out
 }

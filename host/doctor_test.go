@@ -1,10 +1,14 @@
 package host
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/containers/storage/pkg/idtools"
 	"github.com/loftd/loftd/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // TestDoctor runs loftd doctor on this machine: with QEMU and libkrunfw
@@ -36,5 +40,53 @@ func TestDoctorNoBackend(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "fix: ") || !strings.Contains(stdout, "scripts/fetch-libkrunfw") {
 		t.Errorf("loftd doctor prints no fix for libkrunfw:\n%s", stdout)
+	}
+}
+
+func subRange(start, size int) idtools.IDMap {
+	return idtools.IDMap{HostID: start, Size: size}
+}
+
+// TestDoctorSubIDsAgreeWithRun: doctor judges the range the run maps (the
+// first); it used to sum every range and pass a user whose run then failed.
+func TestDoctorSubIDsAgreeWithRun(t *testing.T) {
+	for _, tt := range []struct {
+		ranges []idtools.IDMap
+		want   string // level of every check
+	}{
+		{[]idtools.IDMap{subRange(100000, 65536)}, "ok"},
+		{[]idtools.IDMap{subRange(100000, 65536), subRange(300000, 65536)}, "ok"},
+		// 66536 ids in all, but the first range is smaller than uid 1001.
+		{[]idtools.IDMap{subRange(100000, 1000), subRange(200000, 65536)}, "fail"},
+		// Enough for the keep-id map of uid 1001, too few for an image.
+		{[]idtools.IDMap{subRange(100000, 2000), subRange(200000, 65536)}, "fail"},
+		{nil, "fail"},
+	} {
+		checks := subIDChecks("alice", 1001, 1001, tt.ranges, tt.ranges, nil)
+		for _, c := range checks {
+			if c.level != tt.want || (c.level != "ok" && !strings.Contains(c.fix, "usermod")) {
+				t.Errorf("subIDChecks(alice, %v): %s %s (fix %q), want %s", tt.ranges, c.name, c.detail, c.fix, tt.want)
+			}
+		}
+	}
+}
+
+// TestMountHasOptionEscaped mounts a tmpfs on a directory with a space,
+// which mountinfo writes as \040.
+func TestMountHasOptionEscaped(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "a b")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "nr_inodes=1234"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	if !mountHasOption(dir, "nr_inodes=1234") {
+		t.Errorf("mountHasOption(%q, nr_inodes=1234) = false on a tmpfs mounted with it", dir)
+	}
+	if mountHasOption(dir+"x", "nr_inodes=1234") {
+		t.Errorf("mountHasOption(%q) took %q for its mount", dir+"x", dir)
 	}
 }

@@ -41,18 +41,19 @@ type rawRun struct {
 	dryRun, version                                   bool
 	mem, cpus, uid, gid                               int
 	publish, volumes, env                             []string
+	host                                              func() (memBytes uint64, cpus int)
 }
 
 func (r *rawRun) register(fs *pflag.FlagSet) {
 	fs.StringVar(&r.image, "image", "", "OCI image to boot (any containers/image transport: docker://, oci:DIR:TAG, …)")
 	fs.BoolVar(&r.pullLatest, "pull-latest", false, "pull the image even when it is cached")
-	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB (default: 80% of host RAM)")
-	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs (default: all when the host has ≤ 6, else all but 2)")
+	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB, at most the host's RAM (omit for 80% of host RAM)")
+	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the host's CPUs and 255 (omit for all when the host has ≤ 6, else all but 2)")
 	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
 	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt")
 	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
 	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
-	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix)")
+	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
 	fs.StringVar(&r.workspace, "workspace", "", "project directory mounted at /workspace (default: git top level, else the current directory)")
 	fs.StringVar(&r.vmm, "vmm", "", "VM backend: krun, qemu or auto (krun when libkrun loads, else qemu)")
 	fs.StringVar(&r.rootfs, "rootfs", "", "boot this directory as the writable root instead of an image\n(loftd writes /.loftd/guest-init and /.krun_config.json into it)")
@@ -98,21 +99,18 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 	o.TSI = o.TSI || r.tsi
 	o.UID, o.GID = r.uid, r.gid
 	o.Env = append(o.Env, r.env...)
-	return o, o.validate(cfg, r)
+	return o, o.validate(fs, cfg, r)
 }
 
-func (o *Options) validate(cfg *Config, r *rawRun) error {
+func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
 	if err := oneOf("--vmm", o.VMM, "auto", "krun", "qemu"); err != nil {
 		return err
 	}
 	if err := oneOf("--rootfs-backend", o.Backend, "auto", "btrfs-snapshot", "overlay", "fuse-overlay"); err != nil {
 		return err
 	}
-	if o.MemGiB < 0 {
-		return fmt.Errorf("--mem %d: want a whole number of GiB, at least 1", o.MemGiB)
-	}
-	if o.CPUs < 0 {
-		return fmt.Errorf("--cpus %d: want a whole number of vCPUs, at least 1", o.CPUs)
+	if err := o.checkResources(fs, r.hostResources); err != nil {
+		return err
 	}
 	for _, s := range append(append([]string{}, cfg.Network.Publish...), r.publish...) {
 		pm, err := ParsePublish(s)
@@ -138,6 +136,55 @@ func (o *Options) validate(cfg *Config, r *rawRun) error {
 	}
 	if o.RootfsDir != "" && o.Image != "" && o.Image != cfg.Image.Default {
 		return fmt.Errorf("--rootfs and --image exclude each other: pick one")
+	}
+	return nil
+}
+
+// maxVCPUs is libkrun's limit (krun_set_vm_config takes a u8); QEMU gets
+// the same, so both backends accept the same --cpus.
+const maxVCPUs = 255
+
+func (r *rawRun) hostResources() (memBytes uint64, cpus int) {
+	if r.host != nil {
+		return r.host()
+	}
+	return hostResources()
+}
+
+// checkResources refuses 0 (it used to mean "default" for the flags while
+// -1 was refused; omitting the flag is the one way to ask for the default)
+// and sizes the host cannot give, before a VMM fails on them with a less
+// clear message. Memory is compared in GiB, so a huge value cannot
+// overflow into a negative byte count.
+func (o *Options) checkResources(fs *pflag.FlagSet, host func() (uint64, int)) error {
+	memName, cpuName := "--mem", "--cpus"
+	if !fs.Changed("mem") {
+		memName = "--mem (or [vm] mem)"
+	}
+	if !fs.Changed("cpus") {
+		cpuName = "--cpus (or [vm] cpus)"
+	}
+	switch {
+	case fs.Changed("mem") && o.MemGiB == 0:
+		return fmt.Errorf("--mem 0: omit the flag for the default (80%% of host RAM)")
+	case fs.Changed("cpus") && o.CPUs == 0:
+		return fmt.Errorf("--cpus 0: omit the flag for the default")
+	case o.MemGiB < 0:
+		return fmt.Errorf("%s %d: want a whole number of GiB, at least 1", memName, o.MemGiB)
+	case o.CPUs < 0:
+		return fmt.Errorf("%s %d: want a whole number of vCPUs, at least 1", cpuName, o.CPUs)
+	case o.CPUs > maxVCPUs:
+		return fmt.Errorf("%s %d: more than the %d vCPUs a VM can have", cpuName, o.CPUs, maxVCPUs)
+	}
+	if o.MemGiB == 0 && o.CPUs == 0 {
+		return nil
+	}
+	memBytes, cpus := host()
+	if hostGiB := memBytes >> 30; memBytes > 0 && uint64(o.MemGiB) > hostGiB {
+		return fmt.Errorf("%s %d: more than the host's %d GiB of RAM; give at most %d", memName, o.MemGiB, hostGiB, hostGiB)
+	}
+	if cpus > 0 && o.CPUs > cpus {
+		return fmt.Errorf("%s %d: more than the host's %d CPUs; give at most %d", cpuName, o.CPUs, cpus, cpus)
 	}
 	return nil
 }
@@ -169,14 +216,26 @@ func oneOf(flag, v string, allowed ...string) error {
 	return fmt.Errorf("%s %q: want one of %s", flag, v, strings.Join(allowed, ", "))
 }
 
+// reservedEnv is the prefix of the host↔guest contract
+// (guestinit/contract): a workload value would override LOFTD_MODE,
+// LOFTD_HOST_UID and the rest.
+const reservedEnv = "LOFTD_"
+
 // checkEnvSpec validates one -e value: NAME, NAME=VALUE or PREFIX*.
 func checkEnvSpec(s string) error {
 	name, _, hasValue := strings.Cut(s, "=")
+	prefix := false
 	if !hasValue {
-		name = strings.TrimSuffix(name, "*")
+		name, prefix = strings.CutSuffix(name, "*")
 	}
 	if name == "" || strings.ContainsAny(name, " \t\n*") {
 		return fmt.Errorf("--env %q: want NAME=VALUE, NAME (pass the host's value) or PREFIX* (pass every host variable with that prefix)", s)
+	}
+	// LOFTD* names every LOFTD_ variable too; L* does not (GuestEnv skips
+	// them), so only a prefix that is itself inside LOFTD_ is refused.
+	if strings.HasPrefix(name, reservedEnv) || (prefix && strings.HasPrefix(reservedEnv, name) && len(name) >= len("LOFTD")) {
+		shown, _, _ := strings.Cut(s, "=")
+		return fmt.Errorf("--env %s: LOFTD_* names are loftd's own (the guest init reads them); pick another name", shown)
 	}
 	return nil
 }
@@ -202,6 +261,9 @@ func GuestEnv(specs []string, hostEnv []string) []string {
 		prefix, isPrefix := strings.CutSuffix(spec, "*")
 		for _, kv := range hostEnv {
 			name, value, _ := strings.Cut(kv, "=")
+			if isPrefix && strings.HasPrefix(name, reservedEnv) {
+				continue // the host's own LOFTD_* (e.g. LOFTD_LIBKRUN_LIBRARY) stay out
+			}
 			if (isPrefix && strings.HasPrefix(name, prefix)) || (!isPrefix && name == spec) {
 				put(name, value)
 			}

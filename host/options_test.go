@@ -78,6 +78,19 @@ func TestCLIUsageErrors(t *testing.T) {
 		{args: []string{"resize", "--bogus"}, wantErr: "unknown flag: --bogus"},
 		{args: []string{"internal"}, wantErr: "internal: want a subcommand"},
 		{args: []string{"--", "true"}, config: "[vm]\nvmm = \"xen\"\n", wantErr: `vm.vmm "xen"`},
+		// Defect 7: the LOFTD_* names are the host↔guest contract.
+		{args: []string{"-e", "LOFTD_MODE=shell", "--", "true"}, wantErr: "--env LOFTD_MODE: LOFTD_* names are loftd's own"},
+		{args: []string{"-e", "LOFTD_ROOT", "--", "true"}, wantErr: "--env LOFTD_ROOT"},
+		{args: []string{"-e", "LOFTD_*", "--", "true"}, wantErr: "--env LOFTD_*"},
+		{args: []string{"--", "true"}, config: "[env]\npass = [\"LOFTD_USER=x\"]\n", wantErr: "LOFTD_USER"},
+		{args: []string{"--", "true"}, config: "[disks]\nnix_size = \"64X\"\n", wantErr: "disks.nix_size"},
+		// Defect 13: 0 is not "default", the host's size is the limit.
+		{args: []string{"--mem", "0", "--", "true"}, wantErr: "--mem 0: omit the flag for the default"},
+		{args: []string{"--cpus", "0", "--", "true"}, wantErr: "--cpus 0: omit the flag for the default"},
+		{args: []string{"--cpus", "999", "--", "true"}, wantErr: "--cpus 999: more than the"},
+		{args: []string{"--mem", "100000", "--", "true"}, wantErr: "--mem 100000: more than the host's"},
+		{args: []string{"--", "true"}, config: "[vm]\nmem = 99999999999999999\n", wantErr: "[vm] mem) 99999999999999999: more than the host's"},
+		{args: []string{"--", "true"}, config: "[state]\nlocation = \"relstate\"\n", wantErr: `state.location "relstate"`},
 	}
 	for _, tt := range tests {
 		status, _, stderr := runCLI(t, tt.config, tt.args...)
@@ -114,6 +127,12 @@ func TestCLIHelp(t *testing.T) {
 			t.Errorf("loftd %q: status %d, stdout %q; want 0 and a usage text", args, status, stdout)
 		}
 	}
+	// pflag prints the usage itself on --help; a second print doubled it.
+	for _, args := range [][]string{{"--help"}, {"resize", "--help"}} {
+		if _, stdout, _ := runCLI(t, "", args...); strings.Count(stdout, "Usage") != 1 {
+			t.Errorf("loftd %q prints the usage %d times, want once:\n%s", args, strings.Count(stdout, "Usage"), stdout)
+		}
+	}
 	_, stdout, _ := runCLI(t, "", "--help")
 	for _, want := range []string{"--rootfs", "/.krun_config.json", "resize", "reset-nix", "--publish"} {
 		if !strings.Contains(stdout, want) {
@@ -141,7 +160,8 @@ func TestOptionsPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		fs := (&env{}).newFlagSet("t", "")
-		var r rawRun
+		// A fixed host, so the config value 2 is valid on a one-CPU machine too.
+		r := rawRun{host: func() (uint64, int) { return 64 << 30, 8 }}
 		r.register(fs)
 		if err := fs.Parse(tt.args); err != nil {
 			t.Fatal(err)
@@ -150,5 +170,55 @@ func TestOptionsPrecedence(t *testing.T) {
 		if err != nil || !tt.want(o) {
 			t.Errorf("%s: options(%q) = %+v, %v", tt.desc, tt.args, o, err)
 		}
+	}
+}
+
+// TestOptionsHostLimits: --mem and --cpus are checked against the host
+// (and libkrun's vCPU limit) before any VM sees them.
+func TestOptionsHostLimits(t *testing.T) {
+	const gib = 1 << 30
+	tests := []struct {
+		args    []string
+		cfg     Config
+		mem     uint64
+		cpus    int
+		wantErr string
+	}{
+		{[]string{"--mem", "16", "--cpus", "8"}, Config{}, 16 * gib, 8, ""},
+		{[]string{"--mem", "17"}, Config{}, 16*gib + gib/2, 8, "--mem 17: more than the host's 16 GiB of RAM"},
+		{[]string{"--cpus", "9"}, Config{}, 16 * gib, 8, "--cpus 9: more than the host's 8 CPUs"},
+		{[]string{"--cpus", "256"}, Config{}, 16 * gib, 512, "--cpus 256: more than the 255 vCPUs"},
+		{nil, Config{VM: VMConfig{Mem: 1 << 62}}, 16 * gib, 8, "--mem (or [vm] mem) 4611686018427387904: more than the host's 16 GiB"},
+		{nil, Config{VM: VMConfig{CPUs: 9}}, 16 * gib, 8, "--cpus (or [vm] cpus) 9"},
+	}
+	for _, tt := range tests {
+		fs := (&env{}).newFlagSet("t", "")
+		r := rawRun{host: func() (uint64, int) { return tt.mem, tt.cpus }}
+		r.register(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		_, err := r.options(fs, &tt.cfg, nil)
+		if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("options(%q, %+v) on a %d-byte, %d-CPU host: error %v, want %q", tt.args, tt.cfg.VM, tt.mem, tt.cpus, err, tt.wantErr)
+		}
+	}
+}
+
+func TestCheckEnvSpecReserved(t *testing.T) {
+	for _, tt := range []struct {
+		spec string
+		ok   bool
+	}{
+		{"LOFTD_MODE=shell", false}, {"LOFTD_ROOT", false}, {"LOFTD_*", false}, {"LOFTD*", false},
+		{"LOFTDX=1", true}, {"MY_LOFTD_MODE=1", true}, {"L*", true}, {"HOME", true},
+	} {
+		if err := checkEnvSpec(tt.spec); (err == nil) != tt.ok {
+			t.Errorf("checkEnvSpec(%q) = %v, want ok %v", tt.spec, err, tt.ok)
+		}
+	}
+	// A prefix that covers LOFTD_ does not carry the host's LOFTD_* in.
+	if got := GuestEnv([]string{"L*"}, []string{"LOFTD_MODE=x", "LANG=C"}); !reflect.DeepEqual(got, []string{"LANG=C"}) {
+		t.Errorf("GuestEnv(L*) = %q, want [LANG=C]", got)
 	}
 }

@@ -14,12 +14,13 @@ func DefaultMemGiB(totalBytes uint64) int {
 }
 
 // DefaultCPUs is every CPU on a host with ≤ 6, else all but 2, leaving the
-// host room for virtiofsd and the VMM's own threads.
+// host room for virtiofsd and the VMM's own threads; never more than
+// maxVCPUs, libkrun's limit.
 func DefaultCPUs(hostCPUs int) int {
 	if hostCPUs <= 6 {
 		return max(hostCPUs, 1)
 	}
-	return hostCPUs - 2
+	return min(hostCPUs-2, maxVCPUs)
 }
 
 func hostResources() (memBytes uint64, cpus int) {

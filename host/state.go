@@ -18,6 +18,9 @@ type State struct {
 // $XDG_STATE_HOME/loftd, else ~/.local/state/loftd.
 func StateDir(cfg *Config, getenv func(string) string) (string, error) {
 	if cfg.State.Location != "" {
+		if err := cfg.checkStateLocation(); err != nil {
+			return "", err
+		}
 		return expandHome(cfg.State.Location, getenv), nil
 	}
 	if d := getenv("XDG_STATE_HOME"); d != "" {
@@ -52,9 +55,15 @@ func (w Workspace) NixDisk() string        { return filepath.Join(w.Dir, "nix.ra
 func (w Workspace) ContainersDisk() string { return filepath.Join(w.Dir, "containers.raw") }
 func (w Workspace) Lock() string           { return filepath.Join(w.Dir, "lock") }
 
+// maxSlug bounds the readable part of a workspace name: a project
+// directory may be named with up to NAME_MAX (255) bytes, and slug, dash and
+// hash must still fit in one file name. The hash alone keeps names apart.
+const maxSlug = 48
+
 // WorkspaceName is "<slug>-<first 8 hex of sha256(abs path)>", slug being
-// the base name reduced to [a-z0-9-]. The hash keeps two projects with one
-// base name apart; the slug keeps the directory readable.
+// the base name reduced to [a-z0-9-] and cut to maxSlug bytes. The hash
+// keeps two projects with one base name apart; the slug keeps the directory
+// readable.
 func WorkspaceName(absPath string) string {
 	sum := sha256.Sum256([]byte(absPath))
 	var b strings.Builder
@@ -67,6 +76,9 @@ func WorkspaceName(absPath string) string {
 		}
 	}
 	slug := strings.Trim(b.String(), "-")
+	if len(slug) > maxSlug {
+		slug = strings.TrimRight(slug[:maxSlug], "-") // ASCII only: a byte cut is a rune cut
+	}
 	if slug == "" {
 		slug = "workspace"
 	}

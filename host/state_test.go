@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,18 @@ func TestWorkspaceName(t *testing.T) {
 	// sha256("/home/u/src/loftd")[:4], computed independently with sha256sum.
 	if got, want := WorkspaceName("/home/u/src/loftd"), "loftd-7e85d7c2"; got != want {
 		t.Errorf("WorkspaceName = %q, want %q", got, want)
+	}
+	// A 250-character directory name must still give a usable file name
+	// (NAME_MAX is 255) with the hash kept.
+	long := "/home/u/" + strings.Repeat("a", 250)
+	if got := WorkspaceName(long); len(got) > 64 || !re.MatchString(got) || got[len(got)-8:] != WorkspaceName(long)[len(got)-8:] {
+		t.Errorf("WorkspaceName(<250 chars>) = %q (%d bytes), want at most 64 bytes ending in the hash", got, len(got))
+	}
+	if err := os.Mkdir(filepath.Join(t.TempDir(), WorkspaceName(long)), 0o700); err != nil {
+		t.Errorf("workspace directory of a 250-character project name: %v", err)
+	}
+	if WorkspaceName(long) == WorkspaceName(long+"b") {
+		t.Errorf("two long names with one shortened slug share a workspace directory")
 	}
 	if WorkspaceName("/a/x") == WorkspaceName("/b/x") {
 		t.Errorf("two projects with one base name share a workspace directory")
@@ -80,7 +93,7 @@ func TestResourceDefaults(t *testing.T) {
 			t.Errorf("DefaultMemGiB(%d GiB) = %d, want %d", tt.total/gib, got, tt.want)
 		}
 	}
-	cpus := []struct{ host, want int }{{1, 1}, {2, 2}, {6, 6}, {7, 5}, {16, 14}}
+	cpus := []struct{ host, want int }{{1, 1}, {2, 2}, {6, 6}, {7, 5}, {16, 14}, {257, 255}, {512, 255}}
 	for _, tt := range cpus {
 		if got := DefaultCPUs(tt.host); got != tt.want {
 			t.Errorf("DefaultCPUs(%d) = %d, want %d", tt.host, got, tt.want)

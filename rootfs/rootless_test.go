@@ -31,7 +31,11 @@ func TestRootlessKeepID(t *testing.T) {
 	u := testenv.RootlessUser(t)
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	k, err := KeepIDFor(u.Username, uint32(uid), uint32(gid), "/etc/subuid", "/etc/subgid")
+	uids, gids, err := SubIDs(u.Username)
+	if err != nil {
+		t.Fatalf("SubIDs(%s) = %v", u.Username, err)
+	}
+	k, err := KeepIDFor(u.Username, uint32(uid), uint32(gid), uids, gids)
 	if err != nil {
 		t.Fatalf("KeepIDFor(%s) = %v", u.Username, err)
 	}

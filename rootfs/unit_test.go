@@ -1,12 +1,13 @@
 package rootfs
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/containers/storage/pkg/idtools"
 )
 
 func TestNormalizeRef(t *testing.T) {
@@ -83,39 +84,41 @@ func TestKeepIDMap(t *testing.T) {
 	}
 }
 
-func TestParseSubID(t *testing.T) {
-	const file = "# comment\nbob:200000:65536\nalice:100000:0\nalice:100000:65536\n1002:300000:1000\n"
+// TestKeepIDFirstRange: of several subordinate ranges keep-id maps the
+// first (lowest start, idtools' order) non-empty one, and says so in SubUID.
+func TestKeepIDFirstRange(t *testing.T) {
 	for _, tc := range []struct {
-		name         string
-		id           uint32
-		start, count uint32
-		ok           bool
+		ranges  []idtools.IDMap
+		want    IDMap
+		wantErr string
 	}{
-		{"alice", 1001, 100000, 65536, true},
-		{"bob", 1000, 200000, 65536, true},
-		{"carol", 1002, 300000, 1000, true}, // by numeric uid
-		{"dave", 1003, 0, 0, false},
+		{[]idtools.IDMap{sub(0, 100000, 65536), sub(65536, 300000, 65536)}, IDMap{0, 100000, 65536}, ""},
+		{[]idtools.IDMap{sub(0, 100000, 0), sub(0, 200000, 65536)}, IDMap{0, 200000, 65536}, ""},
+		// The sum would be enough for uid 1001; the first range is not.
+		{[]idtools.IDMap{sub(0, 100000, 1000), sub(1000, 200000, 65536)}, IDMap{}, "smaller than uid 1001"},
+		{nil, IDMap{}, "alice:100000:65536"},
 	} {
-		start, count, ok, err := parseSubID(strings.NewReader(file), tc.name, tc.id)
-		if err != nil || start != tc.start || count != tc.count || ok != tc.ok {
-			t.Errorf("parseSubID(%q, %d) = %d, %d, %v, %v, want %d, %d, %v", tc.name, tc.id, start, count, ok, err, tc.start, tc.count, tc.ok)
+		k, err := KeepIDFor("alice", 1001, 1001, tc.ranges, tc.ranges)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("KeepIDFor(alice, %v) = %v, want an error with %q", tc.ranges, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || k.SubUID != tc.want || k.SubGID != tc.want {
+			t.Errorf("KeepIDFor(alice, %v) = %+v, %v; want the range %v", tc.ranges, k, err, tc.want)
 		}
 	}
 }
 
-func TestKeepIDForNamesTheFix(t *testing.T) {
-	dir := t.TempDir()
-	sub := filepath.Join(dir, "subuid")
-	if err := os.WriteFile(sub, []byte("bob:100000:65536\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err := KeepIDFor("alice", 1001, 1001, sub, sub)
-	if err == nil || !strings.Contains(err.Error(), "alice:100000:65536") || !strings.Contains(err.Error(), "uidmap") {
-		t.Errorf("KeepIDFor(alice) error = %v, want one naming the subuid line and the uidmap package", err)
-	}
-	_, err = KeepIDFor("alice", 1001, 1001, filepath.Join(dir, "missing"), sub)
-	if !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("KeepIDFor with a missing file: error = %v, want ErrNotExist", err)
+func sub(c, h, n int) idtools.IDMap { return idtools.IDMap{ContainerID: c, HostID: h, Size: n} }
+
+// TestSubIDsNamesTheFix: a user without subordinate ids gets the line to
+// add and the package to install.
+func TestSubIDsNamesTheFix(t *testing.T) {
+	_, _, err := SubIDs("loftd-no-such-user")
+	if err == nil || !strings.Contains(err.Error(), "loftd-no-such-user:100000:65536") || !strings.Contains(err.Error(), "uidmap") {
+		t.Errorf("SubIDs(loftd-no-such-user) error = %v, want one naming the subuid line and the uidmap package", err)
 	}
 }
 

@@ -1,10 +1,8 @@
 package rootfs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/containers/storage/pkg/idtools"
 	"github.com/containers/storage/pkg/unshare"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -34,10 +33,11 @@ type IDMap struct{ ContainerID, HostID, Size uint32 }
 type KeepID struct {
 	UID, GID       uint32
 	UIDMap, GIDMap []IDMap
+	SubUID, SubGID IDMap // the subordinate ranges the maps use
 }
 
 // CurrentKeepID computes the keep-id maps of the user running this process
-// from /etc/subuid and /etc/subgid.
+// from the user's subordinate ids (SubIDs).
 func CurrentKeepID() (*KeepID, error) {
 	u, err := user.Current()
 	if err != nil {
@@ -45,63 +45,61 @@ func CurrentKeepID() (*KeepID, error) {
 	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	return KeepIDFor(u.Username, uint32(uid), uint32(gid), "/etc/subuid", "/etc/subgid")
+	uids, gids, err := SubIDs(u.Username)
+	if err != nil {
+		return nil, err
+	}
+	return KeepIDFor(u.Username, uint32(uid), uint32(gid), uids, gids)
 }
 
-// KeepIDFor computes the keep-id maps of user name (uid, gid) from the given
-// subordinate id files.
-func KeepIDFor(name string, uid, gid uint32, subuidFile, subgidFile string) (*KeepID, error) {
+// SubIDs reads user name's subordinate uid and gid ranges as
+// containers/storage reads them for podman (idtools: /etc/subuid and
+// /etc/subgid by name or numeric uid, or the NSS subid service in a
+// libsubid build), lowest start first. The error says how to add a range.
+func SubIDs(name string) (uids, gids []idtools.IDMap, err error) {
+	m, err := idtools.NewIDMappings(name, name)
+	if err != nil {
+		fix := fmt.Sprintf("add a line %q to /etc/subuid and /etc/subgid (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s) and install the uidmap package (newuidmap, newgidmap)", name+":100000:65536", name)
+		return nil, nil, fmt.Errorf("subordinate ids of %s: %w: %s", name, err, fix)
+	}
+	return m.UIDs(), m.GIDs(), nil
+}
+
+// KeepIDFor computes the keep-id maps of user name (uid, gid) from its
+// subordinate ranges as SubIDs returns them. Only the first range is
+// mapped: `loftd doctor` checks that same range, so it cannot pass a user
+// whose run then fails.
+func KeepIDFor(name string, uid, gid uint32, uids, gids []idtools.IDMap) (*KeepID, error) {
 	k := &KeepID{UID: uid, GID: gid}
 	for _, f := range []struct {
-		file string
-		id   uint32
-		out  *[]IDMap
-	}{{subuidFile, uid, &k.UIDMap}, {subgidFile, gid, &k.GIDMap}} {
-		start, count, err := lookupSubID(f.file, name, f.id)
-		if err != nil {
-			return nil, fmt.Errorf("keep-id maps for %s: %w", name, err)
+		file   string
+		id     uint32
+		ranges []idtools.IDMap
+		sub    *IDMap
+		out    *[]IDMap
+	}{{"/etc/subuid", uid, uids, &k.SubUID, &k.UIDMap}, {"/etc/subgid", gid, gids, &k.SubGID, &k.GIDMap}} {
+		r, ok := FirstSubID(f.ranges)
+		if !ok {
+			return nil, fmt.Errorf("keep-id maps for %s: no subordinate ids in %s: add a line %q (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s) and install the uidmap package (newuidmap, newgidmap)", name, f.file, name+":100000:65536", name)
 		}
-		if *f.out, err = keepIDMap(f.id, start, count); err != nil {
+		*f.sub = r
+		var err error
+		if *f.out, err = keepIDMap(f.id, r.HostID, r.Size); err != nil {
 			return nil, fmt.Errorf("keep-id maps for %s: %s: %w", name, f.file, err)
 		}
 	}
 	return k, nil
 }
 
-// lookupSubID finds the first range of name (or its numeric id) in a
-// subordinate id file; the error says how to add one.
-func lookupSubID(file, name string, id uint32) (start, count uint32, err error) {
-	fix := fmt.Sprintf("add a line %q to %s (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s) and install the uidmap package (newuidmap, newgidmap)", name+":100000:65536", file, name)
-	f, err := os.Open(file)
-	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %s", err, fix)
-	}
-	defer f.Close()
-	start, count, ok, err := parseSubID(f, name, id)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read %s: %w", file, err)
-	}
-	if !ok {
-		return 0, 0, fmt.Errorf("no subordinate ids for %s in %s: %s", name, file, fix)
-	}
-	return start, count, nil
-}
-
-func parseSubID(r io.Reader, name string, id uint32) (start, count uint32, ok bool, err error) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		f := strings.Split(strings.TrimSpace(sc.Text()), ":")
-		if len(f) != 3 || (f[0] != name && f[0] != strconv.FormatUint(uint64(id), 10)) {
-			continue
+// FirstSubID is the range keep-id maps: the first non-empty one, in
+// idtools' order (lowest start first), with ContainerID 0.
+func FirstSubID(ranges []idtools.IDMap) (IDMap, bool) {
+	for _, r := range ranges {
+		if r.Size > 0 && r.HostID >= 0 && uint64(r.HostID)+uint64(r.Size) <= 1<<32 {
+			return IDMap{ContainerID: 0, HostID: uint32(r.HostID), Size: uint32(r.Size)}, true
 		}
-		s, err1 := strconv.ParseUint(f[1], 10, 32)
-		c, err2 := strconv.ParseUint(f[2], 10, 32)
-		if err1 != nil || err2 != nil || c == 0 {
-			continue
-		}
-		return uint32(s), uint32(c), true, nil
 	}
-	return 0, 0, false, sc.Err()
+	return IDMap{}, false
 }
 
 // keepIDMap builds the map for host id U with subordinate range
