@@ -74,18 +74,22 @@ func checkKVM() check {
 	return c
 }
 
+// checkLibkrun reports libkrun as a session would load it: its release,
+// the features it was built with, the libkrunfw it needs, and whether
+// sessions can run on it (the same rule --vmm auto applies).
 func checkLibkrun() (bool, check) {
 	c := check{name: "libkrun", level: "ok"}
-	lib, err := krun.Open("")
-	if err != nil {
-		c.level, c.detail = "warn", err.Error()
+	r := DescribeLibkrun()
+	if r.Path == "" {
+		c.level, c.detail = "warn", r.Err.Error()
 		c.fix = fmt.Sprintf("install libkrun >= %s (Fedora: dnf install libkrun; Nix: nixpkgs#libkrun) or set %s=/path/to/libkrun.so.1", krun.MinVersion, krun.LibraryEnv)
 		return false, c
 	}
-	defer lib.Close()
-	c.detail = "loads from " + lib.Path()
-	if missing := lib.Missing(); len(missing) > 0 {
-		c.detail += "; optional calls missing: " + strings.Join(missing, ", ")
+	c.detail = strings.Join(r.Lines(), "; ")
+	if r.Err != nil {
+		c.level = "warn"
+		c.fix = "install the libkrunfw that libkrun names above (Fedora: dnf install libkrunfw), or use --vmm qemu"
+		return false, c
 	}
 	return true, c
 }
