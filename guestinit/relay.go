@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/loftd/loftd/guestinit/contract"
 )
 
 // Under the QEMU backend the workload's stdout and stderr are relayed, not
@@ -26,13 +28,6 @@ import (
 // ackWait bounds the wait for the host's acknowledgement: a host that never
 // answers must not keep the VM up forever.
 const ackWait = 60 * time.Second
-
-// Lines the host sends on the status port.
-const (
-	ctlAck         = "ack"
-	ctlCloseStdout = "close stdout"
-	ctlCloseStderr = "close stderr"
-)
 
 // counter counts the bytes written through it; its mutex keeps the init's
 // own messages and the relayed stream from interleaving within a write.
@@ -148,7 +143,7 @@ func (c *control) read() {
 }
 
 func (c *control) handle(line string) {
-	if line == ctlAck {
+	if line == contract.CtlAck {
 		c.ackOnce.Do(func() { close(c.ack) })
 		return
 	}
@@ -189,8 +184,8 @@ func newRelay(ctl *control, stdout, stderr *counter) (*relay, error) {
 		out.w.Close()
 		return nil, err
 	}
-	ctl.setStream(ctlCloseStdout, out)
-	ctl.setStream(ctlCloseStderr, errs)
+	ctl.setStream(contract.CtlCloseStdout, out)
+	ctl.setStream(contract.CtlCloseStderr, errs)
 	go out.copy()
 	go errs.copy()
 	return &relay{out: out, err: errs}, nil

@@ -90,10 +90,15 @@ func (e *enter) run() int {
 			e.logf("guest-init: uptime %.1fms after the early steps", secs*1000)
 		}
 	}
-	if err := e.runSteps(e.planSteps()); err != nil {
+	steps := e.planSteps()
+	last := len(steps) - 1 // the report: what is written after its ack may be lost
+	if err := e.runSteps(steps[:last]); err != nil {
 		return e.fail(err)
 	}
 	e.logf("guest-init: total %s", ms(e.sys.Now().Sub(start)))
+	if err := steps[last].Do(); err != nil {
+		return e.fail(fmt.Errorf("step %s: %w", steps[last], err))
+	}
 	return e.status
 }
 

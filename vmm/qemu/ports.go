@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/loftd/loftd/guestinit/contract"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,12 +22,12 @@ import (
 // EOF reach the guest: shutting down the write side makes QEMU's chardev
 // see EOF and close the port, and a guest read then returns 0.
 //
-// The status port is a control channel both ways (see guestinit/relay.go):
-// the guest ends with "STATUS OUTBYTES ERRBYTES"; the host answers "ack"
-// once it has that many bytes of each stream (the guest reboots only then:
-// what QEMU still holds when the guest reboots is lost), and sends
-// "close stdout" or "close stderr" when writing that stream here fails, so
-// the guest's writer gets EPIPE as in a local pipeline.
+// The status port is a control channel both ways (contract.CtlAck): the
+// guest ends with "STATUS OUTBYTES ERRBYTES"; the host answers "ack" once
+// it has that many bytes of each stream (the guest reboots only then: what
+// QEMU still holds when the guest reboots is lost), and sends "close
+// stdout" or "close stderr" when writing that stream here fails, so the
+// guest's writer gets EPIPE as in a local pipeline.
 type ports struct {
 	host  []*net.UnixConn
 	guest []*os.File
@@ -41,8 +42,12 @@ type ports struct {
 	log   *slog.Logger
 }
 
-// streamNames name stdout and stderr in the close requests.
-var streamNames = [2]string{"stdout", "stderr"}
+// streamNames and closeLines name stdout and stderr in logs and in the
+// close requests.
+var (
+	streamNames = [2]string{"stdout", "stderr"}
+	closeLines  = [2]string{contract.CtlCloseStdout, contract.CtlCloseStderr}
+)
 
 func newPorts() (*ports, error) {
 	p := &ports{log: slog.New(slog.DiscardHandler)}
@@ -108,7 +113,7 @@ func (p *ports) copyOut(i int, w io.Writer) {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				broken = true
 				p.log.Debug("qemu: output stream broken, closing it in the guest", "stream", streamNames[i], "err", werr)
-				p.send("close " + streamNames[i])
+				p.send(closeLines[i])
 			}
 		}
 		p.mu.Lock()
@@ -136,7 +141,7 @@ func (p *ports) readStatus() {
 		}
 		if _, counts, ok := parseStatus(line); ok && counts != nil {
 			p.waitFor(counts[0], counts[1])
-			p.send("ack")
+			p.send(contract.CtlAck)
 		}
 	}
 }
