@@ -13,6 +13,8 @@ import (
 // readConfig reads /.krun_config.json strictly and the LOFTD_* contract in
 // its Env. As PID 1 under QEMU the kernel passed neither arguments nor the
 // environment, so both come from the file: Cmd is this init's own argv.
+// Under libkrun the environment is the process's own (libkrun's init set
+// it from the same file). On both, the defaults fill what the host left out.
 func (e *enter) readConfig() error {
 	data, err := e.sys.ReadFile(e.devPath(contract.KrunConfigPath))
 	if err != nil {
@@ -31,6 +33,8 @@ func (e *enter) readConfig() error {
 			return err
 		}
 		e.sys.SetEnv(withDefaults(cfg.Env))
+	} else {
+		e.sys.SetEnv(withDefaults(e.sys.Environ()))
 	}
 	if e.guest, err = contract.Parse(cfg.Env); err != nil {
 		return err

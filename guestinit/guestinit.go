@@ -32,9 +32,11 @@ const usage = `usage: loftd-guest-init enter [-- CMD ARGS...]
 // would only halt).
 func Main(args []string) int {
 	pid1 := os.Getpid() == 1
+	sys := hostSystem()
+	finish := sys.finish
 	if pid1 && len(args) <= 1 {
 		// The kernel gave no arguments: they come from /.krun_config.json.
-		return finish(newEnter(hostSystem(), true, nil).run(), true)
+		return finish(newEnter(sys, true, nil).run(), true)
 	}
 	if len(args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
@@ -50,7 +52,7 @@ func Main(args []string) int {
 			fmt.Fprintf(os.Stderr, "guest-init: %v\n%s", err, usage)
 			return finish(contract.ExitSetup, pid1)
 		}
-		return finish(newEnter(hostSystem(), false, cmd).run(), pid1)
+		return finish(newEnter(sys, false, cmd).run(), pid1)
 	default:
 		fmt.Fprintf(os.Stderr, "guest-init: unknown command %q\n%s", args[1], usage)
 		return finish(contract.ExitSetup, pid1)
@@ -69,18 +71,22 @@ func parseEnterArgs(args []string) ([]string, error) {
 }
 
 // finish ends the VM when the init is PID 1; otherwise it returns status
-// for the caller to exit with (libkrun's init.krun then ends the VM).
-func finish(status int, pid1 bool) int {
+// for the caller to exit with (libkrun's init.krun then ends the VM). A
+// guest that does not end means a loftd that does not end, so each way out
+// falls back to the next: reboot (with -no-reboot QEMU exits), power off,
+// and last exiting PID 1, which panics the kernel; panic=-1 on the kernel
+// command line turns the panic into an immediate reboot.
+func (s System) finish(status int, pid1 bool) int {
 	if !pid1 {
 		return status
 	}
-	unix.Sync()
-	// RB_AUTOBOOT: with -no-reboot QEMU exits instead of rebooting.
-	err := unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
-	fmt.Fprintf(os.Stderr, "guest-init: reboot: %v\n", err)
-	for {
-		time.Sleep(time.Hour) // PID 1 must not exit: that panics the kernel
-	}
+	s.Sync()
+	err := s.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	fmt.Fprintf(s.Stderr, "guest-init: reboot: %v; powering off\n", err)
+	err = s.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	fmt.Fprintf(s.Stderr, "guest-init: power off: %v; exiting PID 1 (kernel panic)\n", err)
+	s.Exit(status)
+	return status // only with a System whose Exit returns (tests)
 }
 
 // System holds the side effects of the steps, so a test can build the step
@@ -90,8 +96,14 @@ type System struct {
 	FSMagic  func(path string) (int64, error)
 	MkdirAll func(path string, perm os.FileMode) error
 	ReadFile func(path string) ([]byte, error)
-	// SetEnv replaces the process environment (PID 1 takes it from the config).
-	SetEnv func(env []string)
+	// Environ and SetEnv read and replace the process environment (PID 1
+	// takes it from the config).
+	Environ func() []string
+	SetEnv  func(env []string)
+	// Sync, Reboot (reboot(2) with a LINUX_REBOOT_CMD_*) and Exit end the VM.
+	Sync   func()
+	Reboot func(cmd int) error
+	Exit   func(code int)
 	// SysRoot is where /sys and /dev are looked up ("/" in the guest).
 	SysRoot string
 	Stderr  io.Writer
@@ -110,6 +122,10 @@ func hostSystem() System {
 		},
 		MkdirAll: os.MkdirAll,
 		ReadFile: os.ReadFile,
+		Environ:  os.Environ,
+		Sync:     unix.Sync,
+		Reboot:   unix.Reboot,
+		Exit:     os.Exit,
 		SetEnv: func(env []string) {
 			os.Clearenv()
 			for _, kv := range env {

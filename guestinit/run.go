@@ -3,12 +3,14 @@ package guestinit
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"syscall"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"golang.org/x/sys/unix"
 )
 
 // defaultShell runs when the host gave no command (the user's login shell
@@ -23,7 +25,8 @@ func (e *enter) command() []string {
 }
 
 // runWorkload runs the command as a child with the init's environment and
-// the config's WorkingDir, and records its status as a shell would.
+// the config's WorkingDir, and records its status as a shell would. Its
+// stdout and stderr are the relay's pipes under QEMU, else the init's own.
 func (e *enter) runWorkload() error {
 	dir := e.cfg.WorkingDir
 	if dir == "" {
@@ -36,29 +39,65 @@ func (e *enter) runWorkload() error {
 	} else if !st.IsDir() {
 		return fmt.Errorf("working directory %s: not a directory", dir)
 	}
-	e.status = runCommand(e.command(), dir, os.Stderr)
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	if e.relay != nil {
+		files[1], files[2] = e.relay.out.w, e.relay.err.w
+	}
+	if !e.pid1 {
+		// Under libkrun the orphans of the workload come to this process
+		// rather than to libkrun's init, and are reaped below.
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+	e.status = runCommand(e.command(), dir, files, e.errw())
+	if e.relay != nil {
+		e.relay.drain(e.pid1)
+	}
 	return nil
 }
 
-// runCommand runs argv in dir with this process's stdio and environment and
-// returns its status: the exit code verbatim, 128+n for signal n, 127 when
-// the command is not found, 126 when it cannot be executed.
-func runCommand(argv []string, dir string, stderr *os.File) int {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = dir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, stderr
-	if err := cmd.Start(); err != nil {
-		status := startStatus(err)
-		fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
-		return status
+// runCommand runs argv in dir with files as its stdin, stdout and stderr
+// and this process's environment, and returns its status: the exit code
+// verbatim, 128+n for signal n, 127 when the command is not found, 126 when
+// it cannot be executed. It reaps every child while it waits (see reap).
+func runCommand(argv []string, dir string, files []*os.File, stderr io.Writer) int {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "guest-init: %v\n", err)
+		return startStatus(err)
 	}
-	err := cmd.Wait()
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
+	proc, err := os.StartProcess(path, argv, &os.ProcAttr{Dir: dir, Env: os.Environ(), Files: files})
+	if err != nil {
+		fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
+		return startStatus(err)
+	}
+	pid := proc.Pid
+	_ = proc.Release() // reaped by pid below, not through proc
+	ws, err := reap(pid)
+	if err != nil {
 		fmt.Fprintf(stderr, "guest-init: wait %s: %v\n", argv[0], err)
 		return contract.ExitSetup
 	}
-	return waitStatus(cmd.ProcessState.Sys().(syscall.WaitStatus))
+	return waitStatus(ws)
+}
+
+// reap waits for pid and reaps every other child that ends meanwhile: as
+// PID 1 (or a subreaper) the init inherits every orphan of the workload, and
+// one it does not wait for stays a zombie. A wait4(-1) loop and exec.Cmd.Wait
+// would race for the workload's status, so the workload is reaped here too.
+func reap(pid int) (syscall.WaitStatus, error) {
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if got == pid {
+			return ws, nil
+		}
+	}
 }
 
 func startStatus(err error) int {

@@ -35,10 +35,10 @@ func findPorts(sysRoot string) (map[string]string, error) {
 // virtio-console driver learns port names from the host asynchronously.
 const portWait = 2 * time.Second
 
-// wireStdio makes the krun-* ports this process's stdin, stdout and stderr
-// (so the workload inherits them). The ports are opened blocking on
-// purpose: a blocking write to a virtio port returns only once the host has
-// taken the data, so nothing is left in flight when the VM ends.
+// wireStdio makes the krun-* ports this process's stdin, stdout and stderr.
+// Under libkrun (no loftd-status port) the workload inherits them. Under
+// QEMU it gets pipes that the init relays to the ports, counting bytes (see
+// relay.go): a write to a port returns before the host has the data.
 func (e *enter) wireStdio() error {
 	deadline := e.sys.Now().Add(portWait)
 	for {
@@ -66,7 +66,16 @@ func (e *enter) wireStdio() error {
 			return err
 		}
 	}
-	return nil
+	e.stdout, e.stderr = &counter{w: os.Stdout}, &counter{w: e.sys.Stderr}
+	if _, ok := e.ports[contract.PortStatus]; !ok {
+		return nil
+	}
+	ctl, err := e.control()
+	if err != nil {
+		return err
+	}
+	e.relay, err = newRelay(ctl, e.stdout, e.stderr)
+	return err
 }
 
 func hasAll(ports map[string]string) bool {
@@ -90,20 +99,34 @@ func dupOnto(dev string, flag, fd int) error {
 	return nil
 }
 
-// report writes the status to the loftd-status port when there is one (the
-// QEMU backend); under libkrun the init's own exit status carries it.
-func (e *enter) report() error {
+// control opens the loftd-status port once (virtio_console allows one open
+// at a time) and starts reading the host's lines on it.
+func (e *enter) control() (*control, error) {
+	if e.ctl != nil {
+		return e.ctl, nil
+	}
 	dev, ok := e.ports[contract.PortStatus]
 	if !ok {
+		return nil, fmt.Errorf("no %s port", contract.PortStatus)
+	}
+	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dev, Err: err}
+	}
+	e.ctl = newControl(os.NewFile(uintptr(fd), dev))
+	return e.ctl, nil
+}
+
+// report writes the status and the byte counts of stdout and stderr to the
+// loftd-status port when there is one (the QEMU backend) and waits for the
+// host's ack; under libkrun the init's own exit status carries the status.
+func (e *enter) report() error {
+	if _, ok := e.ports[contract.PortStatus]; !ok {
 		return nil
 	}
-	fd, err := unix.Open(dev, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	ctl, err := e.control()
 	if err != nil {
-		return &os.PathError{Op: "open", Path: dev, Err: err}
+		return err
 	}
-	defer unix.Close(fd)
-	if _, err := unix.Write(fd, []byte(fmt.Sprintf("%d\n", e.status))); err != nil {
-		return &os.PathError{Op: "write", Path: dev, Err: err}
-	}
-	return nil
+	return ctl.report(e.status, e.stdout.count(), e.stderr.count(), e.errw())
 }

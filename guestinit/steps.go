@@ -2,6 +2,7 @@ package guestinit
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -23,17 +24,23 @@ func (s Step) String() string { return s.Desc }
 type enter struct {
 	sys        System
 	fromConfig bool     // PID 1 under QEMU: argv and env come from the config
+	pid1       bool     // orphans come here; the VM ends with this process
 	cmd        []string // the workload; nil = default shell
 	cfg        contract.KrunConfig
 	guest      contract.Guest
 	ports      map[string]string // virtio-serial port name → /dev/vportNpM
-	status     int
-	profile    bool
-	pending    []string // profile lines waiting for stderr to be wired
+	// stdout and stderr count what reaches the ports (nil until wired);
+	// relay and ctl exist under QEMU only (the loftd-status port).
+	stdout, stderr *counter
+	relay          *relay
+	ctl            *control
+	status         int
+	profile        bool
+	pending        []string // profile lines waiting for stderr to be wired
 }
 
 func newEnter(sys System, fromConfig bool, cmd []string) *enter {
-	return &enter{sys: sys, fromConfig: fromConfig, cmd: cmd,
+	return &enter{sys: sys, fromConfig: fromConfig, cmd: cmd, pid1: os.Getpid() == 1,
 		profile: os.Getenv(contract.EnvProfile) == "1"}
 }
 
@@ -83,10 +90,15 @@ func (e *enter) run() int {
 			e.logf("guest-init: uptime %.1fms after the early steps", secs*1000)
 		}
 	}
-	if err := e.runSteps(e.planSteps()); err != nil {
+	steps := e.planSteps()
+	last := len(steps) - 1 // the report: what is written after its ack may be lost
+	if err := e.runSteps(steps[:last]); err != nil {
 		return e.fail(err)
 	}
 	e.logf("guest-init: total %s", ms(e.sys.Now().Sub(start)))
+	if err := steps[last].Do(); err != nil {
+		return e.fail(fmt.Errorf("step %s: %w", steps[last], err))
+	}
 	return e.status
 }
 
@@ -110,15 +122,16 @@ func (e *enter) fail(err error) int {
 		// are wired: wire it now so the message gets out (best effort,
 		// /sys may not be mounted yet).
 		e.ports, _ = findPorts(e.sys.SysRoot)
-		if dev, ok := e.ports[contract.PortStderr]; ok {
-			_ = dupOnto(dev, unix.O_WRONLY, 2)
+		if dev, ok := e.ports[contract.PortStderr]; ok && dupOnto(dev, unix.O_WRONLY, 2) == nil {
+			// Counted, so the host waits for the message before the ack.
+			e.stderr = &counter{w: e.sys.Stderr}
 		}
 	}
 	e.flushProfile()
-	fmt.Fprintf(e.sys.Stderr, "guest-init: %v\n", err)
+	fmt.Fprintf(e.errw(), "guest-init: %v\n", err)
 	e.status = contract.ExitSetup
 	if rerr := e.report(); rerr != nil {
-		fmt.Fprintf(e.sys.Stderr, "guest-init: report status: %v\n", rerr)
+		fmt.Fprintf(e.errw(), "guest-init: report status: %v\n", rerr)
 	}
 	return contract.ExitSetup
 }
@@ -135,10 +148,19 @@ func (e *enter) logf(format string, args ...any) {
 func (e *enter) flushProfile() {
 	if e.profile {
 		for _, l := range e.pending {
-			fmt.Fprintln(e.sys.Stderr, l)
+			fmt.Fprintln(e.errw(), l)
 		}
 	}
 	e.pending = nil
+}
+
+// errw is where the init's own messages go: through the stderr counter
+// once stdio is wired, so the host waits for them too.
+func (e *enter) errw() io.Writer {
+	if e.stderr != nil {
+		return e.stderr
+	}
+	return e.sys.Stderr
 }
 
 func ms(d time.Duration) string {

@@ -16,11 +16,13 @@ import (
 // fakeSystem records mounts instead of making them; magics says which
 // targets already hold a filesystem, busy which mounts fail with EBUSY.
 type fakeSystem struct {
-	mounts []string
-	magics map[string]int64
-	busy   map[string]bool
-	env    []string
-	config string
+	mounts  []string
+	magics  map[string]int64
+	busy    map[string]bool
+	env     []string
+	environ []string // the process environment (libkrun sets it)
+	config  string
+	ends    []string // Sync, Reboot and Exit calls, in order
 }
 
 func (f *fakeSystem) system(t *testing.T) System {
@@ -46,6 +48,13 @@ func (f *fakeSystem) system(t *testing.T) System {
 			return nil, os.ErrNotExist
 		},
 		SetEnv:  func(env []string) { f.env = env },
+		Environ: func() []string { return f.environ },
+		Sync:    func() { f.ends = append(f.ends, "sync") },
+		Reboot: func(cmd int) error {
+			f.ends = append(f.ends, fmt.Sprintf("reboot %#x", cmd))
+			return unix.EPERM
+		},
+		Exit:    func(code int) { f.ends = append(f.ends, fmt.Sprintf("exit %d", code)) },
 		SysRoot: "/",
 		Stderr:  &strings.Builder{},
 		Now:     time.Now,
@@ -172,10 +181,11 @@ func TestRunStatus(t *testing.T) {
 		{[]string{notExec}, contract.ExitNotExecutable},
 		{[]string{dir}, contract.ExitNotExecutable},
 	}
-	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	devnull, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	defer devnull.Close()
+	files := []*os.File{devnull, devnull, devnull}
 	for _, tt := range tests {
-		if got := runCommand(tt.argv, dir, devnull); got != tt.want {
+		if got := runCommand(tt.argv, dir, files, devnull); got != tt.want {
 			t.Errorf("runCommand(%q) = %d, want %d", tt.argv, got, tt.want)
 		}
 	}
@@ -243,5 +253,75 @@ func TestWithDefaults(t *testing.T) {
 		if n != 1 || len(got) != len(defaultEnv) {
 			t.Errorf("withDefaults(%q) = %q: want one PATH and every default once", tt.env, got)
 		}
+	}
+}
+
+// TestFinishFallback: as PID 1 a failed reboot falls back to power-off and
+// then to exiting PID 1 (a kernel panic, which panic=-1 turns into a
+// reboot): the guest must never just sit there.
+func TestFinishFallback(t *testing.T) {
+	f := &fakeSystem{}
+	sys := f.system(t)
+	if got := sys.finish(7, false); got != 7 || len(f.ends) != 0 {
+		t.Errorf("finish(7, not PID 1) = %d with %q, want 7 and nothing ended", got, f.ends)
+	}
+	sys.finish(7, true)
+	want := []string{"sync", fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_RESTART),
+		fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF), "exit 7"}
+	if !slices.Equal(f.ends, want) {
+		t.Errorf("finish(7, PID 1) with reboot failing = %q, want %q", f.ends, want)
+	}
+}
+
+// TestDefaultEnvBothBackends: the PATH/HOME/TERM/LANG defaults apply when
+// the environment comes from the config (QEMU, PID 1) and when it is the
+// process's own (libkrun).
+func TestDefaultEnvBothBackends(t *testing.T) {
+	config := `{"Cmd":["/.loftd/guest-init","enter"],"Env":["LOFTD_MODE=enter","PATH=/bin"]}`
+	tests := []struct {
+		name       string
+		fromConfig bool
+		environ    []string
+		want       []string
+	}{
+		{"qemu: from the config", true, []string{"TERM=xterm"},
+			[]string{"LOFTD_MODE=enter", "PATH=/bin", "HOME=/root", "TERM=linux", "LANG=C.UTF-8"}},
+		{"libkrun: the process environment", false, []string{"LOFTD_MODE=enter", "TERM=xterm"},
+			[]string{"LOFTD_MODE=enter", "TERM=xterm", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeSystem{config: config, environ: tt.environ}
+			e := newEnter(f.system(t), tt.fromConfig, nil)
+			if err := e.readConfig(); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(f.env, tt.want) {
+				t.Errorf("environment = %q, want %q", f.env, tt.want)
+			}
+		})
+	}
+}
+
+// TestReapOrphans: runCommand reaps the children the workload leaves
+// behind (orphans reach a subreaper the way they reach PID 1) and still
+// returns the workload's own status.
+func TestReapOrphans(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Skipf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	t.Setenv("PATH", "/usr/bin:/bin")
+	devnull, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	defer devnull.Close()
+	files := []*os.File{devnull, devnull, devnull}
+	// The subshell's child outlives it and becomes ours; it ends before sh.
+	argv := []string{"sh", "-c", "(sleep 0.1 &); sleep 0.5; exit 4"}
+	if got := runCommand(argv, "/", files, devnull); got != 4 {
+		t.Errorf("runCommand(%q) = %d, want 4", argv, got)
+	}
+	var ws unix.WaitStatus
+	if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); pid > 0 {
+		t.Errorf("after runCommand: child %d left unreaped (wait4: %v)", pid, err)
 	}
 }

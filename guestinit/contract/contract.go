@@ -74,6 +74,20 @@ const (
 	PortStatus = "loftd-status"
 )
 
+// The loftd-status port is a control channel both ways. The guest init
+// ends with one line "STATUS OUTBYTES ERRBYTES\n": the workload's status
+// and how many bytes it wrote to the stdout and stderr ports. The host
+// answers CtlAck once it has received that many bytes of each stream, and
+// the guest ends the VM only then (what QEMU still holds when the guest
+// reboots is lost). When writing a stream on the host fails (its reader is
+// gone) the host sends CtlCloseStdout or CtlCloseStderr, and the guest
+// closes that stream so the workload's next write fails with EPIPE.
+const (
+	CtlAck         = "ack"
+	CtlCloseStdout = "close stdout"
+	CtlCloseStderr = "close stderr"
+)
+
 // Exit codes with a meaning of their own (as a shell and libkrun's init use them).
 const (
 	ExitSetup         = 125

@@ -1,12 +1,18 @@
 package qemu
 
 import (
-	"bytes"
+	"bufio"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 
+	"github.com/loftd/loftd/guestinit/contract"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,16 +21,37 @@ import (
 // Socket pairs keep each stream separate and byte-exact, and let stdin's
 // EOF reach the guest: shutting down the write side makes QEMU's chardev
 // see EOF and close the port, and a guest read then returns 0.
+//
+// The status port is a control channel both ways (contract.CtlAck): the
+// guest ends with "STATUS OUTBYTES ERRBYTES"; the host answers "ack" once
+// it has that many bytes of each stream (the guest reboots only then: what
+// QEMU still holds when the guest reboots is lost), and sends "close
+// stdout" or "close stderr" when writing that stream here fails, so the
+// guest's writer gets EPIPE as in a local pipeline.
 type ports struct {
 	host  []*net.UnixConn
 	guest []*os.File
 
 	mu     sync.Mutex
-	status bytes.Buffer
+	cond   *sync.Cond
+	got    [2]int64 // bytes of stdout, stderr received
+	ended  [2]bool  // that stream reached EOF (or was closed)
+	status strings.Builder
+
+	ctlMu sync.Mutex // one line at a time on the status port
+	log   *slog.Logger
 }
 
+// streamNames and closeLines name stdout and stderr in logs and in the
+// close requests.
+var (
+	streamNames = [2]string{"stdout", "stderr"}
+	closeLines  = [2]string{contract.CtlCloseStdout, contract.CtlCloseStderr}
+)
+
 func newPorts() (*ports, error) {
-	p := &ports{}
+	p := &ports{log: slog.New(slog.DiscardHandler)}
+	p.cond = sync.NewCond(&p.mu)
 	for range portNames {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -54,10 +81,10 @@ func (p *ports) closeGuestEnds() {
 	p.guest = nil
 }
 
-// pump copies stdin into the guest (then signals EOF) and the guest's
-// stdout, stderr and status out. The returned group ends when the output
-// streams reach EOF; the stdin copy is not waited for, since a Reader
-// cannot be interrupted.
+// pump copies stdin into the guest (then signals EOF), the guest's stdout
+// and stderr out, and answers the guest on the status port. The returned
+// group ends when the output streams and the status port reach EOF; the
+// stdin copy is not waited for, since a Reader cannot be interrupted.
 func (p *ports) pump(stdin io.Reader, stdout, stderr io.Writer) *sync.WaitGroup {
 	go func() {
 		if stdin != nil {
@@ -66,24 +93,118 @@ func (p *ports) pump(stdin io.Reader, stdout, stderr io.Writer) *sync.WaitGroup 
 		_ = p.host[0].CloseWrite()
 	}()
 	var wg sync.WaitGroup
-	for i, w := range []io.Writer{stdout, stderr, &lockedWriter{&p.mu, &p.status}} {
-		if w == nil {
-			w = io.Discard
-		}
-		wg.Go(func() {
-			_, _ = io.Copy(w, p.host[i+1])
-			// A writer that fails (the user's stdout closed) must not
-			// stall the guest on a full port: drain the rest.
-			_, _ = io.Copy(io.Discard, p.host[i+1])
-		})
+	for i, w := range []io.Writer{stdout, stderr} {
+		wg.Go(func() { p.copyOut(i, w) })
 	}
+	wg.Go(p.readStatus)
 	return &wg
+}
+
+// copyOut copies stream i (0 stdout, 1 stderr) to w, counting what arrives.
+// Once w fails (the user's reader is gone) it asks the guest to close the
+// stream and drains the rest: the guest must not stall on a full port, and
+// the count must still reach what the guest reports. A nil w discards.
+func (p *ports) copyOut(i int, w io.Writer) {
+	buf := make([]byte, 64<<10)
+	broken := w == nil
+	for {
+		n, err := p.host[i+1].Read(buf)
+		if n > 0 && !broken {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				broken = true
+				p.log.Debug("qemu: output stream broken, closing it in the guest", "stream", streamNames[i], "err", werr)
+				p.send(closeLines[i])
+			}
+		}
+		p.mu.Lock()
+		p.got[i] += int64(n)
+		p.ended[i] = p.ended[i] || err != nil
+		p.cond.Broadcast()
+		p.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// readStatus collects the guest's status line and acknowledges it once
+// every byte it counts has arrived (or its stream ended).
+func (p *ports) readStatus() {
+	br := bufio.NewReader(p.host[3])
+	for {
+		line, err := br.ReadString('\n')
+		p.mu.Lock()
+		p.status.WriteString(line)
+		p.mu.Unlock()
+		if err != nil {
+			return
+		}
+		if _, counts, ok := parseStatus(line); ok && counts != nil {
+			p.waitFor(counts[0], counts[1])
+			p.send(contract.CtlAck)
+		}
+	}
+}
+
+// waitFor blocks until out bytes of stdout and errb bytes of stderr have
+// arrived, or the stream ended short of that.
+func (p *ports) waitFor(out, errb int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for !(p.got[0] >= out || p.ended[0]) || !(p.got[1] >= errb || p.ended[1]) {
+		p.cond.Wait()
+	}
+	if p.got[0] < out || p.got[1] < errb {
+		p.log.Warn("qemu: guest output ended short of its count", "stdout", p.got[0], "want", out, "stderr", p.got[1], "want", errb)
+	}
+}
+
+// send writes one control line to the guest on the status port.
+func (p *ports) send(line string) {
+	p.ctlMu.Lock()
+	defer p.ctlMu.Unlock()
+	if _, err := p.host[3].Write([]byte(line + "\n")); err != nil {
+		p.log.Debug("qemu: status port", "send", line, "err", err)
+	}
+}
+
+// parseStatus reads the guest's status line: "STATUS OUTBYTES ERRBYTES", or
+// a bare "STATUS" (no counts, nothing to wait for). ok is false when the
+// line is neither.
+func parseStatus(text string) (status int, counts []int64, ok bool) {
+	f := strings.Fields(text)
+	if len(f) != 1 && len(f) != 3 {
+		return 0, nil, false
+	}
+	status, err := strconv.Atoi(f[0])
+	if err != nil || status < 0 || status > 255 {
+		return 0, nil, false
+	}
+	for _, s := range f[1:] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return 0, nil, false
+		}
+		counts = append(counts, n)
+	}
+	return status, counts, true
 }
 
 func (p *ports) statusText() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.status.String()
+}
+
+// catchSIGPIPE keeps a broken stdout from killing this process while Run
+// runs: Stdout is often the process's own fd 1, and Go's runtime ends a
+// process whose write to fd 1 or 2 fails with EPIPE unless SIGPIPE is
+// notified. The write then just fails, and copyOut closes the stream in the
+// guest.
+func catchSIGPIPE() (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGPIPE)
+	return func() { signal.Stop(ch) }
 }
 
 // close ends the host side, unblocking the copies (used when QEMU was
@@ -98,15 +219,4 @@ func (p *ports) Close() error {
 	p.closeGuestEnds()
 	p.close()
 	return nil
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +43,9 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	ports.log = r.log
 	r.closers = append(r.closers, ports)
+	defer catchSIGPIPE()()
 	qemu, err := r.startQEMU(sockets, ports)
 	if err != nil {
 		return 0, err
@@ -54,7 +55,8 @@ func (r *runner) run(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	r.log.Debug("qemu exited", "err", qemu.err)
-	// QEMU's ends of the sockets are closed: the copies reach EOF.
+	// QEMU's ends of the sockets are closed: the copies reach EOF. The
+	// guest rebooted only after the ack, so every byte it counted is here.
 	copies.Wait()
 	return r.status(qemu, ports.statusText())
 }
@@ -115,15 +117,16 @@ func (r *runner) firstExit() <-chan *child {
 	return ch
 }
 
-// status turns what the guest wrote on the status port into Run's result.
+// status turns what the guest wrote on the status port ("STATUS OUTBYTES
+// ERRBYTES", see ports) into Run's result.
 func (r *runner) status(qemu *child, text string) (int, error) {
 	text = strings.TrimSpace(text)
 	if text == "" {
 		return 0, fmt.Errorf("qemu vm ended without reporting a status (qemu: %v)%s",
 			exitText(qemu.err), r.logTails())
 	}
-	n, err := strconv.Atoi(text)
-	if err != nil || n < 0 || n > 255 {
+	n, _, ok := parseStatus(text)
+	if !ok {
 		return 0, fmt.Errorf("qemu vm: bad status %q on %s", text, contract.PortStatus)
 	}
 	if qemu.err != nil {

@@ -1,0 +1,206 @@
+package guestinit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/loftd/loftd/guestinit/contract"
+)
+
+// Under the QEMU backend the workload's stdout and stderr are relayed, not
+// inherited: a write to a virtio-serial port returns once the data is queued
+// for the host, not once the host has it (Linux's virtio_console sends with
+// nonblock=true for generic ports), and QEMU drops what is still queued when
+// the guest reboots. So the workload writes into pipes, the init copies each
+// pipe to its port counting the bytes, and at the end reports
+// "STATUS OUTBYTES ERRBYTES" on the loftd-status port and reboots only after
+// the host answered "ack" (it has that many bytes of each stream). The pipes
+// also carry a broken reader back: on "close stdout" from the host the init
+// closes that pipe's read end, and the workload's next write fails with
+// EPIPE/SIGPIPE, as in a local pipeline.
+
+// ackWait bounds the wait for the host's acknowledgement: a host that never
+// answers must not keep the VM up forever.
+const ackWait = 60 * time.Second
+
+// counter counts the bytes written through it; its mutex keeps the init's
+// own messages and the relayed stream from interleaving within a write.
+type counter struct {
+	mu sync.Mutex
+	w  io.Writer
+	n  int64
+}
+
+func (c *counter) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// count is the number of bytes written; 0 for a nil counter (stdio not wired).
+func (c *counter) count() int64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// stream is one relayed output: the workload writes w, the init copies r to
+// port.
+type stream struct {
+	r, w      *os.File
+	port      *counter
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newStream(port *counter) (*stream, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("relay pipe: %w", err)
+	}
+	return &stream{r: r, w: w, port: port, done: make(chan struct{})}, nil
+}
+
+// copy relays r to the port until EOF (every writer gone) or until the read
+// end is closed on the host's request.
+func (s *stream) copy() {
+	defer close(s.done)
+	defer s.closeRead()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := s.r.Read(buf)
+		if n > 0 {
+			if _, werr := s.port.Write(buf[:n]); werr != nil {
+				return // the port is gone: let the writer see EPIPE
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// closeRead closes the read end; a pending Read returns os.ErrClosed.
+func (s *stream) closeRead() { s.closeOnce.Do(func() { s.r.Close() }) }
+
+// control is the guest end of the loftd-status port: the init writes the
+// status line on it and reads the host's lines (ack, close requests).
+type control struct {
+	f       *os.File
+	ack     chan struct{}
+	ackOnce sync.Once
+	streams map[string]*stream // by close request; set before the workload starts
+	mu      sync.Mutex
+}
+
+func newControl(f *os.File) *control {
+	c := &control{f: f, ack: make(chan struct{}), streams: map[string]*stream{}}
+	go c.read()
+	return c
+}
+
+func (c *control) setStream(line string, s *stream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.streams[line] = s
+}
+
+// read handles the host's lines until the port goes away. virtio_console
+// reads 0 bytes while the host end is not connected: that is retried.
+func (c *control) read() {
+	var pending []byte
+	buf := make([]byte, 256)
+	for {
+		n, err := c.f.Read(buf)
+		pending = append(pending, buf[:n]...)
+		for {
+			i := bytes.IndexByte(pending, '\n')
+			if i < 0 {
+				break
+			}
+			c.handle(string(pending[:i]))
+			pending = pending[i+1:]
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF), errors.Is(err, syscall.EINTR):
+			time.Sleep(20 * time.Millisecond)
+		default:
+			return // ENODEV: the port was unplugged
+		}
+	}
+}
+
+func (c *control) handle(line string) {
+	if line == contract.CtlAck {
+		c.ackOnce.Do(func() { close(c.ack) })
+		return
+	}
+	c.mu.Lock()
+	s := c.streams[line]
+	c.mu.Unlock()
+	if s != nil {
+		s.closeRead()
+	}
+}
+
+// report writes the status line and waits (bounded) for the host's ack.
+func (c *control) report(status int, out, errb int64, stderr io.Writer) error {
+	if _, err := fmt.Fprintf(c.f, "%d %d %d\n", status, out, errb); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	select {
+	case <-c.ack:
+	case <-time.After(ackWait):
+		fmt.Fprintf(stderr, "guest-init: no acknowledgement from the host after %s; output may be incomplete\n", ackWait)
+	}
+	return nil
+}
+
+// relay is the pair of relayed streams.
+type relay struct {
+	out, err *stream
+}
+
+func newRelay(ctl *control, stdout, stderr *counter) (*relay, error) {
+	out, err := newStream(stdout)
+	if err != nil {
+		return nil, err
+	}
+	errs, err := newStream(stderr)
+	if err != nil {
+		out.r.Close()
+		out.w.Close()
+		return nil, err
+	}
+	ctl.setStream(contract.CtlCloseStdout, out)
+	ctl.setStream(contract.CtlCloseStderr, errs)
+	go out.copy()
+	go errs.copy()
+	return &relay{out: out, err: errs}, nil
+}
+
+// drain runs once the workload has been reaped: it drops the init's write
+// ends and, as PID 1, kills what the workload left running (the VM ends
+// anyway, and a background process holding a pipe would keep it up), then
+// waits until both pipes are copied to the end.
+func (r *relay) drain(pid1 bool) {
+	r.out.w.Close()
+	r.err.w.Close()
+	if pid1 {
+		_ = syscall.Kill(-1, syscall.SIGKILL) // every process but PID 1
+	}
+	<-r.out.done
+	<-r.err.done
+}
