@@ -12,7 +12,7 @@ import (
 	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // session parses the flags of a VM session and runs it.
@@ -70,6 +70,8 @@ func (e *env) state(cfg *Config) (State, error) {
 // session is one run's resources, released in reverse order by close.
 type session struct {
 	e       *env
+	ctx     context.Context // cancelled by a stop signal during setup
+	sigs    *signalWatch
 	opts    *Options
 	cfg     *Config
 	state   State
@@ -81,8 +83,18 @@ type session struct {
 	undo    []func() error
 }
 
+// runSession runs one session. Stop signals are caught from its first
+// instant: during setup one cancels the context, the phase in progress
+// returns, every phase's undo runs and loftd exits 128+n; from boot on they
+// are forwarded to the helper (boot).
 func (e *env) runSession(ctx context.Context, opts *Options, cfg *Config) (status int, err error) {
-	s := &session{e: e, opts: opts, cfg: cfg, prof: newProfiler(opts.ProfileOut)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := watchSignals(cancel)
+	// Deferred first, so it runs last: a second ^C during the cleanup
+	// must not kill loftd halfway through it.
+	defer sigs.stop()
+	s := &session{e: e, ctx: ctx, sigs: sigs, opts: opts, cfg: cfg, prof: newProfiler(opts.ProfileOut)}
 	defer func() {
 		if cerr := s.close(); cerr != nil {
 			e.log.Warn("clean up task", "err", cerr)
@@ -100,7 +112,12 @@ func (e *env) runSession(ctx context.Context, opts *Options, cfg *Config) (statu
 		{"guest-config", s.writeGuestConfig},
 	}
 	for _, st := range steps {
-		if err := s.prof.time(st.name, st.fn); err != nil {
+		err := s.prof.time(st.name, st.fn)
+		if sig := sigs.caught(); sig != nil {
+			e.log.Debug("stopped during setup", "phase", st.name, "signal", sig, "err", err)
+			return signalStatus(sig), nil
+		}
+		if err != nil {
 			if errors.Is(err, errUsage) {
 				return 0, err
 			}
@@ -294,6 +311,5 @@ func (s *session) plan() (*launch.Plan, error) {
 }
 
 func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return term.IsTerminal(int(f.Fd()))
 }
