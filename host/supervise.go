@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -114,7 +115,11 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	cmd := exec.CommandContext(ctx, exe, append(args, s.taskDir)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.e.stdin, s.e.stdout, s.e.stderr
 	cmd.ExtraFiles = []*os.File{errW}
-	// The helper (and through it the VM) must not outlive us.
+	// The helper (and through it the VM) must not outlive us. Pdeathsig
+	// fires when the forking thread exits, not the process: keep this
+	// goroutine on its thread until the helper has been reaped below.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 
