@@ -30,7 +30,7 @@ func (e *env) openStore(cfg *Config, st State) (*rootfs.Store, error) {
 // prepareImageRoot resolves the image (a cache hit does no network and no
 // copy) and materializes the task's private root from it.
 func (s *session) prepareImageRoot() error {
-	ctx := context.Background()
+	ctx := s.ctx // a stop signal cancels the pull and the ingestion
 	store, err := s.e.openStore(s.cfg, s.state)
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs/inroot"
-	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // session parses the flags of a VM session and runs it.
@@ -71,6 +71,8 @@ func (e *env) state(cfg *Config) (State, error) {
 // session is one run's resources, released in reverse order by close.
 type session struct {
 	e       *env
+	ctx     context.Context // cancelled by a stop signal during setup
+	sigs    *signalWatch
 	opts    *Options
 	cfg     *Config
 	state   State
@@ -84,8 +86,18 @@ type session struct {
 	undo    []func() error
 }
 
+// runSession runs one session. Stop signals are caught from its first
+// instant: during setup one cancels the context, the phase in progress
+// returns, every phase's undo runs and loftd exits 128+n; from boot on they
+// are forwarded to the helper (boot).
 func (e *env) runSession(ctx context.Context, opts *Options, cfg *Config) (status int, err error) {
-	s := &session{e: e, opts: opts, cfg: cfg, prof: newProfiler(opts.ProfileOut)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := watchSignals(cancel)
+	// Deferred first, so it runs last: a second ^C during the cleanup
+	// must not kill loftd halfway through it.
+	defer sigs.stop()
+	s := &session{e: e, ctx: ctx, sigs: sigs, opts: opts, cfg: cfg, prof: newProfiler(opts.ProfileOut)}
 	defer func() {
 		s.failure = err
 		if cerr := s.close(); cerr != nil {
@@ -104,7 +116,12 @@ func (e *env) runSession(ctx context.Context, opts *Options, cfg *Config) (statu
 		{"guest-config", s.writeGuestConfig},
 	}
 	for _, st := range steps {
-		if err := s.prof.time(st.name, st.fn); err != nil {
+		err := s.prof.time(st.name, st.fn)
+		if sig := sigs.caught(); sig != nil {
+			e.log.Debug("stopped during setup", "phase", st.name, "signal", sig, "err", err)
+			return signalStatus(sig), nil
+		}
+		if err != nil {
 			if errors.Is(err, errUsage) {
 				return 0, err
 			}
@@ -322,6 +339,5 @@ func (s *session) plan() (*launch.Plan, error) {
 }
 
 func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return term.IsTerminal(int(f.Fd()))
 }

@@ -5,21 +5,91 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/loftd/loftd/vmm"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/loftd/loftd/launch"
-	"golang.org/x/sys/unix"
+	"github.com/loftd/loftd/vmm"
+	"golang.org/x/term"
 )
 
 // forwarded are the signals the parent passes on to the helper. SIGWINCH
 // lets the helper re-read the terminal size it shares with us.
 var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGWINCH}
+
+// signalWatch receives the session's signals from its first instant.
+// Until boot takes them over, a stop signal (any of forwarded but SIGWINCH)
+// cancels the setup: the phases return, their undo runs, and loftd exits
+// 128+n instead of dying with a task, a mount or a lock behind.
+type signalWatch struct {
+	ch       chan os.Signal
+	takeover chan struct{}
+	done     chan struct{}
+	once     sync.Once
+	mu       sync.Mutex
+	sig      os.Signal
+}
+
+func watchSignals(cancel context.CancelFunc) *signalWatch {
+	w := &signalWatch{ch: make(chan os.Signal, 8), takeover: make(chan struct{}), done: make(chan struct{})}
+	signal.Notify(w.ch, forwarded...)
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case sig := <-w.ch:
+				if sig == syscall.SIGWINCH {
+					continue
+				}
+				w.mu.Lock()
+				if w.sig == nil {
+					w.sig = sig
+					cancel()
+				}
+				w.mu.Unlock()
+			case <-w.takeover:
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// caught returns the stop signal received during setup, or nil.
+func (w *signalWatch) caught() os.Signal {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sig
+}
+
+// takeOver ends the setup watch and returns its signal channel, which the
+// caller then reads (boot forwards to the helper), and the stop signal
+// caught before, if any.
+func (w *signalWatch) takeOver() (<-chan os.Signal, os.Signal) {
+	w.once.Do(func() { close(w.takeover) })
+	<-w.done
+	return w.ch, w.caught()
+}
+
+// stop ends the delivery of signals; the default actions apply again.
+func (w *signalWatch) stop() {
+	w.once.Do(func() { close(w.takeover) })
+	<-w.done
+	signal.Stop(w.ch)
+}
+
+func signalStatus(sig os.Signal) int {
+	if n, ok := sig.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return exitSetup
+}
 
 // boot starts the helper on the plan, supervises it and maps its end to
 // loftd's exit status: the workload's status verbatim, 128+n when the
@@ -45,15 +115,23 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	cmd := exec.CommandContext(ctx, exe, append(args, s.taskDir)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.e.stdin, s.e.stdout, s.e.stderr
 	cmd.ExtraFiles = []*os.File{errW}
-	// The helper (and through it the VM) must not outlive us.
+	// The helper (and through it the VM) must not outlive us. Pdeathsig
+	// fires when the forking thread exits, not the process: keep this
+	// goroutine on its thread until the helper has been reaped below.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 
+	// From here on, signals go to the helper; one caught during setup
+	// means the helper never starts.
+	sigs, caught := s.sigs.takeOver()
+	if caught != nil {
+		errW.Close()
+		return signalStatus(caught), nil
+	}
 	restore := rawTerminal(plan.Console.Interactive, s.e.log)
 	defer restore()
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
 
 	if err := cmd.Start(); err != nil {
 		errW.Close()
@@ -111,20 +189,10 @@ func rawTerminal(interactive bool, log interface{ Debug(string, ...any) }) func(
 		return func() {}
 	}
 	fd := int(os.Stdin.Fd())
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	old, err := term.MakeRaw(fd)
 	if err != nil {
-		return func() {}
-	}
-	raw := *old
-	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	raw.Oflag &^= unix.OPOST
-	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	raw.Cflag &^= unix.CSIZE | unix.PARENB
-	raw.Cflag |= unix.CS8
-	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
 		log.Debug("raw terminal", "err", err)
 		return func() {}
 	}
-	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }
+	return func() { _ = term.Restore(fd, old) }
 }

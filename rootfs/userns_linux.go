@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -165,6 +166,15 @@ func EnterKeepID(opts EnterOptions) (bool, error) {
 // RunKeepID runs args (args[0] is ignored: the child is this executable)
 // inside k's namespace with stdio inherited, forwards termination signals,
 // and returns the exit code (128+n for a signal).
+//
+// The child must not outlive this process: a SIGKILLed loftd would leave
+// the inner loftd, its helper, QEMU and virtiofsd running, holding the
+// workspace lock and the terminal. Pdeathsig cannot be set here for good:
+// the child's setresuid(0) in containers/storage's unshare constructor
+// clears it, so the child sets it itself (dieWithParent) and checks that
+// this process, whose pid it gets in keepIDParentEnv, is still its parent.
+// containers/storage's unshare.ExecRunnable does not fit: it maps a death by
+// signal to status 1 and logs through logrus.
 func RunKeepID(k *KeepID, args []string, opts EnterOptions) (int, error) {
 	env, err := prepareKeepIDParent(k, opts)
 	if err != nil {
@@ -178,16 +188,31 @@ func RunKeepID(k *KeepID, args []string, opts EnterOptions) (int, error) {
 	// which a "deny" would fail with EPERM.
 	cmd.GidMappingsEnableSetgroups = true
 	cmd.UidMappings, cmd.GidMappings = specMap(k.UIDMap), specMap(k.GIDMap)
-	cmd.Env = env
+	cmd.Env = append(env, fmt.Sprintf("%s=%d", keepIDParentEnv, os.Getpid()))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// Covers the child until its constructor's setresuid clears it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: keepIDDeathSignal}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
 	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	started, done := make(chan error, 1), make(chan error, 1)
+	go func() {
+		// The child's parent is this thread, not the process: when the
+		// thread that forked it exits, the child gets its death signal.
+		// Keep the thread locked (so the runtime never ends it) until the
+		// child is gone.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		return 0, fmt.Errorf("enter keep-id user namespace: %w (is the uidmap package installed?)", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	for {
 		select {
 		case s := <-sigs:
@@ -204,6 +229,40 @@ func RunKeepID(k *KeepID, args []string, opts EnterOptions) (int, error) {
 			return ws.ExitStatus(), nil
 		}
 	}
+}
+
+// keepIDParentEnv carries the pid of the process that started the keep-id
+// child, which the child compares with its parent after setting its death
+// signal.
+const keepIDParentEnv = "_LOFTD_KEEPID_PARENT"
+
+// keepIDDeathSignal ends the child when its parent dies. SIGTERM, not
+// SIGKILL: the inner loftd then stops its VM, removes its task and restores
+// the terminal, as after a kill of loftd itself.
+const keepIDDeathSignal = syscall.SIGTERM
+
+// dieWithParent sets the keep-id child's death signal and fails when the
+// parent is already gone (it died before the signal was set). The setting
+// belongs to the calling thread (the kernel sends the signal to the whole
+// process), so it is made on a thread locked for the life of the process.
+func dieWithParent() error {
+	parent, err := strconv.Atoi(os.Getenv(keepIDParentEnv))
+	if err != nil {
+		return fmt.Errorf("keep-id child: bad %s=%q", keepIDParentEnv, os.Getenv(keepIDParentEnv))
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread must live as long as the process
+		errc <- unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(keepIDDeathSignal), 0, 0, 0)
+		select {}
+	}()
+	if err := <-errc; err != nil {
+		return fmt.Errorf("keep-id child: prctl(PR_SET_PDEATHSIG): %w", err)
+	}
+	if ppid := os.Getppid(); ppid != parent {
+		return fmt.Errorf("keep-id child: parent loftd (pid %d) is gone", parent)
+	}
+	return nil
 }
 
 // prepareKeepIDParent creates the directories the child needs while we are
@@ -241,6 +300,9 @@ func prepareKeepIDParent(k *KeepID, opts EnterOptions) ([]string, error) {
 // only warns and falls back to a one-line map, under which every image
 // file would be owned by nobody.
 func prepareKeepIDChild() error {
+	if err := dieWithParent(); err != nil {
+		return err
+	}
 	var uid, gid uint32
 	if _, err := fmt.Sscanf(os.Getenv(keepIDEnv), "%d:%d", &uid, &gid); err != nil {
 		return fmt.Errorf("keep-id child: bad %s=%q", keepIDEnv, os.Getenv(keepIDEnv))
