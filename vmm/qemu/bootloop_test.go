@@ -18,9 +18,11 @@ var (
 		"space-separated accelerators BenchmarkBootLoop alternates between, each passed to -accel as is "+
 			"(e.g. \"tcg tcg,thread=multi\"); default $"+qemu.AccelEnv+" or the probe")
 	loopVCPUs = flag.Int("bootloop.vcpus", 2, "vCPUs of each BenchmarkBootLoop boot")
+	loopV     = flag.Bool("bootloop.v", false, "print each BenchmarkBootLoop boot's result and time to stderr as it ends")
+	loopCmd   = flag.String("bootloop.cmd", "true", "shell command each BenchmarkBootLoop boot runs (its last output is logged)")
 )
 
-// BenchmarkBootLoop boots `true` b.N times per accelerator (-benchtime=100x
+// BenchmarkBootLoop boots `sh -c true` (-bootloop.cmd) b.N times per accelerator (-benchtime=100x
 // for 100 boots in a row) and fails on every boot that does not report
 // status 0, quoting the end of its kernel console: a guest kernel that
 // crashes once in a while (an Oops under multi-threaded TCG) shows here, not
@@ -35,20 +37,28 @@ func BenchmarkBootLoop(b *testing.B) {
 	}
 	spent := make([]time.Duration, len(accels))
 	failed := make([]int, len(accels))
-	n := 0
+	n, last := 0, ""
 	for b.Loop() {
 		n++
 		for i, accel := range accels {
-			r := &run{cmd: []string{"true"}, runDir: b.TempDir(), vcpus: *loopVCPUs}
+			r := &run{cmd: []string{"sh", "-c", *loopCmd}, runDir: b.TempDir(), vcpus: *loopVCPUs}
 			start := time.Now()
 			got, err := g.bootWith(b, context.Background(), r, func(c *qemu.Config) { c.Accel = accel })
 			spent[i] += time.Since(start)
+			last = r.out.String()
+			if *loopV {
+				fmt.Fprintf(os.Stderr, "bootloop: boot %d accel %q: status %d, err %s, %.2f s\n",
+					n, accel, got, firstLine(err), time.Since(start).Seconds())
+			}
 			if err != nil || got != 0 {
 				failed[i]++
 				b.Errorf("boot %d (accel %q, %d vCPUs) = %d, %v\nconsole.log:\n%s",
 					n, accel, *loopVCPUs, got, firstLine(err), consoleTail(r.runDir, 40))
 			}
 		}
+	}
+	if last != "" {
+		b.Logf("last boot's stdout:\n%s", last)
 	}
 	for i, accel := range accels {
 		name := accel
