@@ -18,6 +18,7 @@ var (
 		"space-separated accelerators BenchmarkBootLoop alternates between, each passed to -accel as is "+
 			"(e.g. \"tcg tcg,thread=multi\"); default $"+qemu.AccelEnv+" or the probe")
 	loopVCPUs = flag.Int("bootloop.vcpus", 2, "vCPUs of each BenchmarkBootLoop boot")
+	loopMem   = flag.Int("bootloop.mem", 512, "MiB of each BenchmarkBootLoop boot")
 	loopV     = flag.Bool("bootloop.v", false, "print each BenchmarkBootLoop boot's result and time to stderr as it ends")
 	loopCmd   = flag.String("bootloop.cmd", "true", "shell command each BenchmarkBootLoop boot runs (its last output is logged)")
 )
@@ -43,7 +44,9 @@ func BenchmarkBootLoop(b *testing.B) {
 		for i, accel := range accels {
 			r := &run{cmd: []string{"sh", "-c", *loopCmd}, runDir: b.TempDir(), vcpus: *loopVCPUs}
 			start := time.Now()
-			got, err := g.bootWith(b, context.Background(), r, func(c *qemu.Config) { c.Accel = accel })
+			got, err := g.bootWith(b, context.Background(), r, func(c *qemu.Config) {
+				c.Accel, c.Plan.RAMMiB = accel, *loopMem
+			})
 			spent[i] += time.Since(start)
 			last = r.out.String()
 			if *loopV {
