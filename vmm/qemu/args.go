@@ -66,11 +66,12 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 }
 
 // accelOpt is the -accel value for accel. Plain TCG runs one thread for all
-// vCPUs (thread=single): with a thread per vCPU (QEMU's default) the guest
-// kernel died in about 1 boot of 20 with 2 vCPUs, an "Oops: int3" in
-// sched_clock_cpu, a breakpoint the kernel's live code patching had already
-// removed still executed by the other vCPU (docs/architecture.md,
-// Decisions). A value with options is the caller's choice and stays as is.
+// vCPUs (thread=single): with a thread per vCPU (QEMU's default), 2 of 40
+// boots with 2 vCPUs had died of an "Oops: int3" in sched_clock_cpu, a
+// breakpoint of the kernel's live code patching executed by one vCPU after
+// the other had removed it. One thread cost 1 % of boot time
+// (BenchmarkBootLoop; docs/architecture.md, Decisions). A value with options
+// is the caller's choice and stays as is.
 func accelOpt(accel string) string {
 	if accel == "tcg" {
 		return "tcg,thread=single"
