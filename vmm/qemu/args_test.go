@@ -172,3 +172,29 @@ func kvmWorks(t *testing.T, qemu string) bool {
 	}
 	return err == nil && strings.Contains(string(out), "kvm support: enabled")
 }
+
+// TestRunBadConfig checks Run refuses, before starting anything, a config
+// without a plan or with one the helper could not boot.
+func TestRunBadConfig(t *testing.T) {
+	good := launch.Plan{Version: launch.Version, VMM: "qemu", VCPUs: 1, RAMMiB: 512, Root: "/r", ExecPath: "/init"}
+	tests := []struct {
+		name    string
+		edit    func(*Config)
+		wantErr string
+	}{
+		{"no plan", func(c *Config) { c.Plan = nil }, "Config.Plan is nil"},
+		{"relative root", func(c *Config) { c.Plan.Root = "r" }, "not an absolute path"},
+		{"no vCPU", func(c *Config) { c.Plan.VCPUs = 0 }, "below the minimum"},
+		{"no kernel", func(c *Config) { c.Kernel = "" }, "Config.Kernel is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := good
+			cfg := Config{Plan: &p, Kernel: "/k", RunDir: t.TempDir(), QEMU: "/nonexistent/qemu"}
+			tt.edit(&cfg)
+			if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Run(%s) = %v, want an error containing %q", tt.name, err, tt.wantErr)
+			}
+		})
+	}
+}
