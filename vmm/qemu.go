@@ -2,29 +2,20 @@ package vmm
 
 import (
 	"context"
-	"github.com/loftd/loftd/launch"
 	"os"
 	"sync/atomic"
 	"syscall"
 
-	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/krun/krunfw"
+	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/vmm/qemu"
 )
 
-// QEMUConfig converts a plan into the QEMU backend's configuration.
+// QEMUConfig is the QEMU backend's configuration for booting p: the plan
+// itself (the one VM model; vmm/qemu turns it into QEMU's command line) and
+// what only a QEMU run has, the kernel ELF and the run directory.
 func QEMUConfig(p *launch.Plan, kernel, runDir string) qemu.Config {
-	cfg := qemu.Config{
-		Kernel: kernel, VCPUs: p.VCPUs, MemMiB: p.RAMMiB, Root: p.Root,
-		Init: contract.GuestInitPath, RunDir: runDir,
-	}
-	for _, d := range p.Disks {
-		cfg.Disks = append(cfg.Disks, qemu.Disk{ID: d.ID, Path: d.Path, ReadOnly: d.ReadOnly})
-	}
-	for _, s := range p.Shares {
-		cfg.Shares = append(cfg.Shares, qemu.Share{Tag: s.Tag, Path: s.Path})
-	}
-	return cfg
+	return qemu.Config{Plan: p, Kernel: kernel, RunDir: runDir}
 }
 
 // runQEMU boots the plan under QEMU and returns the workload's status. A

@@ -38,13 +38,18 @@ var qemuProbeTimeout = 5 * time.Second
 // $LOFTD_QEMU_ACCEL, else "kvm" when ProbeKVM(qemuPath) passes, else "tcg".
 // The reason says why, for doctor and debug logs.
 func PickAccel(want, qemuPath string) (accel, reason string) {
+	return pickAccel(want, qemuPath, ProbeKVM)
+}
+
+// pickAccel is PickAccel with the KVM probe passed in (tests inject one).
+func pickAccel(want, qemuPath string, probe func(qemuPath string) error) (accel, reason string) {
 	switch {
 	case want != "":
 		return want, "asked for"
 	case os.Getenv(AccelEnv) != "":
 		return os.Getenv(AccelEnv), AccelEnv + " is set"
 	}
-	if err := ProbeKVM(qemuPath); err != nil {
+	if err := probe(qemuPath); err != nil {
 		return "tcg", err.Error()
 	}
 	return "kvm", "/dev/kvm runs a guest"

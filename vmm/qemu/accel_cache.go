@@ -17,12 +17,18 @@ import (
 // cache key is made of exactly those; any of them changing probes again.
 // A forced accelerator (want, $LOFTD_QEMU_ACCEL) never touches the cache.
 func PickAccelCached(want, qemuPath, cacheDir string) (accel, reason string) {
+	return pickAccelCached(want, qemuPath, cacheDir, ProbeKVM)
+}
+
+// pickAccelCached is PickAccelCached with the KVM probe passed in (tests
+// inject one, so the cache is tested on hosts with and without KVM).
+func pickAccelCached(want, qemuPath, cacheDir string, probe func(string) error) (accel, reason string) {
 	if want != "" || os.Getenv(AccelEnv) != "" || cacheDir == "" {
-		return PickAccel(want, qemuPath)
+		return pickAccel(want, qemuPath, probe)
 	}
 	key, ok := accelKey(qemuPath)
 	if !ok {
-		return PickAccel(want, qemuPath)
+		return pickAccel(want, qemuPath, probe)
 	}
 	path := filepath.Join(cacheDir, "accel-"+key)
 	if data, err := os.ReadFile(path); err == nil {
@@ -30,7 +36,7 @@ func PickAccelCached(want, qemuPath, cacheDir string) (accel, reason string) {
 			return a, "cached probe: " + why
 		}
 	}
-	accel, reason = PickAccel(want, qemuPath)
+	accel, reason = pickAccel(want, qemuPath, probe)
 	if err := os.MkdirAll(cacheDir, 0o755); err == nil {
 		tmp := path + ".tmp"
 		if os.WriteFile(tmp, []byte(accel+"\n"+reason), 0o644) == nil && os.Rename(tmp, path) != nil {

@@ -1,72 +1,81 @@
 package qemu
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loftd/loftd/internal/testenv"
 )
 
-// fakeQEMU writes a QEMU stand-in (a script) whose KVM start either works
-// or aborts, and counts its starts in a file.
-func fakeQEMU(t *testing.T, works bool) (path, counter string) {
-	t.Helper()
-	dir := t.TempDir()
-	path, counter = filepath.Join(dir, "qemu"), filepath.Join(dir, "starts")
-	exit := "exit 0"
-	if !works {
-		exit = "echo 'kvm_buf_set_msrs: Assertion failed' >&2; exit 134"
-	}
-	script := "#!/bin/sh\necho x >> " + counter + "\ncat >/dev/null\n" + exit + "\n"
-	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path, counter
+// fakeProbe stands in for ProbeKVM: it counts its calls and fails while
+// err is set, so the cache is tested the same on hosts with and without KVM.
+type fakeProbe struct {
+	calls int
+	err   error
 }
 
-func starts(t *testing.T, counter string) int {
-	data, _ := os.ReadFile(counter)
-	return strings.Count(string(data), "x")
-}
+func (p *fakeProbe) probe(string) error { p.calls++; return p.err }
 
+// TestPickAccelCached walks one cache through the cases that must probe
+// (first pick, a changed QEMU binary, a damaged entry, no cache dir) and
+// those that must not (a cached verdict, a forced accelerator).
 func TestPickAccelCached(t *testing.T) {
 	t.Setenv(AccelEnv, "")
-	if _, err := os.Stat("/dev/kvm"); err != nil {
-		t.Skip("no /dev/kvm: the probe never starts QEMU, so there is nothing to cache")
-	}
-	if err := probeKVM(); err != nil {
-		t.Skipf("/dev/kvm cannot run the one-instruction guest (%v): QEMU is never started", err)
-	}
-	qemu, counter := fakeQEMU(t, false)
-	cache := t.TempDir()
-	a1, why1 := PickAccelCached("", qemu, cache)
-	a2, why2 := PickAccelCached("", qemu, cache)
-	if a1 != "tcg" || a2 != "tcg" || !strings.HasPrefix(why2, "cached probe: ") {
-		t.Errorf("PickAccelCached twice = (%s, %q), (%s, %q); want tcg both times, the second from the cache", a1, why1, a2, why2)
-	}
-	if n := starts(t, counter); n != 1 {
-		t.Errorf("QEMU started %d times for two picks, want 1 (the second is cached)", n)
-	}
-	// A changed QEMU binary is probed again.
-	if err := os.WriteFile(qemu, []byte("#!/bin/sh\necho x >> "+counter+"\ncat >/dev/null\nexit 0\n"), 0o755); err != nil {
+	qemu := filepath.Join(t.TempDir(), "qemu")
+	if err := os.WriteFile(qemu, []byte("v1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := PickAccelCached("", qemu, cache); a != "kvm" || starts(t, counter) != 2 {
-		t.Errorf("after QEMU changed: accel %s, %d starts; want kvm after a new probe", a, starts(t, counter))
+	cache := t.TempDir()
+	p := &fakeProbe{err: errors.New("kvm probe: failed to set MSR 0x10a")}
+	steps := []struct {
+		name       string
+		before     func() // changes the world before the pick
+		want       string // accelerator asked for
+		cacheDir   string
+		wantAccel  string
+		wantReason string // prefix
+		wantCalls  int    // probes so far
+	}{
+		{"first pick probes", nil, "", cache, "tcg", "kvm probe: failed to set MSR", 1},
+		{"second pick is cached", nil, "", cache, "tcg", "cached probe: kvm probe: failed to set MSR", 1},
+		{"changed QEMU probes again", func() {
+			os.WriteFile(qemu, []byte("v2, longer"), 0o755)
+			p.err = nil
+		}, "", cache, "kvm", "/dev/kvm runs a guest", 2},
+		{"new verdict is cached", nil, "", cache, "kvm", "cached probe: /dev/kvm runs a guest", 2},
+		{"damaged entry probes again", func() {
+			ents, _ := filepath.Glob(filepath.Join(cache, "accel-*"))
+			for _, e := range ents {
+				os.WriteFile(e, []byte("garbage"), 0o644)
+			}
+		}, "", cache, "kvm", "/dev/kvm runs a guest", 3},
+		{"forced accelerator never probes", nil, "tcg", cache, "tcg", "asked for", 3},
+		{"no cache dir probes every time", nil, "", "", "kvm", "/dev/kvm runs a guest", 4},
 	}
-	// A forced accelerator never probes nor reads the cache.
-	if a, why := PickAccelCached("tcg", qemu, cache); a != "tcg" || why != "asked for" || starts(t, counter) != 2 {
-		t.Errorf("PickAccelCached(tcg) = %s, %q, %d starts", a, why, starts(t, counter))
+	for _, st := range steps {
+		if st.before != nil {
+			st.before()
+		}
+		accel, reason := pickAccelCached(st.want, qemu, st.cacheDir, p.probe)
+		if accel != st.wantAccel || !strings.HasPrefix(reason, st.wantReason) || p.calls != st.wantCalls {
+			t.Errorf("%s: pick = %s, %q after %d probes; want %s, %q..., %d probes",
+				st.name, accel, reason, p.calls, st.wantAccel, st.wantReason, st.wantCalls)
+		}
+	}
+	// $LOFTD_QEMU_ACCEL bypasses probe and cache alike.
+	t.Setenv(AccelEnv, "tcg")
+	if accel, reason := pickAccelCached("", qemu, cache, p.probe); accel != "tcg" || p.calls != 4 {
+		t.Errorf("with %s=tcg: pick = %s, %q after %d probes; want tcg without a probe", AccelEnv, accel, reason, p.calls)
 	}
 }
 
 // BenchmarkPickAccel compares the per-run cost of the KVM probe with the
 // cached verdict, against the real QEMU.
 func BenchmarkPickAccel(b *testing.B) {
-	qemu, err := FindQEMU("")
-	if err != nil {
-		b.Skip(err)
-	}
+	qemu := testenv.RequireCommand(b, "qemu-system-x86_64", "qemu-system-x86")
 	b.Setenv(AccelEnv, "")
 	b.Run("probe", func(b *testing.B) {
 		for b.Loop() {

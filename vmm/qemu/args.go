@@ -15,20 +15,22 @@ var portNames = []string{contract.PortStdin, contract.PortStdout, contract.PortS
 // firstPortFD is the fd of the first port socket in QEMU (ExtraFiles start at 3).
 const firstPortFD = 3
 
-// Args returns QEMU's arguments for cfg (resolved: Accel set), with the
-// vhost-user sockets of the shares (root first) at fsSockets and the kernel
-// console logged to consoleLog.
+// Args returns QEMU's arguments for cfg.Plan, booted with cfg's kernel and
+// accelerator (resolved: Accel set), with the vhost-user sockets of the
+// shares (root first) at fsSockets and the kernel console logged to
+// consoleLog.
 func Args(cfg Config, fsSockets []string, consoleLog string) []string {
+	p := cfg.Plan
 	cpu := "max"
 	if cfg.Accel == "kvm" {
 		cpu = "host"
 	}
-	mem := strconv.Itoa(cfg.MemMiB)
+	mem := strconv.Itoa(p.RAMMiB)
 	a := []string{
-		"-accel", cfg.Accel,
+		"-accel", accelOpt(cfg.Accel),
 		// Without pit/pic/rtc TCG hangs; the libkrunfw kernel has no ACPI.
 		"-M", "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=off",
-		"-cpu", cpu, "-smp", strconv.Itoa(cfg.VCPUs), "-m", mem,
+		"-cpu", cpu, "-smp", strconv.Itoa(p.VCPUs), "-m", mem,
 		// vhost-user needs guest memory shared with virtiofsd.
 		"-object", "memory-backend-memfd,id=mem,size=" + mem + "M,share=on",
 		"-machine", "memory-backend=mem",
@@ -38,15 +40,14 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 		// The guest ends by rebooting: make that QEMU's exit.
 		"-no-reboot",
 		"-kernel", cfg.Kernel,
-		"-append", KernelCmdline(cfg.Init),
+		"-append", KernelCmdline(p.ExecPath),
 	}
-	shares := append([]Share{{Tag: contract.RootTag, Path: cfg.Root}}, cfg.Shares...)
-	for i, s := range shares {
+	for i, s := range cfg.shares() {
 		id := fmt.Sprintf("fs%d", i)
 		a = append(a, "-chardev", "socket,id="+id+",path="+escapeOpt(fsSockets[i]),
 			"-device", "vhost-user-fs-device,chardev="+id+",tag="+s.Tag)
 	}
-	for i, d := range cfg.Disks {
+	for i, d := range p.Disks {
 		id := fmt.Sprintf("blk%d", i)
 		drive := "file=" + escapeOpt(d.Path) + ",if=none,id=" + id + ",format=raw"
 		if d.ReadOnly {
@@ -62,6 +63,20 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 			"-device", "virtserialport,chardev="+id+",name="+name)
 	}
 	return a
+}
+
+// accelOpt is the -accel value for accel. Plain TCG runs one thread for all
+// vCPUs (thread=single): with a thread per vCPU (QEMU's default), 2 of 40
+// boots with 2 vCPUs had died of an "Oops: int3" in sched_clock_cpu, a
+// breakpoint of the kernel's live code patching executed by one vCPU after
+// the other had removed it. One thread cost 1 % of boot time
+// (BenchmarkBootLoop; docs/architecture.md, Decisions). A value with options
+// is the caller's choice and stays as is.
+func accelOpt(accel string) string {
+	if accel == "tcg" {
+		return "tcg,thread=single"
+	}
+	return accel
 }
 
 // KernelCmdline is the guest kernel's command line. The workload's argv and

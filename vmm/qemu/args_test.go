@@ -1,26 +1,31 @@
 package qemu
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loftd/loftd/internal/testenv"
+	"github.com/loftd/loftd/launch"
 )
 
 // TestArgs pins the whole QEMU command line for a config that uses every
 // field, so a change to it is a visible diff here.
 func TestArgs(t *testing.T) {
-	cfg := Config{
-		Accel: "tcg", VCPUs: 2, MemMiB: 1024, Kernel: "/k.elf", Root: "/task/rootfs",
-		Init:   "/.loftd/guest-init",
-		Shares: []Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}},
-		Disks:  []Disk{{ID: "loftd-nix", Path: "/ws/nix.raw"}, {ID: "ro", Path: "/a,b.raw", ReadOnly: true}},
+	plan := &launch.Plan{
+		VCPUs: 2, RAMMiB: 1024, Root: "/task/rootfs", ExecPath: "/.loftd/guest-init",
+		Shares: []launch.Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}},
+		Disks:  []launch.Disk{{ID: "loftd-nix", Path: "/ws/nix.raw"}, {ID: "ro", Path: "/a,b.raw", ReadOnly: true}},
 	}
+	cfg := Config{Plan: plan, Accel: "tcg", Kernel: "/k.elf"}
 	got := Args(cfg, []string{"/run/vfs0.sock", "/run/vfs1.sock"}, "/run/console.log")
 	want := []string{
-		"-accel", "tcg",
+		"-accel", "tcg,thread=single",
 		"-M", "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=off",
 		"-cpu", "max", "-smp", "2", "-m", "1024",
 		"-object", "memory-backend-memfd,id=mem,size=1024M,share=on",
@@ -43,9 +48,17 @@ func TestArgs(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("Args() =\n  %s\nwant\n  %s", strings.Join(got, " "), strings.Join(want, " "))
 	}
-	cfg.Accel = "kvm"
-	if got := Args(cfg, []string{"a", "b"}, "c"); !slices.Contains(got, "host") {
-		t.Errorf("Args(kvm) = %q, want -cpu host", got)
+	// Only plain TCG gets thread=single; KVM and a caller's own TCG
+	// options keep what they asked for.
+	for _, tt := range []struct{ accel, wantAccel, wantCPU string }{
+		{"kvm", "kvm", "host"},
+		{"tcg,thread=multi", "tcg,thread=multi", "max"},
+	} {
+		cfg.Accel = tt.accel
+		got := Args(cfg, []string{"a", "b"}, "c")
+		if !slices.Equal(got[:2], []string{"-accel", tt.wantAccel}) || got[5] != tt.wantCPU {
+			t.Errorf("Args(accel %s) = %q, want -accel %s ... -cpu %s", tt.accel, got[:6], tt.wantAccel, tt.wantCPU)
+		}
 	}
 }
 
@@ -121,15 +134,67 @@ func TestProbeQEMUKVM(t *testing.T) {
 	}
 }
 
-// TestProbeReal checks the real probe ends (a hang would fail the test by
-// the binary's timeout) and says what it chose.
+// TestProbeReal checks the real probe's verdict against an independent
+// check: QEMU on another machine type (pc) asked "info kvm" from its
+// monitor. Where that says KVM is enabled the probe must pick kvm; where it
+// does not (no /dev/kvm, or a nested host where QEMU aborts on an MSR) the
+// probe must pick tcg and its reason must name the KVM failure.
 func TestProbeReal(t *testing.T) {
-	if _, err := FindQEMU(""); err != nil {
-		t.Skip(err)
-	}
+	testenv.RequireVM(t) // Probe also looks for virtiofsd
+	t.Setenv(AccelEnv, "")
 	r, err := Probe()
-	t.Logf("Probe() = %+v, %v", r, err)
-	if err == nil && r.Accel != "kvm" && r.Accel != "tcg" {
-		t.Errorf("Probe().Accel = %q, want kvm or tcg", r.Accel)
+	if err != nil {
+		t.Fatalf("Probe() = %v", err)
+	}
+	kvm := kvmWorks(t, r.QEMU)
+	t.Logf("Probe() = %+v; QEMU -M pc with KVM: %v", r, kvm)
+	switch {
+	case kvm && r.Accel != "kvm":
+		t.Errorf("Probe().Accel = %q (%s), want kvm: QEMU runs with KVM here", r.Accel, r.AccelReason)
+	case !kvm && r.Accel != "tcg":
+		t.Errorf("Probe().Accel = %q, want tcg: QEMU cannot use KVM here", r.Accel)
+	case !kvm && !strings.HasPrefix(r.AccelReason, "kvm probe: "):
+		t.Errorf("Probe().AccelReason = %q, want the KVM failure (\"kvm probe: ...\")", r.AccelReason)
+	}
+}
+
+// kvmWorks asks a paused QEMU (-M pc, not the probe's microvm) whether KVM
+// is enabled; a QEMU that aborts at vCPU reset never answers.
+func kvmWorks(t *testing.T, qemu string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, qemu, "-accel", "kvm", "-M", "pc", "-cpu", "host", "-m", "64",
+		"-nodefaults", "-no-user-config", "-display", "none", "-S", "-monitor", "stdio")
+	cmd.Stdin = strings.NewReader("info kvm\nquit\n")
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%s -accel kvm: no answer in 30 s: %s", qemu, out)
+	}
+	return err == nil && strings.Contains(string(out), "kvm support: enabled")
+}
+
+// TestRunBadConfig checks Run refuses, before starting anything, a config
+// without a plan or with one the helper could not boot.
+func TestRunBadConfig(t *testing.T) {
+	good := launch.Plan{Version: launch.Version, VMM: "qemu", VCPUs: 1, RAMMiB: 512, Root: "/r", ExecPath: "/init"}
+	tests := []struct {
+		name    string
+		edit    func(*Config)
+		wantErr string
+	}{
+		{"no plan", func(c *Config) { c.Plan = nil }, "Config.Plan is nil"},
+		{"relative root", func(c *Config) { c.Plan.Root = "r" }, "not an absolute path"},
+		{"no vCPU", func(c *Config) { c.Plan.VCPUs = 0 }, "below the minimum"},
+		{"no kernel", func(c *Config) { c.Kernel = "" }, "Config.Kernel is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := good
+			cfg := Config{Plan: &p, Kernel: "/k", RunDir: t.TempDir(), QEMU: "/nonexistent/qemu"}
+			tt.edit(&cfg)
+			if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Run(%s) = %v, want an error containing %q", tt.name, err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -1,8 +1,9 @@
-// Package qemu is loftd's QEMU backend: it boots the same VM libkrun would
+// Package qemu is loftd's QEMU backend: it converts a launch plan (the one
+// VM model, launch.Plan) into a qemu-system-x86_64 -M microvm command line
+// and one virtiofsd per share, and boots the same VM libkrun would
 // (libkrunfw's kernel, a virtiofs root tagged /dev/root, extra virtiofs
-// shares, raw virtio-blk disks, the krun-* stdio ports) with
-// qemu-system-x86_64 -M microvm and one virtiofsd per share, so loftd runs
-// where libkrun is not packaged and CI can boot real VMs without KVM.
+// shares, raw virtio-blk disks, the krun-* stdio ports), so loftd runs where
+// libkrun is not packaged and CI can boot real VMs without KVM.
 //
 // It owns the QEMU and virtiofsd processes: it starts them, carries the
 // workload's stdio over virtio-serial ports and reads the exit status the
@@ -18,35 +19,22 @@ import (
 	"path/filepath"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/launch"
 )
 
-// Share is a host directory exported to the guest over virtiofs.
-type Share struct {
-	Tag, Path string
-}
-
-// Disk is a raw disk image attached as virtio-blk; ID is its serial, which
-// the guest finds under /dev/disk/by-id or /sys/block/*/serial.
-type Disk struct {
-	ID, Path string
-	ReadOnly bool
-}
-
-// Config describes one VM run.
+// Config is what one QEMU run needs besides the plan: the binaries, the
+// kernel, the accelerator and where the run keeps its files.
 type Config struct {
+	// Plan is the VM to boot: vCPUs, memory, root, shares, disks and the
+	// guest init (ExecPath, the kernel's init=).
+	Plan *launch.Plan
 	// QEMU and Virtiofsd are binaries; "" searches $PATH and VirtiofsdPaths.
 	QEMU, Virtiofsd string
 	// Kernel is the PVH ELF kernel (krunfw.KernelELF).
 	Kernel string
-	// Accel is "tcg", "kvm" or "" ($LOFTD_QEMU_ACCEL, else a probe).
-	Accel         string
-	VCPUs, MemMiB int
-	// Root is the guest's root filesystem, shared with tag /dev/root.
-	Root   string
-	Shares []Share
-	Disks  []Disk
-	// Init is the guest path of the init (contract.GuestInitPath).
-	Init string
+	// Accel is "tcg", "kvm" or "" ($LOFTD_QEMU_ACCEL, else a probe). Any
+	// other value goes to -accel as is (say "tcg,thread=multi").
+	Accel string
 	// RunDir holds the sockets and logs of the run (the task directory).
 	RunDir string
 	// CacheDir, when set, remembers the accelerator probe's verdict
@@ -58,7 +46,12 @@ type Config struct {
 	Log      *slog.Logger
 }
 
-// Run boots the VM described by cfg and returns the status the guest init
+// shares are the plan's virtiofs shares, the root (tag /dev/root) first.
+func (c Config) shares() []launch.Share {
+	return append([]launch.Share{{Tag: contract.RootTag, Path: c.Plan.Root}}, c.Plan.Shares...)
+}
+
+// Run boots the VM cfg.Plan describes and returns the status the guest init
 // reported: the workload's exit code, or 128+n when signal n killed it. A VM
 // that ends without reporting one is an error. Cancelling ctx ends the VM.
 // Every child process is killed and reaped before Run returns.
@@ -77,9 +70,23 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 }
 
 func resolve(cfg Config) (Config, error) {
-	var err error
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Plan == nil {
+		return cfg, fmt.Errorf("qemu: Config.Plan is nil")
+	}
+	if err := cfg.Plan.Validate(); err != nil {
+		return cfg, fmt.Errorf("qemu: %w", err)
+	}
+	for _, need := range []struct{ name, val string }{{"Kernel", cfg.Kernel}, {"RunDir", cfg.RunDir}} {
+		if need.val == "" {
+			return cfg, fmt.Errorf("qemu: Config.%s is empty", need.name)
+		}
+	}
+	var err error
+	if cfg.RunDir, err = filepath.Abs(cfg.RunDir); err != nil {
+		return cfg, fmt.Errorf("qemu run dir %s: %w", cfg.RunDir, err)
 	}
 	if cfg.QEMU, err = FindQEMU(cfg.QEMU); err != nil {
 		return cfg, err
@@ -90,22 +97,5 @@ func resolve(cfg Config) (Config, error) {
 	var reason string
 	cfg.Accel, reason = PickAccelCached(cfg.Accel, cfg.QEMU, cfg.CacheDir)
 	cfg.Log.Debug("qemu accelerator", "accel", cfg.Accel, "reason", reason)
-	if cfg.VCPUs <= 0 {
-		cfg.VCPUs = 1
-	}
-	if cfg.MemMiB <= 0 {
-		cfg.MemMiB = 512
-	}
-	if cfg.Init == "" {
-		cfg.Init = contract.GuestInitPath
-	}
-	for _, need := range []struct{ name, val string }{{"Kernel", cfg.Kernel}, {"Root", cfg.Root}, {"RunDir", cfg.RunDir}} {
-		if need.val == "" {
-			return cfg, fmt.Errorf("qemu: Config.%s is empty", need.name)
-		}
-	}
-	if cfg.RunDir, err = filepath.Abs(cfg.RunDir); err != nil {
-		return cfg, err
-	}
 	return cfg, nil
 }

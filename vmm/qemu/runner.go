@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +32,7 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	if err := os.MkdirAll(r.cfg.RunDir, 0o700); err != nil {
 		return 0, fmt.Errorf("qemu run dir: %w", err)
 	}
-	shares := append([]Share{{Tag: contract.RootTag, Path: r.cfg.Root}}, r.cfg.Shares...)
+	shares := r.cfg.shares()
 	sockets := make([]string, len(shares))
 	for i, s := range shares {
 		var err error
@@ -164,7 +165,7 @@ func (r *runner) logTails(extra ...string) string {
 // startVirtiofsd serves share over vhost-user on a listening socket this
 // process creates and hands over as --fd: the C virtiofsd's --socket-path
 // wants to write a lock under /var/run and fails rootless.
-func (r *runner) startVirtiofsd(i int, s Share) (string, error) {
+func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 	sock := filepath.Join(r.cfg.RunDir, fmt.Sprintf("vfs%d.sock", i))
 	if len(sock) >= len(unix.RawSockaddrUnix{}.Path) {
 		return "", fmt.Errorf("virtiofsd socket %s: path longer than %d bytes; use a shorter run dir",

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/vmm/qemu"
 )
 
@@ -23,11 +24,12 @@ type run struct {
 	env       []string
 	workdir   string
 	stdin     io.Reader
-	shares    []qemu.Share
+	shares    []launch.Share
 	stdout    io.Writer // default: a buffer, in out
 	out, errb bytes.Buffer
 	runDir    string
 	init      string // default contract.GuestInitPath
+	vcpus     int    // default 1
 }
 
 func (g *guest) boot(t testing.TB, ctx context.Context, r *run) (int, error) {
@@ -58,6 +60,10 @@ func (g *guest) bootWith(t testing.TB, ctx context.Context, r *run, edit func(*q
 	if init == "" {
 		init = contract.GuestInitPath
 	}
+	vcpus := r.vcpus
+	if vcpus == 0 {
+		vcpus = 1
+	}
 	stdout := r.stdout
 	if stdout == nil {
 		stdout = &r.out
@@ -66,10 +72,13 @@ func (g *guest) bootWith(t testing.TB, ctx context.Context, r *run, edit func(*q
 	// than the whole test binary's timeout.
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
+	plan := &launch.Plan{
+		Version: launch.Version, VMM: "qemu", VCPUs: vcpus, RAMMiB: 512,
+		Root: g.root, Shares: r.shares, ExecPath: init,
+	}
 	cfg := qemu.Config{
-		QEMU: g.vm.QEMU, Virtiofsd: g.vm.Virtiofsd, Kernel: g.kernel, Accel: os.Getenv(qemu.AccelEnv),
-		Root: g.root, Shares: r.shares, Init: init, RunDir: r.runDir,
-		Stdin: r.stdin, Stdout: stdout, Stderr: &r.errb,
+		Plan: plan, QEMU: g.vm.QEMU, Virtiofsd: g.vm.Virtiofsd, Kernel: g.kernel, Accel: os.Getenv(qemu.AccelEnv),
+		RunDir: r.runDir, Stdin: r.stdin, Stdout: stdout, Stderr: &r.errb,
 	}
 	edit(&cfg)
 	return qemu.Run(ctx, cfg)
@@ -153,7 +162,7 @@ func TestWorkspace(t *testing.T) {
 		cmd:     []string{"sh", "-c", "echo hello > out.txt"},
 		env:     []string{contract.EnvWorkspaceTag + "=" + contract.WorkspaceTag},
 		workdir: contract.WorkspaceMount,
-		shares:  []qemu.Share{{Tag: contract.WorkspaceTag, Path: ws}},
+		shares:  []launch.Share{{Tag: contract.WorkspaceTag, Path: ws}},
 	}
 	if got, err := g.boot(t, context.Background(), r); err != nil || got != 0 {
 		t.Fatalf("Run() = %d, %v, want 0 (stderr %q)", got, err, r.errb.String())
@@ -169,8 +178,8 @@ func TestWorkspace(t *testing.T) {
 func TestDisks(t *testing.T) {
 	g := setup(t)
 	dir := t.TempDir()
-	var disks []qemu.Disk
-	for _, d := range []qemu.Disk{{ID: contract.NixDiskID}, {ID: contract.ContainersDiskID, ReadOnly: true}} {
+	var disks []launch.Disk
+	for _, d := range []launch.Disk{{ID: contract.NixDiskID}, {ID: contract.ContainersDiskID, ReadOnly: true}} {
 		d.Path = filepath.Join(dir, d.ID+".raw")
 		if err := os.WriteFile(d.Path, make([]byte, 1<<20), 0o644); err != nil {
 			t.Fatal(err)
@@ -178,7 +187,7 @@ func TestDisks(t *testing.T) {
 		disks = append(disks, d)
 	}
 	r := &run{cmd: []string{"sh", "-c", "for d in vda vdb; do echo $(cat /sys/block/$d/serial) $(cat /sys/block/$d/ro); done"}}
-	got, err := g.bootWith(t, context.Background(), r, func(c *qemu.Config) { c.Disks = disks })
+	got, err := g.bootWith(t, context.Background(), r, func(c *qemu.Config) { c.Plan.Disks = disks })
 	want := contract.NixDiskID + " 0\n" + contract.ContainersDiskID + " 1\n"
 	if err != nil || got != 0 || r.out.String() != want {
 		t.Errorf("Run(disks %v) = %d, %v, stdout %q, want 0, <nil>, %q (stderr %q)", disks, got, err, r.out.String(), want, r.errb.String())
