@@ -4,12 +4,14 @@ import (
 	"context"
 	"github.com/loftd/loftd/launch"
 	"os"
+	"os/signal"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/krun/krunfw"
 	"github.com/loftd/loftd/vmm/qemu"
+	"golang.org/x/sys/unix"
 )
 
 // QEMUConfig converts a plan into the QEMU backend's configuration.
@@ -25,6 +27,15 @@ func QEMUConfig(p *launch.Plan, kernel, runDir string) qemu.Config {
 		cfg.Shares = append(cfg.Shares, qemu.Share{Tag: s.Tag, Path: s.Path})
 	}
 	return cfg
+}
+
+// stdinWinSize reads the size of the terminal on stdin.
+func stdinWinSize() (rows, cols uint16, ok bool) {
+	ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+	if err != nil {
+		return 0, 0, false
+	}
+	return ws.Row, ws.Col, true
 }
 
 // runQEMU boots the plan under QEMU and returns the workload's status. A
@@ -45,6 +56,15 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 	defer cancel()
 	sigs, stop := stopSignals()
 	defer stop()
+	if p.Console.Interactive {
+		// The guest's pty follows the terminal's size: SIGWINCH comes
+		// from the terminal (we are in its foreground group) and from
+		// the parent, which forwards it.
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer signal.Stop(winch)
+		cfg.WinSize, cfg.Resized = stdinWinSize, winch
+	}
 	var got atomic.Int32
 	go func() {
 		select {
