@@ -38,7 +38,8 @@ func (e *enter) mountStep(fstype, source, target, data string, skipMagic int64) 
 			return err
 		}
 		flags := uintptr(unix.MS_NOSUID)
-		if fstype != "devtmpfs" && fstype != "virtiofs" {
+		// devpts holds the pty slaves: with nodev they could not be opened.
+		if fstype != "devtmpfs" && fstype != "virtiofs" && fstype != "devpts" {
 			flags |= unix.MS_NODEV
 		}
 		err := e.sys.Mount(source, target, fstype, flags, data)

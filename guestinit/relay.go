@@ -100,17 +100,28 @@ type control struct {
 	f       *os.File
 	ack     chan struct{}
 	ackOnce sync.Once
-	streams map[string]*stream // by close request; set before the workload starts
+	streams map[string]closer // by close request; set before the workload starts
 	mu      sync.Mutex
+	// The last window size the host sent (CtlWinsize), sized closed once
+	// one came, and resize, which applies a size to the pty (nil until
+	// there is one).
+	rows, cols uint16
+	hasSize    bool
+	sized      chan struct{}
+	sizedOnce  sync.Once
+	resize     func(rows, cols uint16)
 }
 
+// closer is what a close request ends: a relayed pipe, or the pty.
+type closer interface{ closeRead() }
+
 func newControl(f *os.File) *control {
-	c := &control{f: f, ack: make(chan struct{}), streams: map[string]*stream{}}
+	c := &control{f: f, ack: make(chan struct{}), streams: map[string]closer{}, sized: make(chan struct{})}
 	go c.read()
 	return c
 }
 
-func (c *control) setStream(line string, s *stream) {
+func (c *control) setStream(line string, s closer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.streams[line] = s
@@ -147,11 +158,33 @@ func (c *control) handle(line string) {
 		c.ackOnce.Do(func() { close(c.ack) })
 		return
 	}
+	if rows, cols, ok := contract.ParseWinsize(line); ok {
+		// Applied under the lock, so sizes reach the pty in order.
+		c.mu.Lock()
+		c.rows, c.cols, c.hasSize = rows, cols, true
+		if c.resize != nil {
+			c.resize(rows, cols)
+		}
+		c.mu.Unlock()
+		c.sizedOnce.Do(func() { close(c.sized) })
+		return
+	}
 	c.mu.Lock()
 	s := c.streams[line]
 	c.mu.Unlock()
 	if s != nil {
 		s.closeRead()
+	}
+}
+
+// setResize makes f apply every window size from now on, starting with the
+// last one received (if any).
+func (c *control) setResize(f func(rows, cols uint16)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resize = f
+	if c.hasSize {
+		f(c.rows, c.cols)
 	}
 }
 

@@ -40,32 +40,43 @@ func (e *enter) runWorkload() error {
 		return fmt.Errorf("working directory %s: not a directory", dir)
 	}
 	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	var attr *syscall.SysProcAttr
 	if e.relay != nil {
 		files[1], files[2] = e.relay.out.w, e.relay.err.w
+	}
+	if e.pty != nil {
+		// A session of its own with the pty as controlling terminal, so
+		// the line discipline's ^C/^Z/^\ and SIGWINCH reach its
+		// foreground process group.
+		files = []*os.File{e.pty.slave, e.pty.slave, e.pty.slave}
+		attr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	}
 	if !e.pid1 {
 		// Under libkrun the orphans of the workload come to this process
 		// rather than to libkrun's init, and are reaped below.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
-	e.status = runCommand(e.command(), dir, files, e.errw())
+	e.status = runCommand(e.command(), dir, files, attr, e.errw())
 	if e.relay != nil {
 		e.relay.drain(e.pid1)
+	}
+	if e.pty != nil {
+		e.pty.drain(e.pid1)
 	}
 	return nil
 }
 
-// runCommand runs argv in dir with files as its stdin, stdout and stderr
-// and this process's environment, and returns its status: the exit code
+// runCommand runs argv in dir with files as its stdin, stdout and stderr,
+// attr (may be nil) and this process's environment, and returns its status: the exit code
 // verbatim, 128+n for signal n, 127 when the command is not found, 126 when
 // it cannot be executed. It reaps every child while it waits (see reap).
-func runCommand(argv []string, dir string, files []*os.File, stderr io.Writer) int {
+func runCommand(argv []string, dir string, files []*os.File, attr *syscall.SysProcAttr, stderr io.Writer) int {
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "guest-init: %v\n", err)
 		return startStatus(err)
 	}
-	proc, err := os.StartProcess(path, argv, &os.ProcAttr{Dir: dir, Env: os.Environ(), Files: files})
+	proc, err := os.StartProcess(path, argv, &os.ProcAttr{Dir: dir, Env: os.Environ(), Files: files, Sys: attr})
 	if err != nil {
 		fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
 		return startStatus(err)

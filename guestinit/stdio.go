@@ -38,7 +38,8 @@ const portWait = 2 * time.Second
 // wireStdio makes the krun-* ports this process's stdin, stdout and stderr.
 // Under libkrun (no loftd-status port) the workload inherits them. Under
 // QEMU it gets pipes that the init relays to the ports, counting bytes (see
-// relay.go): a write to a port returns before the host has the data.
+// relay.go): a write to a port returns before the host has the data; or,
+// when the host has a terminal, a pty relayed the same way (see pty.go).
 func (e *enter) wireStdio() error {
 	deadline := e.sys.Now().Add(portWait)
 	for {
@@ -73,6 +74,9 @@ func (e *enter) wireStdio() error {
 	ctl, err := e.control()
 	if err != nil {
 		return err
+	}
+	if e.guest.TTY {
+		return e.wirePty(ctl)
 	}
 	e.relay, err = newRelay(ctl, e.stdout, e.stderr)
 	return err

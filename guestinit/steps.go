@@ -33,6 +33,7 @@ type enter struct {
 	// relay and ctl exist under QEMU only (the loftd-status port).
 	stdout, stderr *counter
 	relay          *relay
+	pty            *pty // instead of relay when the host has a terminal
 	ctl            *control
 	status         int
 	profile        bool

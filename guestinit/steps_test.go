@@ -185,7 +185,7 @@ func TestRunStatus(t *testing.T) {
 	defer devnull.Close()
 	files := []*os.File{devnull, devnull, devnull}
 	for _, tt := range tests {
-		if got := runCommand(tt.argv, dir, files, devnull); got != tt.want {
+		if got := runCommand(tt.argv, dir, files, nil, devnull); got != tt.want {
 			t.Errorf("runCommand(%q) = %d, want %d", tt.argv, got, tt.want)
 		}
 	}
@@ -317,7 +317,7 @@ func TestReapOrphans(t *testing.T) {
 	files := []*os.File{devnull, devnull, devnull}
 	// The subshell's child outlives it and becomes ours; it ends before sh.
 	argv := []string{"sh", "-c", "(sleep 0.1 &); sleep 0.5; exit 4"}
-	if got := runCommand(argv, "/", files, devnull); got != 4 {
+	if got := runCommand(argv, "/", files, nil, devnull); got != 4 {
 		t.Errorf("runCommand(%q) = %d, want 4", argv, got)
 	}
 	var ws unix.WaitStatus

@@ -303,6 +303,7 @@ func (s *session) guest() contract.Guest {
 		Root: s.opts.Root, WorkspaceTag: contract.WorkspaceTag,
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: network, Profile: s.opts.ProfileOut,
+		TTY: isTerminal(os.Stdin),
 	}
 }
 

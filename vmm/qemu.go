@@ -3,12 +3,14 @@ package vmm
 import (
 	"context"
 	"os"
+	"os/signal"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/loftd/loftd/krun/krunfw"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/vmm/qemu"
+	"golang.org/x/sys/unix"
 )
 
 // QEMUConfig is the QEMU backend's configuration for booting p: the plan
@@ -16,6 +18,15 @@ import (
 // what only a QEMU run has, the kernel ELF and the run directory.
 func QEMUConfig(p *launch.Plan, kernel, runDir string) qemu.Config {
 	return qemu.Config{Plan: p, Kernel: kernel, RunDir: runDir}
+}
+
+// stdinWinSize reads the size of the terminal on stdin.
+func stdinWinSize() (rows, cols uint16, ok bool) {
+	ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+	if err != nil {
+		return 0, 0, false
+	}
+	return ws.Row, ws.Col, true
 }
 
 // runQEMU boots the plan under QEMU and returns the workload's status. A
@@ -36,6 +47,15 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 	defer cancel()
 	sigs, stop := stopSignals()
 	defer stop()
+	if p.Console.Interactive {
+		// The guest's pty follows the terminal's size: SIGWINCH comes
+		// from the terminal (we are in its foreground group) and from
+		// the parent, which forwards it.
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer signal.Stop(winch)
+		cfg.WinSize, cfg.Resized = stdinWinSize, winch
+	}
 	var got atomic.Int32
 	go func() {
 		select {

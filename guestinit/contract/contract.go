@@ -26,6 +26,9 @@ const (
 	EnvNetwork        = "LOFTD_NETWORK"
 	EnvResizeDisk     = "LOFTD_RESIZE_DISK"
 	EnvProfile        = "LOFTD_PROFILE"
+	// EnvTTY=1: the host's stdin is a terminal; under QEMU the guest runs
+	// the workload on a pty relayed over the stdin and stdout ports.
+	EnvTTY = "LOFTD_TTY"
 )
 
 // Modes of the guest init.
@@ -86,7 +89,30 @@ const (
 	CtlAck         = "ack"
 	CtlCloseStdout = "close stdout"
 	CtlCloseStderr = "close stderr"
+	// CtlWinsize, followed by " ROWS COLS", is the host terminal's size
+	// (with EnvTTY): sent once at start and after every SIGWINCH; the guest
+	// sets it on its pty, which signals the foreground process group.
+	CtlWinsize = "winsize"
 )
+
+// WinsizeLine renders the CtlWinsize line (without the newline).
+func WinsizeLine(rows, cols uint16) string {
+	return fmt.Sprintf("%s %d %d", CtlWinsize, rows, cols)
+}
+
+// ParseWinsize reads a CtlWinsize line; ok is false for any other line.
+func ParseWinsize(line string) (rows, cols uint16, ok bool) {
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != CtlWinsize {
+		return 0, 0, false
+	}
+	r, err1 := strconv.ParseUint(f[1], 10, 16)
+	c, err2 := strconv.ParseUint(f[2], 10, 16)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return uint16(r), uint16(c), true
+}
 
 // Exit codes with a meaning of their own (as a shell and libkrun's init use them).
 const (
@@ -117,6 +143,7 @@ type Guest struct {
 	Network        string
 	ResizeDisk     string
 	Profile        bool
+	TTY            bool
 }
 
 // Env renders g as NAME=VALUE entries, omitting empty optional values.
@@ -143,6 +170,9 @@ func (g Guest) Env() []string {
 	if g.Profile {
 		add(EnvProfile, "1")
 	}
+	if g.TTY {
+		add(EnvTTY, "1")
+	}
 	return env
 }
 
@@ -166,6 +196,7 @@ func Parse(env []string) (Guest, error) {
 		Network:        vals[EnvNetwork],
 		ResizeDisk:     vals[EnvResizeDisk],
 		Profile:        vals[EnvProfile] == "1",
+		TTY:            vals[EnvTTY] == "1",
 	}
 	if g.User == "" {
 		g.User = DefaultUser

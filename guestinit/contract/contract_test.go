@@ -9,7 +9,7 @@ import (
 func TestGuestEnvRoundTrip(t *testing.T) {
 	tests := []Guest{
 		{Mode: ModeEnter, UID: 1001, GID: 1002, User: "dev", WorkspaceTag: WorkspaceTag, NixDisk: NixDiskID, ContainersDisk: ContainersDiskID, Network: NetworkPasst},
-		{Mode: ModeEnter, UID: 0, GID: 0, User: "dev", Root: true, Network: NetworkTSI, Profile: true},
+		{Mode: ModeEnter, UID: 0, GID: 0, User: "dev", Root: true, Network: NetworkTSI, Profile: true, TTY: true},
 		{Mode: ModeResize, UID: 1000, GID: 1000, User: "dev", ResizeDisk: NixDiskID},
 		{Mode: ModeCheck, UID: 1000, GID: 1000, User: "alice"},
 	}
@@ -47,6 +47,27 @@ func TestParseErrors(t *testing.T) {
 	for _, tt := range tests {
 		if _, err := Parse(tt.env); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Parse(%q) error = %v, want one containing %q", tt.env, err, tt.want)
+		}
+	}
+}
+
+func TestWinsizeLine(t *testing.T) {
+	tests := []struct {
+		line       string
+		rows, cols uint16
+		ok         bool
+	}{
+		{WinsizeLine(30, 100), 30, 100, true},
+		{"winsize 0 0", 0, 0, true},
+		{"winsize 30", 0, 0, false},
+		{"winsize 70000 1", 0, 0, false},
+		{"winsize -1 5", 0, 0, false},
+		{CtlAck, 0, 0, false},
+	}
+	for _, tt := range tests {
+		r, c, ok := ParseWinsize(tt.line)
+		if r != tt.rows || c != tt.cols || ok != tt.ok {
+			t.Errorf("ParseWinsize(%q) = %d, %d, %v, want %d, %d, %v", tt.line, r, c, ok, tt.rows, tt.cols, tt.ok)
 		}
 	}
 }

@@ -168,6 +168,30 @@ func (p *ports) send(line string) {
 	}
 }
 
+// followSize sends the terminal's size to the guest now (the socket holds
+// it until the guest opens the port; the guest waits for it before starting
+// the workload) and again on every value from resized, until stop.
+func (p *ports) followSize(size func() (rows, cols uint16, ok bool), resized <-chan os.Signal) (stop func()) {
+	sendSize := func() {
+		if rows, cols, ok := size(); ok {
+			p.send(contract.WinsizeLine(rows, cols))
+		}
+	}
+	sendSize()
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-resized:
+				sendSize()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 // parseStatus reads the guest's status line: "STATUS OUTBYTES ERRBYTES", or
 // a bare "STATUS" (no counts, nothing to wait for). ok is false when the
 // line is neither.

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -119,5 +121,25 @@ func TestParseStatus(t *testing.T) {
 		if status != tt.status || ok != tt.ok || !slices.Equal(counts, tt.counts) {
 			t.Errorf("parseStatus(%q) = %d, %v, %v, want %d, %v, %v", tt.text, status, counts, ok, tt.status, tt.counts, tt.ok)
 		}
+	}
+}
+
+// TestPortWinsize: with a terminal the host sends its size on the status
+// port at start and again after every resize signal.
+func TestPortWinsize(t *testing.T) {
+	p, _, ctl := guestEnds(t)
+	sizes := make(chan [2]uint16, 2)
+	sizes <- [2]uint16{30, 100}
+	sizes <- [2]uint16{40, 120}
+	size := func() (uint16, uint16, bool) { s := <-sizes; return s[0], s[1], true }
+	resized := make(chan os.Signal, 1)
+	stop := p.followSize(size, resized)
+	defer stop()
+	if got := readLine(t, ctl); got != "winsize 30 100\n" {
+		t.Errorf("first control line %q, want the size at start", got)
+	}
+	resized <- syscall.SIGWINCH
+	if got := readLine(t, ctl); got != "winsize 40 120\n" {
+		t.Errorf("control line after SIGWINCH %q, want the new size", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/loftd/loftd/guestinit/contract"
@@ -44,6 +45,12 @@ type Config struct {
 	Stdout   io.Writer
 	Stderr   io.Writer
 	Log      *slog.Logger
+	// WinSize, when set, means Stdin is the user's terminal (the guest
+	// runs the workload on a pty, contract.EnvTTY): it reads the
+	// terminal's size, which is sent to the guest at start and again on
+	// every value from Resized (SIGWINCH).
+	WinSize func() (rows, cols uint16, ok bool)
+	Resized <-chan os.Signal
 }
 
 // shares are the plan's virtiofs shares, the root (tag /dev/root) first.

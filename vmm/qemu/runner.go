@@ -52,6 +52,10 @@ func (r *runner) run(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	copies := ports.pump(r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr)
+	if r.cfg.WinSize != nil {
+		stopSizes := ports.followSize(r.cfg.WinSize, r.cfg.Resized)
+		defer stopSizes()
+	}
 	if err := r.wait(ctx, qemu, ports, copies); err != nil {
 		return 0, err
 	}
