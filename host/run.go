@@ -268,7 +268,7 @@ func (s *session) writeGuestConfig() error {
 		Env:        append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
 		WorkingDir: contract.WorkspaceMount,
 	}
-	if isTerminal(os.Stdin) {
+	if interactive() {
 		if term := os.Getenv("TERM"); term != "" {
 			s.kc.Env = append(s.kc.Env, "TERM="+term)
 		}
@@ -303,7 +303,7 @@ func (s *session) guest() contract.Guest {
 		Root: s.opts.Root, WorkspaceTag: contract.WorkspaceTag,
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: network, Profile: s.opts.ProfileOut,
-		TTY: isTerminal(os.Stdin),
+		TTY: interactive(),
 	}
 }
 
@@ -319,7 +319,7 @@ func (s *session) plan() (*launch.Plan, error) {
 		VCPUs: s.opts.CPUs, RAMMiB: s.opts.MemGiB * 1024, Root: s.root,
 		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
 		Network:  launch.Network{Mode: "none"},
-		Console:  launch.Console{Interactive: isTerminal(os.Stdin)},
+		Console:  launch.Console{Interactive: interactive()},
 		ExecPath: contract.GuestInitPath, Workdir: contract.WorkspaceMount,
 		StateDir: s.state.Dir,
 	}
@@ -338,6 +338,12 @@ func (s *session) plan() (*launch.Plan, error) {
 	}
 	return p, nil
 }
+
+// interactive: the session gets a terminal in the guest (a pty, the host
+// terminal raw) only when both stdin and stdout are terminals. With stdout
+// redirected (loftd -- cmd > file) the streams stay separate and exact: a
+// pty would put \r\n and echo into the file.
+func interactive() bool { return isTerminal(os.Stdin) && isTerminal(os.Stdout) }
 
 func isTerminal(f *os.File) bool {
 	return term.IsTerminal(int(f.Fd()))
