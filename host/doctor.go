@@ -12,6 +12,7 @@ import (
 	"github.com/containers/storage/pkg/idtools"
 	"github.com/moby/sys/mountinfo"
 
+	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krunfw"
 	"github.com/loftd/loftd/rootfs"
@@ -42,7 +43,7 @@ func runDoctor(e *env, args []string) error {
 	}
 	krunOK, krunCheck := checkLibkrun()
 	fwCheck, qemuCheck := checkKrunfw(), checkQEMU()
-	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkStateFS(stateDir), checkStore(State{Dir: stateDir}, cfg)}
+	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
 	checks = append(checks, checkRootless()...)
 	for _, c := range checks {
 		fmt.Fprintf(e.stdout, "%-4s  %-14s %s\n", c.level, c.name, c.detail)
@@ -119,7 +120,7 @@ func checkQEMU() check {
 }
 
 // checkStore says which containers/storage driver the image store uses.
-func checkStore(st State, cfg *Config) check {
+func checkStore(st state.State, cfg *Config) check {
 	c := check{name: "image store", level: "ok"}
 	driver, why, err := rootfs.DriverFor(st.Images(), cfg.Rootfs.Driver)
 	if err != nil {

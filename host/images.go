@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/disks"
+	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/rootfs"
 )
 
 // defaultImage is used when no --image is given and it is in the cache.
 const defaultImage = "localhost/loftd:latest"
 
-func (e *env) openStore(cfg *Config, st State) (*rootfs.Store, error) {
+func (e *env) openStore(cfg *Config, st state.State) (*rootfs.Store, error) {
 	store, err := rootfs.Open(rootfs.Options{Root: st.Images(), RunRoot: runRoot(e.getenv), Driver: cfg.Rootfs.Driver, Log: e.log})
 	if err != nil {
 		return nil, err
@@ -121,7 +122,7 @@ func shortDigest(d string) string {
 // gcStore opens and closes the image store, which clears the mounts a
 // killed run left in it, and with removeImages removes the cached images
 // no live task uses. A state without a store is left without one.
-func (e *env) gcStore(cfg *Config, st State, removeImages bool) error {
+func (e *env) gcStore(cfg *Config, st state.State, removeImages bool) error {
 	if _, err := os.Stat(st.Images()); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -132,7 +133,7 @@ func (e *env) gcStore(cfg *Config, st State, removeImages bool) error {
 		}
 		return store.Close()
 	}
-	tasks, err := st.listTasks()
+	tasks, err := st.ListTasks()
 	if err != nil {
 		return err
 	}

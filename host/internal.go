@@ -3,8 +3,9 @@ package host
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/loftd/loftd/vmm"
 	"os"
+
+	"github.com/loftd/loftd/vmm"
 
 	"github.com/loftd/loftd/launch"
 )

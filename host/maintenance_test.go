@@ -13,6 +13,7 @@ import (
 	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/disks/loop"
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/internal/testenv"
 	"golang.org/x/sys/unix"
 )
@@ -39,8 +40,8 @@ func (c *cli) run(args ...string) (int, string, string) {
 	return e.main(args), out.String(), errb.String()
 }
 
-func (c *cli) workspace(src string) Workspace {
-	return State{Dir: filepath.Join(c.home, ".local", "state", "loftd")}.Workspace(src)
+func (c *cli) workspace(src string) state.Workspace {
+	return state.State{Dir: filepath.Join(c.home, ".local", "state", "loftd")}.Workspace(src)
 }
 
 // fileSum hashes the head of a disk (superblock included: a reformat or

@@ -11,6 +11,7 @@ import (
 
 	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs/inroot"
 	"golang.org/x/term"
@@ -57,15 +58,15 @@ func (e *env) loadConfig() (*Config, error) {
 	return LoadConfig(path)
 }
 
-func (e *env) state(cfg *Config) (State, error) {
+func (e *env) state(cfg *Config) (state.State, error) {
 	dir, err := StateDir(cfg, e.getenv)
 	if err != nil {
-		return State{}, err
+		return state.State{}, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return State{}, fmt.Errorf("create state directory: %w", err)
+		return state.State{}, fmt.Errorf("create state directory: %w", err)
 	}
-	return State{Dir: dir}, nil
+	return state.State{Dir: dir}, nil
 }
 
 // session is one run's resources, released in reverse order by close.
@@ -75,10 +76,10 @@ type session struct {
 	sigs    *signalWatch
 	opts    *Options
 	cfg     *Config
-	state   State
-	ws      Workspace
+	state   state.State
+	ws      state.Workspace
 	taskDir string
-	task    *Task
+	task    *state.Task
 	failure error // the session's error, for the clean-up to see
 	root    string
 	kc      contract.KrunConfig
@@ -156,7 +157,7 @@ func (s *session) prepareState() error {
 	if dir == "" {
 		dir = "."
 	}
-	src, err := FindWorkspace(dir)
+	src, err := state.FindWorkspace(dir)
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func (s *session) prepareState() error {
 	// A crashed run (killed parent) left its task behind: collect it now.
 	// Safe before the workspace lock: tasks belong to no workspace, and a
 	// task is removed only once its own lock proves its loftd gone.
-	if removed, err := s.e.collectStale(st); err != nil || len(removed) > 0 {
+	if removed, err := st.CollectStale(); err != nil || len(removed) > 0 {
 		s.e.log.Debug("collected stale tasks", "tasks", removed, "err", err)
 	}
 	s.e.log.Debug("workspace", "source", src, "state", s.ws.Dir)
@@ -225,7 +226,7 @@ func sizeOr(s string) int64 {
 // --preserve-debug task is marked kept at once, so a killed run keeps it
 // too.
 func (s *session) prepareTask() error {
-	task, err := s.state.NewTaskDir()
+	task, err := s.state.NewTask()
 	if err != nil {
 		return err
 	}

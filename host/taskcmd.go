@@ -2,7 +2,6 @@ package host
 
 import (
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -17,14 +16,14 @@ func runPs(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	tasks, err := st.listTasks()
+	tasks, err := st.ListTasks()
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tPID\tSTARTED\tVMM\tWORKSPACE")
 	for _, t := range tasks {
-		if !t.Alive || strings.HasPrefix(t.ID, newTaskPrefix) {
+		if !t.Alive || t.Claiming {
 			continue
 		}
 		vmm, ws := "-", "-"
@@ -51,7 +50,7 @@ func runGC(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	removed, err := collectTasks(st, true)
+	removed, err := st.Collect(true)
 	for _, t := range removed {
 		what := "stale"
 		if t.Kept {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/rootfs"
 )
 
@@ -30,7 +31,7 @@ func (e *env) enterUserNamespace(cfg *Config) error {
 		return fmt.Errorf("rootless: %w", err)
 	}
 	os.Setenv(exeEnv, exe)
-	st := State{Dir: dir}
+	st := state.State{Dir: dir}
 	dirs := []string{st.Dir, st.Images(), st.Tasks(), st.Workspaces(), st.Kernels(), runRoot(e.getenv)}
 	if _, err := rootfs.EnterKeepID(rootfs.EnterOptions{Dirs: dirs, Log: e.log}); err != nil {
 		return fmt.Errorf("rootless: %w", err)
@@ -53,13 +54,13 @@ func executable() (string, error) {
 // stateInNamespace loads the config, enters the keep-id namespace (the
 // store and task directories belong to its ids) and opens the state
 // directory: the common start of gc, images and ps.
-func (e *env) stateInNamespace() (*Config, State, error) {
+func (e *env) stateInNamespace() (*Config, state.State, error) {
 	cfg, err := e.loadConfig()
 	if err != nil {
-		return nil, State{}, err
+		return nil, state.State{}, err
 	}
 	if err := e.enterUserNamespace(cfg); err != nil {
-		return nil, State{}, err
+		return nil, state.State{}, err
 	}
 	st, err := e.state(cfg)
 	return cfg, st, err

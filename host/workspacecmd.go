@@ -8,6 +8,7 @@ import (
 	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/disks/loop"
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/host/state"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
@@ -18,21 +19,21 @@ func workspaceFlag(fs *pflag.FlagSet) *string {
 }
 
 // openWorkspace resolves the state of the workspace at dir ("" = here).
-func (e *env) openWorkspace(dir string) (*Config, State, Workspace, error) {
+func (e *env) openWorkspace(dir string) (*Config, state.State, state.Workspace, error) {
 	cfg, err := e.loadConfig()
 	if err != nil {
-		return nil, State{}, Workspace{}, err
+		return nil, state.State{}, state.Workspace{}, err
 	}
 	st, err := e.state(cfg)
 	if err != nil {
-		return nil, State{}, Workspace{}, err
+		return nil, state.State{}, state.Workspace{}, err
 	}
 	if dir == "" {
 		dir = "."
 	}
-	src, err := FindWorkspace(dir)
+	src, err := state.FindWorkspace(dir)
 	if err != nil {
-		return nil, State{}, Workspace{}, err
+		return nil, state.State{}, state.Workspace{}, err
 	}
 	return cfg, st, st.Workspace(src), nil
 }

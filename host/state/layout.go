@@ -1,4 +1,9 @@
-package host
+// Package state is loftd's on-disk state (the layout of DESIGN.md "State
+// layout"): the state directory's parts, workspaces and their names, and
+// task directories — how a task is claimed, listed, kept and collected. It
+// knows nothing of the command line or the session flow (host imports it,
+// never the reverse).
+package state
 
 import (
 	"crypto/sha256"
@@ -12,32 +17,6 @@ import (
 // State is the on-disk layout of DESIGN.md "State layout".
 type State struct {
 	Dir string
-}
-
-// StateDir picks the state directory: [state] location, else
-// $XDG_STATE_HOME/loftd, else ~/.local/state/loftd.
-func StateDir(cfg *Config, getenv func(string) string) (string, error) {
-	if cfg.State.Location != "" {
-		if err := cfg.checkStateLocation(); err != nil {
-			return "", err
-		}
-		return expandHome(cfg.State.Location, getenv), nil
-	}
-	if d := getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "loftd"), nil
-	}
-	home := getenv("HOME")
-	if home == "" {
-		return "", fmt.Errorf("state directory: neither XDG_STATE_HOME nor HOME is set (set one, or [state] location in the config)")
-	}
-	return filepath.Join(home, ".local", "state", "loftd"), nil
-}
-
-func expandHome(p string, getenv func(string) string) string {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		return filepath.Join(getenv("HOME"), rest)
-	}
-	return p
 }
 
 func (s State) Images() string     { return filepath.Join(s.Dir, "images") }

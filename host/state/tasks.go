@@ -1,4 +1,4 @@
-package host
+package state
 
 import (
 	"crypto/rand"
@@ -45,9 +45,9 @@ type Task struct {
 	lock    *os.File
 }
 
-// NewTaskDir creates and claims STATE/tasks/<id> with a time-ordered,
+// NewTask creates and claims STATE/tasks/<id> with a time-ordered,
 // unique id. The claim lasts until Release; the pid file is for ps.
-func (s State) NewTaskDir() (*Task, error) {
+func (s State) NewTask() (*Task, error) {
 	tasks, err := filepath.Abs(s.Tasks())
 	if err != nil {
 		return nil, fmt.Errorf("create task directory: %w", err)
@@ -111,7 +111,7 @@ func (t *Task) Keep() error {
 }
 
 // Remove deletes the task directory and its root; the claim stays held.
-func (t *Task) Remove() error { return removeTaskDir(t.Dir) }
+func (t *Task) Remove() error { return RemoveTaskDir(t.Dir) }
 
 // Release gives up the claim: from now on gc may collect the task.
 func (t *Task) Release() error {
@@ -155,18 +155,19 @@ func sameFile(f *os.File, path string) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
-// taskInfo is what ps and gc know of one task directory.
-type taskInfo struct {
+// TaskInfo is what ps and gc know of one task directory.
+type TaskInfo struct {
 	ID, Dir     string
 	PID         int
 	Alive, Kept bool
+	Claiming    bool // still .new-<id>: being created, not yet a task
 	Started     time.Time
 	Plan        *launch.Plan // nil before the plan was written
 }
 
-// listTasks lists the task directories, those in creation included (their
+// ListTasks lists the task directories, those in creation included (their
 // ID starts with newTaskPrefix), and probes each one's lock.
-func (st State) listTasks() ([]taskInfo, error) {
+func (st State) ListTasks() ([]TaskInfo, error) {
 	entries, err := os.ReadDir(st.Tasks())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -174,12 +175,12 @@ func (st State) listTasks() ([]taskInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
-	var out []taskInfo
+	var out []TaskInfo
 	for _, ent := range entries {
 		if !ent.IsDir() {
 			continue
 		}
-		t := taskInfo{ID: ent.Name(), Dir: filepath.Join(st.Tasks(), ent.Name())}
+		t := TaskInfo{ID: ent.Name(), Dir: filepath.Join(st.Tasks(), ent.Name()), Claiming: strings.HasPrefix(ent.Name(), newTaskPrefix)}
 		lock, err := tryLockDir(t.Dir)
 		switch {
 		case err == nil:
@@ -203,10 +204,10 @@ func (st State) listTasks() ([]taskInfo, error) {
 	return out, nil
 }
 
-// collectStale is the automatic collection at the start of a run: it
+// CollectStale is the automatic collection at the start of a run: it
 // removes the dead tasks that are not kept and returns their ids.
-func (e *env) collectStale(st State) ([]string, error) {
-	removed, err := collectTasks(st, false)
+func (st State) CollectStale() ([]string, error) {
+	removed, err := st.Collect(false)
 	var ids []string
 	for _, t := range removed {
 		ids = append(ids, t.ID)
@@ -214,15 +215,15 @@ func (e *env) collectStale(st State) ([]string, error) {
 	return ids, err
 }
 
-// collectTasks removes the dead tasks, the kept ones too with kept, each
+// Collect removes the dead tasks, the kept ones too with kept, each
 // while holding its lock: a task is removed only when provably dead, and
 // a loftd that starts meanwhile cannot take it over.
-func collectTasks(st State, kept bool) ([]taskInfo, error) {
-	tasks, err := st.listTasks()
+func (st State) Collect(kept bool) ([]TaskInfo, error) {
+	tasks, err := st.ListTasks()
 	if err != nil {
 		return nil, err
 	}
-	var removed []taskInfo
+	var removed []TaskInfo
 	var errs []error
 	for _, t := range tasks {
 		if t.Alive || (t.Kept && !kept) {
@@ -230,9 +231,9 @@ func collectTasks(st State, kept bool) ([]taskInfo, error) {
 		}
 		lock, err := tryLockDir(t.Dir)
 		if err != nil {
-			continue // claimed since listTasks, or gone
+			continue // claimed since ListTasks, or gone
 		}
-		err = removeTaskDir(t.Dir)
+		err = RemoveTaskDir(t.Dir)
 		lock.Close()
 		if err != nil {
 			errs = append(errs, err)
@@ -243,8 +244,8 @@ func collectTasks(st State, kept bool) ([]taskInfo, error) {
 	return removed, errors.Join(errs...)
 }
 
-// removeTaskDir removes a task directory and its root, whatever backend
+// RemoveTaskDir removes a task directory and its root, whatever backend
 // made it (snapshot, overlay mount, plain tree).
-func removeTaskDir(dir string) error {
+func RemoveTaskDir(dir string) error {
 	return errors.Join(rootfs.RemoveTaskRoot(dir), os.RemoveAll(dir))
 }
