@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/imagebuild"
 	"github.com/loftd/loftd/images"
 )
@@ -86,7 +85,7 @@ func runImageBuild(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	e.log.Info("image built", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", disks.FormatSize(img.Size), "took", time.Since(start).Round(time.Millisecond))
+	e.log.Info("image built", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", megabytes(img.Size), "took", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(e.stdout, img.ID)
 	return nil
 }
@@ -122,7 +121,7 @@ func runImageImport(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	e.log.Info("image imported", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", disks.FormatSize(img.Size), "took", time.Since(start).Round(time.Millisecond))
+	e.log.Info("image imported", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", megabytes(img.Size), "took", time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(e.stdout, img.ID)
 	return nil
 }
@@ -139,3 +138,7 @@ func checkImageBuild() check {
 		detail: "mmdebstrap not found: `loftd image build` needs a registry for its Debian base",
 		fix:    "apt-get install mmdebstrap (then scripts/make-base base.tar && loftd image import base.tar)"}
 }
+
+// megabytes formats an image size for a log line (disks.FormatSize is exact
+// and prints odd sizes in bytes).
+func megabytes(n int64) string { return fmt.Sprintf("%.0f MB", float64(n)/1e6) }

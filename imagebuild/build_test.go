@@ -114,6 +114,29 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// TestImportAgain: importing the same tar again makes the same image, so a
+// build on the base stays a cache hit.
+func TestImportAgain(t *testing.T) {
+	testenv.RequireRoot(t)
+	store, err := rootfs.Open(rootfs.Options{Root: filepath.Join(t.TempDir(), "images")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	tar := busyboxTar(t)
+	var ids []string
+	for range 2 {
+		img, err := Import(context.Background(), store, tar, "base")
+		if err != nil {
+			t.Fatalf("Import: %v", err)
+		}
+		ids = append(ids, img.ID)
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("Import of one tar twice = images %s and %s, want one image", ids[0], ids[1])
+	}
+}
+
 // busyboxTar is a root filesystem tar of static busybox with /bin/sh, as
 // scripts/make-base would make a Debian one.
 func busyboxTar(t *testing.T) string {

@@ -27,9 +27,13 @@ func Import(ctx context.Context, store *rootfs.Store, tarPath, name string) (*ro
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(tarPath); err != nil {
+	fi, err := os.Stat(tarPath)
+	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
 	}
+	// The image's dates come from the tar, not the clock: importing the
+	// same tar again makes the same image, so builds on it stay cached.
+	created := fi.ModTime().UTC()
 	sys := store.SystemContext()
 	if err := os.MkdirAll(sys.BigFilesTemporaryDir, 0o700); err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
@@ -55,7 +59,7 @@ func Import(ctx context.Context, store *rootfs.Store, tarPath, name string) (*ro
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
 	}
-	if _, _, _, err := b.Commit(ctx, dest, buildah.CommitOptions{SystemContext: sys, SignaturePolicyPath: sys.SignaturePolicyPath}); err != nil {
+	if _, _, _, err := b.Commit(ctx, dest, buildah.CommitOptions{SystemContext: sys, SignaturePolicyPath: sys.SignaturePolicyPath, HistoryTimestamp: &created}); err != nil {
 		return nil, fmt.Errorf("import %s: commit %s: %w", tarPath, name, err)
 	}
 	img, err := store.AddLocal(name)
