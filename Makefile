@@ -35,3 +35,9 @@ demo: deps build
 
 clean:
 	rm -rf bin
+
+# image: build the default guest image localhost/loftd:latest (offline
+# Debian base from mmdebstrap unless LOFTD_BASE names a registry image).
+.PHONY: image
+image: deps build
+	scripts/default-image bin/loftd

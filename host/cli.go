@@ -61,6 +61,7 @@ func commands() []command {
 		{name: "reset-nix", summary: "discard and recreate the workspace's /nix disk (needs --force)", run: runResetNix},
 		{name: "doctor", summary: "check KVM, libkrun, QEMU, btrfs and subordinate ids; print the fix for each failure", run: runDoctor},
 		{name: "images", summary: "list the image cache", run: runImages},
+		{name: "image", summary: "build the default image (image build) or import a base root tar (image import)", run: runImage},
 		{name: "ps", summary: "list running tasks", run: runPs},
 		{name: "gc", summary: "remove stale task state (and, with --images, unused images)", run: runGC},
 		{name: "version", summary: "print the version", run: runVersion},

@@ -65,8 +65,11 @@ func (s *session) resolveImage(ctx context.Context, store *rootfs.Store) (*rootf
 		if err == nil {
 			return img, nil
 		}
+		if !errors.Is(err, rootfs.ErrImageNotFound) {
+			return nil, err
+		}
 		if ref = s.cfg.Image.Default; ref == "" {
-			return nil, usagef("no image: pass --image REF (e.g. --image oci:/path/layout:tag or --image docker.io/library/debian:12), --rootfs DIR, or set [image] default in the config")
+			return nil, fmt.Errorf("no image: the default image %s is not built; %s; or pass --image REF or --rootfs DIR", defaultImage, buildHint)
 		}
 	}
 	return store.Resolve(ctx, ref, policy, progress)

@@ -1,0 +1,144 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/loftd/loftd/imagebuild"
+	"github.com/loftd/loftd/images"
+)
+
+// buildHint names the commands that make the default image, for the error
+// of a run that finds none.
+const buildHint = "build it with: loftd image build (no registry here? scripts/make-base base.tar && loftd image import base.tar && loftd image build --base " + images.DefaultBase + ")"
+
+// runImage dispatches `loftd image build|import`.
+func runImage(e *env, args []string) error {
+	usage := e.prog + " image build|import [flags]"
+	if len(args) == 0 {
+		return usagef("image: want a subcommand (%s)", usage)
+	}
+	switch args[0] {
+	case "build":
+		return runImageBuild(e, args[1:])
+	case "import":
+		return runImageImport(e, args[1:])
+	case "-h", "--help":
+		fmt.Fprintf(e.stdout, "Usage: %s\n\n  build   build a Containerfile (default: loftd's own recipe) into the image store\n  import  make a base image from a root filesystem tar (scripts/make-base)\n", usage)
+		return nil
+	}
+	return usagef("image: unknown subcommand %q (want build or import)", args[0])
+}
+
+func runImageBuild(e *env, args []string) error {
+	fs := e.newFlagSet("image build", e.prog+" image build [--tag NAME] [--file Containerfile] [--base REF] [--build-arg KEY=VAL]… [CONTEXT]")
+	tag := fs.String("tag", images.Default, "name of the image")
+	file := fs.String("file", "", "Containerfile to build (default: loftd's default image recipe, built into loftd)")
+	base := fs.String("base", "", "base image: sets the BASE build argument (e.g. "+images.DefaultBase+" after loftd image import)")
+	buildArgs := fs.StringArray("build-arg", nil, "KEY=VAL build argument (repeatable)")
+	noCache := fs.Bool("no-cache", false, "rebuild every step")
+	debug := fs.Bool("debug", false, "debug logs on stderr")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return usagef("image build: want at most one CONTEXT directory, got %q", fs.Args())
+	}
+	opts := imagebuild.Options{Tag: *tag, NoCache: *noCache, Out: e.stderr, Args: map[string]string{}}
+	for _, a := range *buildArgs {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return usagef("image build: --build-arg %q: want KEY=VAL", a)
+		}
+		opts.Args[k] = v
+	}
+	if *base != "" {
+		opts.Args["BASE"] = *base
+	}
+	if *file == "" {
+		opts.Containerfile = images.DefaultContainerfile
+	} else if opts.File, _ = filepath.Abs(*file); opts.File == "" {
+		return usagef("image build: --file %q: not a path", *file)
+	}
+	if fs.NArg() == 1 {
+		opts.ContextDir, _ = filepath.Abs(fs.Arg(0))
+	}
+	if *debug {
+		e.log = newLogger(e.stderr, true)
+	}
+	opts.Log = e.log
+	cfg, st, err := e.stateInNamespace()
+	if err != nil {
+		return err
+	}
+	store, err := e.openStore(cfg, st)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	start := time.Now()
+	img, err := imagebuild.Build(context.Background(), store, opts)
+	if err != nil {
+		return err
+	}
+	e.log.Info("image built", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", megabytes(img.Size), "took", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(e.stdout, img.ID)
+	return nil
+}
+
+func runImageImport(e *env, args []string) error {
+	fs := e.newFlagSet("image import", e.prog+" image import [--tag NAME] ROOTFS.tar")
+	tag := fs.String("tag", images.DefaultBase, "name of the image")
+	debug := fs.Bool("debug", false, "debug logs on stderr")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("image import: want one root filesystem tar (make one with scripts/make-base OUT.tar)")
+	}
+	tarPath, err := filepath.Abs(fs.Arg(0))
+	if err != nil {
+		return usagef("image import: %v", err)
+	}
+	if *debug {
+		e.log = newLogger(e.stderr, true)
+	}
+	cfg, st, err := e.stateInNamespace()
+	if err != nil {
+		return err
+	}
+	store, err := e.openStore(cfg, st)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	start := time.Now()
+	img, err := imagebuild.Import(context.Background(), store, tarPath, *tag)
+	if err != nil {
+		return err
+	}
+	e.log.Info("image imported", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", megabytes(img.Size), "took", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(e.stdout, img.ID)
+	return nil
+}
+
+// checkImageBuild is doctor's line for `loftd image build`: RUN steps use
+// chroot isolation (Buildah's re-exec of loftd itself, no OCI runtime) and
+// the host's network, so building needs nothing beyond what a run needs;
+// the offline base needs mmdebstrap.
+func checkImageBuild() check {
+	if p, err := exec.LookPath("mmdebstrap"); err == nil {
+		return check{name: "image build", level: "ok", detail: "RUN steps: chroot isolation, host network; offline base: " + p}
+	}
+	return check{name: "image build", level: "warn",
+		detail: "mmdebstrap not found: `loftd image build` needs a registry for its Debian base",
+		fix:    "apt-get install mmdebstrap (then scripts/make-base base.tar && loftd image import base.tar)"}
+}
+
+// megabytes formats an image size for a log line (disks.FormatSize is exact
+// and prints odd sizes in bytes).
+func megabytes(n int64) string { return fmt.Sprintf("%.0f MB", float64(n)/1e6) }

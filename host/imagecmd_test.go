@@ -1,0 +1,39 @@
+package host
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/loftd/loftd/images"
+)
+
+// TestImageCommandUsage: mistakes on `loftd image` are usage errors (exit
+// 2) that name the mistake, found before any store is opened.
+func TestImageCommandUsage(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"image"}, "want a subcommand"},
+		{[]string{"image", "pull"}, `unknown subcommand "pull"`},
+		{[]string{"image", "build", "--build-arg", "NOVALUE"}, `--build-arg "NOVALUE": want KEY=VAL`},
+		{[]string{"image", "build", "a", "b"}, "at most one CONTEXT"},
+		{[]string{"image", "import"}, "scripts/make-base"},
+	} {
+		status, _, stderr := newCLI(t).run(tt.args...)
+		if status != exitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("loftd %q = %d, %q; want %d and %q", tt.args, status, stderr, exitUsage, tt.want)
+		}
+	}
+}
+
+// TestDefaultImageName: the name a run looks for without --image is the
+// name `loftd image build` gives, and the recipe is embedded.
+func TestDefaultImageName(t *testing.T) {
+	if defaultImage != images.Default {
+		t.Errorf("run's default image %q, image build's default tag %q: want one name", defaultImage, images.Default)
+	}
+	if !strings.Contains(string(images.DefaultContainerfile), "ARG BASE=docker.io/library/debian:bookworm") {
+		t.Errorf("embedded recipe lacks the registry BASE default:\n%s", images.DefaultContainerfile)
+	}
+}
