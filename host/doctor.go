@@ -44,6 +44,7 @@ func runDoctor(e *env, args []string) error {
 	krunOK, krunCheck := checkLibkrun()
 	fwCheck, qemuCheck := checkKrunfw(), checkQEMU()
 	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
+	checks = append(checks, checkImageBuild())
 	checks = append(checks, checkRootless()...)
 	for _, c := range checks {
 		fmt.Fprintf(e.stdout, "%-4s  %-14s %s\n", c.level, c.name, c.detail)
