@@ -26,6 +26,8 @@ const (
 	EnvNetwork        = "LOFTD_NETWORK"
 	EnvResizeDisk     = "LOFTD_RESIZE_DISK"
 	EnvProfile        = "LOFTD_PROFILE"
+	// EnvHostname is the guest's hostname (the workspace's name).
+	EnvHostname = "LOFTD_HOSTNAME"
 )
 
 // Modes of the guest init.
@@ -117,6 +119,7 @@ type Guest struct {
 	Network        string
 	ResizeDisk     string
 	Profile        bool
+	Hostname       string
 }
 
 // Env renders g as NAME=VALUE entries, omitting empty optional values.
@@ -140,6 +143,7 @@ func (g Guest) Env() []string {
 	add(EnvContainersDisk, g.ContainersDisk)
 	add(EnvNetwork, g.Network)
 	add(EnvResizeDisk, g.ResizeDisk)
+	add(EnvHostname, g.Hostname)
 	if g.Profile {
 		add(EnvProfile, "1")
 	}
@@ -166,6 +170,7 @@ func Parse(env []string) (Guest, error) {
 		Network:        vals[EnvNetwork],
 		ResizeDisk:     vals[EnvResizeDisk],
 		Profile:        vals[EnvProfile] == "1",
+		Hostname:       vals[EnvHostname],
 	}
 	if g.User == "" {
 		g.User = DefaultUser
@@ -211,8 +216,26 @@ func (g Guest) Validate() error {
 	default:
 		return fmt.Errorf("contract: %s=%q is unknown (want %s or %s)", EnvNetwork, g.Network, NetworkPasst, NetworkTSI)
 	}
-	if strings.ContainsAny(g.User, ":/\n") {
+	if g.User == "" || strings.ContainsAny(g.User, ":/\n ,") {
 		return fmt.Errorf("contract: %s=%q is not a valid user name", EnvUser, g.User)
 	}
+	if !validHostname(g.Hostname) {
+		return fmt.Errorf("contract: %s=%q is not a hostname (want up to 64 of a-z, 0-9, - and .)", EnvHostname, g.Hostname)
+	}
 	return nil
+}
+
+// validHostname accepts "" (no hostname asked for) and what sethostname(2)
+// and /etc/hosts both take: up to 64 bytes of letters, digits, '-' and '.',
+// not starting with '-' or '.'.
+func validHostname(h string) bool {
+	if len(h) > 64 || strings.HasPrefix(h, "-") || strings.HasPrefix(h, ".") {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
