@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,12 +50,24 @@ func (e *enter) linkStep(target, link string) Step {
 	}}
 }
 
+// loUp sets IFF_UP on lo with SIOCSIFFLAGS: one ioctl, where netlink
+// would bring package net (and, in deptest's cgo build, runtime/cgo) into
+// the static guest init for nothing more.
 func loUp() error {
-	lo, err := netlink.LinkByName("lo")
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("find lo: %w", err)
+		return fmt.Errorf("set lo up: %w", err)
 	}
-	if err := netlink.LinkSetUp(lo); err != nil {
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("set lo up: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("set lo up: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
 	return nil
