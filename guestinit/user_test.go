@@ -1,14 +1,17 @@
 package guestinit
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/loftd/loftd/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 func TestEnsureUser(t *testing.T) {
@@ -258,4 +261,38 @@ func dbOf(s *string) *dbFile {
 func equalAccount(a, b account) bool {
 	return a.Name == b.Name && a.UID == b.UID && a.GID == b.GID && a.Home == b.Home && a.Shell == b.Shell &&
 		a.OldUID == b.OldUID && a.OldGID == b.OldGID && slices.Equal(a.Groups, b.Groups)
+}
+
+// TestLoUp sets lo up in a new network namespace, where it starts down.
+func TestLoUp(t *testing.T) {
+	if os.Getenv("LOFTD_TEST_LOUP") != "" {
+		before := loFlags()
+		if err := loUp(); err != nil {
+			os.Stderr.WriteString(err.Error())
+			os.Exit(3)
+		}
+		fmt.Printf("up before %v after %v\n", before&unix.IFF_UP != 0, loFlags()&unix.IFF_UP != 0)
+		os.Exit(0)
+	}
+	testenv.RequireRoot(t)
+	c := exec.Command(os.Args[0], "-test.run=^TestLoUp$")
+	c.Env = append(os.Environ(), "LOFTD_TEST_LOUP=1")
+	c.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	out, err := c.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "up before false after true") {
+		t.Fatalf("loUp in a new network namespace: %v %s, want lo down before and up after", err, out)
+	}
+}
+
+func loFlags() uint16 {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		return 0xffff
+	}
+	defer unix.Close(fd)
+	ifr, _ := unix.NewIfreq("lo")
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return 0xffff
+	}
+	return ifr.Uint16()
 }

@@ -14,8 +14,10 @@ import (
 
 // TestRootlessImage runs loftd as an unprivileged user: it enters the
 // keep-id user namespace, ingests the image, mounts the task root and boots
-// the VM there. In the guest the image's files are root's and /workspace is
-// the user's (their uid), as DESIGN.md's keep-id map promises.
+// the VM there. In the guest the image's files are root's, /workspace is
+// the user's (their uid), as DESIGN.md's keep-id map promises, and the
+// workload runs as dev with the user's ids: what it writes in /workspace
+// is the user's on the host.
 func TestRootlessImage(t *testing.T) {
 	newWorld(t) // the requirements: root, a VM backend, mkfs.btrfs
 	u := testenv.RootlessUser(t)
@@ -45,13 +47,13 @@ func TestRootlessImage(t *testing.T) {
 	}
 	ref := rootfstest.Build(t, rootfstest.Spec{Dir: filepath.Join(base, "layout"), Tag: "v1", Files: []rootfstest.File{
 		{Path: "/marker", Mode: 0o644, Content: []byte("rootless-marker\n")},
-		{Path: "/bin/cat", Link: "busybox"}, {Path: "/bin/stat", Link: "busybox"},
+		{Path: "/bin/cat", Link: "busybox"}, {Path: "/bin/stat", Link: "busybox"}, {Path: "/bin/id", Link: "busybox"},
 	}})
 	if out, err := exec.Command("chmod", "-R", "a+rX", filepath.Join(base, "layout")).CombinedOutput(); err != nil {
 		t.Fatalf("chmod layout: %v %s", err, out)
 	}
 	c := exec.Command(filepath.Join(bin, "loftd"), "--vmm", "qemu", "--mem", "1", "--cpus", "1", "--workspace", ws, "--image", ref,
-		"--", "sh", "-c", "cat /marker; stat -c '%u:%g' /marker /workspace")
+		"--", "sh", "-c", "cat /marker; stat -c '%u:%g' /marker /workspace; id -u; id -g; id -un; echo x > /workspace/from-guest")
 	c.Dir = ws
 	c.Env = []string{"HOME=" + home, "XDG_RUNTIME_DIR=" + run, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
 		"LOFTD_LIBKRUNFW_LIBRARY=" + os.Getenv("LOFTD_LIBKRUNFW_LIBRARY")}
@@ -61,9 +63,23 @@ func TestRootlessImage(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); ok {
 		stderr = string(ee.Stderr)
 	}
-	want := "rootless-marker\n0:0\n" + u.Uid + ":" + u.Gid + "\n"
+	want := "rootless-marker\n0:0\n" + u.Uid + ":" + u.Gid + "\n" + u.Uid + "\n" + u.Gid + "\ndev\n"
 	if err != nil || string(out) != want {
 		t.Fatalf("rootless loftd: %v, stdout %q, want %q\nstderr:\n%s", err, out, want, stderr)
+	}
+	// What the guest wrote is the user's on the host, and theirs to delete.
+	made := filepath.Join(ws, "from-guest")
+	st, err := os.Stat(made)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := st.Sys().(*syscall.Stat_t); int(s.Uid) != uid || int(s.Gid) != gid {
+		t.Errorf("%s on the host: owner %d:%d, want the user's %d:%d", made, s.Uid, s.Gid, uid, gid)
+	}
+	rm := exec.Command("rm", made)
+	rm.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	if out, err := rm.CombinedOutput(); err != nil {
+		t.Errorf("rm %s as the user: %v %s", made, err, out)
 	}
 }
 
