@@ -85,7 +85,7 @@ func TestBaseline(t *testing.T) {
 	script := `echo lo $(( $(cat /sys/class/net/lo/flags) & 1 ))
 httpd -p 127.0.0.1:8080 -h /tmp && echo bound
 stat -c '%a' /dev/shm; awk '$2 == "/dev/shm" || $2 == "/dev/mqueue" {print $2, $3}' /proc/mounts
-readlink /dev/fd /dev/stdin /dev/stdout /dev/stderr /etc/mtab
+for f in /dev/fd /dev/stdin /dev/stdout /dev/stderr /etc/mtab; do readlink $f; done
 hostname; cat /etc/hosts`
 	status, stdout, stderr := w.run("", "--", "sh", "-c", script)
 	want := "lo 1\nbound\n1777\n/dev/shm tmpfs\n/dev/mqueue mqueue\n" +
