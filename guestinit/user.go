@@ -42,14 +42,12 @@ func (e *enter) setupUser() error {
 		return err
 	}
 	for _, d := range []struct{ path, group string }{{"/dev/kvm", "kvm"}, {"/dev/net/tun", "tun"}} {
-		gid, err := e.deviceGroup(db, d.path, d.group, a.Name)
-		if err != nil {
+		if _, err := e.deviceGroup(db, d.path, d.group, a.Name); err != nil {
 			return err
 		}
-		if gid >= 0 && gid != a.GID {
-			a.Groups = append(a.Groups, gid)
-		}
 	}
+	// The device groups, and those the image lists the user in.
+	a.Groups = memberGroups(db.group, a.Name, a.GID)
 	if err := e.writeUserDB(db); err != nil {
 		return err
 	}

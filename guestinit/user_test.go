@@ -129,6 +129,12 @@ func TestSupplementaryGroup(t *testing.T) {
 	if got := string(group.bytes()); got != want {
 		t.Errorf("/etc/group =\n%s\nwant\n%s", got, want)
 	}
+	if got, want := memberGroups(group, "dev", 1000), []int{993, 999, 77}; !slices.Equal(got, want) {
+		t.Errorf("memberGroups(dev) = %v, want %v", got, want)
+	}
+	if got := memberGroups(group, "alice", 1000); !slices.Equal(got, []int{993}) {
+		t.Errorf("memberGroups(alice) = %v, want [993]", got)
+	}
 }
 
 func TestUserEnv(t *testing.T) {

@@ -198,6 +198,22 @@ func supplementaryGroup(group *dbFile, want string, devGID int, name string) int
 	return gid
 }
 
+// memberGroups returns the gids of the groups that list name as a member
+// (what initgroups(3) gives a login), except gid itself.
+func memberGroups(group *dbFile, name string, gid int) []int {
+	var gids []int
+	for _, l := range group.lines {
+		f := pad(strings.Split(l, ":"), 4)
+		if strings.HasPrefix(l, "#") || !slices.Contains(strings.Split(f[3], ","), name) {
+			continue
+		}
+		if g, err := strconv.Atoi(f[2]); err == nil && g != gid && !slices.Contains(gids, g) {
+			gids = append(gids, g)
+		}
+	}
+	return gids
+}
+
 // freeSystemGID is the highest gid below 1000 no group uses (as
 // addgroup --system picks them).
 func freeSystemGID(group *dbFile) int {

@@ -21,12 +21,13 @@ func TestIdentity(t *testing.T) {
 echo "$HOME $USER $LOGNAME $SHELL $XDG_RUNTIME_DIR $LANG"
 stat -c '%u:%g %a' "$HOME" "$XDG_RUNTIME_DIR"
 grep -c '^dev:' /etc/passwd; cat /proc/sys/kernel/dmesg_restrict
+test -r /dev/net/tun -a -w /dev/net/tun && echo tun usable
 echo data > /workspace/from-guest`
 	status, stdout, stderr := w.run("", "--uid", "1234", "--gid", "1235", "--", "sh", "-c", script)
 	want := "1234\n1235\ndev\nUid:\t1234\t1234\t1234\t1234\nGid:\t1235\t1235\t1235\t1235\n" +
 		"/home/dev dev dev /bin/sh /run/user/1234 C.UTF-8\n" +
 		"1234:1235 700\n1234:1235 700\n" +
-		"1\n1\n"
+		"1\n1\ntun usable\n"
 	if status != 0 || stdout != want {
 		t.Fatalf("loftd --uid 1234 --gid 1235 = %d, stdout\n%s\nwant\n%s\nstderr:\n%s", status, stdout, want, stderr)
 	}
