@@ -302,3 +302,58 @@ func loFlags() uint16 {
 	}
 	return ifr.Uint16()
 }
+
+// TestSetupUser runs the user step on a root whose dev is at another uid:
+// the entry is renumbered, what dev owned in its home follows, the runtime
+// directory is made, and the environment and the drop are the user's.
+func TestSetupUser(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := t.TempDir()
+	for p, data := range map[string]string{
+		"etc/passwd":   "root:x:0:0:root:/root:/bin/sh\ndev:x:1000:1000::/srv/dev:/bin/sh\n",
+		"etc/group":    "root:x:0:\ndev:x:1000:\nusers:x:100:dev\n",
+		"srv/dev/file": "x",
+		"bin/sh":       "",
+	} {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"srv/dev", "srv/dev/file"} {
+		os.Chown(filepath.Join(root, p), 1000, 1000)
+	}
+	f := &fakeSystem{environ: []string{"PATH=/bin", "HOME=/root"}}
+	sys := f.system(t)
+	sys.SysRoot = root
+	e := newEnter(sys, false, nil)
+	e.guest.User, e.guest.UID, e.guest.GID = "dev", 1234, 1235
+	if err := e.setupUser(); err != nil {
+		t.Fatal(err)
+	}
+	passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	if want := "root:x:0:0:root:/root:/bin/sh\ndev:x:1234:1235::/srv/dev:/bin/sh\n"; string(passwd) != want {
+		t.Errorf("/etc/passwd = %q, want %q", passwd, want)
+	}
+	for p, want := range map[string]string{"srv/dev/file": "1234:1235 755", "run/user/1234": "1234:1235 700", "etc/shadow": "0:0 600"} {
+		st, err := os.Stat(filepath.Join(root, p))
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		s := st.Sys().(*syscall.Stat_t)
+		if got := fmt.Sprintf("%d:%d %o", s.Uid, s.Gid, st.Mode().Perm()); got != want {
+			t.Errorf("%s: %s, want %s", p, got, want)
+		}
+	}
+	if e.drop == nil || e.drop.UID != 1234 || e.drop.GID != 1235 || !slices.Equal(e.drop.Groups, []int{100}) {
+		t.Errorf("drop = %+v, want 1234:1235 with group 100 (users)", e.drop)
+	}
+	want := []string{"PATH=/bin", "HOME=/srv/dev", "USER=dev", "LOGNAME=dev", "SHELL=/bin/sh", "XDG_RUNTIME_DIR=/run/user/1234"}
+	if !slices.Equal(f.env, want) {
+		t.Errorf("env = %q, want %q", f.env, want)
+	}
+	if got := e.command(); !slices.Equal(got, []string{"/bin/sh", "-l"}) {
+		t.Errorf("default command = %q, want /bin/sh -l", got)
+	}
+}
