@@ -13,13 +13,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// defaultShell runs when the host gave no command (the user's login shell
-// comes with the privilege drop).
+// defaultShell is the login shell when the user step found none.
 const defaultShell = "/bin/sh"
 
+// command is the workload: the host's command, else the user's login
+// shell (user.go).
 func (e *enter) command() []string {
 	if len(e.cmd) == 0 {
-		return []string{defaultShell}
+		return e.loginShell()
 	}
 	return e.cmd
 }
@@ -56,7 +57,7 @@ func (e *enter) runWorkload() error {
 		// rather than to libkrun's init, and are reaped below.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
-	e.status = runCommand(e.command(), dir, files, attr, e.errw())
+	e.status = runCommand(e.dropArgv(e.command()), dir, files, attr, e.errw()) // dropArgv: user.go
 	if e.relay != nil {
 		e.relay.drain(e.pid1)
 	}

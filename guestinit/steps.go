@@ -37,7 +37,11 @@ type enter struct {
 	ctl            *control
 	status         int
 	profile        bool
-	pending        []string // profile lines waiting for stderr to be wired
+	// drop is the user the workload runs as (nil: it stays root, --root)
+	// and shell that user's login shell; both set by the user step.
+	drop    *account
+	shell   string
+	pending []string // profile lines waiting for stderr to be wired
 }
 
 func newEnter(sys System, fromConfig bool, cmd []string) *enter {
@@ -63,18 +67,26 @@ func (e *enter) earlySteps() []Step {
 
 // planSteps are the steps the contract asks for.
 func (e *enter) planSteps() []Step {
-	var steps []Step
+	steps := e.baselineSteps()
 	if tag := e.guest.WorkspaceTag; tag != "" {
 		steps = append(steps, e.mountStep("virtiofs", tag, contract.WorkspaceMount, "", -1))
 	}
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
-		// Slot for dropping to the guest user (setgroups, setgid, setuid).
-		Step{Desc: "user root", Do: func() error { return nil }},
-		Step{Desc: "run " + strings.Join(e.command(), " "), Do: e.runWorkload},
+		e.userStep(),
+		Step{Desc: "run " + e.runDesc(), Do: e.runWorkload},
 		Step{Desc: "report status on " + contract.PortStatus, Do: e.report},
 	)
 	return steps
+}
+
+// runDesc names the workload before the user step has found the login
+// shell.
+func (e *enter) runDesc() string {
+	if len(e.cmd) == 0 {
+		return "$SHELL -l"
+	}
+	return strings.Join(e.cmd, " ")
 }
 
 // run executes every step and returns the workload's status, or

@@ -72,10 +72,27 @@ func TestStepList(t *testing.T) {
 		"mount -t tmpfs -o mode=0755 tmpfs /run",
 		"read /.krun_config.json",
 	}
-	tail := func(cmd string) []string {
+	baseline := func(hostname string) []string {
+		b := []string{
+			"mount -t tmpfs -o mode=1777 shm /dev/shm",
+			"mount -t mqueue mqueue /dev/mqueue",
+			"ln -s /proc/self/fd /dev/fd",
+			"ln -s /proc/self/fd/0 /dev/stdin",
+			"ln -s /proc/self/fd/1 /dev/stdout",
+			"ln -s /proc/self/fd/2 /dev/stderr",
+			"ip link set lo up",
+		}
+		hosts := "hosts /etc/hosts localhost"
+		if hostname != "" {
+			b = append(b, "hostname "+hostname)
+			hosts += " " + hostname
+		}
+		return append(b, hosts, "ln -s /proc/self/mounts /etc/mtab", "sysctl kernel.dmesg_restrict=1")
+	}
+	tail := func(user, cmd string) []string {
 		return []string{
 			"wire stdio krun-stdin krun-stdout krun-stderr",
-			"user root",
+			"user " + user,
 			"run " + cmd,
 			"report status on loftd-status",
 		}
@@ -86,11 +103,13 @@ func TestStepList(t *testing.T) {
 		cmd   []string
 		want  []string
 	}{
-		{"no workspace, default shell", contract.Guest{Mode: contract.ModeEnter}, nil,
-			append(slices.Clone(early), tail("/bin/sh")...)},
-		{"workspace", contract.Guest{Mode: contract.ModeEnter, WorkspaceTag: contract.WorkspaceTag},
+		{"no workspace, login shell, root", contract.Guest{Mode: contract.ModeEnter, User: "dev", Root: true}, nil,
+			slices.Concat(early, baseline(""), tail("dev 0:0 (workload stays root)", "$SHELL -l"))},
+		{"workspace, user, hostname", contract.Guest{Mode: contract.ModeEnter, WorkspaceTag: contract.WorkspaceTag,
+			User: "alice", UID: 1001, GID: 1002, Hostname: "proj"},
 			[]string{"sh", "-c", "make test"},
-			append(append(slices.Clone(early), "mount -t virtiofs loftd-workspace /workspace"), tail("sh -c make test")...)},
+			slices.Concat(early, baseline("proj"), []string{"mount -t virtiofs loftd-workspace /workspace"},
+				tail("alice 1001:1002", "sh -c make test"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -286,11 +286,10 @@ func (s *session) writeGuestConfig() error {
 	return nil
 }
 
+// command is the workload; none means the guest user's login shell,
+// which only the guest knows (from its /etc/passwd).
 func (s *session) command() []string {
-	if len(s.opts.Command) > 0 {
-		return s.opts.Command
-	}
-	return []string{"/bin/sh", "-l"}
+	return s.opts.Command
 }
 
 func (s *session) guest() contract.Guest {
@@ -305,7 +304,18 @@ func (s *session) guest() contract.Guest {
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: network, Profile: s.opts.ProfileOut,
 		TTY: interactive(),
+		Hostname: guestHostname(s.ws.Source),
 	}
+}
+
+// guestHostname is the workspace's name without its hash: readable in a
+// prompt, and a valid hostname (WorkspaceName keeps [a-z0-9-]).
+func guestHostname(src string) string {
+	name := state.WorkspaceName(src)
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		return name[:i]
+	}
+	return name
 }
 
 func (s *session) plan() (*launch.Plan, error) {

@@ -29,6 +29,8 @@ const (
 	// EnvTTY=1: the host's stdin is a terminal; under QEMU the guest runs
 	// the workload on a pty relayed over the stdin and stdout ports.
 	EnvTTY = "LOFTD_TTY"
+	// EnvHostname is the guest's hostname (the workspace's name).
+	EnvHostname = "LOFTD_HOSTNAME"
 )
 
 // Modes of the guest init.
@@ -144,6 +146,7 @@ type Guest struct {
 	ResizeDisk     string
 	Profile        bool
 	TTY            bool
+	Hostname       string
 }
 
 // Env renders g as NAME=VALUE entries, omitting empty optional values.
@@ -167,6 +170,7 @@ func (g Guest) Env() []string {
 	add(EnvContainersDisk, g.ContainersDisk)
 	add(EnvNetwork, g.Network)
 	add(EnvResizeDisk, g.ResizeDisk)
+	add(EnvHostname, g.Hostname)
 	if g.Profile {
 		add(EnvProfile, "1")
 	}
@@ -197,6 +201,7 @@ func Parse(env []string) (Guest, error) {
 		ResizeDisk:     vals[EnvResizeDisk],
 		Profile:        vals[EnvProfile] == "1",
 		TTY:            vals[EnvTTY] == "1",
+		Hostname:       vals[EnvHostname],
 	}
 	if g.User == "" {
 		g.User = DefaultUser
@@ -242,8 +247,26 @@ func (g Guest) Validate() error {
 	default:
 		return fmt.Errorf("contract: %s=%q is unknown (want %s or %s)", EnvNetwork, g.Network, NetworkPasst, NetworkTSI)
 	}
-	if strings.ContainsAny(g.User, ":/\n") {
+	if g.User == "" || strings.ContainsAny(g.User, ":/\n ,") {
 		return fmt.Errorf("contract: %s=%q is not a valid user name", EnvUser, g.User)
 	}
+	if !validHostname(g.Hostname) {
+		return fmt.Errorf("contract: %s=%q is not a hostname (want up to 64 of a-z, 0-9, - and .)", EnvHostname, g.Hostname)
+	}
 	return nil
+}
+
+// validHostname accepts "" (no hostname asked for) and what sethostname(2)
+// and /etc/hosts both take: up to 64 bytes of letters, digits, '-' and '.',
+// not starting with '-' or '.'.
+func validHostname(h string) bool {
+	if len(h) > 64 || strings.HasPrefix(h, "-") || strings.HasPrefix(h, ".") {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -72,8 +73,16 @@ func newWorld(t *testing.T) *world {
 	testenv.RequireVM(t)
 	testenv.RequireCommand(t, "mkfs.btrfs", "btrfs-progs")
 	w := &world{t: t, state: t.TempDir(), workspace: t.TempDir(), root: BusyboxRoot(t)}
+	// The project belongs to the user the workload runs as (cmd passes
+	// their ids as sudo would), as a developer's own project does.
+	if err := os.Chown(w.workspace, guestUID, guestUID); err != nil {
+		t.Fatal(err)
+	}
 	return w
 }
+
+// guestUID is the uid and gid of the guest user in the worlds' runs.
+const guestUID = 1000
 
 // BusyboxRoot makes a root filesystem of busybox-static and its applets.
 func BusyboxRoot(t testing.TB) string {
@@ -111,7 +120,8 @@ func (w *world) cmd(args ...string) *exec.Cmd {
 		base = append(base, "--rootfs", w.root)
 	}
 	c := exec.Command(bins.loftd, append(base, args...)...)
-	c.Env = append(os.Environ(), "XDG_STATE_HOME="+w.state, "XDG_CONFIG_HOME="+filepath.Join(w.state, "config"))
+	c.Env = append(os.Environ(), "XDG_STATE_HOME="+w.state, "XDG_CONFIG_HOME="+filepath.Join(w.state, "config"),
+		"SUDO_UID="+strconv.Itoa(guestUID), "SUDO_GID="+strconv.Itoa(guestUID))
 	return c
 }
 

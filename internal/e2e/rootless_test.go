@@ -94,32 +94,35 @@ func (w *rootlessWorld) hostUID(id uint32) uint32 {
 
 // TestRootlessImage runs loftd as an unprivileged user: it enters the
 // keep-id user namespace, ingests the image, mounts the task root and boots
-// the VM there. In the guest the image's files are root's and /workspace is
-// the user's (their uid), as DESIGN.md's keep-id map promises; a file the
-// guest writes in /workspace lands on the host under the keep-id map.
+// the VM there. In the guest the image's files are root's, /workspace is
+// the user's (their uid), as DESIGN.md's keep-id map promises, and the
+// workload runs as dev with the user's ids: what it writes in /workspace
+// is the user's on the host, and theirs to delete.
 func TestRootlessImage(t *testing.T) {
 	w := newRootlessWorld(t)
-	c := w.cmd("--", "sh", "-c", "cat /marker; stat -c '%u:%g' /marker /workspace; echo x > /workspace/guest-wrote; stat -c %u /workspace/guest-wrote")
+	c := w.cmd("--", "sh", "-c", "cat /marker; stat -c '%u:%g' /marker /workspace; id -u; id -g; id -un; echo x > /workspace/guest-wrote")
 	out, err := c.Output()
 	var stderr string
 	if ee, ok := err.(*exec.ExitError); ok {
 		stderr = string(ee.Stderr)
 	}
-	// Today the workload runs as the guest's root, so the file it writes is
-	// ns root's, which the keep-id map puts on the first subordinate uid.
-	// The guest-identity issue runs it as the user: then "0" becomes the
-	// user's uid here, and the host owner the user.
-	const guestUID = 0
-	want := "rootless-marker\n0:0\n" + strconv.Itoa(w.uid) + ":" + strconv.Itoa(w.gid) + "\n" + strconv.Itoa(guestUID) + "\n"
+	uid, gid := strconv.Itoa(w.uid), strconv.Itoa(w.gid)
+	want := "rootless-marker\n0:0\n" + uid + ":" + gid + "\n" + uid + "\n" + gid + "\ndev\n"
 	if err != nil || string(out) != want {
 		t.Fatalf("rootless loftd: %v, stdout %q, want %q\nstderr:\n%s", err, out, want, stderr)
 	}
-	fi, err := os.Lstat(filepath.Join(w.ws, "guest-wrote"))
+	made := filepath.Join(w.ws, "guest-wrote")
+	fi, err := os.Lstat(made)
 	if err != nil {
 		t.Fatalf("the file the guest wrote in /workspace: %v", err)
 	}
-	if got, want := fi.Sys().(*syscall.Stat_t).Uid, w.hostUID(guestUID); got != want || want != w.user.UIDMap[0].HostID {
-		t.Errorf("host owner of the file guest uid %d wrote in /workspace: uid %d, want %d (the first subordinate uid, map %v)", guestUID, got, want, w.user.UIDMap)
+	if s := fi.Sys().(*syscall.Stat_t); int(s.Uid) != w.uid || int(s.Gid) != w.gid {
+		t.Errorf("%s on the host: owner %d:%d, want the user's %d:%d", made, s.Uid, s.Gid, w.uid, w.gid)
+	}
+	rm := exec.Command("rm", made)
+	rm.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(w.uid), Gid: uint32(w.gid)}}
+	if out, err := rm.CombinedOutput(); err != nil {
+		t.Errorf("rm %s as the user: %v %s", made, err, out)
 	}
 }
 

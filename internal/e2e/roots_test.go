@@ -174,7 +174,8 @@ func TestRootfsUnchanged(t *testing.T) {
 	script := "echo guest > /written && rm /bin/ls && cat /written"
 	for _, root := range []string{w.root, ro} {
 		w.root = root
-		status, stdout, stderr := w.run("", "--vmm", "qemu", "--", "sh", "-c", script)
+		// --root: the guest writes where only root may (/, /bin).
+		status, stdout, stderr := w.run("", "--vmm", "qemu", "--root", "--", "sh", "-c", script)
 		if status != 0 || stdout != "guest\n" {
 			t.Errorf("loftd --rootfs %s -- sh -c %q = %d, %q; want 0, \"guest\\n\"\nstderr:\n%s", root, script, status, stdout, stderr)
 		}

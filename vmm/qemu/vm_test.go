@@ -39,7 +39,9 @@ func (g *guest) boot(t testing.TB, ctx context.Context, r *run) (int, error) {
 
 func (g *guest) bootWith(t testing.TB, ctx context.Context, r *run, edit func(*qemu.Config)) (int, error) {
 	t.Helper()
-	env := append(contract.Guest{Mode: contract.ModeEnter, User: "dev"}.Env(), "PATH=/bin")
+	// Root: these tests are about the VMM, not the guest user (the e2e
+	// identity tests are), and write where only root may.
+	env := append(contract.Guest{Mode: contract.ModeEnter, User: "dev", Root: true}.Env(), "PATH=/bin")
 	env = append(env, r.env...)
 	workdir := r.workdir
 	if workdir == "" {
