@@ -56,7 +56,7 @@ func (r *rawRun) register(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
 	fs.StringVar(&r.workspace, "workspace", "", "project directory mounted at /workspace (default: git top level, else the current directory)")
 	fs.StringVar(&r.vmm, "vmm", "", "VM backend: krun, qemu or auto (krun when libkrun loads, else qemu)")
-	fs.StringVar(&r.rootfs, "rootfs", "", "boot this directory as the writable root instead of an image\n(loftd writes /.loftd/guest-init and /.krun_config.json into it)")
+	fs.StringVar(&r.rootfs, "rootfs", "", "boot a private overlay of this directory as the root instead of an image\n(the directory itself is never written; the guest's changes end with the run)")
 	fs.StringVar(&r.backend, "rootfs-backend", "", "task root backend: auto, btrfs-snapshot, overlay or fuse-overlay")
 	fs.StringVar(&r.guestInit, "guest-init", "", "guest init binary to inject (default: loftd-guest-init next to loftd; \"image\" keeps the image's own)")
 	fs.BoolVar(&r.preserve, "preserve-debug", false, "keep the task directory after the run and print how to remove it")

@@ -66,6 +66,21 @@ func TestDefaultImage(t *testing.T) {
 			t.Errorf("default image userland: output lacks %q:\n%s", want, out)
 		}
 	}
+
+	// The README's first command: scripts/demo (what `make demo` runs after
+	// the build) on the image just built: a cache hit, then the one-shot.
+	demo := exec.Command("../../scripts/demo", bins.loftd)
+	demo.Env = w.cmd().Env
+	var dout, derr bytes.Buffer
+	demo.Stdout, demo.Stderr = &dout, &derr
+	if err := demo.Run(); err != nil {
+		t.Fatalf("scripts/demo: %v\nstdout:\n%s\nstderr:\n%s", err, dout.String(), derr.String())
+	}
+	for _, want := range []string{"hello from a microVM", "uid=1000", "Python 3.11", "git version 2.", "agentbox"} {
+		if !strings.Contains(dout.String()+derr.String(), want) {
+			t.Errorf("scripts/demo output lacks %q:\nstdout:\n%s\nstderr:\n%s", want, dout.String(), derr.String())
+		}
+	}
 }
 
 // debianBase returns scripts/make-base's tar, made once and kept in the
@@ -87,7 +102,7 @@ func debianBase(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(cache, "loftd-test-base-"+hex.EncodeToString(sum[:6])+".tar")
+	out := filepath.Join(cache, "debian-base-"+hex.EncodeToString(sum[:6])+".tar")
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
