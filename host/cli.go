@@ -47,6 +47,9 @@ type env struct {
 	stderr io.Writer
 	getenv func(string) string
 	log    *slog.Logger
+	// flagSets, when set, receives every flag set a command makes: the docs
+	// generator runs each command with --help and reads its flags there.
+	flagSets func(usage string, fs *pflag.FlagSet)
 }
 
 type command struct {
@@ -148,6 +151,9 @@ func (e *env) newFlagSet(name, usage string) *pflag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprintf(e.stdout, "Usage: %s\n\nFlags:\n%s", usage, fs.FlagUsages())
+	}
+	if e.flagSets != nil {
+		e.flagSets(usage, fs)
 	}
 	return fs
 }

@@ -2,6 +2,7 @@ package host
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -29,8 +30,12 @@ type check struct {
 }
 
 func runDoctor(e *env, args []string) error {
-	fs := e.newFlagSet("doctor", e.prog+" doctor")
+	fs := e.newFlagSet("doctor", e.prog+" doctor [--format table|json]")
+	format := formatFlag(fs)
 	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat("doctor", *format); err != nil {
 		return err
 	}
 	cfg, err := e.loadConfig()
@@ -46,20 +51,48 @@ func runDoctor(e *env, args []string) error {
 	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
 	checks = append(checks, checkImageBuild())
 	checks = append(checks, checkRootless()...)
-	for _, c := range checks {
-		fmt.Fprintf(e.stdout, "%-4s  %-14s %s\n", c.level, c.name, c.detail)
-		if c.fix != "" && c.level != "ok" {
-			fmt.Fprintf(e.stdout, "      %-14s fix: %s\n", "", c.fix)
-		}
-	}
 	qemuOK := fwCheck.level == "ok" && qemuCheck.level == "ok"
+	backend := ""
 	switch {
 	case krunOK:
-		fmt.Fprintf(e.stdout, "\nbackend: krun (libkrun)\n")
+		backend = "krun"
 	case qemuOK:
-		fmt.Fprintf(e.stdout, "\nbackend: qemu (libkrun is not available; QEMU boots the libkrunfw kernel)\n")
-	default:
+		backend = "qemu"
+	}
+	if err := printDoctor(e.stdout, *format, checks, backend); err != nil {
+		return err
+	}
+	if backend == "" {
 		return exitError{status: exitFail, err: fmt.Errorf("doctor: no VM backend can run here (fix libkrun, or QEMU and libkrunfw, as listed above)")}
+	}
+	return nil
+}
+
+// printDoctor prints the checks and the backend a session would use ("" =
+// none) as a table for people or as doctorJSON.
+func printDoctor(w io.Writer, format string, checks []check, backend string) error {
+	if format == "json" {
+		out := doctorJSON{Checks: []checkJSON{}, Backend: backend}
+		for _, c := range checks {
+			j := checkJSON{Name: c.name, Level: c.level, Detail: c.detail}
+			if c.level != "ok" {
+				j.Fix = c.fix
+			}
+			out.Checks = append(out.Checks, j)
+		}
+		return writeJSON(w, out)
+	}
+	for _, c := range checks {
+		fmt.Fprintf(w, "%-4s  %-14s %s\n", c.level, c.name, c.detail)
+		if c.fix != "" && c.level != "ok" {
+			fmt.Fprintf(w, "      %-14s fix: %s\n", "", c.fix)
+		}
+	}
+	switch backend {
+	case "krun":
+		fmt.Fprintf(w, "\nbackend: krun (libkrun)\n")
+	case "qemu":
+		fmt.Fprintf(w, "\nbackend: qemu (libkrun is not available; QEMU boots the libkrunfw kernel)\n")
 	}
 	return nil
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/rootfs"
 )
@@ -90,8 +90,12 @@ func runRoot(getenv func(string) string) string {
 }
 
 func runImages(e *env, args []string) error {
-	fs := e.newFlagSet("images", e.prog+" images")
+	fs := e.newFlagSet("images", e.prog+" images [--format table|json]")
+	format := formatFlag(fs)
 	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat("images", *format); err != nil {
 		return err
 	}
 	cfg, st, err := e.stateInNamespace()
@@ -107,10 +111,21 @@ func runImages(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	return printImages(e.stdout, *format, imgs)
+}
+
+func printImages(w io.Writer, format string, imgs []rootfs.ImageInfo) error {
+	if format == "json" {
+		out := make([]imageJSON, 0, len(imgs))
+		for _, im := range imgs {
+			out = append(out, imageJSON{Refs: im.Refs, Digest: im.Digest, ID: im.ID, Size: im.Size, Pulled: im.Pulled, LastUsed: im.LastUsed})
+		}
+		return writeJSON(w, out)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REFERENCE\tDIGEST\tSIZE\tLAST USED")
 	for _, im := range imgs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.Join(im.Refs, ","), shortDigest(im.Digest), disks.FormatSize(im.Size), im.LastUsed.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.Join(im.Refs, ","), shortDigest(im.Digest), humanSize(im.Size), im.LastUsed.Local().Format(time.DateTime))
 	}
 	return tw.Flush()
 }
@@ -122,14 +137,29 @@ func shortDigest(d string) string {
 	return d
 }
 
+// imageGC says which images `gc --images` removes: with all, every image
+// no live task uses; else those unused since before cutoff too.
+type imageGC struct {
+	all    bool
+	cutoff time.Time
+	keep   []string // digests of the images live tasks use
+}
+
+func (g imageGC) remove(im rootfs.ImageInfo) bool {
+	if im.Named(g.keep...) {
+		return false
+	}
+	return g.all || im.LastUsed.Before(g.cutoff)
+}
+
 // gcStore opens and closes the image store, which clears the mounts a
-// killed run left in it, and with removeImages removes the cached images
-// no live task uses. A state without a store is left without one.
-func (e *env) gcStore(cfg *Config, st state.State, removeImages bool) error {
+// killed run left in it, and with g removes the cached images it selects
+// (never one a live task uses). A state without a store is left without one.
+func (e *env) gcStore(cfg *Config, st state.State, g *imageGC) error {
 	if _, err := os.Stat(st.Images()); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if !removeImages {
+	if g == nil {
 		store, err := e.openStore(cfg, st)
 		if err != nil {
 			return err
@@ -140,10 +170,9 @@ func (e *env) gcStore(cfg *Config, st state.State, removeImages bool) error {
 	if err != nil {
 		return err
 	}
-	var keep []string
 	for _, t := range tasks {
 		if rec, err := rootfs.ReadTaskRecord(t.Dir); err == nil && t.Alive {
-			keep = append(keep, rec.Digest)
+			g.keep = append(g.keep, rec.Digest)
 		}
 	}
 	store, err := e.openStore(cfg, st)
@@ -151,9 +180,9 @@ func (e *env) gcStore(cfg *Config, st state.State, removeImages bool) error {
 		return err
 	}
 	defer store.Close()
-	removed, err := store.RemoveUnused(keep...)
+	removed, err := store.Remove(g.remove)
 	for _, im := range removed {
-		fmt.Fprintf(e.stdout, "removed image %s %s\n", strings.Join(im.Refs, ","), shortDigest(im.Digest))
+		fmt.Fprintf(e.stdout, "removed image %s %s (%s, last used %s)\n", strings.Join(im.Refs, ","), shortDigest(im.Digest), humanSize(im.Size), im.LastUsed.Local().Format(time.DateTime))
 	}
 	return err
 }

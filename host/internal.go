@@ -14,15 +14,20 @@ import (
 // not be called directly.
 func runInternal(e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("internal: want a subcommand (enter, decode-plan)")
+		return usagef("internal: want a subcommand (enter, decode-plan, gen-docs)")
 	}
 	switch args[0] {
 	case "enter":
 		return runEnter(e, args[1:])
 	case "decode-plan":
 		return runDecodePlan(e, args[1:])
+	case "gen-docs":
+		if len(args) != 2 {
+			return usagef("internal gen-docs: want the output directory (docs/commands)")
+		}
+		return WriteDocs(args[1])
 	}
-	return usagef("internal: unknown subcommand %q (enter, decode-plan)", args[0])
+	return usagef("internal: unknown subcommand %q (enter, decode-plan, gen-docs)", args[0])
 }
 
 // runEnter is the helper: `loftd internal enter [--error-fd N] TASKDIR`.

@@ -180,18 +180,33 @@ func (s *Store) Images() ([]ImageInfo, error) {
 // reference, digest or ID) and returns what it removed. Callers pass the
 // images of running tasks: overlay task roots read the image's layers.
 func (s *Store) RemoveUnused(keep ...string) ([]ImageInfo, error) {
+	return s.Remove(func(im ImageInfo) bool { return !im.Named(keep...) })
+}
+
+// Named reports whether any of names is the image's digest, ID or one of
+// its references.
+func (im ImageInfo) Named(names ...string) bool {
+	return slices.Contains(names, im.Digest) || slices.Contains(names, im.ID) ||
+		slices.ContainsFunc(im.Refs, func(r string) bool { return slices.Contains(names, r) })
+}
+
+// Remove deletes every cached image pick selects and returns what it
+// removed. pick sees each image once, under the cache lock, so a run that
+// marks an image used waits for the decision.
+func (s *Store) Remove(pick func(ImageInfo) bool) ([]ImageInfo, error) {
 	var removed []ImageInfo
 	var errs []error
 	err := s.withCache(func(c *cacheFile) (bool, error) {
 		for d, e := range c.Images {
-			if slices.Contains(keep, d) || slices.Contains(keep, e.ID) || slices.ContainsFunc(e.Refs, func(r string) bool { return slices.Contains(keep, r) }) {
+			im := ImageInfo{Refs: slices.Clone(e.Refs), Digest: d, ID: e.ID, Size: e.Size, Pulled: e.Pulled, LastUsed: e.LastUsed}
+			if !pick(im) {
 				continue
 			}
 			if _, err := s.store.DeleteImage(e.ID, true); err != nil && !errors.Is(err, storage.ErrImageUnknown) {
 				errs = append(errs, fmt.Errorf("remove image %s: %w", d, err))
 				continue
 			}
-			removed = append(removed, ImageInfo{Refs: e.Refs, Digest: d, ID: e.ID, Size: e.Size, Pulled: e.Pulled, LastUsed: e.LastUsed})
+			removed = append(removed, im)
 			delete(c.Images, d)
 			for r, td := range c.Tags {
 				if td == d {
