@@ -134,7 +134,7 @@ func TestCLIHelp(t *testing.T) {
 		}
 	}
 	_, stdout, _ := runCLI(t, "", "--help")
-	for _, want := range []string{"--rootfs", "/.krun_config.json", "resize", "reset-nix", "--publish"} {
+	for _, want := range []string{"--rootfs", "never written", "resize", "reset-nix", "--publish"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("loftd --help does not mention %q", want)
 		}
