@@ -92,6 +92,9 @@ func (e *enter) run() int {
 		}
 	}
 	steps := e.planSteps()
+	if e.guest.Mode == contract.ModeResize {
+		steps = e.resizeSteps()
+	}
 	last := len(steps) - 1 // the report: what is written after its ack may be lost
 	if err := e.runSteps(steps[:last]); err != nil {
 		return e.fail(err)
