@@ -110,3 +110,37 @@ func TestResizeModeSteps(t *testing.T) {
 		t.Errorf("resize steps:\n got %q\nwant %q", got, want)
 	}
 }
+
+// LOFTD_VOLUMES becomes one mount per share, after the workspace's; a
+// read-only share is mounted MS_RDONLY.
+func TestVolumeSteps(t *testing.T) {
+	vols := []contract.Volume{{Tag: "loftd-vol0", Target: "/home/dev/.config/gh"}, {Tag: "loftd-vol1", Target: "/data", ReadOnly: true}}
+	g := contract.Guest{Mode: contract.ModeEnter, UID: 1000, GID: 1000, User: "dev", WorkspaceTag: contract.WorkspaceTag}
+	data, err := json.Marshal(contract.KrunConfig{Cmd: []string{contract.GuestInitPath, "enter"}, Env: append(g.Env(), contract.VolumesEnv(vols)), WorkingDir: "/workspace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSystem{config: string(data)}
+	e := newEnter(f.system(t), true, nil)
+	if err := e.readConfig(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range e.planSteps()[:3] {
+		got = append(got, s.String())
+		if err := s.Do(); err != nil {
+			t.Fatalf("step %s: %v", s, err)
+		}
+	}
+	want := []string{
+		"mount -t virtiofs loftd-workspace /workspace",
+		"mount -t virtiofs loftd-vol0 /home/dev/.config/gh",
+		"mount -t virtiofs -o ro loftd-vol1 /data",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("steps:\n got %q\nwant %q", got, want)
+	}
+	if len(f.mounts) != 3 || f.mounts[2] != "virtiofs loftd-vol1 /data " {
+		t.Errorf("mounts = %q", f.mounts)
+	}
+}

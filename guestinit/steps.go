@@ -67,6 +67,7 @@ func (e *enter) planSteps() []Step {
 	if tag := e.guest.WorkspaceTag; tag != "" {
 		steps = append(steps, e.mountStep("virtiofs", tag, contract.WorkspaceMount, "", -1))
 	}
+	steps = append(steps, e.volumeSteps()...)
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
 		// Slot for dropping to the guest user (setgroups, setgid, setuid).

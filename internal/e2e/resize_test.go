@@ -123,7 +123,7 @@ func TestResizeRootless(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if out, err := w.cmd("--", "true").CombinedOutput(); err != nil {
+	if out, err := w.cmd("--", "sh", "-c", ":").CombinedOutput(); err != nil {
 		t.Fatalf("first run (makes the disks): %v\n%s", err, out)
 	}
 	disk := findDisk(t, filepath.Join(w.home, ".local", "state"), "containers.raw")
