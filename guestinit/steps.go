@@ -71,6 +71,7 @@ func (e *enter) planSteps() []Step {
 	if tag := e.guest.WorkspaceTag; tag != "" {
 		steps = append(steps, e.mountStep("virtiofs", tag, contract.WorkspaceMount, "", -1))
 	}
+	steps = append(steps, e.volumeSteps()...)
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
 		e.userStep(),
@@ -104,6 +105,9 @@ func (e *enter) run() int {
 		}
 	}
 	steps := e.planSteps()
+	if e.guest.Mode == contract.ModeResize {
+		steps = e.resizeSteps()
+	}
 	last := len(steps) - 1 // the report: what is written after its ack may be lost
 	if err := e.runSteps(steps[:last]); err != nil {
 		return e.fail(err)

@@ -168,7 +168,7 @@ func TestReadConfigErrors(t *testing.T) {
 		{"no mode", `{"Cmd":["/.loftd/guest-init","enter"],"Env":[]}`, contract.EnvMode},
 		{"not enter", `{"Cmd":["/.loftd/guest-init","version"],"Env":["LOFTD_MODE=enter"]}`, "does not run"},
 		{"no --", `{"Cmd":["/.loftd/guest-init","enter","sh"],"Env":["LOFTD_MODE=enter"]}`, "want --"},
-		{"resize not here yet", `{"Cmd":["/.loftd/guest-init","enter"],"Env":["LOFTD_MODE=resize","LOFTD_RESIZE_DISK=loftd-nix"]}`, "not implemented"},
+		{"check not here yet", `{"Cmd":["/.loftd/guest-init","enter"],"Env":["LOFTD_MODE=check"]}`, "not implemented"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,15 +16,16 @@ import (
 // Config is $XDG_CONFIG_HOME/loftd/loftd.toml. Every key is documented in
 // docs/configuration.md; flags override it.
 type Config struct {
-	State   StateConfig   `toml:"state"`
-	VM      VMConfig      `toml:"vm"`
-	Image   ImageConfig   `toml:"image"`
-	Rootfs  RootfsConfig  `toml:"rootfs"`
-	Guest   GuestConfig   `toml:"guest"`
-	Network NetworkConfig `toml:"network"`
-	Env     EnvConfig     `toml:"env"`
-	Disks   DisksConfig   `toml:"disks"`
-	Volumes []string      `toml:"volumes"`
+	State    StateConfig    `toml:"state"`
+	VM       VMConfig       `toml:"vm"`
+	Image    ImageConfig    `toml:"image"`
+	Rootfs   RootfsConfig   `toml:"rootfs"`
+	Guest    GuestConfig    `toml:"guest"`
+	Network  NetworkConfig  `toml:"network"`
+	Env      EnvConfig      `toml:"env"`
+	Disks    DisksConfig    `toml:"disks"`
+	Volumes  []string       `toml:"volumes"`
+	Agentbox AgentboxConfig `toml:"agentbox"`
 
 	path string // where it was read from ("" when no file)
 }
@@ -60,6 +61,14 @@ type NetworkConfig struct {
 
 type EnvConfig struct {
 	Pass []string `toml:"pass"`
+}
+
+// AgentboxConfig applies to the agentbox profile only.
+type AgentboxConfig struct {
+	// Mounts are tool-state paths under the host's home ("~/.codex"),
+	// shared at the same path under the guest user's home when they
+	// exist. nil (no key) means defaultToolMounts; [] means none.
+	Mounts *[]string `toml:"mounts"`
 }
 
 type DisksConfig struct {
@@ -144,6 +153,13 @@ func (c *Config) validate() error {
 		if _, err := disks.ParseSize(d.v); err != nil {
 			// ParseSize's message is `size "X": want …`; name the key instead.
 			return fmt.Errorf("config %s: %s%s", c.path, d.key, strings.TrimPrefix(err.Error(), "size"))
+		}
+	}
+	if c.Agentbox.Mounts != nil {
+		for _, m := range *c.Agentbox.Mounts {
+			if err := checkToolMount(m); err != nil {
+				return fmt.Errorf("config %s: %w", c.path, err)
+			}
 		}
 	}
 	return c.checkStateLocation()

@@ -191,15 +191,13 @@ func (o *Options) checkResources(fs *pflag.FlagSet, host func() (uint64, int)) e
 
 // notBuiltYet refuses the settings whose machinery does not exist yet,
 // rather than accept them and do nothing: guest networking (ports, TSI)
-// and extra shares arrive with later work.
+// arrives with later work.
 func (o *Options) notBuiltYet() error {
 	switch {
 	case len(o.Publish) > 0:
 		return fmt.Errorf("--publish (or [network] publish): guest networking is not built yet, so no port can be published; drop it")
 	case o.TSI:
 		return fmt.Errorf("--tsi (or [network] mode = \"tsi\"): guest networking is not built yet; drop it")
-	case len(o.Volumes) > 0:
-		return fmt.Errorf("--volume (or volumes in the config): extra shares are not built yet, only /workspace is shared; drop it")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -95,13 +96,19 @@ func (pm PortMap) KrunPairs() []string {
 	return out
 }
 
-// Volume is one validated -v/--volume value.
+// Volume is one validated -v/--volume value (or a tool-state mount).
 type Volume struct {
 	Source, Target string
 	ReadOnly       bool
+	// File: Source is a regular file, copied into the task root at Target
+	// (a share is a directory; sharing the file's parent would show the
+	// guest every sibling).
+	File bool
 }
 
-// ParseVolume parses SRC:DST[:ro|:rw]; SRC becomes absolute, DST must be.
+// ParseVolume parses SRC:DST[:ro|:rw]; SRC becomes absolute and must exist
+// (a directory, or a file), DST must be an absolute guest path outside
+// the kernel's filesystems.
 func ParseVolume(s string) (Volume, error) {
 	parts := strings.Split(s, ":")
 	bad := func(why string) (Volume, error) {
@@ -123,13 +130,49 @@ func ParseVolume(s string) (Volume, error) {
 	if v.Source == "" {
 		return bad("empty source")
 	}
-	if !filepath.IsAbs(v.Target) {
-		return bad(fmt.Sprintf("target %q is not an absolute guest path", v.Target))
+	if err := checkGuestTarget(v.Target); err != nil {
+		return bad(err.Error())
 	}
+	v.Target = filepath.Clean(v.Target)
 	abs, err := filepath.Abs(v.Source)
 	if err != nil {
 		return bad(err.Error())
 	}
 	v.Source = abs
+	// virtiofsd takes the directory in a comma-separated -o list.
+	if strings.ContainsAny(abs, ",\n") {
+		return bad(fmt.Sprintf("source %q contains a comma or newline, which virtiofsd's options cannot carry; rename it or use a symlink without one", abs))
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return bad(fmt.Sprintf("source: %v", err))
+	}
+	switch {
+	case fi.IsDir():
+	case fi.Mode().IsRegular():
+		v.File = true
+	default:
+		return bad(fmt.Sprintf("source %s is neither a directory nor a regular file", abs))
+	}
 	return v, nil
+}
+
+// checkGuestTarget refuses a guest path a share must not cover.
+func checkGuestTarget(dst string) error {
+	if !filepath.IsAbs(dst) {
+		return fmt.Errorf("target %q is not an absolute guest path", dst)
+	}
+	clean := filepath.Clean(dst)
+	if clean == "/" {
+		return fmt.Errorf("target / would hide the guest's root")
+	}
+	for _, k := range []string{"/proc", "/sys", "/dev"} {
+		if within(k, clean) {
+			return fmt.Errorf("target %s is under %s, which the guest kernel owns", clean, k)
+		}
+	}
+	if strings.ContainsAny(clean, ",\n") {
+		return fmt.Errorf("target %q contains a comma or newline", clean)
+	}
+	return nil
 }

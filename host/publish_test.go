@@ -1,6 +1,8 @@
 package host
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -53,18 +55,35 @@ func TestKrunPairs(t *testing.T) {
 }
 
 func TestParseVolume(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	comma := filepath.Join(dir, "a,b")
+	if err := os.Mkdir(comma, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		in      string
 		want    Volume
 		wantErr string
 	}{
-		{in: "/src:/dst", want: Volume{Source: "/src", Target: "/dst"}},
-		{in: "/src:/dst:ro", want: Volume{Source: "/src", Target: "/dst", ReadOnly: true}},
-		{in: "/src:/dst:rw", want: Volume{Source: "/src", Target: "/dst"}},
-		{in: "/src", wantErr: "wrong number of fields"},
-		{in: "/src:dst", wantErr: "not an absolute guest path"},
-		{in: "/src:/dst:rx", wantErr: `option "rx"`},
+		{in: dir + ":/dst", want: Volume{Source: dir, Target: "/dst"}},
+		{in: dir + ":/dst/:ro", want: Volume{Source: dir, Target: "/dst", ReadOnly: true}},
+		{in: dir + ":/dst:rw", want: Volume{Source: dir, Target: "/dst"}},
+		{in: file + ":/etc/f:ro", want: Volume{Source: file, Target: "/etc/f", ReadOnly: true, File: true}},
+		{in: dir, wantErr: "wrong number of fields"},
+		{in: dir + ":dst", wantErr: "not an absolute guest path"},
+		{in: dir + ":/dst:rx", wantErr: `option "rx"`},
 		{in: ":/dst", wantErr: "empty source"},
+		{in: dir + "/missing:/dst", wantErr: "no such file"},
+		{in: "/dev/null:/dst", wantErr: "neither a directory nor a regular file"},
+		{in: comma + ":/dst", wantErr: "comma"},
+		{in: dir + ":/", wantErr: "hide the guest's root"},
+		{in: dir + ":/sys/fs/x", wantErr: "under /sys"},
+		{in: dir + ":/dev", wantErr: "under /dev"},
+		{in: dir + ":/a,b", wantErr: "comma"},
 	}
 	for _, tt := range tests {
 		got, err := ParseVolume(tt.in)

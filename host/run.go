@@ -43,6 +43,11 @@ func (e *env) session(args []string) (int, error) {
 		return 0, usagef("%v", err)
 	}
 	opts.Profile = e.prog
+	tools, err := toolMounts(opts.Profile, cfg, e.getenv("HOME"))
+	if err != nil {
+		return 0, usagef("%v", err)
+	}
+	opts.Volumes = append(tools, opts.Volumes...)
 	e.log = newLogger(e.stderr, opts.Debug)
 	if err := e.enterUserNamespace(cfg); err != nil {
 		return 0, exitError{status: exitSetup, err: err}
@@ -269,6 +274,9 @@ func (s *session) writeGuestConfig() error {
 		Env:        append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
 		WorkingDir: contract.WorkspaceMount,
 	}
+	if err := s.writeVolumes(); err != nil {
+		return err
+	}
 	if interactive() {
 		if term := os.Getenv("TERM"); term != "" {
 			s.kc.Env = append(s.kc.Env, "TERM="+term)
@@ -343,6 +351,8 @@ func (s *session) plan() (*launch.Plan, error) {
 	for _, d := range s.diskSpecs() {
 		p.Disks = append(p.Disks, launch.Disk{ID: d.id, Path: d.path})
 	}
+	shares, _ := volumeShares(s.opts.Volumes)
+	p.Shares = append(p.Shares, shares...)
 	p.Argv, p.Env = s.kc.Cmd[1:], s.kc.Env
 	if err := launch.Write(s.taskDir, p); err != nil {
 		return nil, err

@@ -6,11 +6,10 @@ import (
 	"os"
 
 	"github.com/loftd/loftd/disks"
-	"github.com/loftd/loftd/disks/loop"
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/host/state"
+	"github.com/loftd/loftd/launch"
 	"github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 )
 
 // workspaceFlag declares --workspace on a maintenance command.
@@ -43,23 +42,35 @@ func runResize(e *env, args []string) error {
 	target := fs.String("target", "", "disk to grow: nix or containers")
 	size := fs.String("size", "", "new size: 128 (GiB), 128G, 512MiB, 1T; must be larger than the current one")
 	wsDir := workspaceFlag(fs)
+	vmmFlag := fs.String("vmm", "", "VM backend of the maintenance VM: krun, qemu or auto")
+	guestInit := fs.String("guest-init", "", "guest init binary to boot (default: loftd-guest-init next to loftd)")
+	debug := fs.Bool("debug", false, "debug logs on stderr")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if *target != "nix" && *target != "containers" {
 		return usagef("resize: --target %q: want nix or containers", *target)
 	}
+	if err := oneOf("--vmm", *vmmFlag, "auto", "krun", "qemu"); err != nil {
+		return usagef("resize: %v", err)
+	}
 	n, err := disks.ParseSize(*size)
 	if err != nil {
 		return usagef("resize: --size: %v", err)
 	}
-	_, _, ws, err := e.openWorkspace(*wsDir)
+	e.log = newLogger(e.stderr, *debug)
+	cfg, st, ws, err := e.openWorkspace(*wsDir)
 	if err != nil {
 		return err
 	}
-	path := ws.NixDisk()
+	// Rootless, the maintenance VM runs in the keep-id namespace like a
+	// session's (virtiofsd needs its capabilities there).
+	if err := e.enterUserNamespace(cfg); err != nil {
+		return exitError{status: exitSetup, err: err}
+	}
+	id, path := contract.NixDiskID, ws.NixDisk()
 	if *target == "containers" {
-		path = ws.ContainersDisk()
+		id, path = contract.ContainersDiskID, ws.ContainersDisk()
 	}
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("resize %s: workspace %s has no %s disk yet (it is made on the first run; start one with '%s -- true')", *target, ws.Source, *target, e.prog)
@@ -69,36 +80,52 @@ func runResize(e *env, args []string) error {
 		return fmt.Errorf("resize %s: %w", *target, err)
 	}
 	defer lock.Close()
-	if err := disks.Grow(path, n); err != nil {
+	if err := growFile(path, n); err != nil {
 		return fmt.Errorf("resize %s: %w", *target, err)
 	}
-	return e.growFilesystem(*target, path, n)
+	m := maintenance{
+		disk: launch.Disk{ID: id, Path: path}, vmm: *vmmFlag, guestInit: *guestInit, debug: *debug,
+	}
+	if m.vmm == "" {
+		m.vmm = cfg.VM.VMM
+	}
+	if m.guestInit == "" {
+		m.guestInit = cfg.Guest.Init
+	}
+	uid, gid := userIDs(-1, -1)
+	m.guest = contract.Guest{Mode: contract.ModeResize, UID: uid, GID: gid, User: contract.DefaultUser, ResizeDisk: id}
+	status, err := e.runMaintenance(st, m)
+	if err != nil || status != 0 {
+		why := fmt.Sprintf("the maintenance VM ended with status %d", status)
+		if err != nil {
+			why = err.Error()
+		}
+		return exitError{status: exitFail, err: fmt.Errorf(
+			"resize %s: %s now holds %s, but its btrfs filesystem was NOT grown: %s. Nothing was lost: run the same command again to finish it",
+			*target, path, disks.FormatSize(n), why)}
+	}
+	fmt.Fprintf(e.stderr, "%s: %s disk %s and its filesystem now hold %s\n", e.prog, *target, path, disks.FormatSize(n))
+	return nil
 }
 
-// growFilesystem grows the btrfs inside a disk whose file just grew. As
-// root it loop-mounts the disk on the host; rootless, that needs the guest
-// side of resize, which is not built yet, and the command says so.
-func (e *env) growFilesystem(target, path string, n int64) error {
-	if os.Geteuid() != 0 {
-		return exitError{status: exitFail, err: fmt.Errorf(
-			"resize %s: %s now holds %s, but the btrfs filesystem inside was NOT grown: rootless, that needs the guest side of resize, which is not built yet (nothing was lost; run the same command as root to finish it)",
-			target, path, disks.FormatSize(n))}
+// growFile grows the disk file to n. A file that has that size already but
+// whose filesystem is smaller is an earlier resize whose maintenance VM
+// failed: it is not refused, so running the same command again finishes
+// it. The superblock is only read, never mounted.
+func growFile(path string, n int64) error {
+	err := disks.Grow(path, n)
+	if !errors.Is(err, disks.ErrSameSize) {
+		return err
 	}
-	mnt, err := os.MkdirTemp("", "loftd-resize-")
-	if err != nil {
-		return fmt.Errorf("resize %s: %w", target, err)
+	f, oerr := os.Open(path)
+	if oerr != nil {
+		return err
 	}
-	defer os.Remove(mnt)
-	if _, err := loop.Mount(path, mnt, "btrfs", ""); err != nil {
-		return fmt.Errorf("resize %s: %w", target, err)
+	defer f.Close()
+	if sb, serr := disks.ReadSuper(f); serr == nil && sb.TotalBytes < n {
+		return nil
 	}
-	gerr := disks.GrowFilesystem(mnt)
-	uerr := unix.Unmount(mnt, 0)
-	if err := errors.Join(gerr, uerr); err != nil {
-		return fmt.Errorf("resize %s: %w", target, err)
-	}
-	fmt.Fprintf(e.stderr, "%s: %s disk %s and its filesystem now hold %s\n", e.prog, target, path, disks.FormatSize(n))
-	return nil
+	return err
 }
 
 func runResetNix(e *env, args []string) error {

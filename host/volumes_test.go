@@ -1,0 +1,43 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestToolMounts(t *testing.T) {
+	home := t.TempDir()
+	for _, d := range []string{".config/gh", ".claude"} {
+		if err := os.MkdirAll(filepath.Join(home, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(home, ".gitconfig"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	custom := []string{"~/.claude", "~/.nothing"}
+	none := []string{}
+	tests := []struct {
+		name    string
+		profile string
+		mounts  *[]string
+		want    []Volume
+	}{
+		{"defaults that exist", "agentbox", nil, []Volume{
+			{Source: filepath.Join(home, ".claude"), Target: "/home/dev/.claude"},
+			{Source: filepath.Join(home, ".config/gh"), Target: "/home/dev/.config/gh"},
+			{Source: filepath.Join(home, ".gitconfig"), Target: "/home/dev/.gitconfig", File: true},
+		}},
+		{"configured", "agentbox", &custom, []Volume{{Source: filepath.Join(home, ".claude"), Target: "/home/dev/.claude"}}},
+		{"configured none", "agentbox", &none, nil},
+		{"loftd has none", "loftd", nil, nil},
+	}
+	for _, tt := range tests {
+		got, err := toolMounts(tt.profile, &Config{Agentbox: AgentboxConfig{Mounts: tt.mounts}}, home)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: toolMounts = %+v, %v; want %+v", tt.name, got, err, tt.want)
+		}
+	}
+}
