@@ -47,6 +47,9 @@ type env struct {
 	stderr io.Writer
 	getenv func(string) string
 	log    *slog.Logger
+	// captureFlags, when set, receives each flag set parse is given, and
+	// parse stops the command there (shell completion, completion.go).
+	captureFlags func(*pflag.FlagSet)
 }
 
 type command struct {
@@ -65,6 +68,8 @@ func commands() []command {
 		{name: "ps", summary: "list running tasks", run: runPs},
 		{name: "gc", summary: "remove stale task state (and, with --images, unused images)", run: runGC},
 		{name: "version", summary: "print the version", run: runVersion},
+		{name: "completion", summary: "print a shell completion script: completion bash|zsh|fish", run: runCompletion},
+		{name: "__complete", summary: "completion candidates for the shell scripts", hidden: true, run: runComplete},
 		{name: "internal", summary: "helpers loftd runs itself; not for direct use", hidden: true, run: runInternal},
 	}
 }
@@ -156,6 +161,10 @@ func (e *env) newFlagSet(name, usage string) *pflag.FlagSet {
 // pflag itself calls fs.Usage before returning ErrHelp, so it is not
 // printed here again.
 func (e *env) parse(fs *pflag.FlagSet, args []string) error {
+	if e.captureFlags != nil {
+		e.captureFlags(fs)
+		return errFlagsCaptured
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
