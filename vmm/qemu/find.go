@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -32,9 +33,22 @@ func FindQEMU(path string) (string, error) {
 var VirtiofsdPart = parts.Part{
 	Name: "virtiofsd", Files: []string{"virtiofsd"},
 	Beside:  []string{"../libexec/loftd"},
-	System:  parts.InPath(VirtiofsdPaths...),
+	System:  systemVirtiofsd,
 	DataDir: "libexec",
 	Hint:    "install qemu-system-common on Debian 12, the virtiofsd package elsewhere",
+}
+
+// systemVirtiofsd is virtiofsd in $PATH, else the first of VirtiofsdPaths.
+func systemVirtiofsd(name string) (string, bool) {
+	if p, ok := parts.InPath()(name); ok {
+		return p, true
+	}
+	for _, p := range VirtiofsdPaths {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // FindVirtiofsd returns path when set (looked up in $PATH), else
