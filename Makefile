@@ -6,7 +6,7 @@ LDFLAGS  := -X github.com/loftd/loftd/host.Version=$(VERSION)
 CACHE    := $(CURDIR)/.cache
 KRUNFW   := $(CACHE)/libkrunfw
 
-.PHONY: all build deps test vet demo clean
+.PHONY: all build deps test vet demo clean install
 all: build
 
 build:
@@ -29,9 +29,11 @@ test: deps build vet
 	LOFTD_LIBKRUNFW_LIBRARY=$${LOFTD_LIBKRUNFW_LIBRARY:-$$(scripts/fetch-libkrunfw $(KRUNFW))} scripts/test
 
 # demo: the main job on a fresh machine: boot a microVM (QEMU TCG here, libkrun
-# where installed) from a busybox root and run a command in it.
+# where installed) from a busybox root and run a command in it. libkrunfw goes
+# to $XDG_DATA_HOME/loftd/lib, where bin/loftd finds it by itself afterwards.
 demo: deps build
-	LOFTD_LIBKRUNFW_LIBRARY=$${LOFTD_LIBKRUNFW_LIBRARY:-$$(scripts/fetch-libkrunfw $(KRUNFW))} scripts/demo
+	scripts/fetch-libkrunfw >/dev/null
+	scripts/demo
 
 clean:
 	rm -rf bin
@@ -41,3 +43,34 @@ clean:
 .PHONY: image
 image: deps build
 	scripts/default-image bin/loftd
+
+# install: the layout loftd finds its parts in without environment variables
+# (docs/architecture.md, "Finding loftd's parts"). DESTDIR stages it.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     := $(DESTDIR)$(PREFIX)/bin
+LIBEXECDIR := $(DESTDIR)$(PREFIX)/libexec/loftd
+LIBDIR     := $(DESTDIR)$(PREFIX)/lib/loftd
+SHAREDIR   := $(DESTDIR)$(PREFIX)/share
+XDG_DATA   := $(or $(XDG_DATA_HOME),$(HOME)/.local/share)
+# The libkrunfw fetched by deps (.cache) or by scripts/fetch-libkrunfw (XDG),
+# if any: installed beside loftd so the QEMU backend needs nothing else.
+KRUNFW_LIB  = $(firstword $(wildcard $(KRUNFW)/usr/lib/*/libkrunfw.so.[0-9] $(XDG_DATA)/loftd/lib/libkrunfw.so.[0-9]))
+
+install: build
+	install -d $(BINDIR) $(LIBEXECDIR) $(SHAREDIR)/loftd/images/default \
+	  $(SHAREDIR)/bash-completion/completions $(SHAREDIR)/zsh/site-functions $(SHAREDIR)/fish/vendor_completions.d
+	install -m 0755 bin/loftd bin/agentbox $(BINDIR)/
+	install -m 0755 bin/loftd-guest-init $(LIBEXECDIR)/
+	install -m 0644 images/default/Containerfile $(SHAREDIR)/loftd/images/default/
+	for p in loftd agentbox; do \
+	  bin/$$p completion bash >$(SHAREDIR)/bash-completion/completions/$$p && \
+	  bin/$$p completion zsh >$(SHAREDIR)/zsh/site-functions/_$$p && \
+	  bin/$$p completion fish >$(SHAREDIR)/fish/vendor_completions.d/$$p.fish || exit 1; \
+	done
+	@if [ -n "$(KRUNFW_LIB)" ]; then \
+	  install -d $(LIBDIR) && install -m 0644 $(KRUNFW_LIB) $(LIBDIR)/$(notdir $(KRUNFW_LIB)) && \
+	  echo "installed $(KRUNFW_LIB) as $(LIBDIR)/$(notdir $(KRUNFW_LIB))"; \
+	else \
+	  echo "libkrunfw not fetched: not installed (run scripts/fetch-libkrunfw, or install your distribution's libkrunfw)"; \
+	fi

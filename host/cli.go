@@ -50,6 +50,9 @@ type env struct {
 	// flagSets, when set, receives every flag set a command makes: the docs
 	// generator runs each command with --help and reads its flags there.
 	flagSets func(usage string, fs *pflag.FlagSet)
+	// captureFlags, when set, receives each flag set parse is given, and
+	// parse stops the command there (shell completion, completion.go).
+	captureFlags func(*pflag.FlagSet)
 }
 
 type command struct {
@@ -68,6 +71,8 @@ func commands() []command {
 		{name: "ps", summary: "list running tasks", run: runPs},
 		{name: "gc", summary: "remove stale task state (and, with --images, unused images)", run: runGC},
 		{name: "version", summary: "print the version", run: runVersion},
+		{name: "completion", summary: "print a shell completion script: completion bash|zsh|fish", run: runCompletion},
+		{name: "__complete", summary: "completion candidates for the shell scripts", hidden: true, run: runComplete},
 		{name: "internal", summary: "helpers loftd runs itself; not for direct use", hidden: true, run: runInternal},
 	}
 }
@@ -162,6 +167,10 @@ func (e *env) newFlagSet(name, usage string) *pflag.FlagSet {
 // pflag itself calls fs.Usage before returning ErrHelp, so it is not
 // printed here again.
 func (e *env) parse(fs *pflag.FlagSet, args []string) error {
+	if e.captureFlags != nil {
+		e.captureFlags(fs)
+		return errFlagsCaptured
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err

@@ -50,6 +50,7 @@ func runDoctor(e *env, args []string) error {
 	fwCheck, qemuCheck := checkKrunfw(), checkQEMU()
 	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
 	checks = append(checks, checkImageBuild())
+	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkPasst())
 	checks = append(checks, checkRootless()...)
 	qemuOK := fwCheck.level == "ok" && qemuCheck.level == "ok"
 	backend := ""
@@ -131,13 +132,13 @@ func checkLibkrun() (bool, check) {
 
 func checkKrunfw() check {
 	c := check{name: "libkrunfw", level: "ok"}
-	p, err := krunfw.Find()
+	f, err := krunfw.Locate()
 	if err != nil {
 		c.level, c.detail = "fail", err.Error()
-		c.fix = "scripts/fetch-libkrunfw DIR unpacks it from Debian sid; then set LOFTD_LIBKRUNFW_LIBRARY to the libkrunfw.so.N it prints"
+		c.fix = "install the distribution's libkrunfw, or run scripts/fetch-libkrunfw: it unpacks Debian sid's into $XDG_DATA_HOME/loftd/lib (~/.local/share/loftd/lib), where loftd finds it"
 		return c
 	}
-	c.detail = p
+	c.detail = f.String()
 	return c
 }
 
@@ -149,7 +150,7 @@ func checkQEMU() check {
 		c.fix = "sudo apt-get install qemu-system-x86 qemu-system-common (virtiofsd; or the virtiofsd package on newer distributions)"
 		return c
 	}
-	c.detail = fmt.Sprintf("%s, %s; accel %s (%s)", r.QEMU, r.Virtiofsd, r.Accel, r.AccelReason)
+	c.detail = fmt.Sprintf("%s (system), %s (%s); accel %s (%s)", r.QEMU, r.Virtiofsd, r.VirtiofsdWhy, r.Accel, r.AccelReason)
 	return c
 }
 

@@ -83,20 +83,10 @@ func within(dir, p string) bool {
 }
 
 // guestInitSource finds the guest init to inject: --guest-init PATH, else
-// loftd-guest-init next to the running binary.
+// guestInitPart's search order (next to loftd first).
 func guestInitSource(spec string) (string, error) {
-	if spec != "" {
-		return spec, nil
-	}
-	exe, err := executable()
-	if err != nil {
-		return "", fmt.Errorf("find guest init: %w", err)
-	}
-	p := filepath.Join(filepath.Dir(exe), "loftd-guest-init")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("find guest init: %s is missing (build it with 'make build', or pass --guest-init PATH)", p)
-	}
-	return p, nil
+	f, err := partLocator.Find(guestInitPart, spec)
+	return f.Path, err
 }
 
 // injectGuestInit copies the static guest init to ROOT/.loftd/guest-init,

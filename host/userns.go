@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/loftd/loftd/host/state"
+	"github.com/loftd/loftd/internal/parts"
 	"github.com/loftd/loftd/rootfs"
 )
 
@@ -40,16 +41,11 @@ func (e *env) enterUserNamespace(cfg *Config) error {
 }
 
 // exeEnv carries loftd's own path into the keep-id namespace.
-const exeEnv = "_LOFTD_EXE"
+const exeEnv = parts.ExeEnv
 
 // executable is loftd's own path, for the helper's re-exec and for finding
 // the guest init beside it.
-func executable() (string, error) {
-	if p := os.Getenv(exeEnv); p != "" {
-		return p, nil
-	}
-	return os.Executable()
-}
+func executable() (string, error) { return parts.Executable() }
 
 // stateInNamespace loads the config, enters the keep-id namespace (the
 // store and task directories belong to its ids) and opens the state

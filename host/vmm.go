@@ -90,6 +90,7 @@ func pickVMM(want string) (vmmChoice, string, error) {
 // libkrunfw it would load.
 type LibkrunReport struct {
 	Path     string   // the libkrun loaded ("" when none loads)
+	Why      string   // the rule that found it: "system", "next to the executable", …
 	Version  string   // the oldest release with all its symbols ("1.17")
 	Features []string // KRUN_FEATURE_* it was built with (krun_has_feature, 1.18); nil when unknown
 	Missing  []string // optional symbols it lacks
@@ -105,7 +106,7 @@ func DescribeLibkrun() LibkrunReport {
 		return LibkrunReport{Err: err}
 	}
 	defer lib.Close()
-	r := LibkrunReport{Path: lib.Path(), Version: lib.Version(), Missing: lib.Missing()}
+	r := LibkrunReport{Path: lib.Path(), Why: lib.Why(), Version: lib.Version(), Missing: lib.Missing()}
 	if _, err := lib.HasFeature(krun.FeatureNet); err == nil {
 		r.Features = []string{}
 		for _, f := range krun.Features {
@@ -133,7 +134,7 @@ func (r LibkrunReport) Lines() []string {
 		features = strings.Join(r.Features, ", ")
 	}
 	lines := []string{
-		fmt.Sprintf("libkrun: %s, version %s or newer", r.Path, r.Version),
+		fmt.Sprintf("libkrun: %s (%s), version %s or newer", r.Path, r.Why, r.Version),
 		"libkrun features: " + features,
 		"libkrunfw: " + r.Krunfw,
 	}

@@ -65,7 +65,7 @@ func TestPickVMMKrun(t *testing.T) {
 	}
 }
 
-// TestDescribeLibkrun is what doctor shows: path, release, features, the
+// TestDescribeLibkrun is what doctor shows: path and the rule that found it, release, features, the
 // libkrunfw soname and file, and why krun cannot run when it cannot.
 func TestDescribeLibkrun(t *testing.T) {
 	tests := []struct {
@@ -73,12 +73,12 @@ func TestDescribeLibkrun(t *testing.T) {
 		want  []string
 	}{
 		{19, []string{
-			"libkrun: DOUBLE, version 1.19 or newer",
+			"libkrun: DOUBLE (env LOFTD_LIBKRUN_LIBRARY), version 1.19 or newer",
 			"libkrun features: NET, BLK",
 			"libkrunfw: libkrunfw.so.5 → /usr/lib64/libkrunfw.so.5.5.0",
 		}},
 		{16, []string{
-			"libkrun: DOUBLE, version 1.16 or newer",
+			"libkrun: DOUBLE (env LOFTD_LIBKRUN_LIBRARY), version 1.16 or newer",
 			"libkrun features: unknown (krun_has_feature is 1.18+)",
 			"libkrunfw: libkrunfw.so.4 (not found)",
 			"libkrun lacks: krun_has_feature, krun_disable_implicit_vsock, krun_add_vsock, krun_add_virtio_console_multiport, krun_add_console_port_inout, krun_fs_add_overlay_file",

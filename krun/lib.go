@@ -5,7 +5,8 @@
 // converts loftd's launch plan into these calls.
 //
 // It knows nothing of loftd: it must not import any package of
-// github.com/loftd/loftd (internal/deptest). It is the only place (with its
+// github.com/loftd/loftd (internal/deptest) but internal/parts, the leaf
+// package that holds the order loftd's parts are searched in. It is the only place (with its
 // subpackages) that may import purego, so the guest init and the rest of the
 // host stay free of it.
 package krun
@@ -17,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/loftd/loftd/internal/parts"
 )
 
 // LibraryEnv names the environment variable that overrides library discovery
@@ -52,20 +55,42 @@ var sinceVersion = []struct {
 	{12, VersionSymbol},
 }
 
+// LibraryPart is where libkrun is looked for (internal/parts' order):
+// $LOFTD_LIBKRUN_LIBRARY; ../lib/loftd next to the executable; the dynamic
+// loader, by the versioned soname (what a runtime package ships), then the
+// unversioned name (what a -devel package or a source install adds);
+// $XDG_DATA_HOME/loftd/lib.
+var LibraryPart = parts.Part{
+	Name: "libkrun", Env: LibraryEnv, Files: []string{"libkrun.so.1", "libkrun.so"},
+	Beside: []string{"../lib/loftd"},
+	// The loader is asked by Open itself: a soname is always a candidate.
+	System:  func(name string) (string, bool) { return name, true },
+	DataDir: "lib",
+}
+
 // LibraryCandidates lists what Open("") tries, in order: $LOFTD_LIBKRUN_LIBRARY
-// alone when set, else the versioned soname (what a runtime package ships),
-// else the unversioned name (what a -devel package or a source install adds).
+// alone when set, else LibraryPart's candidates.
 func LibraryCandidates() []string {
-	if p := os.Getenv(LibraryEnv); p != "" {
-		return []string{p}
+	var out []string
+	for _, f := range libraryCandidates() {
+		out = append(out, f.Path)
 	}
-	return []string{"libkrun.so.1", "libkrun.so"}
+	return out
+}
+
+func libraryCandidates() []parts.Found {
+	if p := os.Getenv(LibraryEnv); p != "" {
+		// Not checked here: Open names a path that does not load.
+		return []parts.Found{{Path: p, Rule: parts.Override, Why: "env " + LibraryEnv}}
+	}
+	return parts.Default.Candidates(LibraryPart)
 }
 
 // Lib is a loaded libkrun. Methods of optional symbols the library lacks
 // return an error saying so; Missing lists them.
 type Lib struct {
 	path    string
+	why     string // the rule that found it (internal/parts)
 	handle  uintptr
 	missing []string
 	minor   int // libkrun 1.minor, at least (sinceVersion)
@@ -152,12 +177,13 @@ func (l *Lib) symbols() []symbol {
 // linker), or from LibraryCandidates() when path is "", and resolves every
 // symbol once. A missing required symbol fails Open with all of them named.
 func Open(path string) (*Lib, error) {
-	candidates := []string{path}
+	candidates := []parts.Found{{Path: path, Rule: parts.Override, Why: "asked for"}}
 	if path == "" {
-		candidates = LibraryCandidates()
+		candidates = libraryCandidates()
 	}
 	var errs []string
-	for _, c := range candidates {
+	for _, f := range candidates {
+		c := f.Path
 		// RTLD_NOW: fail here, not at the first call, if libkrun's own
 		// dependencies are broken. RTLD_GLOBAL: as crun and krunvm load it.
 		h, err := purego.Dlopen(c, purego.RTLD_NOW|purego.RTLD_GLOBAL)
@@ -169,7 +195,11 @@ func Open(path string) (*Lib, error) {
 			errs = append(errs, msg)
 			continue
 		}
-		return bind(c, h)
+		l, err := bind(c, h)
+		if l != nil {
+			l.why = f.Why
+		}
+		return l, err
 	}
 	return nil, fmt.Errorf("load libkrun: %s (install libkrun, or set %s to its path)",
 		strings.Join(errs, "; "), LibraryEnv)
@@ -223,6 +253,10 @@ func (l *Lib) AtLeast(minor int) bool { return l.minor >= minor }
 
 // Path is what Open loaded: the path or soname it was given or found.
 func (l *Lib) Path() string { return l.path }
+
+// Why names the rule that found the library: "env LOFTD_LIBKRUN_LIBRARY",
+// "next to the executable", "system", "XDG data dir" (internal/parts).
+func (l *Lib) Why() string { return l.why }
 
 // Missing lists the optional symbols this libkrun lacks, for `loftd doctor`.
 func (l *Lib) Missing() []string { return append([]string(nil), l.missing...) }

@@ -2,9 +2,10 @@
 // libkrun boots its guests with, and wraps it as a PVH ELF that QEMU's
 // -kernel can boot, so the QEMU backend runs the very kernel libkrun would.
 //
-// It owns library discovery for libkrunfw and the ELF wrapping. It must not
-// import any other package of loftd (host in particular): doctor and the
-// QEMU backend call it, not the other way round.
+// It owns library discovery for libkrunfw (in internal/parts' order) and
+// the ELF wrapping. It must not import any other package of loftd but
+// internal/parts (host in particular): doctor and the QEMU backend call it,
+// not the other way round.
 package krunfw
 
 import (
@@ -14,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/loftd/loftd/internal/parts"
 )
 
 // LibraryEnv overrides discovery with a path (or soname) of libkrunfw.
@@ -29,35 +32,39 @@ var SearchDirs = []string{
 	"/usr/local/lib/x86_64-linux-gnu", "/usr/local/lib64", "/usr/local/lib",
 }
 
-// Find returns the libkrunfw to load: $LOFTD_LIBKRUNFW_LIBRARY when set (it
-// must exist), else a soname the dynamic loader resolves, else the first
-// Sonames entry found in SearchDirs. A soname result is returned as is: the
-// loader finds it again when KernelELF loads it.
-func Find() (string, error) {
-	if p := os.Getenv(LibraryEnv); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("find libkrunfw: %s=%s: %w", LibraryEnv, p, err)
-		}
-		return p, nil
-	}
-	for _, name := range Sonames {
-		if h, err := purego.Dlopen(name, purego.RTLD_LAZY|purego.RTLD_LOCAL); err == nil {
-			_ = purego.Dlclose(h)
-			return name, nil
-		}
-	}
-	for _, dir := range SearchDirs {
-		for _, name := range Sonames {
-			p := filepath.Join(dir, name)
-			if _, err := os.Stat(p); err == nil {
-				return p, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("find libkrunfw: none of %v is installed; install the distribution's "+
-		"libkrunfw package, or run scripts/fetch-libkrunfw DIR and set %s to the path it prints",
-		Sonames, LibraryEnv)
+// Part is where libkrunfw is looked for, in internal/parts' order:
+// $LOFTD_LIBKRUNFW_LIBRARY; ../lib/loftd next to the executable (what
+// `make install` fills); a soname the dynamic loader resolves, else
+// SearchDirs; $XDG_DATA_HOME/loftd/lib (what scripts/fetch-libkrunfw
+// without arguments fills).
+var Part = parts.Part{
+	Name: "libkrunfw", Env: LibraryEnv, Files: Sonames,
+	Beside:  []string{"../lib/loftd"},
+	System:  systemLib,
+	DataDir: "lib",
+	Hint: "install the distribution's libkrunfw package, or run scripts/fetch-libkrunfw, " +
+		"which puts it in $XDG_DATA_HOME/loftd/lib",
 }
+
+// systemLib finds a soname as the dynamic loader does (the file it maps),
+// else in SearchDirs.
+func systemLib(name string) (string, bool) {
+	if h, err := purego.Dlopen(name, purego.RTLD_LAZY|purego.RTLD_LOCAL); err == nil {
+		p := loadedPath(name)
+		_ = purego.Dlclose(h)
+		return p, true
+	}
+	return parts.InDirs(SearchDirs...)(name)
+}
+
+// Find returns the path of the libkrunfw to load (Locate's).
+func Find() (string, error) {
+	f, err := Locate()
+	return f.Path, err
+}
+
+// Locate returns the libkrunfw to load and the rule that found it.
+func Locate() (parts.Found, error) { return parts.Find(Part, "") }
 
 // SonameFor is the libkrunfw a libkrun release (1.minor) loads itself, by
 // soname through the dynamic loader: libkrunfw.so.5 from 1.17 (lib.rs

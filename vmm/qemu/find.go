@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+
+	"github.com/loftd/loftd/internal/parts"
 )
 
 // VirtiofsdPaths are where distributions install virtiofsd outside $PATH:
@@ -25,23 +27,42 @@ func FindQEMU(path string) (string, error) {
 	return p, nil
 }
 
-// FindVirtiofsd returns path when set, else virtiofsd from $PATH, else the
-// first of VirtiofsdPaths that exists.
+// VirtiofsdPart is where virtiofsd is looked for, in internal/parts'
+// order: ../libexec/loftd next to the executable, then $PATH and
+// VirtiofsdPaths, then $XDG_DATA_HOME/loftd/libexec.
+var VirtiofsdPart = parts.Part{
+	Name: "virtiofsd", Files: []string{"virtiofsd"},
+	Beside:  []string{"../libexec/loftd"},
+	System:  systemVirtiofsd,
+	DataDir: "libexec",
+	Hint:    "install qemu-system-common on Debian 12, the virtiofsd package elsewhere",
+}
+
+// systemVirtiofsd is virtiofsd in $PATH, else the first of VirtiofsdPaths.
+func systemVirtiofsd(name string) (string, bool) {
+	if p, ok := parts.InPath()(name); ok {
+		return p, true
+	}
+	for _, p := range VirtiofsdPaths {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// FindVirtiofsd returns path when set (looked up in $PATH), else
+// LocateVirtiofsd's.
 func FindVirtiofsd(path string) (string, error) {
 	if path != "" {
 		return exec.LookPath(path)
 	}
-	if p, err := exec.LookPath("virtiofsd"); err == nil {
-		return p, nil
-	}
-	for _, p := range VirtiofsdPaths {
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("find virtiofsd: not in $PATH nor %v "+
-		"(install qemu-system-common on Debian 12, the virtiofsd package elsewhere)", VirtiofsdPaths)
+	f, err := LocateVirtiofsd()
+	return f.Path, err
 }
+
+// LocateVirtiofsd finds virtiofsd and the rule that found it.
+func LocateVirtiofsd() (parts.Found, error) { return parts.Find(VirtiofsdPart, "") }
 
 var flavors sync.Map // virtiofsd path → bool (true = Rust)
 
@@ -60,6 +81,7 @@ func IsRustVirtiofsd(path string) bool {
 // Report is what Probe found, for doctor.
 type Report struct {
 	QEMU, Virtiofsd    string
+	VirtiofsdWhy       string // the rule that found it (internal/parts)
 	Accel, AccelReason string
 }
 
@@ -70,9 +92,11 @@ func Probe() (Report, error) {
 	if r.QEMU, err = FindQEMU(""); err != nil {
 		return r, err
 	}
-	if r.Virtiofsd, err = FindVirtiofsd(""); err != nil {
+	vfs, err := LocateVirtiofsd()
+	if err != nil {
 		return r, err
 	}
+	r.Virtiofsd, r.VirtiofsdWhy = vfs.Path, vfs.Why
 	r.Accel, r.AccelReason = PickAccel("", r.QEMU)
 	return r, nil
 }
