@@ -121,10 +121,22 @@ func (e *enter) control() (*control, error) {
 	return e.ctl, nil
 }
 
-// report writes the status and the byte counts of stdout and stderr to the
-// loftd-status port when there is one (the QEMU backend) and waits for the
-// host's ack; under libkrun the init's own exit status carries the status.
+// report leaves the status in the root's status file (see
+// writeStatusFile), then writes it with the byte counts of stdout and
+// stderr to the loftd-status port when there is one (the QEMU backend) and
+// waits for the host's ack; under libkrun the init's own exit status
+// carries it to libkrun's init, which passes it on.
 func (e *enter) report() error {
+	// A failed report comes back here through fail, with 125: the file
+	// follows, so it always says what this init exits with.
+	if e.statusFile == nil || *e.statusFile != e.status {
+		if err := writeStatusFile(e.sys.SysRoot, e.status); err != nil {
+			fmt.Fprintf(e.errw(), "guest-init: %v\n", err)
+		} else {
+			st := e.status
+			e.statusFile = &st
+		}
+	}
 	if _, ok := e.ports[contract.PortStatus]; !ok {
 		return nil
 	}

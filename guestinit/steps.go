@@ -36,6 +36,7 @@ type enter struct {
 	pty            *pty // instead of relay when the host has a terminal
 	ctl            *control
 	status         int
+	statusFile     *int // what contract.StatusPath holds; nil: not written
 	profile        bool
 	pending        []string // profile lines waiting for stderr to be wired
 }

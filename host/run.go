@@ -264,9 +264,11 @@ func (s *session) writeGuestConfig() error {
 		return err
 	}
 	s.kc = contract.KrunConfig{
-		Cmd:        append([]string{contract.GuestInitPath, "enter", "--"}, s.command()...),
-		Env:        append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
-		WorkingDir: contract.WorkspaceMount,
+		Cmd: append([]string{contract.GuestInitPath, "enter", "--"}, s.command()...),
+		Env: append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
+		// "/": libkrun's init chdirs here before /workspace is mounted;
+		// the guest init applies LOFTD_WORKDIR after its mounts.
+		WorkingDir: "/",
 	}
 	if interactive() {
 		if term := os.Getenv("TERM"); term != "" {
@@ -303,7 +305,7 @@ func (s *session) guest() contract.Guest {
 		Root: s.opts.Root, WorkspaceTag: contract.WorkspaceTag,
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: network, Profile: s.opts.ProfileOut,
-		TTY: interactive(),
+		TTY: interactive(), Workdir: contract.WorkspaceMount,
 	}
 }
 
@@ -320,7 +322,7 @@ func (s *session) plan() (*launch.Plan, error) {
 		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
 		Network:  launch.Network{Mode: "none"},
 		Console:  launch.Console{Interactive: interactive()},
-		ExecPath: contract.GuestInitPath, Workdir: contract.WorkspaceMount,
+		ExecPath: contract.GuestInitPath, Workdir: "/",
 		StateDir: s.state.Dir,
 	}
 	if p.VCPUs == 0 {

@@ -8,7 +8,7 @@ import (
 
 func TestGuestEnvRoundTrip(t *testing.T) {
 	tests := []Guest{
-		{Mode: ModeEnter, UID: 1001, GID: 1002, User: "dev", WorkspaceTag: WorkspaceTag, NixDisk: NixDiskID, ContainersDisk: ContainersDiskID, Network: NetworkPasst},
+		{Mode: ModeEnter, UID: 1001, GID: 1002, User: "dev", WorkspaceTag: WorkspaceTag, NixDisk: NixDiskID, ContainersDisk: ContainersDiskID, Network: NetworkPasst, Workdir: WorkspaceMount},
 		{Mode: ModeEnter, UID: 0, GID: 0, User: "dev", Root: true, Network: NetworkTSI, Profile: true, TTY: true},
 		{Mode: ModeResize, UID: 1000, GID: 1000, User: "dev", ResizeDisk: NixDiskID},
 		{Mode: ModeCheck, UID: 1000, GID: 1000, User: "alice"},
@@ -43,6 +43,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"LOFTD_MODE=enter", "LOFTD_HOST_GID=x"}, "LOFTD_HOST_GID"},
 		{[]string{"LOFTD_MODE=enter", "LOFTD_NETWORK=slirp"}, "LOFTD_NETWORK"},
 		{[]string{"LOFTD_MODE=enter", "LOFTD_USER=a:b"}, "LOFTD_USER"},
+		{[]string{"LOFTD_MODE=enter", "LOFTD_WORKDIR=workspace"}, "LOFTD_WORKDIR"},
 	}
 	for _, tt := range tests {
 		if _, err := Parse(tt.env); err == nil || !strings.Contains(err.Error(), tt.want) {
