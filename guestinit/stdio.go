@@ -60,7 +60,10 @@ func (e *enter) wireStdio() error {
 		flag int
 	}{{contract.PortStdin, unix.O_RDONLY}, {contract.PortStdout, unix.O_WRONLY}, {contract.PortStderr, unix.O_WRONLY}} {
 		dev, ok := e.ports[p.name]
-		if !ok {
+		if !ok || isDevice(fd, dev) {
+			// libkrun's init made the port this fd already
+			// (setup_redirects), and virtio_console allows one open of
+			// a port at a time: a second open would be EBUSY.
 			continue
 		}
 		if err := dupOnto(dev, p.flag, fd); err != nil {
@@ -89,6 +92,15 @@ func hasAll(ports map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// isDevice reports whether fd is open on the device node dev.
+func isDevice(fd int, dev string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Stat(dev, &b) != nil {
+		return false
+	}
+	return a.Mode&unix.S_IFMT == unix.S_IFCHR && a.Rdev == b.Rdev && b.Mode&unix.S_IFMT == unix.S_IFCHR
 }
 
 func dupOnto(dev string, flag, fd int) error {

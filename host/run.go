@@ -263,6 +263,9 @@ func (s *session) writeGuestConfig() error {
 	if err := injectGuestInit(s.root, s.opts.GuestInit); err != nil {
 		return err
 	}
+	if err := prepareKrunRoot(s.root, s.opts.KrunInit); err != nil {
+		return err
+	}
 	s.kc = contract.KrunConfig{
 		Cmd: append([]string{contract.GuestInitPath, "enter", "--"}, s.command()...),
 		Env: append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
@@ -275,13 +278,19 @@ func (s *session) writeGuestConfig() error {
 			s.kc.Env = append(s.kc.Env, "TERM="+term)
 		}
 	}
-	data, err := json.MarshalIndent(s.kc, "", "  ")
-	if err != nil {
+	// No HTML escaping: libkrun's init (init.c unescape_string) drops the
+	// character after each \uXXXX escape it decodes, and Go would write
+	// <, > and & that way.
+	var data bytes.Buffer
+	enc := json.NewEncoder(&data)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s.kc); err != nil {
 		return fmt.Errorf("write guest config: %w", err)
 	}
 	// The root is the task's private copy of a tree the image or the
 	// --rootfs directory controls: never follow a symlink planted there.
-	if err := inroot.WriteFile(s.root, contract.KrunConfigPath, bytes.NewReader(append(data, '\n')), 0o644); err != nil {
+	if err := inroot.WriteFile(s.root, contract.KrunConfigPath, &data, 0o644); err != nil {
 		return fmt.Errorf("write guest config: %w", err)
 	}
 	return nil
@@ -310,7 +319,11 @@ func (s *session) guest() contract.Guest {
 }
 
 func (s *session) plan() (*launch.Plan, error) {
-	vmm, why, err := pickVMM(s.opts.VMM)
+	choice := s.opts.VMM
+	if s.opts.KrunInit != "" {
+		choice = "qemu" // libkrun's init, booted as libkrun would, under QEMU
+	}
+	vmm, why, err := pickVMM(choice)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +336,7 @@ func (s *session) plan() (*launch.Plan, error) {
 		Network:  launch.Network{Mode: "none"},
 		Console:  launch.Console{Interactive: interactive()},
 		ExecPath: contract.GuestInitPath, Workdir: "/",
-		StateDir: s.state.Dir,
+		StateDir: s.state.Dir, KrunInit: s.opts.KrunInit,
 	}
 	if p.VCPUs == 0 {
 		p.VCPUs = DefaultCPUs(cpus)
