@@ -278,9 +278,9 @@ func (s *session) writeGuestConfig() error {
 			s.kc.Env = append(s.kc.Env, "TERM="+term)
 		}
 	}
-	// No HTML escaping: libkrun's init (init.c unescape_string) drops the
-	// character after each \uXXXX escape it decodes, and Go would write
-	// <, > and & that way.
+	// No HTML escaping: libkrun's init reads the file with a small C
+	// decoder (jsmn + init.c unescape_string); <, > and & as plain bytes
+	// leave it less to decode than \u003c and friends.
 	var data bytes.Buffer
 	enc := json.NewEncoder(&data)
 	enc.SetEscapeHTML(false)
