@@ -126,7 +126,7 @@ func (r *runner) firstExit() <-chan *child {
 // ERRBYTES", see ports) into Run's result.
 func (r *runner) status(qemu *child, text string) (int, error) {
 	text = strings.TrimSpace(text)
-	if text == "" && r.cfg.Plan.KrunInit != "" {
+	if text == "" && r.cfg.Plan != nil && r.cfg.Plan.KrunInit != "" {
 		// As libkrun: its VMM exits 0 when the guest ends without a
 		// status (its init's ioctl reports none under QEMU's virtiofsd).
 		// The parent requires contract.StatusPath instead.
