@@ -25,14 +25,11 @@ func (e *enter) command() []string {
 	return e.cmd
 }
 
-// runWorkload runs the command as a child with the init's environment and
-// the config's WorkingDir, and records its status as a shell would. Its
+// runWorkload runs the command as a child with the init's environment in
+// the contract's workdir, and records its status as a shell would. Its
 // stdout and stderr are the relay's pipes under QEMU, else the init's own.
 func (e *enter) runWorkload() error {
-	dir := e.cfg.WorkingDir
-	if dir == "" {
-		dir = "/"
-	}
+	dir := e.workdir()
 	// Checked here so a bad WorkingDir is a setup error (125), not the
 	// "not found" its ENOENT would become after exec.
 	if st, err := os.Stat(dir); err != nil {
@@ -65,6 +62,18 @@ func (e *enter) runWorkload() error {
 		e.pty.drain(e.pid1)
 	}
 	return nil
+}
+
+// workdir is LOFTD_WORKDIR, applied here, after the mounts: the config's
+// WorkingDir is what libkrun's init chdirs to before it runs this init, when
+// /workspace is not mounted yet. A host that set only WorkingDir still gets it.
+func (e *enter) workdir() string {
+	for _, dir := range []string{e.guest.Workdir, e.cfg.WorkingDir} {
+		if dir != "" {
+			return dir
+		}
+	}
+	return "/"
 }
 
 // runCommand runs argv in dir with files as its stdin, stdout and stderr,

@@ -60,7 +60,10 @@ func (e *enter) wireStdio() error {
 		flag int
 	}{{contract.PortStdin, unix.O_RDONLY}, {contract.PortStdout, unix.O_WRONLY}, {contract.PortStderr, unix.O_WRONLY}} {
 		dev, ok := e.ports[p.name]
-		if !ok {
+		if !ok || isDevice(fd, dev) {
+			// libkrun's init made the port this fd already
+			// (setup_redirects), and virtio_console allows one open of
+			// a port at a time: a second open would be EBUSY.
 			continue
 		}
 		if err := dupOnto(dev, p.flag, fd); err != nil {
@@ -89,6 +92,15 @@ func hasAll(ports map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// isDevice reports whether fd is open on the device node dev.
+func isDevice(fd int, dev string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Stat(dev, &b) != nil {
+		return false
+	}
+	return a.Mode&unix.S_IFMT == unix.S_IFCHR && a.Rdev == b.Rdev && b.Mode&unix.S_IFMT == unix.S_IFCHR
 }
 
 func dupOnto(dev string, flag, fd int) error {
@@ -121,10 +133,22 @@ func (e *enter) control() (*control, error) {
 	return e.ctl, nil
 }
 
-// report writes the status and the byte counts of stdout and stderr to the
-// loftd-status port when there is one (the QEMU backend) and waits for the
-// host's ack; under libkrun the init's own exit status carries the status.
+// report leaves the status in the root's status file (see
+// writeStatusFile), then writes it with the byte counts of stdout and
+// stderr to the loftd-status port when there is one (the QEMU backend) and
+// waits for the host's ack; under libkrun the init's own exit status
+// carries it to libkrun's init, which passes it on.
 func (e *enter) report() error {
+	// A failed report comes back here through fail, with 125: the file
+	// follows, so it always says what this init exits with.
+	if e.statusFile == nil || *e.statusFile != e.status {
+		if err := writeStatusFile(e.sys.SysRoot, e.status); err != nil {
+			fmt.Fprintf(e.errw(), "guest-init: %v\n", err)
+		} else {
+			st := e.status
+			e.statusFile = &st
+		}
+	}
 	if _, ok := e.ports[contract.PortStatus]; !ok {
 		return nil
 	}

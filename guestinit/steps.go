@@ -36,6 +36,7 @@ type enter struct {
 	pty            *pty // instead of relay when the host has a terminal
 	ctl            *control
 	status         int
+	statusFile     *int // what contract.StatusPath holds; nil: not written
 	profile        bool
 	// drop is the user the workload runs as (nil: it stays root, --root)
 	// and shell that user's login shell; both set by the user step.

@@ -269,10 +269,15 @@ func (s *session) writeGuestConfig() error {
 	if err := injectGuestInit(s.root, s.opts.GuestInit); err != nil {
 		return err
 	}
+	if err := prepareKrunRoot(s.root, s.opts.KrunInit); err != nil {
+		return err
+	}
 	s.kc = contract.KrunConfig{
-		Cmd:        append([]string{contract.GuestInitPath, "enter", "--"}, s.command()...),
-		Env:        append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
-		WorkingDir: contract.WorkspaceMount,
+		Cmd: append([]string{contract.GuestInitPath, "enter", "--"}, s.command()...),
+		Env: append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
+		// "/": libkrun's init chdirs here before /workspace is mounted;
+		// the guest init applies LOFTD_WORKDIR after its mounts.
+		WorkingDir: "/",
 	}
 	if err := s.writeVolumes(); err != nil {
 		return err
@@ -282,13 +287,19 @@ func (s *session) writeGuestConfig() error {
 			s.kc.Env = append(s.kc.Env, "TERM="+term)
 		}
 	}
-	data, err := json.MarshalIndent(s.kc, "", "  ")
-	if err != nil {
+	// No HTML escaping: libkrun's init reads the file with a small C
+	// decoder (jsmn + init.c unescape_string); <, > and & as plain bytes
+	// leave it less to decode than \u003c and friends.
+	var data bytes.Buffer
+	enc := json.NewEncoder(&data)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s.kc); err != nil {
 		return fmt.Errorf("write guest config: %w", err)
 	}
 	// The root is the task's private copy of a tree the image or the
 	// --rootfs directory controls: never follow a symlink planted there.
-	if err := inroot.WriteFile(s.root, contract.KrunConfigPath, bytes.NewReader(append(data, '\n')), 0o644); err != nil {
+	if err := inroot.WriteFile(s.root, contract.KrunConfigPath, &data, 0o644); err != nil {
 		return fmt.Errorf("write guest config: %w", err)
 	}
 	return nil
@@ -311,7 +322,7 @@ func (s *session) guest() contract.Guest {
 		Root: s.opts.Root, WorkspaceTag: contract.WorkspaceTag,
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: network, Profile: s.opts.ProfileOut,
-		TTY: interactive(),
+		TTY: interactive(), Workdir: contract.WorkspaceMount,
 		Hostname: guestHostname(s.ws.Source),
 	}
 }
@@ -327,7 +338,11 @@ func guestHostname(src string) string {
 }
 
 func (s *session) plan() (*launch.Plan, error) {
-	vmm, why, err := pickVMM(s.opts.VMM)
+	choice := s.opts.VMM
+	if s.opts.KrunInit != "" {
+		choice = "qemu" // libkrun's init, booted as libkrun would, under QEMU
+	}
+	vmm, why, err := pickVMM(choice)
 	if err != nil {
 		return nil, err
 	}
@@ -339,8 +354,8 @@ func (s *session) plan() (*launch.Plan, error) {
 		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
 		Network:  launch.Network{Mode: "none"},
 		Console:  launch.Console{Interactive: interactive()},
-		ExecPath: contract.GuestInitPath, Workdir: contract.WorkspaceMount,
-		StateDir: s.state.Dir,
+		ExecPath: contract.GuestInitPath, Workdir: "/",
+		StateDir: s.state.Dir, KrunInit: s.opts.KrunInit,
 	}
 	if p.VCPUs == 0 {
 		p.VCPUs = DefaultCPUs(cpus)

@@ -6,15 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/rootfs/inroot"
 	"github.com/loftd/loftd/vmm"
 	"golang.org/x/term"
 )
@@ -150,7 +156,7 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 			_ = cmd.Process.Signal(sig)
 		case werr := <-done:
 			s.prof.add("vm", time.Since(start))
-			return mapStatus(cmd.ProcessState, werr, <-helperErr)
+			return mapStatus(cmd.ProcessState, werr, <-helperErr, s.guestReport(plan), s.e.log)
 		}
 	}
 }
@@ -163,7 +169,12 @@ func readHelperError(r io.Reader) *vmm.HelperError {
 	return &he
 }
 
-func mapStatus(ps *os.ProcessState, werr error, he *vmm.HelperError) (int, error) {
+// mapStatus maps the helper's end to loftd's status. With gr.required
+// (libkrun's init ran the guest init) the helper's exit code is not proof
+// of a status, since libkrun's VMM exits 0 when the guest dies first (and
+// with libkrun's init's own 126/127 when it cannot start the guest init):
+// the guest init's status file decides, and without one the run fails.
+func mapStatus(ps *os.ProcessState, werr error, he *vmm.HelperError, gr guestReport, log *slog.Logger) (int, error) {
 	if he != nil {
 		return 0, exitError{status: exitSetup, err: he}
 	}
@@ -177,7 +188,52 @@ func mapStatus(ps *os.ProcessState, werr error, he *vmm.HelperError) (int, error
 	if werr != nil && !errors.As(werr, &ee) {
 		return 0, exitError{status: exitSetup, err: fmt.Errorf("helper: %w", werr)}
 	}
-	return ps.ExitCode(), nil
+	if !gr.required {
+		return ps.ExitCode(), nil
+	}
+	where := ""
+	if gr.console != "" {
+		where = "; the guest's console is in " + gr.console
+	}
+	if gr.err != nil {
+		return 0, exitError{status: exitSetup, err: fmt.Errorf(
+			"the VM ended (VMM exit status %d) without the guest init reporting a status: libkrun's init could not start %s (its own 126/127), or the guest crashed or panicked%s (%v)",
+			ps.ExitCode(), contract.GuestInitPath, where, gr.err)}
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(gr.data)))
+	if err != nil || n < 0 || n > 255 {
+		return 0, exitError{status: exitSetup, err: fmt.Errorf("guest status file %s: %q is not an exit status%s", contract.StatusPath, gr.data, where)}
+	}
+	if n != ps.ExitCode() {
+		log.Warn("the guest init's status and the VMM's exit status differ; using the guest init's", "guest", n, "vmm", ps.ExitCode())
+	}
+	return n, nil
+}
+
+// guestReport is the guest init's status file, read from the task root
+// after the helper ended, when the backend's exit code is not proof.
+type guestReport struct {
+	required bool   // libkrun's init ran the guest (krun, or --krun-init)
+	data     []byte // contract.StatusPath's contents
+	err      error  // reading it failed (missing: no report)
+	console  string // the task's console log, when there is one
+}
+
+func (s *session) guestReport(plan *launch.Plan) guestReport {
+	if (plan.VMM != "krun" && plan.KrunInit == "") || s.opts.DryRun {
+		return guestReport{}
+	}
+	gr := guestReport{required: true}
+	gr.data, gr.err = inroot.ReadFile(s.root, contract.StatusPath, 64)
+	if c := filepath.Join(s.taskDir, "console.log"); fileExists(c) {
+		gr.console = c
+	}
+	return gr
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // rawTerminal puts stdin's terminal into raw mode, so keys (Ctrl-C among

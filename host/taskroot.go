@@ -9,6 +9,7 @@ import (
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/inroot"
+	"github.com/loftd/loftd/vmm/krunline"
 )
 
 // prepareRoot decides the task's root filesystem: a private overlay over
@@ -116,6 +117,29 @@ func injectGuestInit(root, spec string) error {
 	defer in.Close()
 	if err := inroot.WriteFile(root, contract.GuestInitPath, in, 0o755); err != nil {
 		return fmt.Errorf("inject guest init: %w", err)
+	}
+	return nil
+}
+
+// prepareKrunRoot readies the root for a status report: a status file the
+// image shipped (or a planted one) must not pass for the guest init's, so
+// it is removed before boot. With --krun-init (testing) it also injects
+// libkrun's init as /init.krun, where krun_start_enter's kernel command
+// line looks for it (vmm/krunline).
+func prepareKrunRoot(root, krunInit string) error {
+	if err := inroot.Remove(root, contract.StatusPath); err != nil {
+		return fmt.Errorf("clear guest status: %w", err)
+	}
+	if krunInit == "" {
+		return nil
+	}
+	in, err := os.Open(krunInit)
+	if err != nil {
+		return fmt.Errorf("inject libkrun init: %w (--krun-init names a built init.krun)", err)
+	}
+	defer in.Close()
+	if err := inroot.WriteFile(root, krunline.InitPath, in, 0o755); err != nil {
+		return fmt.Errorf("inject libkrun init: %w", err)
 	}
 	return nil
 }

@@ -55,6 +55,11 @@ type Plan struct {
 	// VsockPorts connect guest vsock ports to host UNIX sockets (krun
 	// backend; QEMU carries its ports over virtio-serial).
 	VsockPorts []VsockPort `json:"vsock_ports,omitempty"`
+	// KrunInit, for testing only (--krun-init), is a libkrun init binary
+	// (init.krun) the host injected as /init.krun: the qemu backend then
+	// boots the guest as krun_start_enter would (vmm/krunline), so the
+	// guest contract is checked through libkrun's own init under QEMU.
+	KrunInit string `json:"krun_init,omitempty"`
 }
 
 // VsockPort connects guest vsock Port to the host UNIX socket Path. Listen:

@@ -22,6 +22,7 @@ func fullPlan() *Plan {
 		Env: []string{"LOFTD_MODE=enter"}, Workdir: "/workspace", StateDir: "/s",
 		LogLevel:   "warn",
 		VsockPorts: []VsockPort{{Port: 1024, Path: "/s/tasks/t1/status.sock", Listen: true}, {Port: 1025, Path: "/s/tasks/t1/log.sock"}},
+		KrunInit:   "/tmp/init.krun",
 	}
 }
 
@@ -90,7 +91,8 @@ const golden = `{
       "port": 1025,
       "path": "/s/tasks/t1/log.sock"
     }
-  ]
+  ],
+  "krun_init": "/tmp/init.krun"
 }
 `
 

@@ -31,6 +31,11 @@ const (
 	EnvTTY = "LOFTD_TTY"
 	// EnvHostname is the guest's hostname (the workspace's name).
 	EnvHostname = "LOFTD_HOSTNAME"
+	// EnvWorkdir is the workload's working directory. Not the config's
+	// WorkingDir: libkrun's init chdirs there before exec'ing the guest
+	// init, before /workspace is mounted (init.c:1495-1497), so the config
+	// says "/" and the guest init applies this one after its mounts.
+	EnvWorkdir = "LOFTD_WORKDIR"
 )
 
 // Modes of the guest init.
@@ -66,7 +71,12 @@ const (
 	// KrunConfigPath is libkrun's KRUN_CONFIG file, read by libkrun's
 	// built-in init and by the guest init when it runs as PID 1 (QEMU).
 	KrunConfigPath = "/.krun_config.json"
-	DefaultUser    = "dev"
+	// StatusPath is where the guest init leaves the workload's status
+	// ("N\n") on the root share before it ends. libkrun's exit code is
+	// not proof of one: when the guest dies first the VMM exits 0. The
+	// host removes it before boot and, for libkrun's init, requires it.
+	StatusPath  = "/.loftd/status"
+	DefaultUser = "dev"
 )
 
 // Names of the virtio-serial ports that carry the workload's stdio. They are
@@ -147,6 +157,7 @@ type Guest struct {
 	Profile        bool
 	TTY            bool
 	Hostname       string
+	Workdir        string
 }
 
 // Env renders g as NAME=VALUE entries, omitting empty optional values.
@@ -177,6 +188,7 @@ func (g Guest) Env() []string {
 	if g.TTY {
 		add(EnvTTY, "1")
 	}
+	add(EnvWorkdir, g.Workdir)
 	return env
 }
 
@@ -202,6 +214,7 @@ func Parse(env []string) (Guest, error) {
 		Profile:        vals[EnvProfile] == "1",
 		TTY:            vals[EnvTTY] == "1",
 		Hostname:       vals[EnvHostname],
+		Workdir:        vals[EnvWorkdir],
 	}
 	if g.User == "" {
 		g.User = DefaultUser
@@ -246,6 +259,9 @@ func (g Guest) Validate() error {
 	case "", NetworkPasst, NetworkTSI:
 	default:
 		return fmt.Errorf("contract: %s=%q is unknown (want %s or %s)", EnvNetwork, g.Network, NetworkPasst, NetworkTSI)
+	}
+	if g.Workdir != "" && !strings.HasPrefix(g.Workdir, "/") {
+		return fmt.Errorf("contract: %s=%q is not an absolute path", EnvWorkdir, g.Workdir)
 	}
 	if g.User == "" || strings.ContainsAny(g.User, ":/\n ,") {
 		return fmt.Errorf("contract: %s=%q is not a valid user name", EnvUser, g.User)

@@ -8,7 +8,7 @@ import (
 
 func TestGuestEnvRoundTrip(t *testing.T) {
 	tests := []Guest{
-		{Mode: ModeEnter, UID: 1001, GID: 1002, User: "dev", WorkspaceTag: WorkspaceTag, NixDisk: NixDiskID, ContainersDisk: ContainersDiskID, Network: NetworkPasst},
+		{Mode: ModeEnter, UID: 1001, GID: 1002, User: "dev", WorkspaceTag: WorkspaceTag, NixDisk: NixDiskID, ContainersDisk: ContainersDiskID, Network: NetworkPasst, Workdir: WorkspaceMount},
 		{Mode: ModeEnter, UID: 0, GID: 0, User: "dev", Root: true, Network: NetworkTSI, Profile: true, TTY: true},
 		{Mode: ModeEnter, UID: 1001, GID: 1002, User: "dev", Hostname: "myproj", WorkspaceTag: WorkspaceTag, NixDisk: NixDiskID, ContainersDisk: ContainersDiskID, Network: NetworkPasst},
 		{Mode: ModeEnter, UID: 0, GID: 0, User: "dev", Root: true, Network: NetworkTSI, Profile: true},
@@ -48,6 +48,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"LOFTD_MODE=enter", "LOFTD_HOSTNAME=a b"}, "LOFTD_HOSTNAME"},
 		{[]string{"LOFTD_MODE=enter", "LOFTD_HOSTNAME=-x"}, "LOFTD_HOSTNAME"},
 		{[]string{"LOFTD_MODE=enter", "LOFTD_HOSTNAME=" + strings.Repeat("a", 65)}, "LOFTD_HOSTNAME"},
+		{[]string{"LOFTD_MODE=enter", "LOFTD_WORKDIR=workspace"}, "LOFTD_WORKDIR"},
 	}
 	for _, tt := range tests {
 		if _, err := Parse(tt.env); err == nil || !strings.Contains(err.Error(), tt.want) {

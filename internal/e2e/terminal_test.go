@@ -51,7 +51,9 @@ func TestTerminalRestoredWhenHelperKilled(t *testing.T) {
 		t.Fatalf("a new pty is not in canonical mode: the test would prove nothing")
 	}
 	c := w.cmd("--", "sh", "-c", "touch /workspace/started; exec sleep 600")
-	c.Stdin = slave
+	// A terminal session has the terminal on stdin and stdout: loftd makes
+	// a session interactive only then (loftd -- cmd > file stays exact).
+	c.Stdin, c.Stdout = slave, slave
 	var stderr strings.Builder
 	c.Stderr = &stderr
 	if err := c.Start(); err != nil {

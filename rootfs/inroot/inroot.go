@@ -159,3 +159,41 @@ func tempName(base string) (string, error) {
 	}
 	return "." + base + ".tmp-" + hex.EncodeToString(b[:]), nil
 }
+
+// ReadFile reads at most max bytes of name inside root without following
+// any symlink (the guest wrote it; a link must not make loftd read a host
+// file). A missing file is an error satisfying errors.Is(err, fs.ErrNotExist).
+func ReadFile(root, name string, max int64) ([]byte, error) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(rfd)
+	fd, err := unix.Openat2(rfd, strings.TrimPrefix(path.Clean("/"+name), "/"), &unix.OpenHow{
+		Flags: unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: uint64(noFollow),
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path.Join(root, name), Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path.Join(root, name))
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
+}
+
+// Remove removes the file name inside root if it is there, never following
+// a symlink on the way (a missing parent directory is made).
+func Remove(root, name string) error {
+	dir, base, err := split(name)
+	if err != nil {
+		return err
+	}
+	dfd, err := openDir(root, dir)
+	if err != nil {
+		return fmt.Errorf("remove %s in %s: %w", name, root, err)
+	}
+	defer unix.Close(dfd)
+	if err := unix.Unlinkat(dfd, base, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove %s in %s: %w", name, root, &os.PathError{Op: "unlink", Path: name, Err: err})
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package inroot
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -145,4 +146,39 @@ func rel(t *testing.T, from, to string) string {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestReadFileRemoveNoFollow: a status file the guest replaced by a symlink
+// to a host file is neither read nor followed on removal.
+func TestReadFileRemoveNoFollow(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(t, filepath.Join(root, "d"))
+	if err := os.WriteFile(filepath.Join(root, "d", "f"), []byte("12345"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, secret, filepath.Join(root, "d", "link"))
+	if got, err := ReadFile(root, "/d/f", 3); err != nil || string(got) != "123" {
+		t.Errorf("ReadFile(/d/f, 3) = %q, %v; want \"123\"", got, err)
+	}
+	if got, err := ReadFile(root, "/d/link", 10); err == nil {
+		t.Errorf("ReadFile(/d/link) = %q, want an error (symlink)", got)
+	}
+	if _, err := ReadFile(root, "/d/missing", 10); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadFile(/d/missing) error = %v, want fs.ErrNotExist", err)
+	}
+	for _, name := range []string{"/d/link", "/d/f", "/d/missing"} {
+		if err := Remove(root, name); err != nil {
+			t.Errorf("Remove(%q) = %v", name, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "d", "f")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after Remove(/d/f): %v, want it gone", err)
+	}
+	if data, err := os.ReadFile(secret); err != nil || string(data) != "host" {
+		t.Errorf("host file after Remove(/d/link) = %q, %v; want it untouched", data, err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/vmm/krunline"
 )
 
 // portNames are the virtio-serial ports, in the order their sockets are
@@ -26,10 +27,19 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 		cpu = "host"
 	}
 	mem := strconv.Itoa(p.RAMMiB)
+	// Without pit/pic/rtc TCG hangs; the libkrunfw kernel has no ACPI.
+	machine := "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=off"
+	cmdline := KernelCmdline(p.ExecPath)
+	if p.KrunInit != "" {
+		// libkrun's line ends in " -- ARGS"; QEMU would append its
+		// device entries after it, where the kernel hands them to init
+		// and never finds its devices: place them ourselves.
+		machine += ",auto-kernel-cmdline=off"
+		cmdline = krunline.Cmdline(p, mmioDevices(len(cfg.shares())+len(p.Disks)+1))
+	}
 	a := []string{
 		"-accel", accelOpt(cfg.Accel),
-		// Without pit/pic/rtc TCG hangs; the libkrunfw kernel has no ACPI.
-		"-M", "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=off",
+		"-M", machine,
 		"-cpu", cpu, "-smp", strconv.Itoa(p.VCPUs), "-m", mem,
 		// vhost-user needs guest memory shared with virtiofsd.
 		"-object", "memory-backend-memfd,id=mem,size=" + mem + "M,share=on",
@@ -40,7 +50,7 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 		// The guest ends by rebooting: make that QEMU's exit.
 		"-no-reboot",
 		"-kernel", cfg.Kernel,
-		"-append", KernelCmdline(p.ExecPath),
+		"-append", cmdline,
 	}
 	for i, s := range cfg.shares() {
 		id := fmt.Sprintf("fs%d", i)
@@ -86,6 +96,24 @@ func accelOpt(accel string) string {
 func KernelCmdline(init string) string {
 	return "console=hvc0 root=" + contract.RootTag + " rootfstype=virtiofs rw init=" + init +
 		" reboot=t panic=-1 quiet"
+}
+
+// mmioDevices returns the virtio_mmio.device entries QEMU's microvm puts on
+// the kernel command line for n devices (auto-kernel-cmdline): its
+// transports are 512 bytes apart from 0xfeb00000 with IRQ 5+j, and the
+// devices, in the order of the command line (shares, disks, then the
+// virtio-serial device), take the transports from the 8th down. Read from
+// a guest's /proc/cmdline with 2 shares and 2 disks:
+// 512@0xfeb00e00:12 512@0xfeb00c00:11 512@0xfeb00a00:10 512@0xfeb00800:9
+// 512@0xfeb00600:8.
+func mmioDevices(n int) []string {
+	const base, size, transports, firstIRQ = 0xfeb00000, 512, 8, 5
+	devs := make([]string, 0, n)
+	for i := range n {
+		j := transports - 1 - i
+		devs = append(devs, fmt.Sprintf("virtio_mmio.device=%d@%#x:%d", size, base+size*j, firstIRQ+j))
+	}
+	return devs
 }
 
 // escapeOpt doubles commas, QEMU's escape inside an option value.

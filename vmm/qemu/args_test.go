@@ -12,6 +12,7 @@ import (
 
 	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/vmm/krunline"
 )
 
 // TestArgs pins the whole QEMU command line for a config that uses every
@@ -47,6 +48,16 @@ func TestArgs(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Args() =\n  %s\nwant\n  %s", strings.Join(got, " "), strings.Join(want, " "))
+	}
+	// The krun-init mode boots with libkrun's line, QEMU's own device
+	// entries placed before its " -- " (QEMU would append them after it).
+	krun := *plan
+	krun.KrunInit = "/host/init.krun"
+	got = Args(Config{Plan: &krun, Accel: "tcg", Kernel: "/k.elf"}, []string{"/run/vfs0.sock", "/run/vfs1.sock"}, "/run/console.log")
+	wantLine := krunline.Prolog + "       virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11" +
+		" virtio_mmio.device=512@0xfeb00a00:10 virtio_mmio.device=512@0xfeb00800:9 virtio_mmio.device=512@0xfeb00600:8  -- "
+	if i := slices.Index(got, "-append"); got[3] != want[3]+",auto-kernel-cmdline=off" || i < 0 || got[i+1] != wantLine {
+		t.Errorf("Args(krun init) = %q, want -M %s,auto-kernel-cmdline=off and -append %q", got, want[3], wantLine)
 	}
 	// Only plain TCG gets thread=single; KVM and a caller's own TCG
 	// options keep what they asked for.

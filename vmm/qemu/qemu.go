@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
@@ -67,6 +68,10 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The children get Pdeathsig, which fires when the thread that forked
+	// them exits: keep this goroutine on its thread until they are reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	r := &runner{cfg: cfg, log: cfg.Log}
 	status, err := r.run(ctx)
 	if cerr := r.cleanup(); cerr != nil {
