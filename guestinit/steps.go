@@ -67,6 +67,8 @@ func (e *enter) planSteps() []Step {
 	if tag := e.guest.WorkspaceTag; tag != "" {
 		steps = append(steps, e.mountStep("virtiofs", tag, contract.WorkspaceMount, "", -1))
 	}
+	// The persistent disks (/nix, containers): disksteps.go.
+	steps = append(steps, e.diskSteps()...)
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
 		// Slot for dropping to the guest user (setgroups, setgid, setuid).
