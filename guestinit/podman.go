@@ -88,7 +88,15 @@ func (d *diskPrep) writePodmanConfig() error {
 			return fmt.Errorf("subordinate ids in %s: %w", f, err)
 		}
 	}
-	return d.userNamespaceDevices()
+	if err := d.userNamespaceDevices(); err != nil {
+		return err
+	}
+	// Rootless Podman warns on every command when / is not shared: its
+	// containers' mounts would not propagate.
+	if err := d.e.sys.Mount("", d.path("/"), "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make / a shared mount: %w", err)
+	}
+	return nil
 }
 
 func (d *diskPrep) storageConf() string {

@@ -67,8 +67,11 @@ func (w *world) session(script string) (stdout, stderr string) {
 // asUser runs script as the guest user (uid 1000: the host runs as root
 // without SUDO_UID) with the environment a login gives it, whether the
 // workload runs as root (before the privilege drop) or as the user.
+// Until the guest init creates the user (the identity step), the test
+// adds dev to /etc/passwd itself: newuidmap wants the caller's name.
 func asUser(script string) string {
-	return `if [ "$(id -u)" = 0 ]; then exec setpriv --reuid=1000 --regid=1000 --clear-groups env HOME=/home/dev USER=dev ` +
+	return `if [ "$(id -u)" = 0 ]; then grep -q "^dev:" /etc/passwd || { echo "dev:x:1000:1000::/home/dev:/bin/sh" >> /etc/passwd; echo "dev:x:1000:" >> /etc/group; }; ` +
+		`exec setpriv --reuid=1000 --regid=1000 --clear-groups env HOME=/home/dev USER=dev ` +
 		`XDG_RUNTIME_DIR=/run/user/1000 XDG_CONFIG_HOME=/home/dev/.config sh -c '` + script + `'; else ` + script + `; fi`
 }
 
@@ -127,7 +130,8 @@ func TestNixStore(t *testing.T) {
 	if out != "loftd-nix-test\n" {
 		t.Errorf("run 2: verify and cat %s = %q; want the content and no complaint", path, out)
 	}
-	c := w.cmd("reset-nix", "--force")
+	c := w.cmd()
+	c.Args = []string{bins.loftd, "reset-nix", "--force", "--workspace", w.workspace}
 	if b, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("loftd reset-nix --force: %v\n%s", err, b)
 	}
