@@ -202,8 +202,8 @@ func TestDiskPrepRun(t *testing.T) {
 		"/home/dev/.config/containers/containers.conf": `cgroups = "disabled"`,
 		"/home/dev/.config/containers/registries.conf": `unqualified-search-registries`,
 		"/home/dev/.config/containers/policy.json":     `insecureAcceptAnything`,
-		"/etc/subuid": "dev:100000:65536\n",
-		"/etc/subgid": "dev:100000:65536\n",
+		"/etc/subuid":           "dev:100000:65536\n",
+		"/etc/subgid":           "dev:100000:65536\n",
 		"/usr/local/bin/docker": `exec podman "$@"`,
 	} {
 		if got := read(p); !strings.Contains(got, want) {
