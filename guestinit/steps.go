@@ -72,10 +72,14 @@ func (e *enter) planSteps() []Step {
 	if tag := e.guest.WorkspaceTag; tag != "" {
 		steps = append(steps, e.mountStep("virtiofs", tag, contract.WorkspaceMount, "", -1))
 	}
+	// The user first: its home exists (0700, its own) before the volumes
+	// and the disks are mounted under it.
+	steps = append(steps, e.userStep())
 	steps = append(steps, e.volumeSteps()...)
+	// The persistent disks (/nix, containers): disksteps.go.
+	steps = append(steps, e.diskSteps()...)
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
-		e.userStep(),
 		Step{Desc: "run " + e.runDesc(), Do: e.runWorkload},
 		Step{Desc: "report status on " + contract.PortStatus, Do: e.report},
 	)

@@ -91,8 +91,8 @@ func TestStepList(t *testing.T) {
 	}
 	tail := func(user, cmd string) []string {
 		return []string{
-			"wire stdio krun-stdin krun-stdout krun-stderr",
 			"user " + user,
+			"wire stdio krun-stdin krun-stdout krun-stderr",
 			"run " + cmd,
 			"report status on loftd-status",
 		}
