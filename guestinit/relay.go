@@ -188,6 +188,15 @@ func (c *control) setResize(f func(rows, cols uint16)) {
 	}
 }
 
+// started tells the host the workload is about to start: until then the
+// host holds stdin back, and a VM that ends before it may be booted again.
+func (c *control) started() error {
+	if _, err := fmt.Fprintln(c.f, contract.CtlStarted); err != nil {
+		return fmt.Errorf("write %s: %w", contract.CtlStarted, err)
+	}
+	return nil
+}
+
 // report writes the status line and waits (bounded) for the host's ack.
 func (c *control) report(status int, out, errb int64, stderr io.Writer) error {
 	if _, err := fmt.Fprintf(c.f, "%d %d %d\n", status, out, errb); err != nil {

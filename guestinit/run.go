@@ -37,6 +37,11 @@ func (e *enter) runWorkload() error {
 	} else if !st.IsDir() {
 		return fmt.Errorf("working directory %s: not a directory", dir)
 	}
+	if e.ctl != nil {
+		if err := e.ctl.started(); err != nil {
+			return err
+		}
+	}
 	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	var attr *syscall.SysProcAttr
 	if e.relay != nil {

@@ -32,11 +32,13 @@ type ports struct {
 	host  []*net.UnixConn
 	guest []*os.File
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	got    [2]int64 // bytes of stdout, stderr received
-	ended  [2]bool  // that stream reached EOF (or was closed)
-	status strings.Builder
+	mu        sync.Mutex
+	cond      *sync.Cond
+	got       [2]int64 // bytes of stdout, stderr received
+	ended     [2]bool  // that stream reached EOF (or was closed)
+	status    strings.Builder
+	started   chan struct{} // closed when the guest says contract.CtlStarted
+	startOnce sync.Once
 
 	ctlMu sync.Mutex // one line at a time on the status port
 	log   *slog.Logger
@@ -50,7 +52,7 @@ var (
 )
 
 func newPorts() (*ports, error) {
-	p := &ports{log: slog.New(slog.DiscardHandler)}
+	p := &ports{log: slog.New(slog.DiscardHandler), started: make(chan struct{})}
 	p.cond = sync.NewCond(&p.mu)
 	for range portNames {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -85,8 +87,12 @@ func (p *ports) closeGuestEnds() {
 // and stderr out, and answers the guest on the status port. The returned
 // group ends when the output streams and the status port reach EOF; the
 // stdin copy is not waited for, since a Reader cannot be interrupted.
+// Stdin is read only once the guest init has started the workload: a VM
+// that dies in early boot has then taken nothing from it, and can be
+// booted again (Run's retry).
 func (p *ports) pump(stdin io.Reader, stdout, stderr io.Writer) *sync.WaitGroup {
 	go func() {
+		<-p.started
 		if stdin != nil {
 			_, _ = io.Copy(p.host[0], stdin)
 		}
@@ -133,11 +139,17 @@ func (p *ports) readStatus() {
 	br := bufio.NewReader(p.host[3])
 	for {
 		line, err := br.ReadString('\n')
-		p.mu.Lock()
-		p.status.WriteString(line)
-		p.mu.Unlock()
+		if strings.TrimSpace(line) != contract.CtlStarted {
+			p.mu.Lock()
+			p.status.WriteString(line)
+			p.mu.Unlock()
+		}
 		if err != nil {
 			return
+		}
+		if strings.TrimSpace(line) == contract.CtlStarted {
+			p.startOnce.Do(func() { close(p.started) })
+			continue
 		}
 		if _, counts, ok := parseStatus(line); ok && counts != nil {
 			p.waitFor(counts[0], counts[1])
@@ -212,6 +224,16 @@ func parseStatus(text string) (status int, counts []int64, ok bool) {
 		counts = append(counts, n)
 	}
 	return status, counts, true
+}
+
+// hasStarted: the guest init said it was starting the workload.
+func (p *ports) hasStarted() bool {
+	select {
+	case <-p.started:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *ports) statusText() string {

@@ -13,6 +13,7 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -72,14 +73,28 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	// them exits: keep this goroutine on its thread until they are reaped.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	r := &runner{cfg: cfg, log: cfg.Log}
-	status, err := r.run(ctx)
-	if cerr := r.cleanup(); cerr != nil {
-		r.log.Warn("qemu cleanup", "err", cerr)
+	for attempt := 1; ; attempt++ {
+		r := &runner{cfg: cfg, log: cfg.Log}
+		status, err := r.run(ctx)
+		if cerr := r.cleanup(); cerr != nil {
+			r.log.Warn("qemu cleanup", "err", cerr)
+		}
+		r.log.Debug("qemu run done", "status", status, "attempt", attempt)
+		if !errors.Is(err, errEarlyDeath) || attempt == maxBoots || ctx.Err() != nil {
+			return status, err
+		}
+		// Nothing ran: boot again, keeping the failed boot's logs.
+		r.log.Warn("the guest kernel died in early boot; booting the VM again", "attempt", attempt)
+		for _, name := range []string{"console.log", "qemu.log"} {
+			old := filepath.Join(cfg.RunDir, name)
+			_ = os.Rename(old, old+fmt.Sprintf(".boot%d", attempt))
+		}
 	}
-	r.log.Debug("qemu run done", "status", status)
-	return status, err
 }
+
+// maxBoots bounds the boots of one Run when the kernel dies in early boot
+// (errEarlyDeath): a retry is safe then, and one is enough for a rare flake.
+const maxBoots = 2
 
 func resolve(cfg Config) (Config, error) {
 	if cfg.Log == nil {

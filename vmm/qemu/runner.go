@@ -63,7 +63,21 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	// QEMU's ends of the sockets are closed: the copies reach EOF. The
 	// guest rebooted only after the ack, so every byte it counted is here.
 	copies.Wait()
+	if !ports.hasStarted() && r.consoleEmpty() {
+		return 0, fmt.Errorf("%w (qemu: %v)%s", errEarlyDeath, exitText(qemu.err), r.logTails())
+	}
 	return r.status(qemu, ports.statusText())
+}
+
+// errEarlyDeath: the VM ended before the guest init started the workload,
+// and the kernel wrote nothing on its console: it died in early boot, before
+// hvc0 was up (under TCG about 1 boot in 300 here). Nothing of the workload
+// ran and stdin was not read, so Run boots it again.
+var errEarlyDeath = errors.New("qemu vm ended without reporting a status, and before the guest init started the workload: no console output (the kernel died in early boot, or the init could not run)")
+
+func (r *runner) consoleEmpty() bool {
+	fi, err := os.Stat(filepath.Join(r.cfg.RunDir, "console.log"))
+	return err == nil && fi.Size() == 0
 }
 
 func (r *runner) startQEMU(sockets []string, p *ports) (*child, error) {

@@ -282,3 +282,27 @@ func BenchmarkBoot(b *testing.B) {
 		}
 	}
 }
+
+// TestEarlyDeathBootsAgain: a VM that ends before the guest init started
+// the workload, with nothing on its console, is booted once more, and the
+// run succeeds. The first boot's init here is a script that records the
+// boot and exits (PID 1 exiting: panic, reboot, no output), as a kernel
+// dying in early boot would; the second boot runs the guest init.
+func TestEarlyDeathBootsAgain(t *testing.T) {
+	g := setup(t)
+	marker := filepath.Join(g.root, "flaky-booted")
+	script := filepath.Join(g.root, "flaky-init")
+	body := "#!/bin/sh\nif [ -e /flaky-booted ]; then exec " + contract.GuestInitPath + "; fi\n: > /flaky-booted\nexit 0\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(script); os.Remove(marker) })
+	r := &run{cmd: []string{"sh", "-c", "echo second boot"}, init: "/flaky-init", stdin: strings.NewReader("")}
+	got, err := g.boot(t, context.Background(), r)
+	if err != nil || got != 0 || r.out.String() != "second boot\n" {
+		t.Fatalf("Run(first boot dies early) = %d, %v, stdout %q; want 0 and the second boot's output", got, err, r.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(r.runDir, "console.log.boot1")); err != nil {
+		t.Errorf("the failed boot's console log was not kept: %v", err)
+	}
+}
