@@ -98,12 +98,12 @@ const (
 // gone) the host sends CtlCloseStdout or CtlCloseStderr, and the guest
 // closes that stream so the workload's next write fails with EPIPE.
 const (
-	CtlAck         = "ack"
+	CtlAck = "ack"
 	// CtlStarted is the guest's first line on the status port, sent just
 	// before the workload starts: a VM that ends without it never ran the
 	// workload (the kernel died in early boot), so the host may boot it
 	// again, and the host holds stdin back until it arrives.
-	CtlStarted = "started"
+	CtlStarted     = "started"
 	CtlCloseStdout = "close stdout"
 	CtlCloseStderr = "close stderr"
 	// CtlWinsize, followed by " ROWS COLS", is the host terminal's size
