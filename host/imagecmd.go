@@ -71,11 +71,7 @@ func runImageBuild(e *env, args []string) error {
 		e.log = newLogger(e.stderr, true)
 	}
 	opts.Log = e.log
-	cfg, st, err := e.stateInNamespace()
-	if err != nil {
-		return err
-	}
-	store, err := e.openStore(cfg, st)
+	store, err := e.storeInNamespace()
 	if err != nil {
 		return err
 	}
@@ -107,11 +103,7 @@ func runImageImport(e *env, args []string) error {
 	if *debug {
 		e.log = newLogger(e.stderr, true)
 	}
-	cfg, st, err := e.stateInNamespace()
-	if err != nil {
-		return err
-	}
-	store, err := e.openStore(cfg, st)
+	store, err := e.storeInNamespace()
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,17 @@ import (
 // defaultImage is used when no --image is given and it is in the cache.
 const defaultImage = "localhost/loftd:latest"
 
+// storeInNamespace enters the keep-id namespace (the store belongs to its
+// ids) and opens the image store: the common start of images and image
+// build/import. The caller closes the store.
+func (e *env) storeInNamespace() (*rootfs.Store, error) {
+	cfg, st, err := e.stateInNamespace()
+	if err != nil {
+		return nil, err
+	}
+	return e.openStore(cfg, st)
+}
+
 func (e *env) openStore(cfg *Config, st state.State) (*rootfs.Store, error) {
 	store, err := rootfs.Open(rootfs.Options{Root: st.Images(), RunRoot: runRoot(e.getenv), Driver: cfg.Rootfs.Driver, Log: e.log})
 	if err != nil {
@@ -98,11 +109,7 @@ func runImages(e *env, args []string) error {
 	if err := checkFormat("images", *format); err != nil {
 		return err
 	}
-	cfg, st, err := e.stateInNamespace()
-	if err != nil {
-		return err
-	}
-	store, err := e.openStore(cfg, st)
+	store, err := e.storeInNamespace()
 	if err != nil {
 		return err
 	}
