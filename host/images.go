@@ -80,6 +80,12 @@ func (s *session) resolveImage(ctx context.Context, store *rootfs.Store) (*rootf
 			return nil, err
 		}
 		if ref = s.cfg.Image.Default; ref == "" {
+			if built, err := s.offerBuild(ctx, store); err != nil || built {
+				if err != nil {
+					return nil, err
+				}
+				return store.Resolve(ctx, defaultImage, rootfs.PullNever, nil)
+			}
 			return nil, fmt.Errorf("no image: the default image %s is not built; %s; or pass --image REF or --rootfs DIR", defaultImage, buildHint)
 		}
 	}
