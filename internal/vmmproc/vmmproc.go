@@ -110,13 +110,19 @@ func isHelper(args []string) bool {
 
 // RSS is pid's resident set in bytes (VmRSS of /proc/PID/status: anonymous,
 // file and shared memory — QEMU's guest RAM is a memfd, counted as shared).
-func RSS(procRoot string, pid int) (int64, error) {
+func RSS(procRoot string, pid int) (int64, error) { return statusBytes(procRoot, pid, "VmRSS") }
+
+// Shmem is the shared part of pid's resident set (RssShmem): under QEMU the
+// guest RAM alone, without QEMU's own memory (TCG's code cache and the like).
+func Shmem(procRoot string, pid int) (int64, error) { return statusBytes(procRoot, pid, "RssShmem") }
+
+func statusBytes(procRoot string, pid int, field string) (int64, error) {
 	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
 	if err != nil {
-		return 0, fmt.Errorf("rss of %d: %w", pid, err)
+		return 0, fmt.Errorf("%s of %d: %w", field, pid, err)
 	}
 	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(v)
 			if len(f) == 2 && f[1] == "kB" {
 				kb, err := strconv.ParseInt(f[0], 10, 64)
@@ -124,8 +130,8 @@ func RSS(procRoot string, pid int) (int64, error) {
 					return kb << 10, nil
 				}
 			}
-			return 0, fmt.Errorf("rss of %d: bad VmRSS line %q", pid, line)
+			return 0, fmt.Errorf("%s of %d: bad line %q", field, pid, line)
 		}
 	}
-	return 0, fmt.Errorf("rss of %d: no VmRSS (a zombie?)", pid)
+	return 0, fmt.Errorf("%s of %d: not in status (a zombie?)", field, pid)
 }
