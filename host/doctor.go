@@ -52,6 +52,10 @@ func runDoctor(e *env, args []string) error {
 	checks = append(checks, checkImageBuild())
 	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkPasst())
 	checks = append(checks, checkRootless()...)
+	if tasks, err := (state.State{Dir: stateDir}).ListTasks(); err == nil {
+		ram, _ := hostResources()
+		checks = append(checks, checkMemoryCeilings(tasks, ram))
+	}
 	qemuOK := fwCheck.level == "ok" && qemuCheck.level == "ok"
 	backend := ""
 	switch {
@@ -283,4 +287,33 @@ func subIDChecks(name string, uid, gid uint32, uids, gids []idtools.IDMap, readE
 		out = append(out, c)
 	}
 	return out
+}
+
+// overcommitFactor is how far the running VMs' --mem ceilings may add up
+// beyond host RAM before doctor warns (docs/configuration.md, "Memory").
+// Free page reporting makes a VM cost what it uses, not its ceiling, so a
+// sum above RAM is normal; past twice RAM, a few guests filling their page
+// cache at once can push the host into swap or the OOM killer.
+const overcommitFactor = 2
+
+// checkMemoryCeilings warns when the --mem ceilings of the running tasks
+// (their launch plans) add up to more than overcommitFactor × host RAM.
+func checkMemoryCeilings(tasks []state.TaskInfo, hostRAM uint64) check {
+	c := check{name: "memory", level: "ok"}
+	var sumMiB uint64
+	n := 0
+	for _, t := range tasks {
+		if t.Alive && !t.Claiming && t.Plan != nil {
+			sumMiB += uint64(t.Plan.RAMMiB)
+			n++
+		}
+	}
+	ramGiB := float64(hostRAM) / (1 << 30)
+	c.detail = fmt.Sprintf("%d running VM(s), --mem ceilings %.1f GiB in all, host RAM %.1f GiB", n, float64(sumMiB)/1024, ramGiB)
+	if hostRAM > 0 && sumMiB<<20 > overcommitFactor*hostRAM {
+		c.level = "warn"
+		c.detail += fmt.Sprintf(" (more than %d× RAM)", overcommitFactor)
+		c.fix = "give sessions a smaller --mem (or [vm] mem), or end some (loftd ps lists them with the memory each holds)"
+	}
+	return c
 }

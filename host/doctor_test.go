@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/containers/storage/pkg/idtools"
+	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/internal/testenv"
+	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,5 +90,33 @@ func TestMountHasOptionEscaped(t *testing.T) {
 	}
 	if mountHasOption(dir+"x", "nr_inodes=1234") {
 		t.Errorf("mountHasOption(%q) took %q for its mount", dir+"x", dir)
+	}
+}
+
+// TestDoctorMemoryCeilings: doctor warns once the running VMs' --mem
+// ceilings add up to more than overcommitFactor × host RAM; dead tasks and
+// tasks without a plan do not count.
+func TestDoctorMemoryCeilings(t *testing.T) {
+	const ram = 16 << 30
+	vm := func(gib int, alive bool) state.TaskInfo {
+		return state.TaskInfo{Alive: alive, Plan: &launch.Plan{RAMMiB: gib << 10}}
+	}
+	tests := []struct {
+		name  string
+		tasks []state.TaskInfo
+		want  string
+	}{
+		{"none", nil, "ok"},
+		{"two defaults", []state.TaskInfo{vm(12, true), vm(12, true)}, "ok"},
+		{"exactly twice", []state.TaskInfo{vm(16, true), vm(16, true)}, "ok"},
+		{"three defaults", []state.TaskInfo{vm(12, true), vm(12, true), vm(12, true)}, "warn"},
+		{"dead ones do not count", []state.TaskInfo{vm(12, true), vm(12, true), vm(12, false), vm(12, false)}, "ok"},
+		{"no plan yet", []state.TaskInfo{vm(12, true), vm(12, true), {Alive: true}}, "ok"},
+	}
+	for _, tt := range tests {
+		c := checkMemoryCeilings(tt.tasks, ram)
+		if c.level != tt.want || (c.level == "warn") != (c.fix != "") {
+			t.Errorf("%s: checkMemoryCeilings() = %s (%s, fix %q), want %s", tt.name, c.level, c.detail, c.fix, tt.want)
+		}
 	}
 }

@@ -33,6 +33,9 @@ type taskJSON struct {
 	Started   time.Time `json:"started"`
 	VMM       string    `json:"vmm"`
 	Workspace string    `json:"workspace"`
+	// RSS is the host memory the VM's process holds now, in bytes (0
+	// before the VM runs, or when its process cannot be read).
+	RSS int64 `json:"rss"`
 }
 
 // doctorJSON is `loftd doctor --format json`.

@@ -76,14 +76,15 @@ func TestJSONSchema(t *testing.T) {
 ]`},
 		{"images empty", func(b *bytes.Buffer) error { return printImages(b, "json", nil) }, `[]`},
 		{"ps", func(b *bytes.Buffer) error {
-			return printTasks(b, "json", []taskJSON{{ID: "20250101T000000-0000000a", PID: 42, Started: at, VMM: "qemu", Workspace: "/src/p"}})
+			return printTasks(b, "json", []taskJSON{{ID: "20250101T000000-0000000a", PID: 42, Started: at, VMM: "qemu", Workspace: "/src/p", RSS: 1 << 30}})
 		}, `[
   {
     "id": "20250101T000000-0000000a",
     "pid": 42,
     "started": "2025-01-02T03:04:05Z",
     "vmm": "qemu",
-    "workspace": "/src/p"
+    "workspace": "/src/p",
+    "rss": 1073741824
   }
 ]`},
 		{"ps empty", func(b *bytes.Buffer) error { return printTasks(b, "json", []taskJSON{}) }, `[]`},

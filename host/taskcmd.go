@@ -5,6 +5,9 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/loftd/loftd/host/state"
+	"github.com/loftd/loftd/internal/vmmproc"
 )
 
 // runPs lists the live tasks: those whose lock a loftd holds.
@@ -25,12 +28,23 @@ func runPs(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	return printTasks(e.stdout, *format, liveTasks(tasks, "/proc"))
+}
+
+// liveTasks describes the running tasks, with the host memory each VM's
+// process holds now (its RSS; 0 while no VM runs yet or when /proc hides
+// it). With free page reporting that is what the guest uses, not --mem.
+func liveTasks(tasks []state.TaskInfo, procRoot string) []taskJSON {
+	procs, _ := vmmproc.Table(procRoot)
 	live := []taskJSON{}
 	for _, t := range tasks {
 		if !t.Alive || t.Claiming {
 			continue
 		}
 		j := taskJSON{ID: t.ID, PID: t.PID, Started: t.Started}
+		if pid := vmmproc.VMM(procs, t.PID); t.PID > 0 && pid > 0 {
+			j.RSS, _ = vmmproc.RSS(procRoot, pid)
+		}
 		if t.Plan != nil {
 			j.VMM = t.Plan.VMM
 			if len(t.Plan.Shares) > 0 {
@@ -39,7 +53,7 @@ func runPs(e *env, args []string) error {
 		}
 		live = append(live, j)
 	}
-	return printTasks(e.stdout, *format, live)
+	return live
 }
 
 func printTasks(w io.Writer, format string, tasks []taskJSON) error {
@@ -47,11 +61,22 @@ func printTasks(w io.Writer, format string, tasks []taskJSON) error {
 		return writeJSON(w, tasks)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tPID\tSTARTED\tVMM\tWORKSPACE")
+	fmt.Fprintln(tw, "TASK\tPID\tSTARTED\tVMM\tRSS\tWORKSPACE")
 	for _, t := range tasks {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", t.ID, t.PID, t.Started.Local().Format(time.DateTime), orDash(t.VMM), orDash(t.Workspace))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, t.PID, t.Started.Local().Format(time.DateTime), orDash(t.VMM), rssText(t.RSS), orDash(t.Workspace))
 	}
 	return tw.Flush()
+}
+
+// rssText prints a resident set in MiB (GiB from 10 GiB), "-" when unknown.
+func rssText(b int64) string {
+	switch {
+	case b <= 0:
+		return "-"
+	case b >= 10<<30:
+		return fmt.Sprintf("%.1fG", float64(b)/(1<<30))
+	}
+	return fmt.Sprintf("%dM", (b+1<<19)>>20)
 }
 
 func orDash(s string) string {

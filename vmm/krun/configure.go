@@ -71,6 +71,12 @@ var logLevels = map[string]libkrun.LogLevel{
 // It checks the plan against the library first, so a plan this libkrun
 // cannot run makes no call on a context. On error it frees the context. The
 // context is ready for StartEnter.
+//
+// Memory needs no call: libkrun (v1.19.0, not the TEE builds) always
+// attaches a virtio balloon offering VIRTIO_BALLOON_F_REPORTING
+// (vmm/src/builder.rs attach_balloon_device; devices/src/virtio/balloon),
+// and madvises each reported range MADV_DONTNEED, so freed guest memory goes
+// back to the host as under QEMU; the API has no knob for it.
 func Configure(lib *libkrun.Lib, p *launch.Plan) (libkrun.Ctx, error) {
 	c, err := check(lib, p)
 	if err != nil {

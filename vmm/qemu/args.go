@@ -65,6 +65,7 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 		}
 		a = append(a, "-drive", drive, "-device", "virtio-blk-device,drive="+id+",serial="+d.ID)
 	}
+	a = append(a, balloonArgs()...)
 	a = append(a, "-device", "virtio-serial-device",
 		"-chardev", "file,id=con,path="+escapeOpt(consoleLog), "-device", "virtconsole,chardev=con")
 	for i, name := range portNames {
@@ -73,6 +74,16 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 			"-device", "virtserialport,chardev="+id+",name="+name)
 	}
 	return a
+}
+
+// balloonArgs give the guest a balloon that reports free pages: the guest
+// kernel (libkrunfw has CONFIG_PAGE_REPORTING and virtio_balloon) hands
+// blocks it freed back in batches, and QEMU punches them out of the memfd,
+// so --mem is a ceiling and a VM costs about what it uses now, not the most
+// it ever used. libkrun always attaches the same device (builder.rs,
+// attach_balloon_device), so both backends return memory alike.
+func balloonArgs() []string {
+	return []string{"-device", "virtio-balloon-device,free-page-reporting=on"}
 }
 
 // accelOpt is the -accel value for accel. Plain TCG runs one thread for all

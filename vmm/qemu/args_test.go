@@ -39,6 +39,7 @@ func TestArgs(t *testing.T) {
 		"-chardev", "socket,id=fs1,path=/run/vfs1.sock", "-device", "vhost-user-fs-device,chardev=fs1,tag=loftd-workspace",
 		"-drive", "file=/ws/nix.raw,if=none,id=blk0,format=raw", "-device", "virtio-blk-device,drive=blk0,serial=loftd-nix",
 		"-drive", "file=/a,,b.raw,if=none,id=blk1,format=raw,readonly=on", "-device", "virtio-blk-device,drive=blk1,serial=ro",
+		"-device", "virtio-balloon-device,free-page-reporting=on",
 		"-device", "virtio-serial-device",
 		"-chardev", "file,id=con,path=/run/console.log", "-device", "virtconsole,chardev=con",
 		"-chardev", "socket,id=port0,fd=3", "-device", "virtserialport,chardev=port0,name=krun-stdin",
