@@ -131,7 +131,8 @@ func TestDiskStepList(t *testing.T) {
 // sysbox is started and registered.
 func TestDiskPrepRun(t *testing.T) {
 	started := "#!/bin/sh\necho \"$0 $*\" > \"$(dirname \"$0\")/../../ran-$(basename \"$0\")\"\n"
-	root := guestRoot(t, map[string]string{"sh": "", "podman": started,
+	// nix-store: an image with Nix gets the nixbld build users.
+	root := guestRoot(t, map[string]string{"sh": "", "podman": started, "nix-store": "",
 		"sysbox-mgr": started, "sysbox-fs": started, "sysbox-runc": started})
 	// The steps spawn the image's sh: the host's stands in for it.
 	if err := os.Symlink("/bin/sh", filepath.Join(root, "usr/bin/sh.real")); err != nil {

@@ -72,9 +72,14 @@ func (d *diskPrep) mountNixOverlay() error {
 // and on every boot makes the build users exist in this image's
 // /etc/group and gives them the store (the image may have changed).
 func (d *diskPrep) seedNix() error {
-	gid, err := d.ensureNixbld()
-	if err != nil {
-		return fmt.Errorf("nix build users: %w", err)
+	// The build users only where there is a Nix to use them: an image
+	// without nix gets a /nix on the disk, and its user database untouched.
+	gid := 0
+	if d.hasNix() {
+		var err error
+		if gid, err = d.ensureNixbld(); err != nil {
+			return fmt.Errorf("nix build users: %w", err)
+		}
 	}
 	marker := d.path(filepath.Join(NixDiskMount, nixSeeded))
 	if _, err := os.Stat(marker); os.IsNotExist(err) {
@@ -109,6 +114,11 @@ func (d *diskPrep) seedNix() error {
 		}
 	}
 	return nil
+}
+
+// hasNix: the image ships Nix (its daemon or its store tool).
+func (d *diskPrep) hasNix() bool {
+	return d.lookBin("nix-daemon") != "" || d.lookBin("nix-store") != ""
 }
 
 // ensureNixbld returns the gid of group nixbld, adding the group and

@@ -2,7 +2,6 @@ package krun
 
 import (
 	"errors"
-	"go/build"
 	"os"
 	"os/exec"
 	"reflect"
@@ -234,26 +233,6 @@ func TestStartEnterExits(t *testing.T) {
 	got := calls(t, log)
 	if last := got[len(got)-1]; last != "krun_start_enter ctx=0" {
 		t.Errorf("child's last call = %q, want krun_start_enter ctx=0", last)
-	}
-}
-
-// TestImports keeps krun free of loftd: it is a binding, not part of the
-// flow. Its tests may use internal/testenv and the double, nothing else.
-func TestImports(t *testing.T) {
-	pkg, err := build.ImportDir(".", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const loftd = "github.com/loftd/loftd"
-	for _, imp := range pkg.Imports {
-		if strings.HasPrefix(imp, loftd) {
-			t.Errorf("krun imports %s, want nothing from %s", imp, loftd)
-		}
-	}
-	for _, imp := range pkg.TestImports {
-		if strings.HasPrefix(imp, loftd) && imp != loftd+"/internal/testenv" && imp != loftd+"/krun/krundouble" {
-			t.Errorf("krun's tests import %s, want only internal/testenv and krun/krundouble from %s", imp, loftd)
-		}
 	}
 }
 

@@ -73,10 +73,15 @@ func TestImagesListAndGC(t *testing.T) {
 	if out := sub("images"); !strings.Contains(out, ref) || !strings.Contains(out, "sha256:") {
 		t.Errorf("loftd images after a run = %q, want %s listed with its digest", out, ref)
 	}
-	if out := sub("gc", "--images"); !strings.Contains(out, "removed image "+ref) {
-		t.Errorf("loftd gc --images = %q, want it to remove %s", out, ref)
+	// Used a moment ago: gc --images (unused for 7 days by default) keeps
+	// it; --all removes every image no running task uses.
+	if out := sub("gc", "--images"); strings.Contains(out, "removed image") {
+		t.Errorf("loftd gc --images = %q, want the image used a moment ago kept", out)
+	}
+	if out := sub("gc", "--images", "--all"); !strings.Contains(out, "removed image "+ref) {
+		t.Errorf("loftd gc --images --all = %q, want it to remove %s", out, ref)
 	}
 	if out := sub("images"); strings.Contains(out, ref) {
-		t.Errorf("loftd images after gc --images = %q, still lists %s", out, ref)
+		t.Errorf("loftd images after gc --images --all = %q, still lists %s", out, ref)
 	}
 }
