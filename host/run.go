@@ -311,7 +311,7 @@ func (s *session) guest() contract.Guest {
 		Root: s.opts.Root, WorkspaceTag: contract.WorkspaceTag,
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: network, Profile: s.opts.ProfileOut,
-		TTY: interactive(),
+		TTY:      interactive(),
 		Hostname: guestHostname(s.ws.Source),
 	}
 }
