@@ -57,6 +57,22 @@ func configureLink(dev, cidr, gw string) error {
 	if err := netlink.RouteReplace(route); err != nil {
 		return fmt.Errorf("default route via %s on %s: %w", gw, dev, err)
 	}
+	return announce(gw)
+}
+
+// announce sends one datagram to the gateway's discard port (the host's
+// loopback, port 9): passt learns the guest's MAC and address only from
+// the guest's own IPv4 frames, and until then a published port's
+// connection never reaches the guest (seen with passt 0.0~git20230309).
+func announce(gw string) error {
+	c, err := net.Dial("udp4", net.JoinHostPort(gw, "9"))
+	if err != nil {
+		return fmt.Errorf("announce to %s: %w", gw, err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte{0}); err != nil {
+		return fmt.Errorf("announce to %s: %w", gw, err)
+	}
 	return nil
 }
 

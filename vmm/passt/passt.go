@@ -57,6 +57,12 @@ func Args(f Features, fd int, tcp, udp []string) []string {
 	}
 	if f.MapHostLoopback {
 		a = append(a, "--map-host-loopback", contract.NetGateway)
+	} else {
+		// IPv4 only on releases before 2024-08: Debian 12's passt
+		// (0.0~git20230309) segfaults in libc on the first TCP
+		// connection to a published port once the guest has sent its
+		// IPv6 router solicitation; with -4 it does not.
+		a = append(a, "-4")
 	}
 	a = append(a, portArgs("-t", tcp)...)
 	return append(a, portArgs("-u", udp)...)
