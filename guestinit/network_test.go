@@ -36,8 +36,12 @@ func TestResolvConf(t *testing.T) {
 		want  string
 	}{
 		{"missing", func(string) {}, written},
-		{"dangling link", func(etc string) { os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(etc, "resolv.conf")) }, written},
-		{"no nameserver", func(etc string) { os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("search example.org\n"), 0o644) }, written},
+		{"dangling link", func(etc string) {
+			os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(etc, "resolv.conf"))
+		}, written},
+		{"no nameserver", func(etc string) {
+			os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("search example.org\n"), 0o644)
+		}, written},
 		{"image's own", func(etc string) {
 			os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 192.0.2.53\n"), 0o644)
 		}, "nameserver 192.0.2.53\n"},
