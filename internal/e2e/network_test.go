@@ -337,4 +337,9 @@ func TestNetworkReaped(t *testing.T) {
 		wait()
 		check(fmt.Sprintf("%v of loftd", sig))
 	}
+	// The next run collects the task the SIGKILLed loftd left (its root
+	// is still mounted until then).
+	if status, _, stderr := w.run("", "--", "true"); status != 0 {
+		t.Errorf("the run after SIGKILL: status %d; stderr:\n%s", status, stderr)
+	}
 }
