@@ -2,8 +2,8 @@ package passt
 
 import (
 	"os"
-	"strconv"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
