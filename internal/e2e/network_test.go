@@ -175,8 +175,14 @@ func publishVM(t *testing.T, w *world, name string, tcpPort, udpPort int) (stop 
 	script := fmt.Sprintf(`while true; do nc -l -p 8080 -e echo hi from %s; done &
 `, name)
 	if udpPort > 0 {
+		// busybox has no UDP server: a static one of our own.
+		build := exec.Command("go", "build", "-o", filepath.Join(w.root, "bin", "udpecho"), "./testdata/udpecho")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build udpecho: %v\n%s", err, out)
+		}
 		args = append(args, "-p", fmt.Sprintf("127.0.0.1:%d:9090/udp", udpPort))
-		script += "nc -u -l -p 9090 > /workspace/udp.txt &\n"
+		script += "udpecho 9090 &\n"
 	}
 	script += "while [ ! -e /workspace/stop ]; do sleep 0.2; done\n"
 	c := w.cmd(append(args, "--", "sh", "-c", script)...)
@@ -239,22 +245,25 @@ func TestPublish(t *testing.T) {
 	stop2 := publishVM(t, w2, "vm2", tcp2, 0)
 	askTCP(t, tcp1, "hi from vm1")
 	askTCP(t, tcp2, "hi from vm2")
-	// UDP: send until the guest's listener has written the datagram.
+	// UDP: send until the guest's echo server answers.
 	conn, err := net.Dial("udp", "127.0.0.1:"+strconv.Itoa(udp1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	got := ""
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		conn.Write([]byte("ping over udp\n"))
-		data, _ := os.ReadFile(filepath.Join(w1.workspace, "udp.txt"))
-		if got = string(data); strings.Contains(got, "ping over udp") {
-			break
+	buf := make([]byte, 100)
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+		conn.Write([]byte("ping over udp"))
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := conn.Read(buf); err == nil {
+			if got = string(buf[:n]); got == "echo: ping over udp" {
+				break
+			}
 		}
 	}
-	if !strings.Contains(got, "ping over udp") {
-		t.Errorf("udp publish 127.0.0.1:%d:9090/udp: the guest received %q", udp1, got)
+	if got != "echo: ping over udp" {
+		t.Errorf("udp publish 127.0.0.1:%d:9090/udp: answer %q, want %q", udp1, got, "echo: ping over udp")
 	}
 	stop1()
 	stop2()
