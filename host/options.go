@@ -53,7 +53,7 @@ func (r *rawRun) register(fs *pflag.FlagSet) {
 	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the host's CPUs and 255 (omit for all when the host has ≤ 6, else all but 2)")
 	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
 	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt (krun backend only; TCP publishes without ranges or addresses)")
-	fs.StringVar(&r.network, "network", "", "guest network: passt (default: outbound, DNS, -p, host.containers.internal) or none (lo only)")
+	fs.StringVar(&r.network, "network", "", "guest network: passt (default: outbound TCP/UDP, DNS, --publish, the host reachable by name) or none (lo only)")
 	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
 	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
 	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
