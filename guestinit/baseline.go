@@ -90,21 +90,41 @@ func (e *enter) hostsStep() Step {
 		desc += " " + e.guest.Hostname
 	}
 	return Step{Desc: desc, Do: func() error {
-		p := e.devPath("/etc/hosts")
-		data, err := os.ReadFile(p)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		add := hostsAdditions(data, e.guest.Hostname)
-		if len(add) == 0 {
-			return nil
-		}
-		if len(data) > 0 && !strings.HasSuffix(string(data), "\n") {
-			data = append(data, '\n')
-		}
-		data = append(data, strings.Join(add, "\n")+"\n"...)
-		return writeFileAtomic(p, data, 0o644)
+		return appendHosts(e.devPath("/etc/hosts"), func(data []byte) []string {
+			return hostsAdditions(data, e.guest.Hostname)
+		})
 	}}
+}
+
+// appendHosts appends to the hosts file p (creating it) the lines missing
+// says are missing from its contents; the file's own lines stay as they are.
+func appendHosts(p string, missing func(data []byte) []string) error {
+	data, err := os.ReadFile(p)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	add := missing(data)
+	if len(add) == 0 {
+		return nil
+	}
+	if len(data) > 0 && !strings.HasSuffix(string(data), "\n") {
+		data = append(data, '\n')
+	}
+	data = append(data, strings.Join(add, "\n")+"\n"...)
+	return writeFileAtomic(p, data, 0o644)
+}
+
+// hostsNames is every name some line of a hosts file maps.
+func hostsNames(data []byte) map[string]bool {
+	named := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		for i := 1; i < len(f); i++ {
+			named[f[i]] = true
+		}
+	}
+	return named
 }
 
 // hostsAdditions returns the /etc/hosts lines missing from data: localhost

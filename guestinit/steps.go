@@ -68,7 +68,7 @@ func (e *enter) earlySteps() []Step {
 
 // planSteps are the steps the contract asks for.
 func (e *enter) planSteps() []Step {
-	steps := e.baselineSteps()
+	steps := append(e.baselineSteps(), e.networkSteps()...)
 	if tag := e.guest.WorkspaceTag; tag != "" {
 		steps = append(steps, e.mountStep("virtiofs", tag, contract.WorkspaceMount, "", -1))
 	}

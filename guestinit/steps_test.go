@@ -110,6 +110,14 @@ func TestStepList(t *testing.T) {
 			[]string{"sh", "-c", "make test"},
 			slices.Concat(early, baseline("proj"), []string{"mount -t virtiofs loftd-workspace /workspace"},
 				tail("alice 1001:1002", "sh -c make test"))},
+		{"passt network", contract.Guest{Mode: contract.ModeEnter, User: "dev", Root: true, Network: contract.NetworkPasst}, nil,
+			slices.Concat(early, baseline(""), []string{
+				"ip link set eth0 up; ip addr replace 10.0.2.15/24 dev eth0; ip route replace default via 10.0.2.2",
+				"resolv.conf nameserver 10.0.2.3 (unless the image has one)",
+				"hosts /etc/hosts host.containers.internal host.docker.internal",
+			}, tail("dev 0:0 (workload stays root)", "$SHELL -l"))},
+		{"no network: lo only", contract.Guest{Mode: contract.ModeEnter, User: "dev", Root: true, Network: contract.NetworkNone}, nil,
+			slices.Concat(early, baseline(""), tail("dev 0:0 (workload stays root)", "$SHELL -l"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -55,7 +55,7 @@ type GuestConfig struct {
 }
 
 type NetworkConfig struct {
-	Mode    string   `toml:"mode"` // passt or tsi
+	Mode    string   `toml:"mode"` // passt, tsi or none
 	Publish []string `toml:"publish"`
 }
 
@@ -135,7 +135,7 @@ func (c *Config) validate() error {
 		{"image.pull", c.Image.Pull, []string{"missing", "always", "never"}},
 		{"rootfs.backend", c.Rootfs.Backend, []string{"auto", "btrfs-snapshot", "overlay", "fuse-overlay"}},
 		{"rootfs.driver", c.Rootfs.Driver, []string{"auto", "btrfs", "overlay", "vfs"}},
-		{"network.mode", c.Network.Mode, []string{"passt", "tsi"}},
+		{"network.mode", c.Network.Mode, []string{"passt", "tsi", "none"}},
 	}
 	for _, ch := range checks {
 		if err := oneOf(ch.key, ch.v, ch.allowed...); err != nil {

@@ -16,7 +16,8 @@ type Options struct {
 	MemGiB     int
 	CPUs       int
 	Root       bool
-	TSI        bool
+	TSI        bool   // Network == "tsi"
+	Network    string // "passt" (default), "tsi" or "none"
 	Publish    []PortMap
 	Volumes    []Volume
 	Env        []string // NAME, NAME=VALUE or PREFIX*
@@ -38,7 +39,7 @@ type Options struct {
 // subcommand). The raw values are validated by (*rawRun).options.
 type rawRun struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
-	krunInit                                          string
+	krunInit, network                                 string
 	pullLatest, root, tsi, preserve, debug, profile   bool
 	dryRun, version                                   bool
 	mem, cpus, uid, gid                               int
@@ -52,7 +53,8 @@ func (r *rawRun) register(fs *pflag.FlagSet) {
 	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB, at most the host's RAM (omit for 80% of host RAM)")
 	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the host's CPUs and 255 (omit for all when the host has ≤ 6, else all but 2)")
 	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
-	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt")
+	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt (krun backend only; TCP publishes without ranges or addresses)")
+	fs.StringVar(&r.network, "network", "", "guest network: passt (default: outbound TCP/UDP, DNS, --publish, the host reachable by name) or none (lo only)")
 	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
 	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
 	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
@@ -79,7 +81,7 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 	set := func(name string) bool { return fs.Changed(name) }
 	o := &Options{
 		Image: cfg.Image.Default, MemGiB: cfg.VM.Mem, CPUs: cfg.VM.CPUs, VMM: cfg.VM.VMM,
-		Backend: cfg.Rootfs.Backend, GuestInit: cfg.Guest.Init, TSI: cfg.Network.Mode == "tsi",
+		Backend: cfg.Rootfs.Backend, GuestInit: cfg.Guest.Init, Network: cfg.Network.Mode,
 		PullLatest: cfg.Image.Pull == "always", UID: -1, GID: -1, Command: args,
 	}
 	o.Env = append(o.Env, cfg.Env.Pass...)
@@ -103,7 +105,17 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 	}
 	o.PullLatest = o.PullLatest || r.pullLatest
 	o.Root, o.Preserve, o.Debug, o.ProfileOut, o.DryRun = r.root, r.preserve, r.debug, r.profile, r.dryRun
-	o.TSI = o.TSI || r.tsi
+	pick("network", &o.Network, r.network)
+	if r.tsi {
+		if set("network") && r.network != "tsi" {
+			return nil, fmt.Errorf("--tsi and --network %s exclude each other: pick one", r.network)
+		}
+		o.Network = "tsi"
+	}
+	if o.Network == "" {
+		o.Network = "passt"
+	}
+	o.TSI = o.Network == "tsi"
 	o.UID, o.GID = r.uid, r.gid
 	o.Env = append(o.Env, r.env...)
 	return o, o.validate(fs, cfg, r)
@@ -111,6 +123,9 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 
 func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
 	if err := oneOf("--vmm", o.VMM, "auto", "krun", "qemu"); err != nil {
+		return err
+	}
+	if err := oneOf("--network", o.Network, "passt", "tsi", "none"); err != nil {
 		return err
 	}
 	if err := oneOf("--rootfs-backend", o.Backend, "auto", "btrfs-snapshot", "overlay", "fuse-overlay"); err != nil {
@@ -141,7 +156,7 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
 	if o.KrunInit != "" && o.VMM == "krun" {
 		return fmt.Errorf("--krun-init boots libkrun's init under QEMU: drop --vmm krun")
 	}
-	if err := o.notBuiltYet(); err != nil {
+	if err := checkPublishes(o.Network, o.Publish); err != nil {
 		return err
 	}
 	if o.RootfsDir != "" && o.Image != "" && o.Image != cfg.Image.Default {
@@ -195,19 +210,6 @@ func (o *Options) checkResources(fs *pflag.FlagSet, host func() (uint64, int)) e
 	}
 	if cpus > 0 && o.CPUs > cpus {
 		return fmt.Errorf("%s %d: more than the host's %d CPUs; give at most %d", cpuName, o.CPUs, cpus, cpus)
-	}
-	return nil
-}
-
-// notBuiltYet refuses the settings whose machinery does not exist yet,
-// rather than accept them and do nothing: guest networking (ports, TSI)
-// arrives with later work.
-func (o *Options) notBuiltYet() error {
-	switch {
-	case len(o.Publish) > 0:
-		return fmt.Errorf("--publish (or [network] publish): guest networking is not built yet, so no port can be published; drop it")
-	case o.TSI:
-		return fmt.Errorf("--tsi (or [network] mode = \"tsi\"): guest networking is not built yet; drop it")
 	}
 	return nil
 }

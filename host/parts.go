@@ -4,6 +4,7 @@ import (
 	"os"
 
 	"github.com/loftd/loftd/internal/parts"
+	"github.com/loftd/loftd/vmm/passt"
 )
 
 // guestInitPart is where the static guest init is looked for, after
@@ -48,15 +49,29 @@ func checkGuestInit(spec string) check {
 	return c
 }
 
-// checkPasst: passt is only needed for libkrun's passt network, so its
-// absence is a warning.
-func checkPasst() check {
+// checkPasst: passt is the default guest network (--network passt), so a
+// missing one fails every session that does not ask for --network none. It
+// reports the release and the options loftd uses: Debian 12's
+// 0.0~git20230309 lacks --map-host-loopback and the rest of 2024-08, which
+// loftd does without (vmm/passt).
+func checkPasst(mode string) check {
 	c := check{name: "passt", level: "ok"}
 	f, err := partLocator.Find(passtPart, "")
 	if err != nil {
-		c.level, c.detail, c.fix = "warn", err.Error(), passtPart.Hint
+		c.level, c.detail, c.fix = "fail", err.Error(), passtPart.Hint+", or run sessions with --network none"
+		if mode == "none" || mode == "tsi" {
+			c.level = "warn"
+		}
 		return c
 	}
-	c.detail = f.String()
+	feat, err := passt.Probe(f.Path, "")
+	if err != nil {
+		c.level, c.detail, c.fix = "fail", f.String()+": "+err.Error(), passtPart.Hint
+		return c
+	}
+	c.detail = f.String() + "; " + feat.String()
+	if !feat.FD {
+		c.level, c.fix = "fail", "this passt has no --fd (too old): "+passtPart.Hint
+	}
 	return c
 }

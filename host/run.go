@@ -313,9 +313,9 @@ func (s *session) command() []string {
 
 func (s *session) guest() contract.Guest {
 	uid, gid := userIDs(s.opts.UID, s.opts.GID)
-	network := contract.NetworkPasst
-	if s.opts.TSI {
-		network = contract.NetworkTSI
+	network := s.opts.Network
+	if network == "" {
+		network = contract.NetworkPasst
 	}
 	return contract.Guest{
 		Mode: contract.ModeEnter, UID: uid, GID: gid, User: contract.DefaultUser,
@@ -347,12 +347,16 @@ func (s *session) plan() (*launch.Plan, error) {
 		return nil, err
 	}
 	s.e.log.Debug("vmm", "backend", vmm.name, "why", why)
+	network, err := s.network(vmm.name)
+	if err != nil {
+		return nil, err
+	}
 	memBytes, cpus := hostResources()
 	p := &launch.Plan{
 		Version: launch.Version, VMM: vmm.name, Library: vmm.library, KrunfwLibrary: vmm.krunfw,
 		VCPUs: s.opts.CPUs, RAMMiB: s.opts.MemGiB * 1024, Root: s.root,
 		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
-		Network:  launch.Network{Mode: "none"},
+		Network:  network,
 		Console:  launch.Console{Interactive: interactive()},
 		ExecPath: contract.GuestInitPath, Workdir: "/",
 		StateDir: s.state.Dir, KrunInit: s.opts.KrunInit,

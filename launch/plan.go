@@ -90,9 +90,15 @@ type Network struct {
 	// PortMap holds HOST:GUEST pairs in libkrun's port map form.
 	PortMap []string `json:"port_map,omitempty"`
 	// Socket is passt's UNIX socket (mode "passt"), backing a virtio-net
-	// device with MAC (a default when empty).
+	// device with MAC (a default when empty). Empty with Passt set: the
+	// helper starts Passt itself on a socketpair.
 	Socket string `json:"socket,omitempty"`
 	MAC    string `json:"mac,omitempty"`
+	// Passt is the passt binary the helper starts for mode "passt", with
+	// TCP and UDP as its -t and -u port specs (none when empty).
+	Passt string   `json:"passt,omitempty"`
+	TCP   []string `json:"tcp,omitempty"`
+	UDP   []string `json:"udp,omitempty"`
 }
 
 // Console says how the guest's stdio reaches the helper's.

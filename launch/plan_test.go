@@ -13,9 +13,10 @@ func fullPlan() *Plan {
 	return &Plan{
 		Version: Version, VMM: "qemu", Library: "/usr/lib64/libkrun.so.1", KrunfwLibrary: "/usr/lib64/libkrunfw.so.5",
 		VCPUs: 4, RAMMiB: 8192, Root: "/s/tasks/t1/rootfs",
-		Disks:      []Disk{{ID: "loftd-nix", Path: "/s/w/nix.raw"}, {ID: "loftd-containers", Path: "/s/w/containers.raw", ReadOnly: true}},
-		Shares:     []Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}},
-		Network:    Network{Mode: "passt", PortMap: []string{"8080:80"}, Socket: "/s/tasks/t1/passt.sock", MAC: "5a:94:ef:e4:0c:ee"},
+		Disks:  []Disk{{ID: "loftd-nix", Path: "/s/w/nix.raw"}, {ID: "loftd-containers", Path: "/s/w/containers.raw", ReadOnly: true}},
+		Shares: []Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}},
+		Network: Network{Mode: "passt", PortMap: []string{"8080:80"}, Socket: "/s/tasks/t1/passt.sock", MAC: "5a:94:ef:e4:0c:ee",
+			Passt: "/usr/bin/passt", TCP: []string{"127.0.0.1/8080:80"}, UDP: []string{"5353:53"}},
 		Console:    Console{Interactive: true, StdioPorts: true},
 		NestedVirt: true, Rlimits: []string{"7=1024:4096"},
 		ExecPath: "/.loftd/guest-init", Argv: []string{"enter", "--", "make", "test"},
@@ -58,7 +59,14 @@ const golden = `{
       "8080:80"
     ],
     "socket": "/s/tasks/t1/passt.sock",
-    "mac": "5a:94:ef:e4:0c:ee"
+    "mac": "5a:94:ef:e4:0c:ee",
+    "passt": "/usr/bin/passt",
+    "tcp": [
+      "127.0.0.1/8080:80"
+    ],
+    "udp": [
+      "5353:53"
+    ]
   },
   "console": {
     "interactive": true,

@@ -14,7 +14,25 @@ func (h *Helper) runKrun(p *launch.Plan) int {
 	if err != nil {
 		return h.fail("load libkrun", err)
 	}
-	ctx, err := krunvmm.Configure(lib, p)
+	netFD := -1
+	if !h.DryRun {
+		// passt lives as long as the VM's end of its socket: this
+		// process is the VM, and krun_start_enter never returns on
+		// success, so passt ends when this process exits (the socket
+		// closes), however it exits.
+		proc, vmEnd, err := h.startPasst(p)
+		if err != nil {
+			return h.fail("start passt", err)
+		}
+		defer h.stopPasst(proc) // only reached when the VM failed to start
+		if vmEnd != nil {
+			defer vmEnd.Close()
+			netFD = int(vmEnd.Fd())
+		}
+	} else if p.Network.Mode == "passt" && p.Network.Passt != "" {
+		netFD = 1 << 20 // a placeholder: a dry run configures but never boots
+	}
+	ctx, err := krunvmm.ConfigureNet(lib, p, netFD)
 	if err != nil {
 		return h.fail("configure libkrun", err)
 	}

@@ -42,6 +42,17 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 	}
 	cfg := QEMUConfig(p, kernel, h.TaskDir)
 	cfg.CacheDir = vmCache(p)
+	proc, vmEnd, err := h.startPasst(p)
+	if err != nil {
+		return h.fail("start passt", err)
+	}
+	defer h.stopPasst(proc)
+	if vmEnd != nil {
+		// QEMU gets its own copy; ours goes once QEMU exited, so passt
+		// sees the VM's end close with QEMU.
+		defer vmEnd.Close()
+		cfg.Net = vmEnd
+	}
 	cfg.Stdin, cfg.Stdout, cfg.Stderr, cfg.Log = os.Stdin, os.Stdout, os.Stderr, h.Log
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -38,6 +38,24 @@ const (
 	EnvWorkdir = "LOFTD_WORKDIR"
 )
 
+// The guest's passt network, the same on every run and both backends:
+// passt is started with these (-a, -n, -g, --dns-forward) and the guest
+// init configures eth0 with them. A connection to NetGateway reaches the
+// host's loopback (passt's default on every release), which is what
+// HostAliases name in the guest's /etc/hosts; DNS queries to NetDNS are
+// forwarded to the host's resolver (a separate address, so the gateway's
+// mapping never takes DNS with it).
+const (
+	NetAddress = "10.0.2.15"
+	NetPrefix  = 24
+	NetGateway = "10.0.2.2"
+	NetDNS     = "10.0.2.3"
+	NetDevice  = "eth0"
+)
+
+// HostAliases are the names of the host (its loopback) in the guest.
+var HostAliases = []string{"host.containers.internal", "host.docker.internal"}
+
 // Modes of the guest init.
 const (
 	ModeEnter  = "enter"
@@ -49,6 +67,7 @@ const (
 const (
 	NetworkPasst = "passt"
 	NetworkTSI   = "tsi"
+	NetworkNone  = "none"
 )
 
 // Disk ids (virtio-blk serials) and the btrfs labels of the persistent disks.
@@ -261,9 +280,9 @@ func (g Guest) Validate() error {
 		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s or %s)", EnvMode, g.Mode, ModeEnter, ModeResize, ModeCheck)
 	}
 	switch g.Network {
-	case "", NetworkPasst, NetworkTSI:
+	case "", NetworkPasst, NetworkTSI, NetworkNone:
 	default:
-		return fmt.Errorf("contract: %s=%q is unknown (want %s or %s)", EnvNetwork, g.Network, NetworkPasst, NetworkTSI)
+		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s or %s)", EnvNetwork, g.Network, NetworkPasst, NetworkTSI, NetworkNone)
 	}
 	if g.Workdir != "" && !strings.HasPrefix(g.Workdir, "/") {
 		return fmt.Errorf("contract: %s=%q is not an absolute path", EnvWorkdir, g.Workdir)

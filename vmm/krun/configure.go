@@ -78,7 +78,14 @@ var logLevels = map[string]libkrun.LogLevel{
 // and madvises each reported range MADV_DONTNEED, so freed guest memory goes
 // back to the host as under QEMU; the API has no knob for it.
 func Configure(lib *libkrun.Lib, p *launch.Plan) (libkrun.Ctx, error) {
-	c, err := check(lib, p)
+	return ConfigureNet(lib, p, -1)
+}
+
+// ConfigureNet is Configure with the VM's end of passt's socketpair: with
+// network "passt" and netFD >= 0 the virtio-net device is on that
+// connected socket (the helper started passt), not on Network.Socket.
+func ConfigureNet(lib *libkrun.Lib, p *launch.Plan, netFD int) (libkrun.Ctx, error) {
+	c, err := check(lib, p, netFD)
 	if err != nil {
 		return 0, err
 	}
@@ -104,6 +111,7 @@ type checked struct {
 	logLevel libkrun.LogLevel
 	mac      [6]byte
 	netFlags uint32
+	netFD    int // passt's socket, or -1 for Network.Socket
 }
 
 // maxVCPUs is MaxVCPUs, or fewer when libkrun says KVM allows fewer.
@@ -117,8 +125,8 @@ func maxVCPUs(lib *libkrun.Lib) int {
 // check refuses what libkrun would only reject after the context exists, or
 // not at all (a vCPU count above 255 would wrap around in a uint8), and
 // what this libkrun's release cannot do.
-func check(lib *libkrun.Lib, p *launch.Plan) (checked, error) {
-	var c checked
+func check(lib *libkrun.Lib, p *launch.Plan, netFD int) (checked, error) {
+	c := checked{netFD: -1}
 	if most := maxVCPUs(lib); p.VCPUs < 1 || p.VCPUs > most {
 		return c, fmt.Errorf("launch plan: %d vCPUs: libkrun runs 1 to %d here (ask for fewer with --cpus)", p.VCPUs, most)
 	}
@@ -135,8 +143,11 @@ func check(lib *libkrun.Lib, p *launch.Plan) (checked, error) {
 	c.logLevel = level
 	switch n := p.Network; n.Mode {
 	case "passt":
-		if n.Socket == "" {
+		if n.Socket == "" && netFD < 0 {
 			return c, fmt.Errorf("launch plan: network passt without a socket")
+		}
+		if n.Socket == "" {
+			c.netFD = netFD
 		}
 		if len(n.PortMap) > 0 {
 			return c, fmt.Errorf("launch plan: port map %v with network passt: libkrun refuses a port map next to a net device (passt publishes the ports)", n.PortMap)
@@ -156,7 +167,7 @@ func check(lib *libkrun.Lib, p *launch.Plan) (checked, error) {
 			c.netFlags = libkrun.NetFlagDHCPClient
 		}
 	case "tsi", "none":
-		if n.Socket != "" || n.MAC != "" {
+		if n.Socket != "" || n.MAC != "" || n.Passt != "" {
 			return c, fmt.Errorf("launch plan: network %s with a net device (socket %q, MAC %q): only passt has one", n.Mode, n.Socket, n.MAC)
 		}
 		if n.Mode == "none" && len(n.PortMap) > 0 {
@@ -205,9 +216,14 @@ func configureStorage(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, _ check
 func configureNetwork(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, c checked) error {
 	n := p.Network
 	if n.Mode == "passt" {
-		// fd -1: libkrun connects to the socket path itself.
-		if err := lib.AddNetUnixstream(ctx, n.Socket, -1, c.mac, libkrun.NetFeaturesCompat, c.netFlags); err != nil {
-			return fmt.Errorf("net %s on %s: %w", net.HardwareAddr(c.mac[:]), n.Socket, err)
+		// With fd -1 libkrun connects to the socket path itself; else
+		// the path is empty (NULL) and the fd is passt's connected socket.
+		where := n.Socket
+		if c.netFD >= 0 {
+			where = fmt.Sprintf("fd %d", c.netFD)
+		}
+		if err := lib.AddNetUnixstream(ctx, n.Socket, c.netFD, c.mac, libkrun.NetFeaturesCompat, c.netFlags); err != nil {
+			return fmt.Errorf("net %s on %s: %w", net.HardwareAddr(c.mac[:]), where, err)
 		}
 	} else if n.Mode == "none" {
 		// No vsock device, so no TSI: no outbound network, no exposed

@@ -334,3 +334,18 @@ func BenchmarkConfigure(b *testing.B) {
 		}
 	}
 }
+
+// With passt started by the helper, the net device is on the VM's end of
+// its socketpair: path NULL, the fd given.
+func TestConfigureNetFD(t *testing.T) {
+	l, log := openRelease(t, 19)
+	p := fullPlan()
+	p.Network.Socket, p.Network.Passt = "", "/usr/bin/passt"
+	if _, err := ConfigureNet(l, p, 7); err != nil {
+		t.Fatalf("ConfigureNet(fd 7) = %v", err)
+	}
+	want := `krun_add_net_unixstream ctx=0 path=NULL fd=7 mac=5a:94:ef:e4:0c:ee features=19587 flags=2`
+	if got := krundouble.Calls(t, log); !slices.Contains(got, want) {
+		t.Errorf("calls = %q, want %q among them", got, want)
+	}
+}

@@ -73,7 +73,7 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 		a = append(a, "-chardev", fmt.Sprintf("socket,id=%s,fd=%d", id, firstPortFD+i),
 			"-device", "virtserialport,chardev="+id+",name="+name)
 	}
-	return a
+	return append(a, netArgs(cfg.netFD(), p.Network.MAC)...)
 }
 
 // balloonArgs give the guest a balloon that reports free pages: the guest

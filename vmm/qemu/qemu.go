@@ -53,6 +53,17 @@ type Config struct {
 	// every value from Resized (SIGWINCH).
 	WinSize func() (rows, cols uint16, ok bool)
 	Resized <-chan os.Signal
+	// Net, when set, is the VM's end of passt's socketpair: the guest
+	// gets a virtio-net device on it (QEMU's fd after the port sockets).
+	Net *os.File
+}
+
+// netFD is Net's fd number in QEMU, or -1 without one.
+func (c Config) netFD() int {
+	if c.Net == nil {
+		return -1
+	}
+	return firstPortFD + len(portNames)
 }
 
 // shares are the plan's virtiofs shares, the root (tag /dev/root) first.

@@ -84,6 +84,10 @@ func (r *runner) startQEMU(sockets []string, p *ports) (*child, error) {
 	consoleLog := filepath.Join(r.cfg.RunDir, "console.log")
 	cmd := exec.Command(r.cfg.QEMU, Args(r.cfg, sockets, consoleLog)...)
 	cmd.ExtraFiles = p.guest
+	if r.cfg.Net != nil {
+		// After the ports: fd firstPortFD+len(portNames), Config.netFD.
+		cmd.ExtraFiles = append(append([]*os.File{}, p.guest...), r.cfg.Net)
+	}
 	r.log.Debug("qemu start", "argv", cmd.Args)
 	qemu, err := start("qemu", cmd, filepath.Join(r.cfg.RunDir, "qemu.log"))
 	p.closeGuestEnds()

@@ -1,0 +1,125 @@
+package guestinit
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/vishvananda/netlink"
+)
+
+// networkSteps give a passt guest its network: eth0 up with the fixed
+// address and a default route through passt's gateway (the same values
+// passt was started with and, on libkrun 1.18+, handed out by DHCP, so
+// configuring again is a no-op there), a resolver when the image has none,
+// and the host's names. TSI (libkrun intercepts the sockets) and none need
+// nothing beyond lo.
+func (e *enter) networkSteps() []Step {
+	if e.guest.Network != contract.NetworkPasst {
+		return nil
+	}
+	cidr := contract.NetAddress + "/" + strconv.Itoa(contract.NetPrefix)
+	return []Step{
+		{Desc: fmt.Sprintf("ip link set %[1]s up; ip addr replace %[2]s dev %[1]s; ip route replace default via %[3]s",
+			contract.NetDevice, cidr, contract.NetGateway), Do: func() error {
+			return configureLink(contract.NetDevice, cidr, contract.NetGateway)
+		}},
+		{Desc: "resolv.conf nameserver " + contract.NetDNS + " (unless the image has one)", Do: e.resolvConf},
+		{Desc: "hosts /etc/hosts " + strings.Join(contract.HostAliases, " "), Do: func() error {
+			return appendHosts(e.devPath("/etc/hosts"), hostAliasLines)
+		}},
+	}
+}
+
+// configureLink sets dev up with address cidr and a default route via gw.
+// Replace, not add: an address or route DHCP already set is no error.
+func configureLink(dev, cidr, gw string) error {
+	link, err := netlink.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("find %s (no virtio-net device?): %w", dev, err)
+	}
+	addr, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", cidr, dev, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", dev, err)
+	}
+	route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: net.ParseIP(gw)}
+	if err := netlink.RouteReplace(route); err != nil {
+		return fmt.Errorf("default route via %s on %s: %w", gw, dev, err)
+	}
+	return announce(gw)
+}
+
+// announce sends one datagram to the gateway's discard port (the host's
+// loopback, port 9): passt learns the guest's MAC and address only from
+// the guest's own IPv4 frames, and until then a published port's
+// connection never reaches the guest (seen with passt 0.0~git20230309).
+func announce(gw string) error {
+	c, err := net.Dial("udp4", net.JoinHostPort(gw, "9"))
+	if err != nil {
+		return fmt.Errorf("announce to %s: %w", gw, err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte{0}); err != nil {
+		return fmt.Errorf("announce to %s: %w", gw, err)
+	}
+	return nil
+}
+
+// resolvConf points the resolver at passt's DNS forward address when the
+// image gives none: /etc/resolv.conf missing, a dangling link (say to
+// systemd-resolved's stub under /run, which is a fresh tmpfs here), or a
+// file without a nameserver line. An image's own nameserver is kept: it
+// is the image's choice, and passt reaches any address but the host's
+// loopback. The root is the task's private copy, so the image is not
+// changed.
+func (e *enter) resolvConf() error {
+	p := e.devPath("/etc/resolv.conf")
+	data, err := os.ReadFile(p) // follows a link: a dangling one is ErrNotExist
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err == nil && hasNameserver(data) {
+		return nil
+	}
+	if err := os.MkdirAll(e.devPath("/etc"), 0o755); err != nil {
+		return err
+	}
+	// A rename replaces a dangling link itself, never writes through it.
+	return writeFileAtomic(p, []byte("# written by loftd: passt forwards DNS to the host's resolver\nnameserver "+contract.NetDNS+"\n"), 0o644)
+}
+
+func hasNameserver(data []byte) bool {
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+			return true
+		}
+	}
+	return false
+}
+
+// hostAliasLines maps the host's names to passt's gateway, which reaches
+// the host's loopback, unless the image's /etc/hosts names them already.
+func hostAliasLines(data []byte) []string {
+	named := hostsNames(data)
+	var missing []string
+	for _, n := range contract.HostAliases {
+		if !named[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return []string{contract.NetGateway + "\t" + strings.Join(missing, " ")}
+}

@@ -1,0 +1,104 @@
+package passt
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Features are the options of one passt binary that loftd cares about,
+// read from its --help (passt has no feature query, and Debian's
+// 0.0~git20230309 prints "unknown version").
+type Features struct {
+	Version string `json:"version"`
+	// FD: --fd, a pre-opened connected socket (required).
+	FD bool `json:"fd"`
+	// MapHostLoopback, MapGuestAddr, DNSHost: the options of 2024-08 and
+	// later; older releases map the gateway to the host's loopback
+	// unless --no-map-gw.
+	MapHostLoopback bool `json:"map_host_loopback"`
+	MapGuestAddr    bool `json:"map_guest_addr"`
+	DNSHost         bool `json:"dns_host"`
+}
+
+// String lists the features for doctor.
+func (f Features) String() string {
+	var have []string
+	for _, o := range []struct {
+		name string
+		ok   bool
+	}{{"--fd", f.FD}, {"--map-host-loopback", f.MapHostLoopback}, {"--map-guest-addr", f.MapGuestAddr}, {"--dns-host", f.DNSHost}} {
+		if o.ok {
+			have = append(have, o.name)
+		}
+	}
+	return fmt.Sprintf("version %s, options %s", f.Version, strings.Join(have, " "))
+}
+
+// parseHelp reads the features from passt's --help and --version output.
+func parseHelp(help, version string) Features {
+	v := "unknown"
+	if line, _, _ := strings.Cut(strings.TrimSpace(version), "\n"); line != "" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "passt" {
+			v = strings.Join(f[1:], " ")
+		}
+	}
+	return Features{
+		Version:         v,
+		FD:              strings.Contains(help, "--fd"),
+		MapHostLoopback: strings.Contains(help, "--map-host-loopback"),
+		MapGuestAddr:    strings.Contains(help, "--map-guest-addr"),
+		DNSHost:         strings.Contains(help, "--dns-host"),
+	}
+}
+
+// Probe runs path --help and --version (about 10 ms) and reads its
+// features. With cacheDir set the answer is kept there, keyed by the
+// binary's path, size and mtime, like the QEMU accelerator probe.
+func Probe(path, cacheDir string) (Features, error) {
+	key, keyed := binaryKey(path)
+	cache := ""
+	if keyed && cacheDir != "" {
+		cache = filepath.Join(cacheDir, "passt-"+key)
+		if data, err := os.ReadFile(cache); err == nil {
+			var f Features
+			if json.Unmarshal(data, &f) == nil {
+				return f, nil
+			}
+		}
+	}
+	// passt prints its help on stderr (and "Failed to send … to syslog"
+	// lines without a syslog): read both.
+	help, err := exec.Command(path, "--help").CombinedOutput()
+	if err != nil && len(help) == 0 {
+		return Features{}, fmt.Errorf("probe passt %s: %w", path, err)
+	}
+	version, _ := exec.Command(path, "--version").CombinedOutput()
+	f := parseHelp(string(help), string(bytes.TrimSpace(version)))
+	if cache != "" {
+		if data, err := json.Marshal(f); err == nil && os.MkdirAll(cacheDir, 0o755) == nil {
+			tmp := cache + ".tmp"
+			if os.WriteFile(tmp, data, 0o644) == nil && os.Rename(tmp, cache) != nil {
+				os.Remove(tmp)
+			}
+		}
+	}
+	return f, nil
+}
+
+func binaryKey(path string) (string, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", false
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d.%d\x00%d", path, st.Mtim.Sec, st.Mtim.Nsec, st.Size))
+	return hex.EncodeToString(sum[:8]), true
+}
