@@ -37,6 +37,10 @@ func (e *enter) runWorkload() error {
 	} else if !st.IsDir() {
 		return fmt.Errorf("working directory %s: not a directory", dir)
 	}
+	cred, err := e.dropCred() // user.go
+	if err != nil {
+		return err
+	}
 	if e.ctl != nil {
 		if err := e.ctl.started(); err != nil {
 			return err
@@ -54,12 +58,18 @@ func (e *enter) runWorkload() error {
 		files = []*os.File{e.pty.slave, e.pty.slave, e.pty.slave}
 		attr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	}
+	if cred != nil {
+		if attr == nil {
+			attr = &syscall.SysProcAttr{}
+		}
+		attr.Credential = cred
+	}
 	if !e.pid1 {
 		// Under libkrun the orphans of the workload come to this process
 		// rather than to libkrun's init, and are reaped below.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
-	e.status = runCommand(e.dropArgv(e.command()), dir, files, attr, e.errw()) // dropArgv: user.go
+	e.status = runCommand(e.command(), dir, files, attr, e.errw())
 	if e.relay != nil {
 		e.relay.drain(e.pid1)
 	}
