@@ -46,9 +46,6 @@ func Main(args []string) int {
 	case "version":
 		fmt.Println(Version)
 		return 0
-	case dropCommand:
-		// Internal: the workload's privilege drop (user.go), in the child.
-		return dropMain(args[2:])
 	case "enter":
 		cmd, err := parseEnterArgs(args[2:])
 		if err != nil {

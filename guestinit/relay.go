@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"golang.org/x/sys/unix"
 )
 
 // Under the QEMU backend the workload's stdout and stderr are relayed, not
@@ -45,6 +46,18 @@ func (c *counter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// splice moves what the pipe at in holds (at most a pipe's worth) to out,
+// counting it, under the same lock as Write.
+func (c *counter) splice(in, out int) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := unix.Splice(in, nil, out, nil, 1<<20, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+	if n > 0 {
+		c.n += n
+	}
+	return int(n), err
+}
+
 // count is the number of bytes written; 0 for a nil counter (stdio not wired).
 func (c *counter) count() int64 {
 	if c == nil {
@@ -77,6 +90,9 @@ func newStream(port *counter) (*stream, error) {
 func (s *stream) copy() {
 	defer close(s.done)
 	defer s.closeRead()
+	if s.splice() {
+		return
+	}
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := s.r.Read(buf)
@@ -89,6 +105,70 @@ func (s *stream) copy() {
 			return
 		}
 	}
+}
+
+// splice moves the pipe's pages into the port in the kernel (virtio_console
+// has splice_write: the pages go to the host as they are), instead of
+// copying each byte into this process and out again, which under TCG cost
+// as much as the workload's own writes (docs/architecture.md, Decisions).
+// It reports false, having moved nothing, when the port cannot take a
+// splice (the copy loop then runs); true when the stream is done: EOF, the
+// read end closed on the host's request, or the port gone.
+func (s *stream) splice() bool {
+	out, ok := s.port.w.(*os.File)
+	if !ok {
+		return false
+	}
+	outc, err := out.SyscallConn()
+	if err != nil {
+		return false
+	}
+	inc, err := s.r.SyscallConn()
+	if err != nil {
+		return false
+	}
+	moved, fallback := false, false
+	var portErr error
+	rerr := inc.Read(func(in uintptr) bool {
+		for {
+			var n int
+			var err error
+			// The port blocks until the host has room, as a write does.
+			cerr := outc.Control(func(port uintptr) { n, err = s.port.splice(int(in), int(port)) })
+			switch {
+			case cerr != nil:
+				portErr = cerr
+				return true
+			case n > 0:
+				moved = true
+				continue
+			case errors.Is(err, syscall.EAGAIN):
+				return false // the pipe is empty: wait for the workload
+			case errors.Is(err, syscall.EINTR):
+				continue
+			case err != nil:
+				fallback = !moved && (errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS))
+				portErr = err
+				return true
+			}
+			// 0 bytes: virtio_console returns 0 on an empty pipe rather
+			// than waiting; EOF only when no writer is left (POLLHUP).
+			if pipeHungUp(int(in)) {
+				return true
+			}
+			return false
+		}
+	})
+	// rerr is os.ErrClosed after a close request; portErr a port gone.
+	_, _ = rerr, portErr
+	return !fallback
+}
+
+// pipeHungUp: the pipe at fd is empty and has no writer left.
+func pipeHungUp(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, 0)
+	return err == nil && n == 1 && pfd[0].Revents&unix.POLLHUP != 0 && pfd[0].Revents&unix.POLLIN == 0
 }
 
 // closeRead closes the read end; a pending Read returns os.ErrClosed.

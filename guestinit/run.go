@@ -37,6 +37,10 @@ func (e *enter) runWorkload() error {
 	} else if !st.IsDir() {
 		return fmt.Errorf("working directory %s: not a directory", dir)
 	}
+	cred, err := e.dropCred() // user.go
+	if err != nil {
+		return err
+	}
 	if e.ctl != nil {
 		if err := e.ctl.started(); err != nil {
 			return err
@@ -54,12 +58,22 @@ func (e *enter) runWorkload() error {
 		files = []*os.File{e.pty.slave, e.pty.slave, e.pty.slave}
 		attr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	}
+	if cred != nil {
+		if attr == nil {
+			attr = &syscall.SysProcAttr{}
+		}
+		attr.Credential = cred
+	}
 	if !e.pid1 {
 		// Under libkrun the orphans of the workload come to this process
 		// rather than to libkrun's init, and are reaped below.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
-	e.status = runCommand(e.dropArgv(e.command()), dir, files, attr, e.errw()) // dropArgv: user.go
+	var verify func(pid int) error
+	if cred != nil {
+		verify = func(pid int) error { return verifyDropped(pid, int(cred.Uid), int(cred.Gid)) }
+	}
+	e.status = runChecked(e.command(), dir, files, attr, verify, e.errw())
 	if e.relay != nil {
 		e.relay.drain(e.pid1)
 	}
@@ -86,6 +100,14 @@ func (e *enter) workdir() string {
 // verbatim, 128+n for signal n, 127 when the command is not found, 126 when
 // it cannot be executed. It reaps every child while it waits (see reap).
 func runCommand(argv []string, dir string, files []*os.File, attr *syscall.SysProcAttr, stderr io.Writer) int {
+	return runChecked(argv, dir, files, attr, nil, stderr)
+}
+
+// runChecked is runCommand with verify (may be nil) run on the started
+// process before it is waited for: os.StartProcess returns once the child
+// has exec'd, so what verify reads of it is final. A verify error kills
+// the process (SIGKILL) and gives the setup status.
+func runChecked(argv []string, dir string, files []*os.File, attr *syscall.SysProcAttr, verify func(pid int) error, stderr io.Writer) int {
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "guest-init: %v\n", err)
@@ -98,6 +120,14 @@ func runCommand(argv []string, dir string, files []*os.File, attr *syscall.SysPr
 	}
 	pid := proc.Pid
 	_ = proc.Release() // reaped by pid below, not through proc
+	if verify != nil {
+		if err := verify(pid); err != nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			_, _ = reap(pid)
+			fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
+			return contract.ExitSetup
+		}
+	}
 	ws, err := reap(pid)
 	if err != nil {
 		fmt.Fprintf(stderr, "guest-init: wait %s: %v\n", argv[0], err)

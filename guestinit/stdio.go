@@ -41,19 +41,8 @@ const portWait = 2 * time.Second
 // relay.go): a write to a port returns before the host has the data; or,
 // when the host has a terminal, a pty relayed the same way (see pty.go).
 func (e *enter) wireStdio() error {
-	deadline := e.sys.Now().Add(portWait)
-	for {
-		ports, err := findPorts(e.sys.SysRoot)
-		if err != nil {
-			return err
-		}
-		e.ports = ports
-		// Only the QEMU backend (PID 1) promises the ports; under libkrun
-		// they are there already or not at all.
-		if !e.fromConfig || hasAll(ports) || e.sys.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := e.findPorts(); err != nil {
+		return err
 	}
 	for fd, p := range []struct {
 		name string
@@ -83,6 +72,24 @@ func (e *enter) wireStdio() error {
 	}
 	e.relay, err = newRelay(ctl, e.stdout, e.stderr)
 	return err
+}
+
+// findPorts sets e.ports once every port is named, or after portWait.
+// Only the QEMU backend (PID 1) promises the ports; under libkrun they are
+// there already or not at all.
+func (e *enter) findPorts() error {
+	deadline := e.sys.Now().Add(portWait)
+	for {
+		ports, err := findPorts(e.sys.SysRoot)
+		if err != nil {
+			return err
+		}
+		e.ports = ports
+		if !e.fromConfig || hasAll(ports) || e.sys.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func hasAll(ports map[string]string) bool {

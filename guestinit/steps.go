@@ -143,7 +143,10 @@ func (e *enter) fail(err error) int {
 		// As PID 1 under QEMU stderr is not the host's until the ports
 		// are wired: wire it now so the message gets out (best effort,
 		// /sys may not be mounted yet).
-		e.ports, _ = findPorts(e.sys.SysRoot)
+		// Waiting for every name, as wireStdio does: a failure early in
+		// boot can come before the status port is named, and the host
+		// would get the message but no status.
+		_ = e.findPorts()
 		if dev, ok := e.ports[contract.PortStderr]; ok && dupOnto(dev, unix.O_WRONLY, 2) == nil {
 			// Counted, so the host waits for the message before the ack.
 			e.stderr = &counter{w: e.sys.Stderr}

@@ -5,19 +5,17 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"golang.org/x/sys/unix"
 )
 
 // userStep creates the guest user in the guest root (the task's private
 // copy: safe to edit), makes its home and runtime directory, sets the
 // workload's environment and, unless LOFTD_ROOT=1, arranges the privilege
-// drop the workload is started through (see dropArgv).
+// drop the workload is started with (see dropCred).
 func (e *enter) userStep() Step {
 	g := e.guest
 	desc := fmt.Sprintf("user %s %d:%d", g.User, g.UID, g.GID)
@@ -277,91 +275,88 @@ func (e *enter) loginShell() []string {
 	return []string{e.shell, "-l"}
 }
 
-// dropArgv wraps argv so that it runs as the guest user: the init itself,
-// re-executed as "drop" (dropMain), sets the ids in the child, checks that
-// root cannot be regained, and execs argv. With --root it is argv.
-func (e *enter) dropArgv(argv []string) []string {
+// dropCred is the credential the workload is started with: the guest
+// user's uid, gid and groups, set in the child between fork and exec
+// (os.StartProcess: setgroups, setgid, setuid; any failure fails the start
+// and nothing runs); nil with --root. It used to be a re-exec of the init
+// ("guest-init drop", which checked the ids afterwards): under TCG starting
+// a second Go runtime cost 0.2-1 s of every boot (docs/architecture.md,
+// Decisions). The check it made holds by the kernel's rules, checked here
+// beforehand: setuid from root to a non-zero uid clears the permitted,
+// effective and ambient capabilities, so root cannot be regained, unless
+// SECBIT_KEEP_CAPS or SECBIT_NO_SETUID_FIXUP is set; and uid 0 is refused
+// (keeping root is --root's job).
+func (e *enter) dropCred() (*syscall.Credential, error) {
 	if e.drop == nil {
-		return argv
+		return nil, nil
 	}
-	groups := make([]string, len(e.drop.Groups))
+	if e.drop.UID == 0 {
+		return nil, fmt.Errorf("drop privileges to uid 0 would keep root (to keep root, use --root)")
+	}
+	if err := setuidDropsCaps(); err != nil {
+		return nil, err
+	}
+	groups := make([]uint32, len(e.drop.Groups))
 	for i, g := range e.drop.Groups {
-		groups[i] = strconv.Itoa(g)
+		groups[i] = uint32(g)
 	}
-	return append([]string{selfExe, dropCommand, strconv.Itoa(e.drop.UID), strconv.Itoa(e.drop.GID),
-		strings.Join(groups, ","), "--"}, argv...)
+	return &syscall.Credential{Uid: uint32(e.drop.UID), Gid: uint32(e.drop.GID), Groups: groups}, nil
 }
 
-// selfExe is the running guest init, whichever path it was started by.
-const selfExe = "/proc/self/exe"
+// The securebits that let a process keep capabilities across setuid
+// (capabilities(7), linux/securebits.h).
+const (
+	secbitNoSetuidFixup = 1 << 2
+	secbitKeepCaps      = 1 << 4
+)
 
-const dropCommand = "drop"
-
-// dropMain is "guest-init drop UID GID GROUPS -- CMD...": setgroups,
-// setgid, setuid, verify, then exec CMD looked up in the user's PATH. Its
-// failures before the exec have the workload's codes: 125 when the drop
-// fails, 127 and 126 as a shell's.
-func dropMain(args []string) int {
-	uid, gid, groups, argv, err := parseDropArgs(args)
-	if err == nil {
-		err = dropPrivileges(uid, gid, groups)
-	}
+// setuidDropsCaps checks that setuid away from root drops every capability
+// in this process's children, as the kernel does unless a securebit says
+// otherwise (the children inherit this process's securebits).
+func setuidDropsCaps() error {
+	bits, err := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "guest-init: drop privileges: %v\n", err)
-		return contract.ExitSetup
+		return fmt.Errorf("drop privileges: PR_GET_SECUREBITS: %w", err)
 	}
-	path, err := exec.LookPath(argv[0])
-	if err == nil {
-		err = syscall.Exec(path, argv, os.Environ())
+	if bits&(secbitNoSetuidFixup|secbitKeepCaps) != 0 {
+		return fmt.Errorf("drop privileges: securebits %#x keep capabilities across setuid", bits)
 	}
-	fmt.Fprintf(os.Stderr, "guest-init: %s: %v\n", argv[0], err)
-	return startStatus(err)
+	return nil
 }
 
-func parseDropArgs(args []string) (uid, gid int, groups []int, argv []string, err error) {
-	if len(args) < 5 || args[3] != "--" {
-		return 0, 0, nil, nil, fmt.Errorf("want UID GID GROUPS -- CMD..., got %q", args)
+// verifyDropped is the check after the drop (tailscale's "verify you cannot
+// get back"), made on the workload itself: all four of its uids and gids
+// are the user's, and it holds no capability (permitted, effective,
+// ambient), so setuid(0) fails with EPERM. Read from /proc/PID/status.
+func verifyDropped(pid, uid, gid int) error {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return fmt.Errorf("verify the privilege drop: %w", err)
 	}
-	if uid, err = strconv.Atoi(args[0]); err != nil {
-		return
+	return checkDropped(string(data), uid, gid)
+}
+
+// checkDropped reads a /proc/PID/status text (see verifyDropped).
+func checkDropped(status string, uid, gid int) error {
+	want := map[string]string{
+		"Uid:":    strings.Repeat(fmt.Sprintf("%d ", uid), 4),
+		"Gid:":    strings.Repeat(fmt.Sprintf("%d ", gid), 4),
+		"CapPrm:": "0000000000000000 ", "CapEff:": "0000000000000000 ", "CapAmb:": "0000000000000000 ",
 	}
-	if gid, err = strconv.Atoi(args[1]); err != nil {
-		return
-	}
-	for _, s := range strings.FieldsFunc(args[2], func(r rune) bool { return r == ',' }) {
-		g, err := strconv.Atoi(s)
-		if err != nil {
-			return 0, 0, nil, nil, err
+	for _, line := range strings.Split(status, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
 		}
-		groups = append(groups, g)
+		if w, ok := want[f[0]]; ok {
+			if got := strings.Join(f[1:], " ") + " "; got != w {
+				return fmt.Errorf("privilege drop not in effect: %s %s, want %s", f[0], strings.TrimSpace(got), strings.TrimSpace(w))
+			}
+			delete(want, f[0])
+		}
 	}
-	return uid, gid, groups, args[4:], nil
-}
-
-// dropPrivileges sets the supplementary groups, the gid and the uid, in
-// that order (after setuid nothing else could be changed), on every thread
-// (the standard library's calls do), then checks the result as tailscale
-// does: the ids are what was asked for, and setuid(0) fails with EPERM.
-// A drop to uid 0 therefore fails: keeping root is --root's job.
-func dropPrivileges(uid, gid int, groups []int) error {
-	if err := syscall.Setgroups(groups); err != nil {
-		return fmt.Errorf("setgroups %v: %w", groups, err)
-	}
-	if err := syscall.Setgid(gid); err != nil {
-		return fmt.Errorf("setgid %d: %w", gid, err)
-	}
-	if err := syscall.Setuid(uid); err != nil {
-		return fmt.Errorf("setuid %d: %w", uid, err)
-	}
-	if os.Getuid() != uid || os.Geteuid() != uid || os.Getgid() != gid || os.Getegid() != gid {
-		return fmt.Errorf("ids are %d/%d:%d/%d after the drop to %d:%d",
-			os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid(), uid, gid)
-	}
-	switch err := syscall.Setuid(0); {
-	case err == nil:
-		return fmt.Errorf("setuid(0) succeeded after the drop to uid %d (to keep root, use --root)", uid)
-	case !errors.Is(err, syscall.EPERM):
-		return fmt.Errorf("setuid(0) after the drop: %v, want EPERM", err)
+	if len(want) > 0 {
+		return fmt.Errorf("privilege drop: /proc status lacks %d of the lines checked", len(want))
 	}
 	return nil
 }

@@ -159,19 +159,22 @@ func TestUserEnv(t *testing.T) {
 	}
 }
 
-func TestDropArgv(t *testing.T) {
+func TestDropCred(t *testing.T) {
 	e := &enter{cmd: []string{"id", "-u"}}
-	if got := e.dropArgv(e.command()); !slices.Equal(got, []string{"id", "-u"}) {
-		t.Errorf("--root: dropArgv = %q, want the command itself", got)
+	if cred, err := e.dropCred(); cred != nil || err != nil {
+		t.Errorf("--root: dropCred = %+v, %v; want none", cred, err)
 	}
 	e.drop = &account{UID: 1000, GID: 1001, Groups: []int{993, 999}}
-	want := []string{selfExe, "drop", "1000", "1001", "993,999", "--", "id", "-u"}
-	if got := e.dropArgv(e.command()); !slices.Equal(got, want) {
-		t.Errorf("dropArgv = %q, want %q", got, want)
+	cred, err := e.dropCred()
+	if err != nil || cred.Uid != 1000 || cred.Gid != 1001 || !slices.Equal(cred.Groups, []uint32{993, 999}) {
+		t.Errorf("dropCred = %+v, %v; want 1000:1001 groups 993,999", cred, err)
 	}
-	uid, gid, groups, argv, err := parseDropArgs(want[2:])
-	if err != nil || uid != 1000 || gid != 1001 || !slices.Equal(groups, []int{993, 999}) || !slices.Equal(argv, []string{"id", "-u"}) {
-		t.Errorf("parseDropArgs(%q) = %d %d %v %q %v", want[2:], uid, gid, groups, argv, err)
+	e.drop = &account{UID: 0, GID: 0}
+	if cred, err := e.dropCred(); err == nil || !strings.Contains(err.Error(), "--root") {
+		t.Errorf("drop to uid 0: %+v, %v; want an error naming --root", cred, err)
+	}
+	if got := e.command(); !slices.Equal(got, []string{"id", "-u"}) {
+		t.Errorf("command = %q, want the command itself", got)
 	}
 	e2 := &enter{shell: "/bin/bash"}
 	if got := e2.command(); !slices.Equal(got, []string{"/bin/bash", "-l"}) {
@@ -179,61 +182,48 @@ func TestDropArgv(t *testing.T) {
 	}
 }
 
-// TestDropPrivileges runs the drop in a child (it cannot be undone): to a
-// user it succeeds and setuid(0) fails afterwards; to uid 0 the check
-// refuses it, since root would be kept.
-func TestDropPrivileges(t *testing.T) {
-	if os.Getenv("LOFTD_TEST_DROP") != "" {
-		var uid int
-		if os.Getenv("LOFTD_TEST_DROP") == "user" {
-			uid = 1234
-		}
-		if err := dropPrivileges(uid, uid, []int{5}); err != nil {
-			os.Stderr.WriteString(err.Error())
-			os.Exit(3)
-		}
-		os.Exit(0)
-	}
-	testenv.RequireRoot(t)
-	for _, tt := range []struct {
-		to, want string
-		code     int
-	}{{"user", "", 0}, {"root", "setuid(0) succeeded", 3}} {
-		c := exec.Command(os.Args[0], "-test.run=^TestDropPrivileges$")
-		c.Env = append(os.Environ(), "LOFTD_TEST_DROP="+tt.to)
-		out, _ := c.CombinedOutput()
-		if c.ProcessState.ExitCode() != tt.code || !strings.Contains(string(out), tt.want) {
-			t.Errorf("drop to %s: exit %d, output %q; want %d and %q", tt.to, c.ProcessState.ExitCode(), out, tt.code, tt.want)
-		}
-	}
-}
-
-// TestDropMain execs through the drop command as the guest does and reads
-// the ids the workload gets from /proc/self/status.
-func TestDropMain(t *testing.T) {
-	if args := os.Getenv("LOFTD_TEST_DROPMAIN"); args != "" {
-		os.Exit(dropMain(strings.Split(args, " ")))
-	}
+// TestDropStart starts commands with dropCred's credential as runWorkload
+// does and reads what the workload got from /proc/self/status: the ids, the
+// groups, and no capability left (so setuid(0) cannot succeed); a missing
+// or unexecutable command keeps a shell's codes.
+func TestDropStart(t *testing.T) {
 	testenv.RequireRoot(t)
 	cat, err := exec.LookPath("cat")
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := &enter{drop: &account{UID: 1234, GID: 1235, Groups: []int{7, 8}}}
+	cred, err := e.dropCred()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
-		args, want string
-		code       int
+		argv []string
+		want []string
+		code int
 	}{
-		{"1234 1235 7,8 -- " + cat + " /proc/self/status", "Uid:\t1234\t1234\t1234\t1234\nGid:\t1235\t1235\t1235\t1235\n", 0},
-		{"1234 1235 7,8 -- " + cat + " /proc/self/status", "Groups:\t7 8", 0},
-		{"1234 1235  -- /no/such/command", "no such file", 127},
-		{"1234 1235  -- " + filepath.Dir(cat), "is a directory", 126},
-		{"0 0  -- " + cat + " /proc/self/status", "setuid(0) succeeded", 125},
+		{[]string{cat, "/proc/self/status"}, []string{"Uid:\t1234\t1234\t1234\t1234\n", "Gid:\t1235\t1235\t1235\t1235\n",
+			"Groups:\t7 8", "CapPrm:\t0000000000000000\n", "CapEff:\t0000000000000000\n", "CapAmb:\t0000000000000000\n"}, 0},
+		{[]string{"/no/such/command"}, []string{"no such file"}, 127},
+		{[]string{filepath.Dir(cat)}, nil, 126},
 	} {
-		c := exec.Command(os.Args[0], "-test.run=^TestDropMain$")
-		c.Env = append(os.Environ(), "LOFTD_TEST_DROPMAIN="+tt.args)
-		out, _ := c.CombinedOutput()
-		if c.ProcessState.ExitCode() != tt.code || !strings.Contains(string(out), tt.want) {
-			t.Errorf("drop %s: exit %d, output %q; want %d and %q", tt.args, c.ProcessState.ExitCode(), out, tt.code, tt.want)
+		out, err := os.CreateTemp(t.TempDir(), "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// With the check the init makes on the workload (verifyDropped):
+		// a real drop passes it.
+		verify := func(pid int) error { return verifyDropped(pid, 1234, 1235) }
+		code := runChecked(tt.argv, "/", []*os.File{nil, out, out}, &syscall.SysProcAttr{Credential: cred}, verify, out)
+		data, _ := os.ReadFile(out.Name())
+		out.Close()
+		if code != tt.code {
+			t.Errorf("%q: status %d, want %d (output %q)", tt.argv, code, tt.code, data)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(data), w) {
+				t.Errorf("%q: output lacks %q:\n%s", tt.argv, w, data)
+			}
 		}
 	}
 }
@@ -355,5 +345,25 @@ func TestSetupUser(t *testing.T) {
 	}
 	if got := e.command(); !slices.Equal(got, []string{"/bin/sh", "-l"}) {
 		t.Errorf("default command = %q, want /bin/sh -l", got)
+	}
+}
+
+func TestCheckDropped(t *testing.T) {
+	const ok = "Name:\tsh\nUid:\t1000\t1000\t1000\t1000\nGid:\t1001\t1001\t1001\t1001\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapAmb:\t0000000000000000\n"
+	tests := []struct {
+		name, status string
+		wantErr      bool
+	}{
+		{"dropped", ok, false},
+		{"saved uid still root", strings.Replace(ok, "Uid:\t1000\t1000\t1000\t1000", "Uid:\t1000\t1000\t0\t1000", 1), true},
+		{"gid kept", strings.Replace(ok, "Gid:\t1001\t1001\t1001\t1001", "Gid:\t0\t0\t0\t0", 1), true},
+		{"capabilities kept", strings.Replace(ok, "CapPrm:\t0000000000000000", "CapPrm:\t000001ffffffffff", 1), true},
+		{"ambient capability", strings.Replace(ok, "CapAmb:\t0000000000000000", "CapAmb:\t0000000000000400", 1), true},
+		{"line missing", strings.Replace(ok, "CapEff:\t0000000000000000\n", "", 1), true},
+	}
+	for _, tt := range tests {
+		if err := checkDropped(tt.status, 1000, 1001); (err != nil) != tt.wantErr {
+			t.Errorf("%s: checkDropped = %v, want error %v", tt.name, err, tt.wantErr)
+		}
 	}
 }

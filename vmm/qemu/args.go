@@ -104,10 +104,19 @@ func accelOpt(accel string) string {
 // environment never go here (the line is capped near 2 KiB): they travel in
 // /.krun_config.json. reboot=t (triple fault) ends the VM in ~0.1 s under
 // TCG; reboot=k (keyboard controller) took 1.5 s there.
+// pageReportingOrder is appended.
 func KernelCmdline(init string) string {
 	return "console=hvc0 root=" + contract.RootTag + " rootfstype=virtiofs rw init=" + init +
-		" reboot=t panic=-1 quiet"
+		" reboot=t panic=-1 quiet " + pageReportingOrder
 }
+
+// pageReportingOrder makes the guest report free blocks of 32 KiB (order 3)
+// to the balloon, not only the 2 MiB ones (the kernel's default, order 9):
+// after a 1 GiB fill and free, QEMU's RSS came back to 1.137× its RSS
+// before (order 0: 1.118-1.131; 5: 1.154; 9: 1.154-1.165), with no slower
+// boot; 32 KiB rather than 4 KiB keeps the reports, and the faults when the
+// guest reuses the memory, fewer (docs/architecture.md, Decisions).
+const pageReportingOrder = "page_reporting.page_reporting_order=3"
 
 // mmioDevices returns the virtio_mmio.device entries QEMU's microvm puts on
 // the kernel command line for n devices (auto-kernel-cmdline): its

@@ -34,7 +34,7 @@ func TestArgs(t *testing.T) {
 		"-global", "virtio-mmio.force-legacy=false",
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-kernel", "/k.elf",
-		"-append", "console=hvc0 root=/dev/root rootfstype=virtiofs rw init=/.loftd/guest-init reboot=t panic=-1 quiet",
+		"-append", "console=hvc0 root=/dev/root rootfstype=virtiofs rw init=/.loftd/guest-init reboot=t panic=-1 quiet page_reporting.page_reporting_order=3",
 		"-chardev", "socket,id=fs0,path=/run/vfs0.sock", "-device", "vhost-user-fs-device,chardev=fs0,tag=/dev/root",
 		"-chardev", "socket,id=fs1,path=/run/vfs1.sock", "-device", "vhost-user-fs-device,chardev=fs1,tag=loftd-workspace",
 		"-drive", "file=/ws/nix.raw,if=none,id=blk0,format=raw", "-device", "virtio-blk-device,drive=blk0,serial=loftd-nix",

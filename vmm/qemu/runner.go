@@ -63,7 +63,9 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	// QEMU's ends of the sockets are closed: the copies reach EOF. The
 	// guest rebooted only after the ack, so every byte it counted is here.
 	copies.Wait()
-	if !ports.hasStarted() && r.consoleEmpty() {
+	// A guest init that failed before the workload (a bad contract, 125)
+	// reported a status: that is its answer, not an early death.
+	if !ports.hasStarted() && strings.TrimSpace(ports.statusText()) == "" && r.consoleEmpty() {
 		return 0, fmt.Errorf("%w (qemu: %v)%s", errEarlyDeath, exitText(qemu.err), r.logTails())
 	}
 	return r.status(qemu, ports.statusText())
