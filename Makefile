@@ -28,8 +28,9 @@ vet:
 test: deps build vet
 	LOFTD_LIBKRUNFW_LIBRARY=$${LOFTD_LIBKRUNFW_LIBRARY:-$$(scripts/fetch-libkrunfw $(KRUNFW))} scripts/test
 
-# demo: the main job on a fresh machine: boot a microVM (QEMU TCG here, libkrun
-# where installed) from a busybox root and run a command in it. libkrunfw goes
+# demo: the main job on a fresh machine: build the default guest image once
+# (offline Debian base) and run a command in a microVM (QEMU TCG here, libkrun
+# where installed) with this checkout as /workspace. libkrunfw goes
 # to $XDG_DATA_HOME/loftd/lib, where bin/loftd finds it by itself afterwards.
 demo: deps build
 	scripts/fetch-libkrunfw >/dev/null
