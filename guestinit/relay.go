@@ -119,6 +119,12 @@ func (s *stream) splice() bool {
 	if !ok {
 		return false
 	}
+	if st, err := out.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		// Only a port (a character device) ignores SPLICE_F_NONBLOCK on
+		// its side and blocks until the host has room; into a pipe the
+		// flag would make a full output look like an empty input.
+		return false
+	}
 	outc, err := out.SyscallConn()
 	if err != nil {
 		return false
