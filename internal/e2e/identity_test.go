@@ -88,7 +88,9 @@ httpd -p 127.0.0.1:8080 -h /tmp && echo bound
 stat -c '%a' /dev/shm; awk '$2 == "/dev/shm" || $2 == "/dev/mqueue" {print $2, $3}' /proc/mounts
 for f in /dev/fd /dev/stdin /dev/stdout /dev/stderr /etc/mtab; do readlink $f; done
 hostname; cat /etc/hosts`
-	status, stdout, stderr := w.run("", "--", "sh", "-c", script)
+	// --network none: the baseline alone (the network adds its own
+	// /etc/hosts line, host.containers.internal: TestNetworkHostAccess).
+	status, stdout, stderr := w.run("", "--network", "none", "--", "sh", "-c", script)
 	want := "lo 1\nbound\n1777\n/dev/shm tmpfs\n/dev/mqueue mqueue\n" +
 		"/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\n/proc/self/mounts\n" +
 		"my-proj\n10.1.2.3 db\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tmy-proj\n"

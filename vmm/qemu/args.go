@@ -35,7 +35,7 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 		// device entries after it, where the kernel hands them to init
 		// and never finds its devices: place them ourselves.
 		machine += ",auto-kernel-cmdline=off"
-		cmdline = krunline.Cmdline(p, mmioDevices(len(cfg.shares())+len(p.Disks)+1))
+		cmdline = krunline.Cmdline(p, mmioDevices(cfg.devices()))
 	}
 	a := []string{
 		"-accel", accelOpt(cfg.Accel),
@@ -65,7 +65,9 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 		}
 		a = append(a, "-drive", drive, "-device", "virtio-blk-device,drive="+id+",serial="+d.ID)
 	}
-	a = append(a, balloonArgs()...)
+	if cfg.balloon() {
+		a = append(a, balloonArgs()...)
+	}
 	a = append(a, "-device", "virtio-serial-device",
 		"-chardev", "file,id=con,path="+escapeOpt(consoleLog), "-device", "virtconsole,chardev=con")
 	for i, name := range portNames {
@@ -117,6 +119,44 @@ func KernelCmdline(init string) string {
 // boot; 32 KiB rather than 4 KiB keeps the reports, and the faults when the
 // guest reuses the memory, fewer (docs/architecture.md, Decisions).
 const pageReportingOrder = "page_reporting.page_reporting_order=3"
+
+// mmioTransports is how many virtio-mmio devices QEMU's microvm has without
+// ACPI (the libkrunfw kernel has none, so its second IO-APIC and 24
+// transports are out of reach): every share, disk, the serial device, the
+// network and the balloon take one.
+const mmioTransports = 8
+
+// essentialDevices counts the devices a run cannot do without: the shares
+// (root first), the disks, the virtio-serial device and the network.
+func (c Config) essentialDevices() int {
+	n := len(c.shares()) + len(c.Plan.Disks) + 1
+	if c.netFD() >= 0 {
+		n++
+	}
+	return n
+}
+
+// balloon: the free-page-reporting balloon is added when a transport is
+// left for it; it is the one device a run does without (memory then comes
+// back only when the VM ends).
+func (c Config) balloon() bool { return c.essentialDevices() < mmioTransports }
+
+// devices is how many virtio-mmio devices Args attaches.
+func (c Config) devices() int {
+	if c.balloon() {
+		return c.essentialDevices() + 1
+	}
+	return c.essentialDevices()
+}
+
+// checkDevices refuses a plan with more devices than microvm has transports,
+// naming what to drop.
+func (c Config) checkDevices() error {
+	if n := c.essentialDevices(); n > mmioTransports {
+		return fmt.Errorf("qemu: %d virtio devices (%d shares, %d disks, the console, the network) but QEMU's microvm has %d: pass fewer -v volumes (or [agentbox] mounts), or run with --network none", n, len(c.shares()), len(c.Plan.Disks), mmioTransports)
+	}
+	return nil
+}
 
 // mmioDevices returns the virtio_mmio.device entries QEMU's microvm puts on
 // the kernel command line for n devices (auto-kernel-cmdline): its

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,7 +57,7 @@ func TestArgs(t *testing.T) {
 	krun.KrunInit = "/host/init.krun"
 	got = Args(Config{Plan: &krun, Accel: "tcg", Kernel: "/k.elf"}, []string{"/run/vfs0.sock", "/run/vfs1.sock"}, "/run/console.log")
 	wantLine := krunline.Prolog + "       virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11" +
-		" virtio_mmio.device=512@0xfeb00a00:10 virtio_mmio.device=512@0xfeb00800:9 virtio_mmio.device=512@0xfeb00600:8  -- "
+		" virtio_mmio.device=512@0xfeb00a00:10 virtio_mmio.device=512@0xfeb00800:9 virtio_mmio.device=512@0xfeb00600:8 virtio_mmio.device=512@0xfeb00400:7  -- "
 	if i := slices.Index(got, "-append"); got[3] != want[3]+",auto-kernel-cmdline=off" || i < 0 || got[i+1] != wantLine {
 		t.Errorf("Args(krun init) = %q, want -M %s,auto-kernel-cmdline=off and -append %q", got, want[3], wantLine)
 	}
@@ -208,5 +209,42 @@ func TestRunBadConfig(t *testing.T) {
 				t.Errorf("Run(%s) = %v, want an error containing %q", tt.name, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestDeviceBudget: microvm has 8 virtio-mmio transports; the balloon is
+// the device given up first, and a plan needing more than 8 without it is
+// refused before QEMU starts.
+func TestDeviceBudget(t *testing.T) {
+	tests := []struct {
+		shares, disks int
+		net           bool
+		wantBalloon   bool
+		wantErr       bool
+	}{
+		{1, 2, true, true, false},   // root+ws, 2 disks, serial, net = 6, +balloon = 7
+		{2, 2, true, true, false},   // 7 + balloon = 8
+		{3, 2, true, false, false},  // 8: no room for the balloon
+		{4, 2, true, false, true},   // 9: refused
+		{4, 2, false, false, false}, // --network none frees one
+	}
+	for _, tt := range tests {
+		p := &launch.Plan{Root: "/r"}
+		for i := range tt.shares {
+			p.Shares = append(p.Shares, launch.Share{Tag: fmt.Sprintf("s%d", i), Path: "/s"})
+		}
+		for i := range tt.disks {
+			p.Disks = append(p.Disks, launch.Disk{ID: fmt.Sprintf("d%d", i), Path: "/d"})
+		}
+		c := Config{Plan: p}
+		if tt.net {
+			c.Net = os.Stdin // any file: the network device is there
+		}
+		if got := c.balloon(); got != tt.wantBalloon {
+			t.Errorf("%d shares, %d disks, net %v: balloon %v, want %v", tt.shares, tt.disks, tt.net, got, tt.wantBalloon)
+		}
+		if err := c.checkDevices(); (err != nil) != tt.wantErr {
+			t.Errorf("%d shares, %d disks, net %v: checkDevices = %v, want error %v", tt.shares, tt.disks, tt.net, err, tt.wantErr)
+		}
 	}
 }

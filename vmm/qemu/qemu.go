@@ -80,6 +80,12 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := cfg.checkDevices(); err != nil {
+		return 0, err
+	}
+	if !cfg.balloon() {
+		cfg.Log.Warn("qemu: no virtio transport left for the memory balloon; freed guest memory returns to the host only when the VM ends", "devices", cfg.devices())
+	}
 	// The children get Pdeathsig, which fires when the thread that forked
 	// them exits: keep this goroutine on its thread until they are reaped.
 	runtime.LockOSThread()
