@@ -47,6 +47,7 @@ func (e *env) session(args []string) (int, error) {
 	if err != nil {
 		return 0, usagef("%v", err)
 	}
+	tools = e.capToolShares(tools)
 	opts.Volumes = append(tools, opts.Volumes...)
 	e.log = newLogger(e.stderr, opts.Debug)
 	if err := e.enterUserNamespace(cfg); err != nil {

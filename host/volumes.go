@@ -131,3 +131,27 @@ func (s *session) writeVolumes() error {
 	uid, gid := userIDs(s.opts.UID, s.opts.GID)
 	return copyVolumeFiles(s.root, s.opts.Volumes, uid, gid)
 }
+
+// maxToolShares bounds the directories agentbox's tool-state mounts share:
+// QEMU's microvm has 8 virtio-mmio devices, 6 of them taken by the root,
+// the workspace, the two disks, the console and the network
+// (docs/architecture.md). Files are copies and cost nothing.
+const maxToolShares = 2
+
+// capToolShares keeps the first maxToolShares directories of the tool
+// mounts and says which it left out, and how to choose.
+func (e *env) capToolShares(vols []Volume) []Volume {
+	var out []Volume
+	dirs := 0
+	for _, v := range vols {
+		if !v.File {
+			if dirs == maxToolShares {
+				fmt.Fprintf(e.stderr, "%s: not mounting %s: the VM has room for %d tool-state directories (choose them with [agentbox] mounts)\n", e.prog, v.Source, maxToolShares)
+				continue
+			}
+			dirs++
+		}
+		out = append(out, v)
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,15 @@ func TestToolMounts(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: toolMounts = %+v, %v; want %+v", tt.name, got, err, tt.want)
 		}
+	}
+}
+
+func TestCapToolShares(t *testing.T) {
+	var errb strings.Builder
+	e := &env{prog: "agentbox", stderr: &errb}
+	vols := []Volume{{Source: "/h/.codex"}, {Source: "/h/.gitconfig", File: true}, {Source: "/h/.claude"}, {Source: "/h/.config/gh"}}
+	got := e.capToolShares(vols)
+	if len(got) != 3 || got[2].Source != "/h/.claude" || !strings.Contains(errb.String(), "/h/.config/gh") {
+		t.Errorf("capToolShares = %+v, stderr %q; want two directories and the file kept, ~/.config/gh named as left out", got, errb.String())
 	}
 }
