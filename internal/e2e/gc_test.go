@@ -4,13 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/loftd/loftd/internal/testenv"
-	"github.com/loftd/loftd/rootfs/rootfstest"
 )
 
 // TestGCKeptRoot (a short name: the socket paths under a btrfs test state
@@ -73,54 +70,22 @@ func mounted(t *testing.T, path string) bool {
 // TestGCKeptRootRootless: the same as an unprivileged user, whose task
 // root was made in the keep-id namespace that gc enters again.
 func TestGCKeptRootRootless(t *testing.T) {
-	newWorld(t) // the requirements: root, a VM backend, mkfs.btrfs
-	u := testenv.RootlessUser(t)
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	base, err := os.MkdirTemp("", "loftd-gc-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	home, run, ws, bin := filepath.Join(base, "home"), filepath.Join(base, "run"), filepath.Join(base, "ws"), filepath.Join(base, "bin")
-	for _, d := range []string{home, run, ws, bin} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []string{home, run, ws} {
-		if err := os.Chown(d, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	chmod(t, 0o755, base, bin)
-	for _, b := range []string{bins.loftd, bins.guestInit} {
-		copyExec(t, b, filepath.Join(bin, filepath.Base(b)))
-	}
-	ref := rootfstest.Build(t, rootfstest.Spec{Dir: filepath.Join(base, "layout"), Tag: "v1", Files: []rootfstest.File{
-		{Path: "/marker", Mode: 0o644, Content: []byte("kept\n")}, {Path: "/bin/cat", Link: "busybox"},
-	}})
-	if out, err := exec.Command("chmod", "-R", "a+rX", filepath.Join(base, "layout")).CombinedOutput(); err != nil {
-		t.Fatalf("chmod layout: %v %s", err, out)
-	}
-	loftd := func(args ...string) (string, error) {
-		c := exec.Command(filepath.Join(bin, "loftd"), args...)
-		c.Dir = ws
-		c.Env = []string{"HOME=" + home, "XDG_RUNTIME_DIR=" + run, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-			"LOFTD_LIBKRUNFW_LIBRARY=" + os.Getenv("LOFTD_LIBKRUNFW_LIBRARY")}
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	w := newRootlessWorld(t)
+	loftd := func(c *exec.Cmd) (string, error) {
 		out, err := c.CombinedOutput()
 		return string(out), err
 	}
-	tasksDir := filepath.Join(home, ".local", "state", "loftd", "tasks")
-	if out, err := loftd("--vmm", "qemu", "--mem", "1", "--cpus", "1", "--workspace", ws, "--image", ref, "--preserve-debug", "--", "cat", "/marker"); err != nil || !strings.Contains(out, "kept task root") {
+	tasksDir := filepath.Join(w.home, ".local", "state", "loftd", "tasks")
+	if out, err := loftd(w.cmd("--preserve-debug", "--", "cat", "/marker")); err != nil || !strings.Contains(out, "kept task root") {
 		t.Fatalf("rootless --preserve-debug: %v\n%s", err, out)
 	}
 	tasks, _ := os.ReadDir(tasksDir)
 	if len(tasks) != 1 {
 		t.Fatalf("rootless --preserve-debug left %d task dirs, want 1", len(tasks))
 	}
-	if out, err := loftd("gc"); err != nil || !strings.Contains(out, "removed kept task "+tasks[0].Name()) {
+	gc := w.cmd()
+	gc.Args = []string{gc.Path, "gc"}
+	if out, err := loftd(gc); err != nil || !strings.Contains(out, "removed kept task "+tasks[0].Name()) {
 		t.Errorf("rootless loftd gc: %v\n%s", err, out)
 	}
 	if rest, _ := os.ReadDir(tasksDir); len(rest) != 0 {
