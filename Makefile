@@ -15,10 +15,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS) -X github.com/loftd/loftd/guestinit.Version=$(VERSION)' -o bin/loftd-guest-init ./cmd/loftd-guest-init
 
 # deps installs the Debian packages loftd and its tests need (as root, only
-# what is missing) and unpacks libkrunfw from sid into .cache (never dpkg -i).
+# what is missing), unpacks libkrunfw from sid into .cache (never dpkg -i),
+# and builds a passt that carries TCP publishes from Debian 13's source
+# (Debian 12's does not) into /usr/local/libexec/loftd (as root).
 deps:
 	scripts/install-deps
 	scripts/fetch-libkrunfw $(KRUNFW) >/dev/null
+	scripts/fetch-passt >/dev/null
 
 vet:
 	$(GO) vet -tags $(TAGS) ./...
@@ -58,6 +61,10 @@ XDG_DATA   := $(or $(XDG_DATA_HOME),$(HOME)/.local/share)
 # if any: installed beside loftd so the QEMU backend needs nothing else.
 KRUNFW_LIB  = $(firstword $(wildcard $(KRUNFW)/usr/lib/*/libkrunfw.so.[0-9] $(XDG_DATA)/loftd/lib/libkrunfw.so.[0-9]))
 
+# The passt scripts/fetch-passt built (as root or as you), if any: installed
+# beside loftd when PREFIX is not where it already is.
+PASST_BIN   = $(firstword $(wildcard /usr/local/libexec/loftd/passt $(XDG_DATA)/loftd/libexec/passt))
+
 install: build
 	install -d $(BINDIR) $(LIBEXECDIR) $(SHAREDIR)/loftd/images/default \
 	  $(SHAREDIR)/bash-completion/completions $(SHAREDIR)/zsh/site-functions $(SHAREDIR)/fish/vendor_completions.d
@@ -74,4 +81,10 @@ install: build
 	  echo "installed $(KRUNFW_LIB) as $(LIBDIR)/$(notdir $(KRUNFW_LIB))"; \
 	else \
 	  echo "libkrunfw not fetched: not installed (run scripts/fetch-libkrunfw, or install your distribution's libkrunfw)"; \
+	fi
+	@if [ -n "$(PASST_BIN)" ] && [ "$(PASST_BIN)" != "$(LIBEXECDIR)/passt" ]; then \
+	  for f in $(PASST_BIN) $(PASST_BIN).avx2; do [ ! -e $$f ] || install -m 0755 $$f $(LIBEXECDIR)/ || exit 1; done; \
+	  echo "installed $(PASST_BIN) as $(LIBEXECDIR)/passt"; \
+	elif [ -z "$(PASST_BIN)" ]; then \
+	  echo "passt not fetched: the system's is used (run scripts/fetch-passt for TCP publishes on Debian 12)"; \
 	fi

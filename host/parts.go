@@ -1,6 +1,8 @@
 package host
 
 import (
+	"errors"
+	"fmt"
 	"os"
 
 	"github.com/loftd/loftd/internal/parts"
@@ -19,15 +21,30 @@ var guestInitPart = parts.Part{
 	Hint:    "build it with 'make build', install it with 'make install', or pass --guest-init PATH",
 }
 
-// passtPart is where passt, the user-mode network of libkrun's virtio-net,
-// is looked for.
+// passtPart is where passt, the user-mode network of the guest's
+// virtio-net, is looked for. loftd's own libexec directories come before
+// $PATH: scripts/fetch-passt installs there a passt that carries TCP into
+// the guest, which the distribution's may not (Debian 12's); findPasst
+// prefers such a passt wherever it is in the order.
 var passtPart = parts.Part{
-	Name: "passt", Files: []string{"passt"},
-	Beside:  []string{"../libexec/loftd"},
-	System:  parts.InPath(),
+	Name: "passt", Env: "LOFTD_PASST", Files: []string{"passt"},
+	Beside: []string{"../libexec/loftd"},
+	System: func(name string) (string, bool) {
+		if p, ok := parts.InDirs(passtSystemDirs...)(name); ok {
+			return p, true
+		}
+		return parts.InPath()(name)
+	},
 	DataDir: "libexec",
 	Hint:    "install passt (apt-get install passt, dnf install passt)",
 }
+
+// passtSystemDirs are where scripts/fetch-passt (as root) and packagers put
+// loftd's own passt.
+var passtSystemDirs = []string{"/usr/local/libexec/loftd", "/usr/libexec/loftd"}
+
+// passtTCPHint is the fix for a passt that cannot publish TCP.
+const passtTCPHint = "run scripts/fetch-passt from loftd's source as root (it builds Debian 13's passt into /usr/local/libexec/loftd, where loftd finds it), or set LOFTD_PASST to a passt of 2024-08 or later"
 
 // partLocator finds parts from loftd's own path (executable(), which
 // reads _LOFTD_EXE inside the keep-id namespace).
@@ -51,12 +68,12 @@ func checkGuestInit(spec string) check {
 
 // checkPasst: passt is the default guest network (--network passt), so a
 // missing one fails every session that does not ask for --network none. It
-// reports the release and the options loftd uses: Debian 12's
-// 0.0~git20230309 lacks --map-host-loopback and the rest of 2024-08, which
-// loftd does without (vmm/passt).
+// reports the passt a session would use (findPasst), its release and the
+// options loftd uses, and warns when it cannot publish TCP (Debian 12's
+// 0.0~git20230309, which lacks --map-host-loopback and the rest of 2024-08).
 func checkPasst(mode string) check {
 	c := check{name: "passt", level: "ok"}
-	f, err := partLocator.Find(passtPart, "")
+	f, feat, err := findPasst("")
 	if err != nil {
 		c.level, c.detail, c.fix = "fail", err.Error(), passtPart.Hint+", or run sessions with --network none"
 		if mode == "none" || mode == "tsi" {
@@ -64,14 +81,51 @@ func checkPasst(mode string) check {
 		}
 		return c
 	}
-	feat, err := passt.Probe(f.Path, "")
-	if err != nil {
-		c.level, c.detail, c.fix = "fail", f.String()+": "+err.Error(), passtPart.Hint
-		return c
-	}
 	c.detail = f.String() + "; " + feat.String()
-	if !feat.FD {
+	switch {
+	case !feat.FD:
 		c.level, c.fix = "fail", "this passt has no --fd (too old): "+passtPart.Hint
+	case !feat.MapHostLoopback:
+		c.level = "warn"
+		c.detail += "; it cannot publish TCP ports (-p PORT:PORT/tcp is refused), UDP and outbound work"
+		c.fix = passtTCPHint
 	}
 	return c
+}
+
+// findPasst is the passt a session uses, with its features: the override
+// (LOFTD_PASST) as given; else, in the search order, the first passt that
+// carries TCP into the guest (--map-host-loopback, 2024-08 and later), else
+// the first that answers its --help. cacheDir keeps the probes ("" for
+// none).
+func findPasst(cacheDir string) (parts.Found, passt.Features, error) {
+	var all []parts.Found
+	if f, ok, err := partLocator.Override(passtPart, ""); err != nil {
+		return parts.Found{}, passt.Features{}, err
+	} else if ok {
+		all = []parts.Found{f}
+	} else if all = partLocator.Candidates(passtPart); len(all) == 0 {
+		_, err := partLocator.Find(passtPart, "")
+		return parts.Found{}, passt.Features{}, err
+	}
+	var first *parts.Found
+	var firstFeat passt.Features
+	var errs []error
+	for _, f := range all {
+		feat, err := passt.Probe(f.Path, cacheDir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f, err))
+			continue
+		}
+		if feat.MapHostLoopback {
+			return f, feat, nil
+		}
+		if first == nil {
+			first, firstFeat = &f, feat
+		}
+	}
+	if first == nil {
+		return parts.Found{}, passt.Features{}, errors.Join(errs...)
+	}
+	return *first, firstFeat, nil
 }

@@ -55,3 +55,85 @@ func TestGuestInitPart(t *testing.T) {
 		t.Errorf("checkGuestInit with none = %+v, want fail naming where it looked", c)
 	}
 }
+
+// TestFindPasst: a session uses the first passt in the search order that
+// carries TCP into the guest (--map-host-loopback), else the first that
+// answers; LOFTD_PASST is taken as given; doctor warns about a passt that
+// cannot publish TCP and names the fix.
+func TestFindPasst(t *testing.T) {
+	const (
+		oldHelp = "  -F, --fd FD\n  --no-map-gw\n"
+		newHelp = oldHelp + "  --map-host-loopback ADDR\n"
+	)
+	tests := []struct {
+		name string
+		// place → help text ("" for a passt that fails without output)
+		have  map[string]string
+		env   string // a place for LOFTD_PASST
+		want  string // the place chosen; "" for an error
+		level string // doctor's level
+	}{
+		{"old on PATH, new in the data dir", map[string]string{"path": oldHelp, "data": newHelp}, "", "data", "ok"},
+		{"new in loftd's system dir beats old on PATH", map[string]string{"path": oldHelp, "sys": newHelp}, "", "sys", "ok"},
+		{"new on PATH beats old beside loftd", map[string]string{"beside": oldHelp, "path": newHelp}, "", "path", "ok"},
+		{"only old ones: the first", map[string]string{"beside": oldHelp, "path": oldHelp}, "", "beside", "warn"},
+		{"a broken one is passed over", map[string]string{"beside": "", "path": oldHelp}, "", "path", "warn"},
+		{"the override is taken as given", map[string]string{"path": newHelp, "other": oldHelp}, "other", "other", "warn"},
+		{"none", map[string]string{}, "", "", "fail"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			dirs := map[string]string{
+				"beside": filepath.Join(root, "prefix", "libexec", "loftd"),
+				"sys":    filepath.Join(root, "sys"),
+				"path":   filepath.Join(root, "path"),
+				"data":   filepath.Join(root, "data", "loftd", "libexec"),
+				"other":  filepath.Join(root, "other"),
+			}
+			for place, help := range tt.have {
+				writeFakePasst(t, dirs[place], help)
+			}
+			exe := filepath.Join(root, "prefix", "bin", "loftd")
+			t.Setenv(parts.ExeEnv, exe)
+			t.Setenv("PATH", dirs["path"])
+			t.Setenv("XDG_DATA_HOME", filepath.Join(root, "data"))
+			t.Setenv("LOFTD_PASST", "")
+			if tt.env != "" {
+				t.Setenv("LOFTD_PASST", filepath.Join(dirs[tt.env], "passt"))
+			}
+			saved := passtSystemDirs
+			passtSystemDirs = []string{dirs["sys"]}
+			t.Cleanup(func() { passtSystemDirs = saved })
+
+			f, feat, err := findPasst("")
+			if tt.want == "" {
+				if err == nil || !strings.Contains(err.Error(), "passt") {
+					t.Errorf("findPasst = %v, %v; want an error naming passt", f, err)
+				}
+			} else if want := filepath.Join(dirs[tt.want], "passt"); f.Path != want || err != nil {
+				t.Errorf("findPasst = %v (%+v), %v; want %s", f, feat, err, want)
+			}
+			c := checkPasst("passt")
+			if c.level != tt.level || (c.level == "warn" && !strings.Contains(c.fix, "scripts/fetch-passt")) {
+				t.Errorf("checkPasst = %+v; want level %s (a warning naming scripts/fetch-passt)", c, tt.level)
+			}
+		})
+	}
+}
+
+// writeFakePasst writes dir/passt, a shell stand-in that prints help for
+// --help (on stderr, as passt does), or fails silently when help is "".
+func writeFakePasst(t *testing.T, dir, help string) {
+	t.Helper()
+	script := "#!/bin/sh\nexit 1\n"
+	if help != "" {
+		script = "#!/bin/sh\n[ \"$1\" = --help ] && printf '%s' '" + help + "' >&2\nexit 0\n"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "passt"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

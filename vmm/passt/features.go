@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -81,8 +82,7 @@ func Probe(path, cacheDir string) (Features, error) {
 	if err != nil && len(help) == 0 {
 		return Features{}, fmt.Errorf("probe passt %s: %w", path, err)
 	}
-	version, _ := exec.Command(path, "--version").CombinedOutput()
-	f := parseHelp(string(help), string(bytes.TrimSpace(version)))
+	f := parseHelp(string(help), string(bytes.TrimSpace(versionOutput(path))))
 	if cache != "" {
 		if data, err := json.Marshal(f); err == nil && os.MkdirAll(cacheDir, 0o755) == nil {
 			tmp := cache + ".tmp"
@@ -92,6 +92,54 @@ func Probe(path, cacheDir string) (Features, error) {
 		}
 	}
 	return f, nil
+}
+
+// versionOutput is what path --version prints. Releases of 2024 and 2025
+// print it with stdio's buffer and leave by _exit, so through a pipe it is
+// lost: when the pipe gets nothing, the answer is read from a terminal
+// (line-buffered).
+func versionOutput(path string) []byte {
+	out, _ := exec.Command(path, "--version").CombinedOutput()
+	if len(bytes.TrimSpace(out)) > 0 {
+		return out
+	}
+	ptm, pts, err := openPty()
+	if err != nil {
+		return nil
+	}
+	defer ptm.Close()
+	cmd := exec.Command(path, "--version")
+	cmd.Stdout, cmd.Stderr = pts, pts
+	err = cmd.Run()
+	pts.Close()
+	if err != nil {
+		return nil
+	}
+	// The output is far below the terminal's buffer, so it is all there;
+	// a read after the last one fails with EIO (no slave left).
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(ptm)
+	return bytes.ReplaceAll(buf.Bytes(), []byte("\r\n"), []byte("\n"))
+}
+
+// openPty opens a pseudo-terminal pair.
+func openPty() (ptm, pts *os.File, err error) {
+	ptm, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
+	if err == nil {
+		err = unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0)
+	}
+	if err == nil {
+		pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		ptm.Close()
+		return nil, nil, err
+	}
+	return ptm, pts, nil
 }
 
 func binaryKey(path string) (string, bool) {

@@ -84,3 +84,23 @@ func TestStartEndsWithVMEnd(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestVersionThroughTerminal: a passt that prints its version only to a
+// terminal (2024–2025 releases leave by _exit with the line still in
+// stdio's buffer) still gets its version read.
+func TestVersionThroughTerminal(t *testing.T) {
+	dir := t.TempDir()
+	fake := dir + "/passt"
+	// A shell stand-in: it prints only when stdout is a terminal.
+	script := "#!/bin/sh\nif [ \"$1\" = --version ] && [ -t 1 ]; then echo 'passt 2025_05_03.587980c'; echo 'Copyright Red Hat'; fi\nif [ \"$1\" = --help ]; then echo '  --fd FD'; echo '  --map-host-loopback ADDR' >&2; fi\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Probe(fake, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Features{Version: "2025_05_03.587980c", FD: true, MapHostLoopback: true}); f != want {
+		t.Errorf("Probe = %+v, want %+v", f, want)
+	}
+}
