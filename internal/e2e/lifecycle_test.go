@@ -13,27 +13,37 @@ import (
 	"github.com/loftd/loftd/internal/testenv"
 )
 
-// startLong starts loftd on a guest that marks /workspace/started and then
-// sleeps, and waits for the mark: the VM is up and the workload running.
+// longScript marks /workspace/started and then sleeps (a shell redirect,
+// not touch: the rootless world's image has few applets linked).
+const longScript = ": >/workspace/started; exec sleep 600"
+
+// startLong starts loftd on a guest that runs longScript and waits for the
+// mark: the VM is up and the workload running.
 func (w *world) startLong(args ...string) (pid int, wait func() (int, string)) {
 	w.t.Helper()
-	c := w.cmd(append(args, "--", "sh", "-c", "touch /workspace/started; exec sleep 600")...)
+	return startLong(w.t, w.cmd(append(args, "--", "sh", "-c", longScript)...), w.workspace)
+}
+
+// startLong starts c, whose guest runs longScript in workspace, and waits
+// for the mark.
+func startLong(t testing.TB, c *exec.Cmd, workspace string) (pid int, wait func() (int, string)) {
+	t.Helper()
 	var errb strings.Builder
 	c.Stderr = &errb
 	if err := c.Start(); err != nil {
-		w.t.Fatal(err)
+		t.Fatal(err)
 	}
-	w.t.Cleanup(func() { _ = c.Process.Kill() }) // a no-op once it ended
+	t.Cleanup(func() { _ = c.Process.Kill() }) // a no-op once it ended
 	done := make(chan struct{})
 	go func() { _ = c.Wait(); close(done) }()
-	waitFile(w.t, filepath.Join(w.workspace, "started"), done, &errb)
+	waitFile(t, filepath.Join(workspace, "started"), done, &errb)
 	return c.Process.Pid, func() (int, string) {
 		select {
 		case <-done:
 		case <-time.After(time.Minute):
 			_ = c.Process.Kill()
 			<-done
-			w.t.Errorf("loftd did not end within a minute of the signal")
+			t.Errorf("loftd did not end within a minute of the signal")
 		}
 		if c.ProcessState == nil {
 			return -1, errb.String()

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -339,72 +338,5 @@ func TestPublishPortInUse(t *testing.T) {
 	want := fmt.Sprintf("host port 127.0.0.1:%d/tcp is not free", port)
 	if status == 0 || !strings.Contains(stderr, want) {
 		t.Errorf("-p on a taken port: status %d, stderr %q; want failure naming %q", status, stderr, want)
-	}
-}
-
-// passtsOf lists the passt processes started for state dir state (passt's
-// command line names no path; its environment has XDG_STATE_HOME).
-func passtsOf(state string) []string {
-	var out []string
-	procs, _ := filepath.Glob("/proc/[0-9]*/comm")
-	for _, p := range procs {
-		comm, _ := os.ReadFile(p)
-		if !strings.HasPrefix(string(comm), "passt") {
-			continue
-		}
-		dir := filepath.Dir(p)
-		env, _ := os.ReadFile(filepath.Join(dir, "environ"))
-		stat, _ := os.ReadFile(filepath.Join(dir, "stat"))
-		if bytes.Contains(env, []byte("XDG_STATE_HOME="+state+"\x00")) && !strings.Contains(string(stat), ") Z ") {
-			out = append(out, filepath.Base(dir)+": "+strings.TrimSpace(string(comm)))
-		}
-	}
-	return out
-}
-
-// TestNetworkReaped: passt and virtiofsd are gone after the VM ends: the
-// guest's command killed by SIGKILL, loftd ended by SIGTERM, and loftd
-// killed by SIGKILL.
-func TestNetworkReaped(t *testing.T) {
-	w := newWorld(t)
-	check := func(how string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		var passts, others []string
-		for {
-			passts = passtsOf(w.state)
-			others, _ = processesUnder(w.state)
-			vfs, _ := processesUnder(w.workspace)
-			others = append(others, vfs...)
-			if len(passts)+len(others) == 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if len(passts)+len(others) > 0 {
-			t.Errorf("%s left behind: passt %q, others %q", how, passts, others)
-			killUnder(w.state)
-			killUnder(w.workspace)
-		}
-	}
-	status, _, stderr := w.run("", "--", "sh", "-c", "kill -9 $$")
-	if status != 128+9 {
-		t.Errorf("kill -9 $$ in the guest: status %d, want 137; stderr:\n%s", status, stderr)
-	}
-	check("SIGKILL of the guest command")
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		os.Remove(filepath.Join(w.workspace, "started"))
-		pid, wait := w.startLong()
-		if len(passtsOf(w.state)) == 0 {
-			t.Errorf("no passt runs for the VM before %v", sig)
-		}
-		_ = syscall.Kill(pid, sig)
-		wait()
-		check(fmt.Sprintf("%v of loftd", sig))
-	}
-	// The next run collects the task the SIGKILLed loftd left (its root
-	// is still mounted until then).
-	if status, _, stderr := w.run("", "--", "true"); status != 0 {
-		t.Errorf("the run after SIGKILL: status %d; stderr:\n%s", status, stderr)
 	}
 }
