@@ -188,6 +188,13 @@ func publishVM(t *testing.T, w *world, name string, tcpPort, udpPort int) (stop 
 		args = append(args, "-p", fmt.Sprintf("127.0.0.1:%d:9090/udp", udpPort))
 		script += "udpecho 9090 &\n"
 	}
+	return backgroundVM(t, w, name, args, script)
+}
+
+// backgroundVM starts loftd ARGS -- sh -c SCRIPT in w, the script's
+// servers left running until stop (or the test's end) ends the VM.
+func backgroundVM(t *testing.T, w *world, name string, args []string, script string) (stop func()) {
+	t.Helper()
 	script += "while [ ! -e /workspace/stop ]; do sleep 0.2; done\n"
 	c := w.cmd(append(args, "--", "sh", "-c", script)...)
 	var errb bytes.Buffer
@@ -203,6 +210,12 @@ func publishVM(t *testing.T, w *world, name string, tcpPort, udpPort int) (stop 
 			return
 		}
 		stopped = true
+		select {
+		case <-done: // before it was told: a VM that never served
+			t.Errorf("%s: loftd ended before the test stopped it: %v; stderr:\n%s", name, c.ProcessState, errb.String())
+			return
+		default:
+		}
 		os.WriteFile(filepath.Join(w.workspace, "stop"), nil, 0o644)
 		select {
 		case <-done:
