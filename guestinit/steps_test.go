@@ -258,6 +258,25 @@ func TestParseEnterArgs(t *testing.T) {
 	}
 }
 
+func TestInitRecord(t *testing.T) {
+	tests := []struct {
+		rec  string
+		want int64
+		ok   bool
+	}{
+		{"6,312,2736094,-;Run /.loftd/guest-init as init process\n", 2736094, true},
+		{"6,313,2736094,-;  with arguments:\n", 0, false},
+		{"6,1,0,-;Run queue\n", 0, false},
+		{"garbage", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := initRecord(tt.rec)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("initRecord(%q) = %d, %v, want %d, %v", tt.rec, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
 func TestWithDefaults(t *testing.T) {
 	tests := []struct {
 		env      []string
