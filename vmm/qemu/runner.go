@@ -237,7 +237,9 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 // virtiofsdArgs serves dir on the listening socket at fd 3. The chroot
 // sandbox keeps virtiofsd one process: the namespace sandbox forks a child
 // into a new pid namespace that outlives its parent by a moment, so killing
-// and reaping virtiofsd by pid would not be the end of it.
+// and reaping virtiofsd by pid would not be the end of it. No write-back
+// cache (-o writeback): the guest init's last flush counts on the shares
+// holding no dirty pages once its processes are gone (guestinit/flush.go).
 func virtiofsdArgs(rust bool, dir string) []string {
 	if rust {
 		return []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr"}
