@@ -16,9 +16,9 @@ import (
 // networkSteps give a passt guest its network: eth0 up with the fixed
 // address and a default route through passt's gateway (the same values
 // passt was started with and, on libkrun 1.18+, handed out by DHCP, so
-// configuring again is a no-op there), a resolver when the image has none,
-// and the host's names. TSI (libkrun intercepts the sockets) and none need
-// nothing beyond lo.
+// configuring again is a no-op there) and a resolver when the image has
+// none; the host's names go into /etc/hosts with the baseline's (hostsStep).
+// TSI (libkrun intercepts the sockets) and none need nothing beyond lo.
 func (e *enter) networkSteps() []Step {
 	if e.guest.Network != contract.NetworkPasst {
 		return nil
@@ -30,9 +30,6 @@ func (e *enter) networkSteps() []Step {
 			return configureLink(contract.NetDevice, cidr, contract.NetGateway)
 		}},
 		{Desc: "resolv.conf nameserver " + contract.NetDNS + " (unless the image has one)", Do: e.resolvConf},
-		{Desc: "hosts /etc/hosts " + strings.Join(contract.HostAliases, " "), Do: func() error {
-			return appendHosts(e.devPath("/etc/hosts"), hostAliasLines)
-		}},
 	}
 }
 
