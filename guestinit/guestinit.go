@@ -100,7 +100,8 @@ type System struct {
 	// takes it from the config).
 	Environ func() []string
 	SetEnv  func(env []string)
-	// Sync, Reboot (reboot(2) with a LINUX_REBOOT_CMD_*) and Exit end the VM.
+	// Sync (what the guest wrote reaches the host: flushForReboot), Reboot
+	// (reboot(2) with a LINUX_REBOOT_CMD_*) and Exit end the VM.
 	Sync   func()
 	Reboot func(cmd int) error
 	Exit   func(code int)
@@ -123,7 +124,7 @@ func hostSystem() System {
 		MkdirAll: os.MkdirAll,
 		ReadFile: os.ReadFile,
 		Environ:  os.Environ,
-		Sync:     unix.Sync,
+		Sync:     func() { flushForReboot(os.Stderr) },
 		Reboot:   unix.Reboot,
 		Exit:     os.Exit,
 		SetEnv: func(env []string) {

@@ -67,3 +67,32 @@ func TestResolvConf(t *testing.T) {
 		}
 	}
 }
+
+// TestHostsStep: one write gives /etc/hosts localhost, the hostname and,
+// with passt's network, the host's names, after the image's own lines.
+func TestHostsStep(t *testing.T) {
+	tests := []struct {
+		network string
+		want    string
+	}{
+		{contract.NetworkPasst, "192.0.2.1 mirror\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tproj\n10.0.2.2\thost.containers.internal host.docker.internal\n"},
+		{contract.NetworkNone, "192.0.2.1 mirror\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tproj\n"},
+	}
+	for _, tt := range tests {
+		root := t.TempDir()
+		etc := filepath.Join(root, "etc")
+		os.MkdirAll(etc, 0o755)
+		os.WriteFile(filepath.Join(etc, "hosts"), []byte("192.0.2.1 mirror"), 0o644)
+		f := &fakeSystem{}
+		e := newEnter(f.system(t), false, nil)
+		e.sys.SysRoot = root
+		e.guest = contract.Guest{Hostname: "proj", Network: tt.network}
+		if err := e.hostsStep().Do(); err != nil {
+			t.Fatalf("network %s: %v", tt.network, err)
+		}
+		data, err := os.ReadFile(filepath.Join(etc, "hosts"))
+		if err != nil || string(data) != tt.want {
+			t.Errorf("network %s: /etc/hosts = %q, %v; want %q", tt.network, data, err, tt.want)
+		}
+	}
+}

@@ -101,11 +101,8 @@ func (d *diskPrep) seedNix() error {
 	if err := os.MkdirAll(d.path("/nix/store"), 0o755); err != nil {
 		return err
 	}
-	if err := os.Lchown(d.path("/nix/store"), 0, gid); err != nil {
-		return fmt.Errorf("chown /nix/store: %w", err)
-	}
-	if err := os.Chmod(d.path("/nix/store"), 0o775|os.ModeSticky); err != nil {
-		return fmt.Errorf("chmod /nix/store: %w", err)
+	if err := ensureOwnerMode(d.path("/nix/store"), 0, gid, 0o775|os.ModeSticky); err != nil {
+		return fmt.Errorf("chown root:%d, chmod 1775 /nix/store: %w", gid, err)
 	}
 	// The user's own profile and GC roots, as nix-daemon would make them.
 	for _, dir := range []string{"/nix/var/nix/profiles/per-user/" + d.user, "/nix/var/nix/gcroots/per-user/" + d.user} {

@@ -57,7 +57,7 @@ func (d *diskPrep) mountContainersDisk() error {
 		return fmt.Errorf("mount containers disk %s on %s: %w", dev, dir, err)
 	}
 	// The disk's root is the user's: rootless Podman makes storage/ in it.
-	if err := os.Lchown(d.path(dir), d.uid, d.gid); err != nil {
+	if err := ensureOwner(d.path(dir), d.uid, d.gid); err != nil {
 		return fmt.Errorf("chown %s: %w", dir, err)
 	}
 	return nil

@@ -48,15 +48,43 @@ func (d *diskPrep) mkdirOwned(p string, mode os.FileMode, uid, gid int) error {
 	if err := os.MkdirAll(full, mode); err != nil {
 		return err
 	}
-	if len(made) == 0 || made[0] != full {
-		made = append(made, full)
-	}
 	for _, q := range made {
 		if err := os.Lchown(q, uid, gid); err != nil {
 			return err
 		}
 	}
-	return os.Chmod(full, mode)
+	return ensureOwnerMode(full, uid, gid, mode)
+}
+
+// ensureOwnerMode gives path to uid:gid with mode, changing only what
+// differs: a chown or chmod that changes nothing still dirties the inode,
+// and on a persistent disk that is a btrfs commit at the VM's end (the
+// guest init's flush) for every boot.
+func ensureOwnerMode(path string, uid, gid int, mode os.FileMode) error {
+	if err := ensureOwner(path, uid, gid); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	const bits = os.ModePerm | os.ModeSticky | os.ModeSetuid | os.ModeSetgid
+	if fi.Mode()&bits != mode&bits {
+		return os.Chmod(path, mode)
+	}
+	return nil
+}
+
+// ensureOwner is ensureOwnerMode for the owner alone.
+func ensureOwner(path string, uid, gid int) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+		return nil
+	}
+	return os.Lchown(path, uid, gid)
 }
 
 // writeOwned writes a guest file owned by uid:gid.

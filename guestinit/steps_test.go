@@ -73,7 +73,7 @@ func TestStepList(t *testing.T) {
 		"mount -t tmpfs -o mode=0755 tmpfs /run",
 		"read /.krun_config.json",
 	}
-	baseline := func(hostname string) []string {
+	baseline := func(hostname string, aliases ...string) []string {
 		b := []string{
 			"mount -t tmpfs -o mode=1777 shm /dev/shm",
 			"mount -t mqueue mqueue /dev/mqueue",
@@ -87,6 +87,9 @@ func TestStepList(t *testing.T) {
 		if hostname != "" {
 			b = append(b, "hostname "+hostname)
 			hosts += " " + hostname
+		}
+		for _, a := range aliases {
+			hosts += " " + a
 		}
 		return append(b, hosts, "ln -s /proc/self/mounts /etc/mtab", "sysctl kernel.dmesg_restrict=1")
 	}
@@ -112,10 +115,9 @@ func TestStepList(t *testing.T) {
 			slices.Concat(early, baseline("proj"), []string{"mount -t virtiofs loftd-workspace /workspace"},
 				tail("alice 1001:1002", "sh -c make test"))},
 		{"passt network", contract.Guest{Mode: contract.ModeEnter, User: "dev", Root: true, Network: contract.NetworkPasst}, nil,
-			slices.Concat(early, baseline(""), []string{
+			slices.Concat(early, baseline("", "host.containers.internal", "host.docker.internal"), []string{
 				"ip link set eth0 up; ip addr replace 10.0.2.15/24 dev eth0; ip route replace default via 10.0.2.2",
 				"resolv.conf nameserver 10.0.2.3 (unless the image has one)",
-				"hosts /etc/hosts host.containers.internal host.docker.internal",
 			}, tail("dev 0:0 (workload stays root)", "$SHELL -l"))},
 		{"no network: lo only", contract.Guest{Mode: contract.ModeEnter, User: "dev", Root: true, Network: contract.NetworkNone}, nil,
 			slices.Concat(early, baseline(""), tail("dev 0:0 (workload stays root)", "$SHELL -l"))},
@@ -254,6 +256,25 @@ func TestParseEnterArgs(t *testing.T) {
 		got, err := parseEnterArgs(tt.args)
 		if !slices.Equal(got, tt.want) || (err != nil) != tt.wantErr {
 			t.Errorf("parseEnterArgs(%q) = %q, %v, want %q, error %v", tt.args, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestInitRecord(t *testing.T) {
+	tests := []struct {
+		rec  string
+		want int64
+		ok   bool
+	}{
+		{"6,312,2736094,-;Run /.loftd/guest-init as init process\n", 2736094, true},
+		{"6,313,2736094,-;  with arguments:\n", 0, false},
+		{"6,1,0,-;Run queue\n", 0, false},
+		{"garbage", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := initRecord(tt.rec)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("initRecord(%q) = %d, %v, want %d, %v", tt.rec, got, ok, tt.want, tt.ok)
 		}
 	}
 }

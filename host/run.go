@@ -107,7 +107,7 @@ func (e *env) runSession(ctx context.Context, opts *Options, cfg *Config) (statu
 	s := &session{e: e, ctx: ctx, sigs: sigs, opts: opts, cfg: cfg, prof: newProfiler(opts.ProfileOut)}
 	defer func() {
 		s.failure = err
-		if cerr := s.close(); cerr != nil {
+		if cerr := s.prof.time("cleanup", s.close); cerr != nil {
 			e.log.Warn("clean up task", "err", cerr)
 		}
 		s.prof.print(e.stderr)

@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/loftd/loftd/krun/krunfw"
 	"github.com/loftd/loftd/launch"
@@ -33,10 +34,12 @@ func stdinWinSize() (rows, cols uint16, ok bool) {
 // stop signal ends the VM (every child reaped) and gives 128+n, as the
 // workload killed by that signal would.
 func (h *Helper) runQEMU(p *launch.Plan) int {
+	t := time.Now()
 	kernel, err := krunfw.KernelELF(p.KrunfwLibrary, vmCache(p))
 	if err != nil {
 		return h.fail("prepare kernel", err)
 	}
+	h.phase("kernel", &t)
 	if h.DryRun {
 		return 0
 	}
@@ -46,7 +49,12 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 	if err != nil {
 		return h.fail("start passt", err)
 	}
-	defer h.stopPasst(proc)
+	h.phase("passt", &t)
+	defer func() {
+		t := time.Now()
+		h.stopPasst(proc)
+		h.phase("stop passt", &t)
+	}()
 	if vmEnd != nil {
 		// QEMU gets its own copy; ours goes once QEMU exited, so passt
 		// sees the VM's end close with QEMU.

@@ -30,6 +30,9 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 	// Without pit/pic/rtc TCG hangs; the libkrunfw kernel has no ACPI.
 	machine := "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=off"
 	cmdline := KernelCmdline(p.ExecPath)
+	if strings.HasPrefix(cfg.Accel, "tcg") {
+		cmdline += " " + tcgDelayLoop
+	}
 	if p.KrunInit != "" {
 		// libkrun's line ends in " -- ARGS"; QEMU would append its
 		// device entries after it, where the kernel hands them to init
@@ -111,6 +114,15 @@ func KernelCmdline(init string) string {
 	return "console=hvc0 root=" + contract.RootTag + " rootfstype=virtiofs rw init=" + init +
 		" reboot=t panic=-1 quiet " + pageReportingOrder
 }
+
+// tcgDelayLoop presets the delay loop's speed under TCG, where the kernel
+// otherwise measures it at every boot ("Calibrating delay loop", 32-64 ms of
+// the guest's clock here): TCG marks the TSC unstable, so udelay() counts
+// loops. The value is the middle of what the calibration found on our
+// machines (lpj 457728-729088, a spread the calibration itself has from one
+// boot to the next); QEMU's emulated devices need no exact delays. KVM
+// guests take the delay from the TSC without a loop and are left alone.
+const tcgDelayLoop = "lpj=550000"
 
 // pageReportingOrder makes the guest report free blocks of 32 KiB (order 3)
 // to the balloon, not only the 2 MiB ones (the kernel's default, order 9):

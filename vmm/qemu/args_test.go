@@ -35,7 +35,7 @@ func TestArgs(t *testing.T) {
 		"-global", "virtio-mmio.force-legacy=false",
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-kernel", "/k.elf",
-		"-append", "console=hvc0 root=/dev/root rootfstype=virtiofs rw init=/.loftd/guest-init reboot=t panic=-1 quiet page_reporting.page_reporting_order=3",
+		"-append", "console=hvc0 root=/dev/root rootfstype=virtiofs rw init=/.loftd/guest-init reboot=t panic=-1 quiet page_reporting.page_reporting_order=3 lpj=550000",
 		"-chardev", "socket,id=fs0,path=/run/vfs0.sock", "-device", "vhost-user-fs-device,chardev=fs0,tag=/dev/root",
 		"-chardev", "socket,id=fs1,path=/run/vfs1.sock", "-device", "vhost-user-fs-device,chardev=fs1,tag=loftd-workspace",
 		"-drive", "file=/ws/nix.raw,if=none,id=blk0,format=raw", "-device", "virtio-blk-device,drive=blk0,serial=loftd-nix",
@@ -62,15 +62,23 @@ func TestArgs(t *testing.T) {
 		t.Errorf("Args(krun init) = %q, want -M %s,auto-kernel-cmdline=off and -append %q", got, want[3], wantLine)
 	}
 	// Only plain TCG gets thread=single; KVM and a caller's own TCG
-	// options keep what they asked for.
-	for _, tt := range []struct{ accel, wantAccel, wantCPU string }{
-		{"kvm", "kvm", "host"},
-		{"tcg,thread=multi", "tcg,thread=multi", "max"},
+	// options keep what they asked for. Only TCG has a delay loop to
+	// preset (lpj).
+	for _, tt := range []struct {
+		accel, wantAccel, wantCPU string
+		lpj                       bool
+	}{
+		{"kvm", "kvm", "host", false},
+		{"tcg,thread=multi", "tcg,thread=multi", "max", true},
 	} {
 		cfg.Accel = tt.accel
 		got := Args(cfg, []string{"a", "b"}, "c")
 		if !slices.Equal(got[:2], []string{"-accel", tt.wantAccel}) || got[5] != tt.wantCPU {
 			t.Errorf("Args(accel %s) = %q, want -accel %s ... -cpu %s", tt.accel, got[:6], tt.wantAccel, tt.wantCPU)
+		}
+		line := got[slices.Index(got, "-append")+1]
+		if strings.Contains(line, " lpj=") != tt.lpj {
+			t.Errorf("Args(accel %s): kernel line %q, want lpj= %v", tt.accel, line, tt.lpj)
 		}
 	}
 }

@@ -42,6 +42,7 @@ type ports struct {
 
 	ctlMu sync.Mutex // one line at a time on the status port
 	log   *slog.Logger
+	tl    *timeline // stamps "started", "status" and "ack"; may be nil
 }
 
 // streamNames and closeLines name stdout and stderr in logs and in the
@@ -148,12 +149,15 @@ func (p *ports) readStatus() {
 			return
 		}
 		if strings.TrimSpace(line) == contract.CtlStarted {
+			p.tl.stamp("started")
 			p.startOnce.Do(func() { close(p.started) })
 			continue
 		}
 		if _, counts, ok := parseStatus(line); ok && counts != nil {
+			p.tl.stamp("status")
 			p.waitFor(counts[0], counts[1])
 			p.send(contract.CtlAck)
+			p.tl.stamp("ack")
 		}
 	}
 }

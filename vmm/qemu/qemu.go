@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
@@ -76,10 +77,12 @@ func (c Config) shares() []launch.Share {
 // that ends without reporting one is an error. Cancelling ctx ends the VM.
 // Every child process is killed and reaped before Run returns.
 func Run(ctx context.Context, cfg Config) (int, error) {
+	t0 := time.Now()
 	cfg, err := resolve(cfg)
 	if err != nil {
 		return 0, err
 	}
+	cfg.Log.Debug("qemu phase", "phase", "find binaries, accelerator", "ms", millis(time.Since(t0)))
 	if err := cfg.checkDevices(); err != nil {
 		return 0, err
 	}
@@ -93,9 +96,11 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	for attempt := 1; ; attempt++ {
 		r := &runner{cfg: cfg, log: cfg.Log}
 		status, err := r.run(ctx)
+		t := time.Now()
 		if cerr := r.cleanup(); cerr != nil {
 			r.log.Warn("qemu cleanup", "err", cerr)
 		}
+		r.log.Debug("qemu phase", "phase", "cleanup", "ms", millis(time.Since(t)))
 		r.log.Debug("qemu run done", "status", status, "attempt", attempt)
 		if !errors.Is(err, errEarlyDeath) || attempt == maxBoots || ctx.Err() != nil {
 			return status, err

@@ -29,6 +29,7 @@ type runner struct {
 }
 
 func (r *runner) run(ctx context.Context) (int, error) {
+	tl := newTimeline(r.log)
 	if err := os.MkdirAll(r.cfg.RunDir, 0o700); err != nil {
 		return 0, fmt.Errorf("qemu run dir: %w", err)
 	}
@@ -40,17 +41,19 @@ func (r *runner) run(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
+	tl.mark("virtiofsd start")
 	ports, err := newPorts()
 	if err != nil {
 		return 0, err
 	}
-	ports.log = r.log
+	ports.log, ports.tl = r.log, tl
 	r.closers = append(r.closers, ports)
 	defer catchSIGPIPE()()
 	qemu, err := r.startQEMU(sockets, ports)
 	if err != nil {
 		return 0, err
 	}
+	tl.mark("qemu exec")
 	copies := ports.pump(r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr)
 	if r.cfg.WinSize != nil {
 		stopSizes := ports.followSize(r.cfg.WinSize, r.cfg.Resized)
@@ -60,6 +63,11 @@ func (r *runner) run(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	r.log.Debug("qemu exited", "err", qemu.err)
+	tl.stamp("exit")
+	tl.span("boot to workload start", "qemu exec", "started")
+	tl.span("workload to status", "started", "status")
+	tl.span("status to ack", "status", "ack")
+	tl.span("ack to qemu exit", "ack", "exit")
 	// QEMU's ends of the sockets are closed: the copies reach EOF. The
 	// guest rebooted only after the ack, so every byte it counted is here.
 	copies.Wait()
@@ -229,7 +237,9 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 // virtiofsdArgs serves dir on the listening socket at fd 3. The chroot
 // sandbox keeps virtiofsd one process: the namespace sandbox forks a child
 // into a new pid namespace that outlives its parent by a moment, so killing
-// and reaping virtiofsd by pid would not be the end of it.
+// and reaping virtiofsd by pid would not be the end of it. No write-back
+// cache (-o writeback): the guest init's last flush counts on the shares
+// holding no dirty pages once its processes are gone (guestinit/flush.go).
 func virtiofsdArgs(rust bool, dir string) []string {
 	if rust {
 		return []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr"}
