@@ -64,25 +64,10 @@ func BenchmarkCostBoot(b *testing.B) {
 // the disks and the guest init's steps.
 func rawVirtiofsBoot(b *testing.B) func() error {
 	b.Helper()
-	lib, err := krunfw.Find()
-	if err != nil {
-		b.Fatal(err)
-	}
-	kernel, err := krunfw.KernelELF(lib, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	qemuBin, err := qemu.FindQEMU("")
-	if err != nil {
-		b.Fatal(err)
-	}
+	kernel, qemuBin, accel := rawMachine(b)
 	vfsd, err := qemu.FindVirtiofsd("")
 	if err != nil {
 		b.Fatal(err)
-	}
-	accel, _ := qemu.PickAccel(os.Getenv("LOFTD_QEMU_ACCEL"), qemuBin)
-	if accel == "tcg" {
-		accel = "tcg,thread=single"
 	}
 	root := BusyboxRoot(b)
 	if err := os.WriteFile(filepath.Join(root, "init"), []byte("#!/bin/busybox sh\n/bin/busybox reboot -f\n"), 0o755); err != nil {
@@ -127,26 +112,32 @@ func rawVirtiofsBoot(b *testing.B) func() error {
 	}
 }
 
-// rawBootCmd returns a maker of the raw boot: loftd's QEMU machine line
-// (accelerator, microvm, memory) with only the kernel and an initramfs.
-func rawBootCmd(b *testing.B) func() *exec.Cmd {
+// rawMachine is what both raw boots share with loftd's: libkrunfw's
+// kernel, the QEMU binary and the accelerator as loftd runs it (vmm/qemu
+// accelOpt: single-threaded TCG).
+func rawMachine(b *testing.B) (kernel, qemuBin, accel string) {
 	b.Helper()
 	lib, err := krunfw.Find()
 	if err != nil {
 		b.Fatal(err)
 	}
-	kernel, err := krunfw.KernelELF(lib, b.TempDir())
-	if err != nil {
+	if kernel, err = krunfw.KernelELF(lib, b.TempDir()); err != nil {
 		b.Fatal(err)
 	}
-	qemuBin, err := qemu.FindQEMU("")
-	if err != nil {
+	if qemuBin, err = qemu.FindQEMU(""); err != nil {
 		b.Fatal(err)
 	}
-	accel, _ := qemu.PickAccel(os.Getenv("LOFTD_QEMU_ACCEL"), qemuBin)
-	if accel == "tcg" {
-		accel = "tcg,thread=single" // as loftd runs it (vmm/qemu accelOpt)
+	if accel, _ = qemu.PickAccel(os.Getenv("LOFTD_QEMU_ACCEL"), qemuBin); accel == "tcg" {
+		accel = "tcg,thread=single"
 	}
+	return kernel, qemuBin, accel
+}
+
+// rawBootCmd returns a maker of the raw boot: loftd's QEMU machine line
+// (accelerator, microvm, memory) with only the kernel and an initramfs.
+func rawBootCmd(b *testing.B) func() *exec.Cmd {
+	b.Helper()
+	kernel, qemuBin, accel := rawMachine(b)
 	initrd := filepath.Join(b.TempDir(), "initrd.cpio")
 	bb := testenv.RequireCommand(b, "busybox", "busybox-static")
 	data, err := os.ReadFile(bb)
