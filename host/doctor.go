@@ -48,7 +48,7 @@ func runDoctor(e *env, args []string) error {
 	}
 	krunOK, krunCheck := checkLibkrun()
 	fwCheck, qemuCheck := checkKrunfw(), checkQEMU()
-	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
+	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkVirtiofsd(), checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
 	checks = append(checks, checkImageBuild())
 	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkPasst(cfg.Network.Mode))
 	checks = append(checks, checkRootless()...)
@@ -102,15 +102,16 @@ func printDoctor(w io.Writer, format string, checks []check, backend string) err
 	return nil
 }
 
+// checkKVM is libkrun's own precondition (krun.CheckKVM): /dev/kvm opens,
+// creates a VM, and is not a PVM /dev/kvm that cannot boot libkrunfw's
+// kernel.
 func checkKVM() check {
-	c := check{name: "/dev/kvm", level: "ok", detail: "read-write"}
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
+	c := check{name: "/dev/kvm", level: "ok", detail: "read-write, creates VMs"}
+	if err := kvmUsable(); err != nil {
 		c.level, c.detail = "warn", err.Error()
 		c.fix = "load kvm (modprobe kvm_intel or kvm_amd) and join the kvm group: sudo usermod -aG kvm $USER; without it only QEMU's slow TCG works"
 		return c
 	}
-	f.Close()
 	return c
 }
 
@@ -129,6 +130,9 @@ func checkLibkrun() (bool, check) {
 	if r.Err != nil {
 		c.level = "warn"
 		c.fix = "install the libkrunfw that libkrun names above (Fedora: dnf install libkrunfw), or use --vmm qemu"
+		if kvmUsable() != nil {
+			c.fix = "libkrun runs only on a usable /dev/kvm (see /dev/kvm above); --vmm auto uses QEMU here"
+		}
 		return false, c
 	}
 	return true, c
@@ -155,6 +159,29 @@ func checkQEMU() check {
 		return c
 	}
 	c.detail = fmt.Sprintf("%s (system), %s (%s); accel %s (%s)", r.QEMU, r.Virtiofsd, r.VirtiofsdWhy, r.Accel, r.AccelReason)
+	return c
+}
+
+// checkVirtiofsd says which virtiofsd the QEMU backend serves shares with,
+// its flavor and release, and what that flavor guarantees. The Rust one is
+// preferred wherever one is found; QEMU's C one, unmaintained since QEMU
+// 8.0, is a warning with the fix.
+func checkVirtiofsd() check {
+	c := check{name: "virtiofsd", level: "ok"}
+	f, err := qemu.LocateVirtiofsd()
+	if err != nil {
+		c.level, c.detail, c.fix = "fail", err.Error(), qemu.VirtiofsdPart.Hint
+		return c
+	}
+	out, _ := exec.Command(f.Path, "--version").Output()
+	version := strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	if qemu.IsRustVirtiofsd(f.Path) {
+		c.detail = fmt.Sprintf("%s (%s): the Rust virtiofsd, %s; %s", f.Path, f.Why, version, qemu.RustGuarantees)
+		return c
+	}
+	c.level = "warn"
+	c.detail = fmt.Sprintf("%s (%s): QEMU's C virtiofsd, %s; %s", f.Path, f.Why, version, qemu.CGuarantees)
+	c.fix = "run scripts/fetch-virtiofsd (as root for every user): it builds the Rust virtiofsd from the crate registry, which loftd then prefers"
 	return c
 }
 

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -17,9 +18,12 @@ type vmmChoice struct {
 	krunfw  string // libkrunfw, for qemu
 }
 
-// krunfwLoadable is how libkrun finds libkrunfw (tests swap it: the
-// loader's search path is fixed when the process starts).
-var krunfwLoadable = krunfw.Loadable
+// krunfwLoadable is how the libkrun at a path finds libkrunfw (tests swap
+// it: the loader's search path is fixed when the process starts).
+var krunfwLoadable = krunfw.LoadableFrom
+
+// kvmUsable tells whether libkrun can create a VM here (tests swap it).
+var kvmUsable = krun.CheckKVM
 
 // krunUsable says why a loaded libkrun cannot run loftd's sessions, which
 // libkrun itself would only say at krun_start_enter, after --dry-run
@@ -32,7 +36,7 @@ func krunUsable(lib *krun.Lib) error {
 			lib.Path(), lib.Version(), krunvmm.NoNetworkMinor)
 	}
 	soname := krunfw.SonameFor(krunMinor(lib))
-	if _, err := krunfwLoadable(soname); err != nil {
+	if _, err := krunfwLoadable(lib.Path(), soname); err != nil {
 		return fmt.Errorf("libkrun %s (%s or newer): %w", lib.Path(), lib.Version(), err)
 	}
 	return nil
@@ -58,10 +62,16 @@ func pickVMM(want string) (vmmChoice, string, error) {
 			err = krunUsable(lib)
 			lib.Close()
 			if err == nil {
-				return vmmChoice{name: "krun", library: path}, "libkrun loads from " + path + " and finds its libkrunfw", nil
+				err = kvmUsable()
+			}
+			if err == nil {
+				return vmmChoice{name: "krun", library: path}, "libkrun loads from " + path + ", finds its libkrunfw and KVM works", nil
 			}
 		}
 		krunErr = err
+		if want == "krun" && errors.Is(err, krun.ErrNoKVM) {
+			return vmmChoice{}, "", fmt.Errorf("--vmm krun: %w", err)
+		}
 		if want == "krun" {
 			return vmmChoice{}, "", fmt.Errorf("--vmm krun: %w (install libkrun and libkrunfw or set %s; 'loftd doctor' tells more)", err, krun.LibraryEnv)
 		}
@@ -117,10 +127,12 @@ func DescribeLibkrun() LibkrunReport {
 	}
 	soname := krunfw.SonameFor(krunMinor(lib))
 	r.Krunfw = soname + " (not found)"
-	if path, err := krunfwLoadable(soname); err == nil {
+	if path, err := krunfwLoadable(lib.Path(), soname); err == nil {
 		r.Krunfw = soname + " → " + path
 	}
-	r.Err = krunUsable(lib)
+	if r.Err = krunUsable(lib); r.Err == nil {
+		r.Err = kvmUsable()
+	}
 	return r
 }
 

@@ -2,6 +2,7 @@ package host
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,11 +12,18 @@ import (
 	"github.com/loftd/loftd/krun/krundouble"
 )
 
+// fakeKVM makes KVM usable, or not with err.
+func fakeKVM(t *testing.T, err error) {
+	old := kvmUsable
+	t.Cleanup(func() { kvmUsable = old })
+	kvmUsable = func() error { return err }
+}
+
 // fakeKrunfw makes the loader "find" only the given libkrunfw sonames.
 func fakeKrunfw(t *testing.T, found ...string) {
 	old := krunfwLoadable
 	t.Cleanup(func() { krunfwLoadable = old })
-	krunfwLoadable = func(soname string) (string, error) {
+	krunfwLoadable = func(_, soname string) (string, error) {
 		for _, f := range found {
 			if f == soname {
 				return "/usr/lib64/" + soname + ".5.0", nil
@@ -26,8 +34,9 @@ func fakeKrunfw(t *testing.T, found ...string) {
 }
 
 // TestPickVMMKrun: auto picks krun only when libkrun can run a session here
-// (release 1.17+ for network none, its libkrunfw found by soname); else it
-// falls back to QEMU saying why, and --vmm krun fails saying why.
+// (release 1.17+ for network none, its libkrunfw found by soname, KVM
+// usable); else it falls back to QEMU saying why, and --vmm krun fails
+// saying why.
 func TestPickVMMKrun(t *testing.T) {
 	vm := testenv.RequireVM(t) // QEMU, virtiofsd and libkrunfw for the fallback
 	t.Setenv("LOFTD_LIBKRUNFW_LIBRARY", vm.Krunfw)
@@ -35,18 +44,25 @@ func TestPickVMMKrun(t *testing.T) {
 		name    string
 		minor   int      // the libkrun release the double plays
 		krunfw  []string // sonames the loader finds
+		noKVM   bool     // KVM is not usable
 		want    string   // for auto
 		wantWhy string   // in auto's why, or in --vmm krun's error
 	}{
-		{"1.19 with libkrunfw.so.5", 19, []string{"libkrunfw.so.5"}, "krun", "finds its libkrunfw"},
-		{"1.19 with only libkrunfw.so.4", 19, []string{"libkrunfw.so.4"}, "qemu", "does not find libkrunfw.so.5"},
-		{"1.19 without libkrunfw", 19, nil, "qemu", "does not find libkrunfw.so.5"},
-		{"1.16: no network none", 16, []string{"libkrunfw.so.4", "libkrunfw.so.5"}, "qemu", "needs libkrun >= 1.17 (krun_disable_implicit_vsock)"},
+		{"1.19 with libkrunfw.so.5", 19, []string{"libkrunfw.so.5"}, false, "krun", "finds its libkrunfw and KVM works"},
+		{"1.19 without KVM", 19, []string{"libkrunfw.so.5"}, true, "qemu", "libkrun needs KVM"},
+		{"1.19 with only libkrunfw.so.4", 19, []string{"libkrunfw.so.4"}, false, "qemu", "does not find libkrunfw.so.5"},
+		{"1.19 without libkrunfw", 19, nil, false, "qemu", "does not find libkrunfw.so.5"},
+		{"1.16: no network none", 16, []string{"libkrunfw.so.4", "libkrunfw.so.5"}, false, "qemu", "needs libkrun >= 1.17 (krun_disable_implicit_vsock)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(krun.LibraryEnv, krundouble.Build(t, krundouble.HideBefore(tt.minor)...))
 			fakeKrunfw(t, tt.krunfw...)
+			var kvmErr error
+			if tt.noKVM {
+				kvmErr = kvmError("no /dev/kvm")
+			}
+			fakeKVM(t, kvmErr)
 			got, why, err := pickVMM("auto")
 			if err != nil || got.name != tt.want || !strings.Contains(why, tt.wantWhy) {
 				t.Errorf("pickVMM(auto) = %+v, %q, %v, want %s because %q", got, why, err, tt.want, tt.wantWhy)
@@ -89,6 +105,7 @@ func TestDescribeLibkrun(t *testing.T) {
 		lib := krundouble.Build(t, krundouble.HideBefore(tt.minor)...)
 		t.Setenv(krun.LibraryEnv, lib)
 		fakeKrunfw(t, "libkrunfw.so.5")
+		fakeKVM(t, nil)
 		got := DescribeLibkrun().Lines()
 		for i := range got {
 			got[i] = strings.ReplaceAll(got[i], lib, "DOUBLE")
@@ -97,8 +114,20 @@ func TestDescribeLibkrun(t *testing.T) {
 			t.Errorf("DescribeLibkrun() of 1.%d =\n%s\nwant\n%s", tt.minor, strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 		}
 	}
+	// The real check's words, on a machine without KVM.
+	lib := krundouble.Build(t)
+	t.Setenv(krun.LibraryEnv, lib)
+	fakeKVM(t, kvmError("open /dev/kvm: no such file or directory"))
+	if got := DescribeLibkrun().Lines(); !strings.Contains(got[len(got)-1], "libkrun cannot run sessions: libkrun needs KVM") {
+		t.Errorf("DescribeLibkrun() without KVM ends %q, want it to name KVM", got[len(got)-1])
+	}
 	t.Setenv(krun.LibraryEnv, "/nonexistent/libkrun.so.1")
 	if got := DescribeLibkrun().Lines(); len(got) != 1 || !strings.HasPrefix(got[0], "libkrun: load libkrun: /nonexistent/libkrun.so.1") {
 		t.Errorf("DescribeLibkrun() without libkrun = %q, want the load error", got)
 	}
+}
+
+// kvmError is krun.CheckKVM's error for a cause.
+func kvmError(cause string) error {
+	return fmt.Errorf("%w: %s", krun.ErrNoKVM, cause)
 }

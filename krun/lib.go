@@ -56,16 +56,29 @@ var sinceVersion = []struct {
 }
 
 // LibraryPart is where libkrun is looked for (internal/parts' order):
-// $LOFTD_LIBKRUN_LIBRARY; ../lib/loftd next to the executable; the dynamic
-// loader, by the versioned soname (what a runtime package ships), then the
-// unversioned name (what a -devel package or a source install adds);
-// $XDG_DATA_HOME/loftd/lib.
+// $LOFTD_LIBKRUN_LIBRARY; ../lib/loftd next to the executable; SystemDirs,
+// then the dynamic loader, by the versioned soname (what a runtime package
+// ships), then the unversioned name (what a -devel package or a source
+// install adds); $XDG_DATA_HOME/loftd/lib.
 var LibraryPart = parts.Part{
 	Name: "libkrun", Env: LibraryEnv, Files: []string{"libkrun.so.1", "libkrun.so"},
-	Beside: []string{"../lib/loftd"},
-	// The loader is asked by Open itself: a soname is always a candidate.
-	System:  func(name string) (string, bool) { return name, true },
+	Beside:  []string{"../lib/loftd"},
+	System:  systemLibrary,
 	DataDir: "lib",
+}
+
+// SystemDirs are loftd's own system library directories, where
+// scripts/fetch-libkrun installs libkrun as root (with the libkrunfw it
+// loads next to it) and a distribution package of loftd would.
+var SystemDirs = []string{"/usr/local/lib/loftd", "/usr/lib/loftd"}
+
+// systemLibrary is name in SystemDirs, else the soname itself: the loader
+// is asked by Open, so a soname is always a candidate.
+func systemLibrary(name string) (string, bool) {
+	if p, ok := parts.InDirs(SystemDirs...)(name); ok {
+		return p, true
+	}
+	return name, true
 }
 
 // LibraryCandidates lists what Open("") tries, in order: $LOFTD_LIBKRUN_LIBRARY

@@ -5,19 +5,19 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/loftd/loftd/internal/testenv"
 )
 
-// TestRealLibkrun configures a context on the real libkrun named by
-// LOFTD_LIBKRUN_LIBRARY: every call up to (not including) krun_start_enter
-// must return 0. It skips directly (not through testenv) because CI has no
-// real libkrun: Debian does not package it, and CI boots VMs with QEMU.
+// TestRealLibkrun configures a context on the real libkrun (the one
+// scripts/fetch-libkrun builds from the crate registry, or
+// LOFTD_LIBKRUN_LIBRARY): every call up to (not including)
+// krun_start_enter must return 0.
 func TestRealLibkrun(t *testing.T) {
-	if os.Getenv(LibraryEnv) == "" {
-		t.Skipf("%s is not set: no real libkrun to test against (CI has none; Debian does not package libkrun)", LibraryEnv)
-	}
-	l, err := Open("")
+	path := testenv.RequireLibkrun(t)
+	l, err := Open(path)
 	if err != nil {
-		t.Fatalf("Open(%q) = %v, want nil", os.Getenv(LibraryEnv), err)
+		t.Fatalf("Open(%q) = %v, want nil", path, err)
 	}
 	defer l.Close()
 	t.Logf("libkrun %s is %s or newer; lacks optional symbols: %q", l.Path(), l.Version(), l.Missing())

@@ -39,6 +39,10 @@ func (h *Helper) runKrun(p *launch.Plan) int {
 	if h.DryRun {
 		return 0
 	}
+	// Without KVM libkrun panics inside krun_start_enter: say so first.
+	if err := krun.CheckKVM(); err != nil {
+		return h.fail("krun_start_enter", err)
+	}
 	h.Log.Debug("krun_start_enter", "root", p.Root, "vcpus", p.VCPUs, "ram_mib", p.RAMMiB)
 	return h.fail("krun_start_enter", lib.StartEnter(ctx))
 }

@@ -223,3 +223,36 @@ func RootlessUser(t testing.TB) *user.User {
 	}
 	return u
 }
+
+// LibkrunEnv names the libkrun to use, as the krun package reads it.
+const LibkrunEnv = "LOFTD_LIBKRUN_LIBRARY"
+
+// RequireLibkrun returns the path of a real libkrun.so.1:
+// $LOFTD_LIBKRUN_LIBRARY, else where scripts/fetch-libkrun installs it
+// (/usr/local/lib/loftd as root, $XDG_DATA_HOME/loftd/lib otherwise),
+// else /usr/lib/loftd. It skips (fails in CI) otherwise: `make deps`
+// builds libkrun from the crate registry.
+func RequireLibkrun(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv(LibkrunEnv); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s=%s: %v", LibkrunEnv, p, err)
+		}
+		return p
+	}
+	dirs := []string{"/usr/local/lib/loftd", "/usr/lib/loftd"}
+	if home, err := os.UserHomeDir(); err == nil {
+		data := os.Getenv("XDG_DATA_HOME")
+		if data == "" {
+			data = filepath.Join(home, ".local/share")
+		}
+		dirs = append(dirs, filepath.Join(data, "loftd/lib"))
+	}
+	for _, d := range dirs {
+		if p := filepath.Join(d, "libkrun.so.1"); fileExists(p) {
+			return p
+		}
+	}
+	Missing(t, "no real libkrun in %v (run scripts/fetch-libkrun, or set %s)", dirs, LibkrunEnv)
+	return ""
+}

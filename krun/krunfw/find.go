@@ -9,6 +9,7 @@
 package krunfw
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,6 +88,54 @@ func Loadable(soname string) (string, error) {
 	}
 	defer purego.Dlclose(h)
 	return loadedPath(soname), nil
+}
+
+// LoadableFrom is Loadable as seen from the libkrun at lib: libkrun's own
+// dlopen searches lib's DT_RUNPATH (or DT_RPATH) before the loader's
+// defaults, so a libkrun linked with RUNPATH $ORIGIN, as
+// scripts/fetch-libkrun builds it, finds the libkrunfw installed next to
+// it. Loftd's own process has no such run path; it looks there itself.
+func LoadableFrom(lib, soname string) (string, error) {
+	for _, dir := range runPath(lib) {
+		if p := filepath.Join(dir, soname); fileExists(p) {
+			return p, nil
+		}
+	}
+	return Loadable(soname)
+}
+
+// runPath lists the directories of lib's DT_RUNPATH, else DT_RPATH, with
+// $ORIGIN (and ${ORIGIN}) expanded to lib's directory. A soname (no
+// slash) or an unreadable file has none.
+func runPath(lib string) []string {
+	if !strings.Contains(lib, "/") {
+		return nil
+	}
+	f, err := elf.Open(lib)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	paths, _ := f.DynString(elf.DT_RUNPATH)
+	if len(paths) == 0 {
+		paths, _ = f.DynString(elf.DT_RPATH)
+	}
+	origin := filepath.Dir(lib)
+	var dirs []string
+	for _, p := range paths {
+		for _, d := range strings.Split(p, ":") {
+			d = strings.NewReplacer("${ORIGIN}", origin, "$ORIGIN", origin).Replace(d)
+			if d != "" {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	return dirs
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // loadedPath finds the file a loaded soname maps, in /proc/self/maps; the

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/loftd/loftd/internal/kvmcheck"
 )
 
 // AccelEnv forces the accelerator ("kvm" or "tcg").
@@ -60,8 +62,12 @@ func pickAccel(want, qemuPath string, probe func(qemuPath string) error) (accel,
 // refuses an MSR (seen: "failed to set MSR 0x10a"). So the probe first runs
 // a one-instruction guest (hlt) through the KVM ioctls, then starts qemuPath
 // with -accel kvm stopped (-S) and quits it from the monitor. Both are
-// bounded: a probe never hangs.
+// bounded: a probe never hangs. A PVM /dev/kvm passes both and still
+// cannot boot the guest kernel (internal/kvmcheck), so it is refused first.
 func ProbeKVM(qemuPath string) error {
+	if err := kvmcheck.PVM(); err != nil {
+		return fmt.Errorf("kvm probe: %w", err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- probeKVM() }()
 	select {

@@ -10,10 +10,17 @@ import (
 	"github.com/loftd/loftd/internal/parts"
 )
 
-// VirtiofsdPaths are where distributions install virtiofsd outside $PATH:
-// Debian 12 ships QEMU's C one in /usr/lib/qemu; newer ones ship the Rust
-// virtiofsd package in /usr/libexec.
-var VirtiofsdPaths = []string{"/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd"}
+// VirtiofsdPaths are where virtiofsd is installed outside $PATH: loftd's
+// own system directories (where scripts/fetch-virtiofsd puts the Rust one
+// it builds from the crate registry), the Rust virtiofsd package's place,
+// and Debian 12's QEMU C virtiofsd in /usr/lib/qemu.
+var VirtiofsdPaths = []string{
+	"/usr/local/libexec/loftd/virtiofsd", "/usr/libexec/loftd/virtiofsd",
+	"/usr/libexec/virtiofsd", "/usr/lib/virtiofsd", "/usr/lib/qemu/virtiofsd",
+}
+
+// VirtiofsdEnv overrides virtiofsd's discovery with a path.
+const VirtiofsdEnv = "LOFTD_VIRTIOFSD"
 
 // FindQEMU returns path when set, else qemu-system-x86_64 from $PATH.
 func FindQEMU(path string) (string, error) {
@@ -28,27 +35,45 @@ func FindQEMU(path string) (string, error) {
 }
 
 // VirtiofsdPart is where virtiofsd is looked for, in internal/parts'
-// order: ../libexec/loftd next to the executable, then $PATH and
-// VirtiofsdPaths, then $XDG_DATA_HOME/loftd/libexec.
+// order: $LOFTD_VIRTIOFSD; ../libexec/loftd next to the executable; then
+// the system (systemVirtiofsd); then $XDG_DATA_HOME/loftd/libexec.
 var VirtiofsdPart = parts.Part{
-	Name: "virtiofsd", Files: []string{"virtiofsd"},
+	Name: "virtiofsd", Env: VirtiofsdEnv, Files: []string{"virtiofsd"},
 	Beside:  []string{"../libexec/loftd"},
 	System:  systemVirtiofsd,
 	DataDir: "libexec",
-	Hint:    "install qemu-system-common on Debian 12, the virtiofsd package elsewhere",
+	Hint: "run scripts/fetch-virtiofsd (the Rust virtiofsd from the crate registry), install the virtiofsd " +
+		"package, or qemu-system-common on Debian 12 (QEMU's C virtiofsd)",
 }
 
-// systemVirtiofsd is virtiofsd in $PATH, else the first of VirtiofsdPaths.
+// systemVirtiofsd is the first Rust virtiofsd of VirtiofsdPaths and
+// $PATH's, else the first virtiofsd of them.
 func systemVirtiofsd(name string) (string, bool) {
-	if p, ok := parts.InPath()(name); ok {
-		return p, true
-	}
+	var all []string
 	for _, p := range VirtiofsdPaths {
 		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, true
+			all = append(all, p)
 		}
 	}
-	return "", false
+	if p, ok := parts.InPath()(name); ok {
+		all = append(all, p)
+	}
+	if len(all) == 0 {
+		return "", false
+	}
+	return preferRust(all), true
+}
+
+// preferRust picks the first Rust virtiofsd of paths, else the first.
+// The Rust one is the maintained one, and only it has --readonly and uid
+// translation; QEMU's C one (removed from QEMU in 8.0) is the fallback.
+func preferRust(paths []string) string {
+	for _, p := range paths {
+		if IsRustVirtiofsd(p) {
+			return p
+		}
+	}
+	return paths[0]
 }
 
 // FindVirtiofsd returns path when set (looked up in $PATH), else
@@ -61,8 +86,30 @@ func FindVirtiofsd(path string) (string, error) {
 	return f.Path, err
 }
 
-// LocateVirtiofsd finds virtiofsd and the rule that found it.
-func LocateVirtiofsd() (parts.Found, error) { return parts.Find(VirtiofsdPart, "") }
+// LocateVirtiofsd finds virtiofsd and the rule that found it: the override
+// as given, else the first Rust virtiofsd of the candidates, else the
+// first candidate.
+func LocateVirtiofsd() (parts.Found, error) {
+	if f, ok, err := parts.Default.Override(VirtiofsdPart, ""); ok || err != nil {
+		return f, err
+	}
+	all := parts.Default.Candidates(VirtiofsdPart)
+	if len(all) == 0 {
+		return parts.Find(VirtiofsdPart, "")
+	}
+	for _, f := range all {
+		if IsRustVirtiofsd(f.Path) {
+			return f, nil
+		}
+	}
+	return all[0], nil
+}
+
+// What each virtiofsd flavor guarantees for loftd's shares, for doctor.
+const (
+	RustGuarantees = "read-only shares are refused by virtiofsd itself (--readonly) as well as by the host"
+	CGuarantees    = "no read-only mode of its own: read-only shares rest on the host's enforcement alone"
+)
 
 var flavors sync.Map // virtiofsd path → bool (true = Rust)
 
