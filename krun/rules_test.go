@@ -9,13 +9,28 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/krun/krundouble"
 )
 
-// TestDoubleRules checks each refusal of the double (krun/krundouble), the
-// line of libkrun's lib.rs it comes from cited in its C source, and the
-// release-dependent ones on both sides of the release.
-func TestDoubleRules(t *testing.T) {
+// rule is one refusal (or acceptance) of libkrun that the double
+// (krun/krundouble) plays: a call on a fresh context after setup.
+type rule struct {
+	name  string
+	minor int                       // the release played, 1.minor
+	setup func(l *Lib, c Ctx) error // on a fresh context, must succeed
+	call  func(l *Lib, c Ctx) error
+	want  error // nil: accepted
+}
+
+// entersRule calls krun_start_enter, which the real library cannot be
+// asked to run without KVM: it panics inside (krun.CheckKVM).
+const entersRule = "entered context"
+
+// doubleRules are the rules of the double, each citing in its C source the
+// line of libkrun's lib.rs it comes from, the release-dependent ones on
+// both sides of the release.
+func doubleRules(t *testing.T) []rule {
 	mac := [6]byte{0x5a, 0x94, 0xef, 0xe4, 0x0c, 0xee}
 	sock := filepath.Join(t.TempDir(), "exists.sock")
 	if err := os.WriteFile(sock, nil, 0o600); err != nil {
@@ -24,13 +39,7 @@ func TestDoubleRules(t *testing.T) {
 	net := func(l *Lib, c Ctx) error {
 		return l.AddNetUnixstream(c, "/run/passt.sock", -1, mac, NetFeaturesCompat, 0)
 	}
-	tests := []struct {
-		name  string
-		minor int                       // the release played, 1.minor
-		setup func(l *Lib, c Ctx) error // on a fresh context, must succeed
-		call  func(l *Lib, c Ctx) error
-		want  error // nil: accepted
-	}{
+	return []rule{
 		{"port map next to a net device, 1.15", 15, net, func(l *Lib, c Ctx) error { return l.SetPortMap(c, []string{}) }, syscall.EINVAL},
 		{"port map next to a net device, 1.14", 14, net, func(l *Lib, c Ctx) error { return l.SetPortMap(c, []string{}) }, nil},
 		{"DHCP client flag, 1.17", 17, nil, func(l *Lib, c Ctx) error {
@@ -70,8 +79,13 @@ func TestDoubleRules(t *testing.T) {
 		{"unknown feature", 19, nil, func(l *Lib, c Ctx) error { _, err := l.HasFeature(12); return err }, syscall.EINVAL},
 		{"unknown context", 19, nil, func(l *Lib, c Ctx) error { return l.SetRoot(c+1, "/r") }, syscall.ENOENT},
 		{"freed context", 19, nil, func(l *Lib, c Ctx) error { return errors.Join(l.FreeCtx(c), l.FreeCtx(c)) }, syscall.ENOENT},
-		{"entered context", 19, nil, func(l *Lib, c Ctx) error { _ = l.StartEnter(c); return l.StartEnter(c) }, syscall.ENOENT},
+		{entersRule, 19, nil, func(l *Lib, c Ctx) error { _ = l.StartEnter(c); return l.StartEnter(c) }, syscall.ENOENT},
 	}
+}
+
+// TestDoubleRules checks each rule on the double, at its release.
+func TestDoubleRules(t *testing.T) {
+	tests := doubleRules(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			krundouble.Emulate(t, tt.minor)
@@ -92,6 +106,65 @@ func TestDoubleRules(t *testing.T) {
 		})
 	}
 }
+
+// TestRealLibkrunRules runs each rule of the double on the real libkrun
+// (the release scripts/fetch-libkrun builds, 1.19) with the same calls, and
+// on the double playing that release: both must give the same result or
+// errno. Where they differ, the real library is right and the double is
+// wrong.
+func TestRealLibkrunRules(t *testing.T) {
+	path := testenv.RequireLibkrun(t)
+	real, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", path, err)
+	}
+	defer real.Close()
+	minor := 19
+	if !real.AtLeast(minor) {
+		t.Fatalf("real libkrun %s is %s; the rules are checked against 1.%d", path, real.Version(), minor)
+	}
+	for _, tt := range doubleRules(t) {
+		if tt.name == entersRule {
+			continue
+		}
+		t.Run(tt.name, func(t *testing.T) {
+			krundouble.Emulate(t, minor)
+			double, _ := openDouble(t)
+			want := applyRule(t, double, tt)
+			if got := applyRule(t, real, tt); got != want {
+				t.Errorf("%s: real libkrun 1.%d gives %v, the double playing it gives %v", tt.name, minor, got, want)
+			}
+		})
+	}
+}
+
+// applyRule runs tt on a fresh context of l and returns the errno it ends
+// with (0 when accepted; notErrno for an error the binding made itself).
+func applyRule(t *testing.T, l *Lib, tt rule) syscall.Errno {
+	c, err := l.CreateCtx()
+	if err != nil {
+		t.Fatalf("CreateCtx() on %s = %v", l.Path(), err)
+	}
+	defer l.FreeCtx(c)
+	if tt.setup != nil {
+		if err := tt.setup(l, c); err != nil {
+			t.Fatalf("setup on %s: %v", l.Path(), err)
+		}
+	}
+	err = tt.call(l, c)
+	var kerr *Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &kerr):
+		return kerr.Errno
+	default:
+		return notErrno
+	}
+}
+
+// notErrno stands for an error that is no libkrun errno.
+const notErrno = syscall.Errno(^uintptr(0))
 
 // TestDoubleCrashes: where libkrun crashes (a NULL port map, a second
 // logger), the double aborts the process too. A child process (this test

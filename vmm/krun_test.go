@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loftd/loftd/internal/testenv"
+	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krundouble"
 	"github.com/loftd/loftd/launch"
 )
@@ -75,5 +77,36 @@ func TestHelperKrunRefusesTooManyVCPUs(t *testing.T) {
 	}
 	if got := krundouble.Calls(t, log); len(got) != 1 || got[0] != "krun_get_max_vcpus" {
 		t.Errorf("calls = %q, want only krun_get_max_vcpus, no context", got)
+	}
+}
+
+// Without usable KVM the real libkrun panics inside krun_start_enter and
+// takes the process down with no word (krun.CheckKVM). The helper, on the
+// real library, must stop before that: one HelperError naming KVM, and
+// 125, with this process still alive to report it.
+func TestHelperRealLibkrunWithoutKVM(t *testing.T) {
+	lib := testenv.RequireLibkrun(t)
+	if krun.CheckKVM() == nil {
+		testenv.Missing(t, "KVM runs guests here: this test is for hosts without it (CI's)")
+	}
+	dir := krunPlan(t, func(p *launch.Plan) {
+		p.Library, p.Root, p.Disks, p.Shares, p.RAMMiB = lib, t.TempDir(), nil, nil, 256
+	})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h := &Helper{TaskDir: dir, ErrFile: w}
+	if status := h.Run(); status != 125 {
+		t.Errorf("Helper{real libkrun, no KVM}.Run() = %d, want 125", status)
+	}
+	w.Close()
+	var he HelperError
+	if err := json.NewDecoder(r).Decode(&he); err != nil {
+		t.Fatalf("decode HelperError: %v", err)
+	}
+	if he.Phase != "krun_start_enter" || !strings.Contains(he.Err, "libkrun needs KVM") || !strings.Contains(he.Err, "--vmm qemu") {
+		t.Errorf("HelperError = %+v, want phase krun_start_enter naming KVM and the fix", he)
 	}
 }
