@@ -16,12 +16,17 @@ build:
 
 # deps installs the Debian packages loftd and its tests need (as root, only
 # what is missing), unpacks libkrunfw from sid into .cache (never dpkg -i),
-# and builds a passt that carries TCP publishes from Debian 13's source
-# (Debian 12's does not) into /usr/local/libexec/loftd (as root).
+# builds a passt that carries TCP publishes from Debian 13's source
+# (Debian 12's does not) into /usr/local/libexec/loftd, and builds the Rust
+# virtiofsd 1.14.0 (into /usr/local/libexec/loftd) and libkrun 1.19.0 (into
+# /usr/local/lib/loftd, with its libkrunfw beside it) from the Rust crate
+# registry with cargo (rustup), as root. Each step is idempotent.
 deps:
 	scripts/install-deps
 	scripts/fetch-libkrunfw $(KRUNFW) >/dev/null
 	scripts/fetch-passt >/dev/null
+	scripts/fetch-virtiofsd >/dev/null
+	scripts/fetch-libkrun >/dev/null
 
 vet:
 	$(GO) vet -tags $(TAGS) ./...

@@ -6,8 +6,8 @@ import (
 	"syscall"
 	"testing"
 
-	libkrun "github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/internal/testenv"
+	libkrun "github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/launch"
 )
 
