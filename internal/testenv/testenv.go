@@ -109,9 +109,38 @@ type VM struct {
 	QEMU, Virtiofsd, Krunfw string
 }
 
-// virtiofsdPaths are where Debian 12 (QEMU's C virtiofsd) and newer
-// distributions (the Rust virtiofsd package) install virtiofsd.
-var virtiofsdPaths = []string{"/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd"}
+// virtiofsdPaths are where scripts/fetch-virtiofsd (the Rust virtiofsd),
+// newer distributions (the Rust virtiofsd package) and Debian 12 (QEMU's C
+// virtiofsd) install virtiofsd, the Rust ones first.
+var virtiofsdPaths = []string{"/usr/local/libexec/loftd/virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd", "/usr/lib/qemu/virtiofsd"}
+
+// CVirtiofsd is QEMU's C virtiofsd as Debian 12 ships it.
+const CVirtiofsd = "/usr/lib/qemu/virtiofsd"
+
+// RequireRustVirtiofsd returns the Rust virtiofsd scripts/fetch-virtiofsd
+// installs (or the distribution's), or skips (fails in CI).
+func RequireRustVirtiofsd(t testing.TB) string {
+	t.Helper()
+	for _, p := range virtiofsdPaths {
+		if p == CVirtiofsd || !fileExists(p) {
+			continue
+		}
+		if out, _ := exec.Command(p, "--help").CombinedOutput(); strings.Contains(string(out), "--shared-dir") {
+			return p
+		}
+	}
+	Missing(t, "no Rust virtiofsd in %v (run scripts/fetch-virtiofsd)", virtiofsdPaths)
+	return ""
+}
+
+// RequireCVirtiofsd returns QEMU's C virtiofsd, or skips (fails in CI).
+func RequireCVirtiofsd(t testing.TB) string {
+	t.Helper()
+	if !fileExists(CVirtiofsd) {
+		Missing(t, "no C virtiofsd at %s (apt-get install qemu-system-common)", CVirtiofsd)
+	}
+	return CVirtiofsd
+}
 
 // RequireVM returns the parts of a QEMU VM, or skips (fails in CI) naming
 // the package or script that provides the missing one. It needs root:

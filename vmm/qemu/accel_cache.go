@@ -46,6 +46,11 @@ func pickAccelCached(want, qemuPath, cacheDir string, probe func(string) error) 
 	return accel, reason
 }
 
+// probeRevision is part of the cache key: a probe that learned to refuse
+// more (2: a PVM /dev/kvm, internal/kvmcheck) must not be answered by the
+// verdict an older probe cached.
+const probeRevision = 2
+
 // accelKey identifies what the KVM probe's verdict depends on.
 func accelKey(qemuPath string) (string, bool) {
 	var qst, kst unix.Stat_t
@@ -60,7 +65,7 @@ func accelKey(qemuPath string) (string, bool) {
 	if err := unix.Uname(&uts); err != nil {
 		return "", false
 	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d.%d\x00%d\x00%s\x00%s",
-		qemuPath, qst.Mtim.Sec, qst.Mtim.Nsec, qst.Size, unix.ByteSliceToString(uts.Release[:]), kvm))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d.%d\x00%d\x00%s\x00%s\x00%d",
+		qemuPath, qst.Mtim.Sec, qst.Mtim.Nsec, qst.Size, unix.ByteSliceToString(uts.Release[:]), kvm, probeRevision))
 	return hex.EncodeToString(sum[:8]), true
 }

@@ -230,7 +230,7 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 		return "", err
 	}
 	r.children = append(r.children, c)
-	r.log.Debug("virtiofsd start", "tag", s.Tag, "dir", s.Path, "pid", c.Pid())
+	r.log.Debug("virtiofsd start", "tag", s.Tag, "dir", s.Path, "pid", c.Pid(), "virtiofsd", r.cfg.Virtiofsd)
 	return sock, nil
 }
 
