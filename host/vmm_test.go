@@ -3,6 +3,8 @@ package host
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"reflect"
 	"strings"
 	"testing"
@@ -130,4 +132,29 @@ func TestDescribeLibkrun(t *testing.T) {
 // kvmError is krun.CheckKVM's error for a cause.
 func kvmError(cause string) error {
 	return fmt.Errorf("%w: %s", krun.ErrNoKVM, cause)
+}
+
+// TestDescribeRealLibkrun is doctor's libkrun report on the real library
+// scripts/fetch-libkrun builds: its path, release 1.19, the features it
+// was built with (blk, net), the libkrunfw it finds next to itself through
+// its RUNPATH, and whether KVM lets it run here.
+func TestDescribeRealLibkrun(t *testing.T) {
+	lib := testenv.RequireLibkrun(t)
+	t.Setenv(krun.LibraryEnv, lib)
+	r := DescribeLibkrun()
+	if r.Path != lib || r.Version != "1.19" {
+		t.Fatalf("DescribeLibkrun() = %+v, want %s at release 1.19", r, lib)
+	}
+	for _, f := range []string{"NET", "BLK"} {
+		if !slices.Contains(r.Features, f) {
+			t.Errorf("features = %q, want %s (scripts/fetch-libkrun builds blk,net)", r.Features, f)
+		}
+	}
+	fw := filepath.Join(filepath.Dir(lib), "libkrunfw.so.5")
+	if want := "libkrunfw.so.5 → " + fw; r.Krunfw != want {
+		t.Errorf("libkrunfw = %q, want %q (next to libkrun, by its RUNPATH)", r.Krunfw, want)
+	}
+	if kvmErr := krun.CheckKVM(); (kvmErr == nil) != (r.Err == nil) {
+		t.Errorf("DescribeLibkrun().Err = %v with CheckKVM() = %v: the report must follow KVM", r.Err, kvmErr)
+	}
 }
