@@ -27,6 +27,9 @@ func Import(ctx context.Context, store *rootfs.Store, tarPath, name string) (*ro
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRootTar(tarPath); err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(tarPath)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
