@@ -74,9 +74,14 @@ func Build(ctx context.Context, store *rootfs.Store, opts Options) (*rootfs.Imag
 	if err := os.MkdirAll(sys.BigFilesTemporaryDir, 0o700); err != nil {
 		return nil, fmt.Errorf("build %s: %w", tag, err)
 	}
+	lock, err := holdBuild(store, log)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", tag, err)
+	}
+	defer lock.Close()
 	file, contextDir := opts.File, opts.ContextDir
 	if opts.Containerfile != nil {
-		tmp, err := os.MkdirTemp(sys.BigFilesTemporaryDir, "build-")
+		tmp, err := os.MkdirTemp(sys.BigFilesTemporaryDir, tmpPrefix)
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", tag, err)
 		}
@@ -131,7 +136,7 @@ func buildOptions(tag, contextDir string, opts Options, policy string, out io.Wr
 		// is used as is; only a missing one is pulled.
 		PullPolicy: define.PullIfMissing,
 		// Chroot isolation runs RUN through Buildah's own re-exec of this
-		// binary (buildah.InitReexec): no OCI runtime, no cgroup manager,
+		// binary (imagebuild.InitReexec): no OCI runtime, no cgroup manager,
 		// no conmon, and it works as real root and as the root of loftd's
 		// keep-id namespace alike.
 		Isolation: define.IsolationChroot,
