@@ -101,6 +101,9 @@ func Build(ctx context.Context, store *rootfs.Store, opts Options) (*rootfs.Imag
 	if file == "" {
 		return nil, fmt.Errorf("build %s: no Containerfile given", tag)
 	}
+	if file, err = Containerfile(file); err != nil {
+		return nil, fmt.Errorf("build %s: Containerfile %w", tag, err)
+	}
 	if contextDir == "" {
 		contextDir = filepath.Dir(file)
 	}
@@ -183,15 +186,16 @@ func inheritedUlimits() []string {
 // is under localhost/, a name without a tag is :latest.
 func NormalizeTag(tag string) (string, error) {
 	if tag == "" {
-		return "", errors.New("build: no tag given")
+		return "", errors.New("image tag: none given")
 	}
+	orig := tag
 	first, _, hasSlash := strings.Cut(tag, "/")
 	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
 		tag = "localhost/" + tag
 	}
 	named, err := reference.ParseNormalizedNamed(tag)
 	if err != nil {
-		return "", fmt.Errorf("image tag %q: %w", tag, err)
+		return "", fmt.Errorf("image tag %q: %w", orig, err)
 	}
 	return reference.TagNameOnly(named).String(), nil
 }
