@@ -79,33 +79,12 @@ func Build(ctx context.Context, store *rootfs.Store, opts Options) (*rootfs.Imag
 		return nil, fmt.Errorf("build %s: %w", tag, err)
 	}
 	defer lock.Close()
-	file, contextDir := opts.File, opts.ContextDir
+	file, contextDir, err := inputs(opts, sys.BigFilesTemporaryDir)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", tag, err)
+	}
 	if opts.Containerfile != nil {
-		tmp, err := os.MkdirTemp(sys.BigFilesTemporaryDir, tmpPrefix)
-		if err != nil {
-			return nil, fmt.Errorf("build %s: %w", tag, err)
-		}
-		defer os.RemoveAll(tmp)
-		file = filepath.Join(tmp, "Containerfile")
-		if err := os.WriteFile(file, opts.Containerfile, 0o644); err != nil {
-			return nil, fmt.Errorf("build %s: %w", tag, err)
-		}
-		if contextDir == "" {
-			// An empty context: the recipe's text is the whole input.
-			contextDir = filepath.Join(tmp, "context")
-			if err := os.Mkdir(contextDir, 0o755); err != nil {
-				return nil, fmt.Errorf("build %s: %w", tag, err)
-			}
-		}
-	}
-	if file == "" {
-		return nil, fmt.Errorf("build %s: no Containerfile given", tag)
-	}
-	if file, err = Containerfile(file); err != nil {
-		return nil, fmt.Errorf("build %s: Containerfile %w", tag, err)
-	}
-	if contextDir == "" {
-		contextDir = filepath.Dir(file)
+		defer os.RemoveAll(filepath.Dir(file))
 	}
 	bo := buildOptions(tag, contextDir, opts, sys.SignaturePolicyPath, out)
 	bo.SystemContext = sys
@@ -122,6 +101,42 @@ func Build(ctx context.Context, store *rootfs.Store, opts Options) (*rootfs.Imag
 		return nil, fmt.Errorf("build %s: store names image %s, Buildah built %s", tag, img.ID, id)
 	}
 	return img, nil
+}
+
+// inputs returns the Containerfile and context directory to build. An
+// in-memory recipe is written to a directory of its own under tmpDir
+// (the file's directory; the caller removes it), with an empty context
+// unless one is given. A file on disk is resolved by Containerfile.
+func inputs(opts Options, tmpDir string) (file, contextDir string, err error) {
+	file, contextDir = opts.File, opts.ContextDir
+	if opts.Containerfile != nil {
+		tmp, err := os.MkdirTemp(tmpDir, tmpPrefix)
+		if err != nil {
+			return "", "", err
+		}
+		file = filepath.Join(tmp, "Containerfile")
+		if err := os.WriteFile(file, opts.Containerfile, 0o644); err != nil {
+			return "", "", errors.Join(err, os.RemoveAll(tmp))
+		}
+		if contextDir == "" {
+			// An empty context: the recipe's text is the whole input.
+			contextDir = filepath.Join(tmp, "context")
+			if err := os.Mkdir(contextDir, 0o755); err != nil {
+				return "", "", errors.Join(err, os.RemoveAll(tmp))
+			}
+		}
+		return file, contextDir, nil
+	}
+	if file == "" {
+		return "", "", errors.New("no Containerfile given")
+	}
+	if file, err = Containerfile(file); err != nil {
+		return "", "", fmt.Errorf("Containerfile %w", err)
+	}
+	if contextDir == "" {
+		contextDir = filepath.Dir(file)
+	}
+	return file, contextDir, nil
 }
 
 // buildOptions are the Buildah options of every build: see the comments on
