@@ -165,6 +165,38 @@ func (c *Config) validate() error {
 	return c.checkStateLocation()
 }
 
+// keyError names the file and key for an error about a value that came
+// from the config file (fromFile): the parsers it shares with the flags
+// say `--volume "x": why`, naming a flag the user never typed. key is as
+// the file spells it: "[network] publish", or "volumes" at the top level.
+// An error about a flag's value is returned as it is.
+func (c *Config) keyError(fromFile bool, key, flag string, err error) error {
+	if !fromFile {
+		return err
+	}
+	return &configKeyError{file: c.file(), key: key, flag: flag, err: err}
+}
+
+// file names the config file in messages ("config" for one not read from
+// a file, as in tests).
+func (c *Config) file() string {
+	if c.path == "" {
+		return "config"
+	}
+	return c.path
+}
+
+type configKeyError struct {
+	file, key, flag string
+	err             error
+}
+
+func (e *configKeyError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.file, e.key, strings.TrimPrefix(e.err.Error(), e.flag+" "))
+}
+
+func (e *configKeyError) Unwrap() error { return e.err }
+
 // checkStateLocation refuses a relative [state] location: it would name a
 // different directory from every working directory. "~/" is the one
 // relative form, resolved against HOME.

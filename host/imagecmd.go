@@ -37,16 +37,20 @@ func runImage(e *env, args []string) error {
 func runImageBuild(e *env, args []string) error {
 	fs := e.newFlagSet("image build", e.prog+" image build [--tag NAME] [--file Containerfile] [--base REF] [--build-arg KEY=VAL]… [CONTEXT]")
 	tag := fs.String("tag", images.Default, "name of the image")
-	file := fs.String("file", "", "Containerfile to build (default: loftd's default image recipe, built into loftd)")
+	file := fs.String("file", "", "Containerfile to build, relative to the current directory as with docker build -f, not to CONTEXT (default: loftd's default image recipe, built into loftd)")
 	base := fs.String("base", "", "base image: sets the BASE build argument (e.g. "+images.DefaultBase+" after loftd image import)")
 	buildArgs := fs.StringArray("build-arg", nil, "KEY=VAL build argument (repeatable)")
 	noCache := fs.Bool("no-cache", false, "rebuild every step")
 	debug := fs.Bool("debug", false, "debug logs on stderr")
-	if err := e.parse(fs, args); err != nil {
+	err := e.parse(fs, args)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {
 		return usagef("image build: want at most one CONTEXT directory, got %q", fs.Args())
+	}
+	if _, err := imagebuild.NormalizeTag(*tag); err != nil {
+		return usagef("image build: --tag: %v", err)
 	}
 	opts := imagebuild.Options{Tag: *tag, NoCache: *noCache, Out: e.stderr, Args: map[string]string{}}
 	for _, a := range *buildArgs {
@@ -59,13 +63,17 @@ func runImageBuild(e *env, args []string) error {
 	if *base != "" {
 		opts.Args["BASE"] = *base
 	}
+	// As docker build: a relative --file is relative to the current
+	// directory, not to CONTEXT; an absolute one is used as it is.
 	if *file == "" {
 		opts.Containerfile = images.DefaultContainerfile
-	} else if opts.File, _ = filepath.Abs(*file); opts.File == "" {
-		return usagef("image build: --file %q: not a path", *file)
+	} else if opts.File, err = imagebuild.Containerfile(*file); err != nil {
+		return usagef("image build: --file %v", err)
 	}
 	if fs.NArg() == 1 {
-		opts.ContextDir, _ = filepath.Abs(fs.Arg(0))
+		if opts.ContextDir, err = imagebuild.ContextDir(fs.Arg(0)); err != nil {
+			return usagef("image build: CONTEXT %v", err)
+		}
 	}
 	if *debug {
 		e.log = newLogger(e.stderr, true)
@@ -95,6 +103,9 @@ func runImageImport(e *env, args []string) error {
 	}
 	if fs.NArg() != 1 {
 		return usagef("image import: want one root filesystem tar (make one with scripts/make-base OUT.tar)")
+	}
+	if _, err := imagebuild.NormalizeTag(*tag); err != nil {
+		return usagef("image import: --tag: %v", err)
 	}
 	tarPath, err := filepath.Abs(fs.Arg(0))
 	if err != nil {

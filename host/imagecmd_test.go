@@ -19,6 +19,13 @@ func TestImageCommandUsage(t *testing.T) {
 		{[]string{"image", "build", "--build-arg", "NOVALUE"}, `--build-arg "NOVALUE": want KEY=VAL`},
 		{[]string{"image", "build", "a", "b"}, "at most one CONTEXT"},
 		{[]string{"image", "import"}, "scripts/make-base"},
+		{[]string{"image", "build", "--tag", "Bad Tag"}, `--tag: image tag "Bad Tag": invalid reference format`},
+		{[]string{"image", "build", "--tag", ""}, "--tag: image tag: none given"},
+		{[]string{"image", "import", "--tag", "UPPER", "base.tar"}, `--tag: image tag "UPPER": invalid reference format`},
+		// An absolute --file is used as it is, never joined onto CONTEXT.
+		{[]string{"image", "build", "--file", "/nonexistent/Containerfile", "/tmp"}, "--file /nonexistent/Containerfile: no such file or directory"},
+		{[]string{"image", "build", "--file", "/tmp"}, "--file /tmp: not a regular file"},
+		{[]string{"image", "build", "/nonexistent-context"}, "CONTEXT /nonexistent-context: no such file or directory"},
 	} {
 		status, _, stderr := newCLI(t).run(tt.args...)
 		if status != exitUsage || !strings.Contains(stderr, tt.want) {

@@ -131,26 +131,26 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
 	if err := oneOf("--rootfs-backend", o.Backend, "auto", "btrfs-snapshot", "overlay", "fuse-overlay"); err != nil {
 		return err
 	}
-	if err := o.checkResources(fs, r.hostResources); err != nil {
+	if err := o.checkResources(fs, cfg.file(), r.hostResources); err != nil {
 		return err
 	}
-	for _, s := range append(append([]string{}, cfg.Network.Publish...), r.publish...) {
+	for i, s := range append(append([]string{}, cfg.Network.Publish...), r.publish...) {
 		pm, err := ParsePublish(s)
 		if err != nil {
-			return err
+			return cfg.keyError(i < len(cfg.Network.Publish), "[network] publish", "--publish", err)
 		}
 		o.Publish = append(o.Publish, pm)
 	}
-	for _, s := range append(append([]string{}, cfg.Volumes...), r.volumes...) {
+	for i, s := range append(append([]string{}, cfg.Volumes...), r.volumes...) {
 		v, err := ParseVolume(s)
 		if err != nil {
-			return err
+			return cfg.keyError(i < len(cfg.Volumes), "volumes", "--volume", err)
 		}
 		o.Volumes = append(o.Volumes, v)
 	}
-	for _, e := range o.Env {
+	for i, e := range o.Env { // the config's [env] pass first, as options put them
 		if err := checkEnvSpec(e); err != nil {
-			return err
+			return cfg.keyError(i < len(cfg.Env.Pass), "[env] pass", "--env", err)
 		}
 	}
 	if o.KrunInit != "" && o.VMM == "krun" {
@@ -181,13 +181,14 @@ func (r *rawRun) hostResources() (memBytes uint64, cpus int) {
 // and sizes the host cannot give, before a VMM fails on them with a less
 // clear message. Memory is compared in GiB, so a huge value cannot
 // overflow into a negative byte count.
-func (o *Options) checkResources(fs *pflag.FlagSet, host func() (uint64, int)) error {
+func (o *Options) checkResources(fs *pflag.FlagSet, cfgFile string, host func() (uint64, int)) error {
+	// A value no flag set came from the config file (a default is 0).
 	memName, cpuName := "--mem", "--cpus"
 	if !fs.Changed("mem") {
-		memName = "--mem (or [vm] mem)"
+		memName = cfgFile + ": [vm] mem"
 	}
 	if !fs.Changed("cpus") {
-		cpuName = "--cpus (or [vm] cpus)"
+		cpuName = cfgFile + ": [vm] cpus"
 	}
 	switch {
 	case fs.Changed("mem") && o.MemGiB == 0:

@@ -96,7 +96,14 @@ func TestCLIUsageErrors(t *testing.T) {
 		{args: []string{"--cpus", "0", "--", "true"}, wantErr: "--cpus 0: omit the flag for the default"},
 		{args: []string{"--cpus", "999", "--", "true"}, wantErr: "--cpus 999: more than the"},
 		{args: []string{"--mem", "100000", "--", "true"}, wantErr: "--mem 100000: more than the host's"},
-		{args: []string{"--", "true"}, config: "[vm]\nmem = 99999999999999999\n", wantErr: "[vm] mem) 99999999999999999: more than the host's"},
+		{args: []string{"--", "true"}, config: "[vm]\nmem = 99999999999999999\n", wantErr: "loftd.toml: [vm] mem 99999999999999999: more than the host's"},
+		// Issue 17, item 8: a bad value from the config names the file and
+		// its key, not a flag the user never typed.
+		{args: []string{"--", "true"}, config: "volumes = [\"/a:b\"]\n", wantErr: `loftd.toml: volumes: "/a:b": `},
+		{args: []string{"--", "true"}, config: "[network]\npublish = [\"80\"]\n", wantErr: `loftd.toml: [network] publish: "80": `},
+		{args: []string{"--", "true"}, config: "[env]\npass = [\"*\"]\n", wantErr: `loftd.toml: [env] pass: "*": `},
+		{args: []string{"--", "true"}, config: "[env]\npass = [\"LOFTD_USER=x\"]\n", wantErr: "loftd.toml: [env] pass: LOFTD_USER: LOFTD_* names"},
+		{args: []string{"--", "true"}, config: "volumes = [\"/tmp:/\"]\n", wantErr: `loftd.toml: volumes: "/tmp:/"`},
 		{args: []string{"--", "true"}, config: "[state]\nlocation = \"relstate\"\n", wantErr: `state.location "relstate"`},
 	}
 	for _, tt := range tests {
@@ -195,8 +202,8 @@ func TestOptionsHostLimits(t *testing.T) {
 		{[]string{"--mem", "17"}, Config{}, 16*gib + gib/2, 8, "--mem 17: more than the host's 16 GiB of RAM"},
 		{[]string{"--cpus", "9"}, Config{}, 16 * gib, 8, "--cpus 9: more than the host's 8 CPUs"},
 		{[]string{"--cpus", "256"}, Config{}, 16 * gib, 512, "--cpus 256: more than the 255 vCPUs"},
-		{nil, Config{VM: VMConfig{Mem: 1 << 62}}, 16 * gib, 8, "--mem (or [vm] mem) 4611686018427387904: more than the host's 16 GiB"},
-		{nil, Config{VM: VMConfig{CPUs: 9}}, 16 * gib, 8, "--cpus (or [vm] cpus) 9"},
+		{nil, Config{VM: VMConfig{Mem: 1 << 62}, path: "/c/loftd.toml"}, 16 * gib, 8, "/c/loftd.toml: [vm] mem 4611686018427387904: more than the host's 16 GiB"},
+		{nil, Config{VM: VMConfig{CPUs: 9}, path: "/c/loftd.toml"}, 16 * gib, 8, "/c/loftd.toml: [vm] cpus 9"},
 	}
 	for _, tt := range tests {
 		fs := (&env{}).newFlagSet("t", "")

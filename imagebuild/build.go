@@ -74,30 +74,17 @@ func Build(ctx context.Context, store *rootfs.Store, opts Options) (*rootfs.Imag
 	if err := os.MkdirAll(sys.BigFilesTemporaryDir, 0o700); err != nil {
 		return nil, fmt.Errorf("build %s: %w", tag, err)
 	}
-	file, contextDir := opts.File, opts.ContextDir
+	lock, err := holdBuild(store, log)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", tag, err)
+	}
+	defer lock.Close()
+	file, contextDir, err := inputs(opts, sys.BigFilesTemporaryDir)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", tag, err)
+	}
 	if opts.Containerfile != nil {
-		tmp, err := os.MkdirTemp(sys.BigFilesTemporaryDir, "build-")
-		if err != nil {
-			return nil, fmt.Errorf("build %s: %w", tag, err)
-		}
-		defer os.RemoveAll(tmp)
-		file = filepath.Join(tmp, "Containerfile")
-		if err := os.WriteFile(file, opts.Containerfile, 0o644); err != nil {
-			return nil, fmt.Errorf("build %s: %w", tag, err)
-		}
-		if contextDir == "" {
-			// An empty context: the recipe's text is the whole input.
-			contextDir = filepath.Join(tmp, "context")
-			if err := os.Mkdir(contextDir, 0o755); err != nil {
-				return nil, fmt.Errorf("build %s: %w", tag, err)
-			}
-		}
-	}
-	if file == "" {
-		return nil, fmt.Errorf("build %s: no Containerfile given", tag)
-	}
-	if contextDir == "" {
-		contextDir = filepath.Dir(file)
+		defer os.RemoveAll(filepath.Dir(file))
 	}
 	bo := buildOptions(tag, contextDir, opts, sys.SignaturePolicyPath, out)
 	bo.SystemContext = sys
@@ -116,6 +103,42 @@ func Build(ctx context.Context, store *rootfs.Store, opts Options) (*rootfs.Imag
 	return img, nil
 }
 
+// inputs returns the Containerfile and context directory to build. An
+// in-memory recipe is written to a directory of its own under tmpDir
+// (the file's directory; the caller removes it), with an empty context
+// unless one is given. A file on disk is resolved by Containerfile.
+func inputs(opts Options, tmpDir string) (file, contextDir string, err error) {
+	file, contextDir = opts.File, opts.ContextDir
+	if opts.Containerfile != nil {
+		tmp, err := os.MkdirTemp(tmpDir, tmpPrefix)
+		if err != nil {
+			return "", "", err
+		}
+		file = filepath.Join(tmp, "Containerfile")
+		if err := os.WriteFile(file, opts.Containerfile, 0o644); err != nil {
+			return "", "", errors.Join(err, os.RemoveAll(tmp))
+		}
+		if contextDir == "" {
+			// An empty context: the recipe's text is the whole input.
+			contextDir = filepath.Join(tmp, "context")
+			if err := os.Mkdir(contextDir, 0o755); err != nil {
+				return "", "", errors.Join(err, os.RemoveAll(tmp))
+			}
+		}
+		return file, contextDir, nil
+	}
+	if file == "" {
+		return "", "", errors.New("no Containerfile given")
+	}
+	if file, err = Containerfile(file); err != nil {
+		return "", "", fmt.Errorf("Containerfile %w", err)
+	}
+	if contextDir == "" {
+		contextDir = filepath.Dir(file)
+	}
+	return file, contextDir, nil
+}
+
 // buildOptions are the Buildah options of every build: see the comments on
 // isolation and network for the why.
 func buildOptions(tag, contextDir string, opts Options, policy string, out io.Writer) define.BuildOptions {
@@ -131,7 +154,7 @@ func buildOptions(tag, contextDir string, opts Options, policy string, out io.Wr
 		// is used as is; only a missing one is pulled.
 		PullPolicy: define.PullIfMissing,
 		// Chroot isolation runs RUN through Buildah's own re-exec of this
-		// binary (buildah.InitReexec): no OCI runtime, no cgroup manager,
+		// binary (imagebuild.InitReexec): no OCI runtime, no cgroup manager,
 		// no conmon, and it works as real root and as the root of loftd's
 		// keep-id namespace alike.
 		Isolation: define.IsolationChroot,
@@ -178,15 +201,16 @@ func inheritedUlimits() []string {
 // is under localhost/, a name without a tag is :latest.
 func NormalizeTag(tag string) (string, error) {
 	if tag == "" {
-		return "", errors.New("build: no tag given")
+		return "", errors.New("image tag: none given")
 	}
+	orig := tag
 	first, _, hasSlash := strings.Cut(tag, "/")
 	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
 		tag = "localhost/" + tag
 	}
 	named, err := reference.ParseNormalizedNamed(tag)
 	if err != nil {
-		return "", fmt.Errorf("image tag %q: %w", tag, err)
+		return "", fmt.Errorf("image tag %q: %w", orig, err)
 	}
 	return reference.TagNameOnly(named).String(), nil
 }

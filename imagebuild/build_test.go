@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/containers/buildah"
-
 	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/rootfstest"
@@ -16,8 +14,11 @@ import (
 
 func TestMain(m *testing.M) {
 	// Buildah's copier and chroot isolation re-exec this binary.
-	if buildah.InitReexec() {
+	if InitReexec() {
 		return
+	}
+	if os.Getenv(killChildEnv) != "" {
+		os.Exit(killChild())
 	}
 	os.Exit(m.Run())
 }

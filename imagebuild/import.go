@@ -27,6 +27,9 @@ func Import(ctx context.Context, store *rootfs.Store, tarPath, name string) (*ro
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRootTar(tarPath); err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(tarPath)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
@@ -38,6 +41,11 @@ func Import(ctx context.Context, store *rootfs.Store, tarPath, name string) (*ro
 	if err := os.MkdirAll(sys.BigFilesTemporaryDir, 0o700); err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
 	}
+	lock, err := holdBuild(store, nil)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", tarPath, err)
+	}
+	defer lock.Close()
 	b, err := buildah.NewBuilder(ctx, store.Containers(), buildah.BuilderOptions{
 		FromImage: "scratch", SignaturePolicyPath: sys.SignaturePolicyPath, SystemContext: sys,
 		Isolation: define.IsolationChroot, NetworkInterface: noNetwork{},

@@ -108,6 +108,11 @@ func (s *Store) Driver() (name, reason string) { return s.driver, s.driverReason
 // Root returns the store's graph root.
 func (s *Store) Root() string { return s.root }
 
+// ErrLayerMounted is in Close's error when a layer is still mounted: by a
+// running image build, or one a killed build left (imagebuild.CleanStale
+// removes those).
+var ErrLayerMounted = storage.ErrLayerUsedByContainer
+
 // Close releases the store. Layers stay on disk; task roots made from them
 // are independent of the Store value.
 func (s *Store) Close() error {
