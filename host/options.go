@@ -148,6 +148,9 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
 		}
 		o.Volumes = append(o.Volumes, v)
 	}
+	if err := checkVolumeTargets(o.Volumes); err != nil {
+		return err
+	}
 	for _, e := range o.Env {
 		if err := checkEnvSpec(e); err != nil {
 			return err

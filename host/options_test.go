@@ -78,6 +78,9 @@ func TestCLIUsageErrors(t *testing.T) {
 		{args: []string{"--tsi", "-p", "127.0.0.1:8080:80", "--", "true"}, wantErr: "cannot bind an address"},
 		{args: []string{"-v", "/no/such/dir:/data", "--", "true"}, wantErr: "source: stat /no/such/dir"},
 		{args: []string{"-v", "/tmp:/proc/x", "--", "true"}, wantErr: "under /proc"},
+		{args: []string{"-v", "/tmp:/d", "-v", "/var:/d", "--", "true"}, wantErr: "--volume /tmp:/d and /var:/d: one guest target for two volumes"},
+		{args: []string{"-v", "/var:/d"}, config: "volumes = [\"/tmp:/d\"]\n", wantErr: "one guest target"},
+		{args: []string{"-v", "/tmp:/workspace/x", "--", "true"}, wantErr: "is the workspace (/workspace) or inside it"},
 		{args: []string{"--", "true"}, config: "volumes = [\"/tmp:/\"]\n", wantErr: "hide the guest's root"},
 		{args: []string{"--", "true"}, config: "[agentbox]\nmounts = [\"/etc\"]\n", wantErr: `agentbox.mounts "/etc"`},
 		{args: []string{"resize", "--target", "home", "--size", "10"}, wantErr: `--target "home": want nix or containers`},
@@ -111,7 +114,13 @@ func TestCLIUsageErrors(t *testing.T) {
 }
 
 func TestCLIUsageExitStatus(t *testing.T) {
-	for _, args := range [][]string{{"--no-such-flag"}, {"frobnicate"}, {"doctor", "--nope"}, {"--vmm", "xen", "--", "true"}} {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"--no-such-flag"}, {"frobnicate"}, {"doctor", "--nope"}, {"--vmm", "xen", "--", "true"},
+		// Issue 17 item 8: two volumes on one target; a volume over the workspace.
+		{"-v", dir + ":/data", "-v", "/tmp:/data/", "--", "true"},
+		{"-v", dir + ":/workspace", "--", "true"},
+	} {
 		if status, _, _ := runCLI(t, "", args...); status != 2 {
 			t.Errorf("loftd %q: status %d, want 2", args, status)
 		}
