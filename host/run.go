@@ -49,6 +49,9 @@ func (e *env) session(args []string) (int, error) {
 	}
 	tools = e.capToolShares(tools)
 	opts.Volumes = append(tools, opts.Volumes...)
+	if err := resolveSessionVolumes(opts); err != nil {
+		return 0, usagef("%v", err)
+	}
 	e.log = newLogger(e.stderr, opts.Debug)
 	if err := e.enterUserNamespace(cfg); err != nil {
 		return 0, exitError{status: exitSetup, err: err}

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/inroot"
 )
 
@@ -86,21 +88,24 @@ func volumeShares(vols []Volume) ([]launch.Share, []contract.Volume) {
 // owned by the guest user (uid, gid) with the host file's mode. A copy,
 // not a share: virtiofs shares directories, and sharing the parent would
 // show the guest every sibling of the file (all of ~ for ~/.gitconfig).
-// The guest's changes to it stay in the guest.
-func copyVolumeFiles(root string, vols []Volume, uid, gid int) error {
+// The guest's changes to it stay in the guest. asRoot: loftd runs as the
+// host's root for the user uid, and copies only what uid may read.
+func copyVolumeFiles(root string, vols []Volume, uid, gid int, asRoot bool) error {
 	for _, v := range vols {
 		if !v.File {
 			continue
 		}
-		if err := copyIntoRoot(root, v, uid, gid); err != nil {
+		if err := copyIntoRoot(root, v, uid, gid, asRoot); err != nil {
 			return fmt.Errorf("copy %s to the guest's %s: %w", v.Source, v.Target, err)
 		}
 	}
 	return nil
 }
 
-func copyIntoRoot(root string, v Volume, uid, gid int) error {
-	f, err := os.Open(v.Source)
+func copyIntoRoot(root string, v Volume, uid, gid int, asRoot bool) error {
+	// Source is a real path (resolveVolumes): a link on it now is one
+	// swapped in since, and is refused rather than followed.
+	f, err := inroot.Open("/", v.Source)
 	if err != nil {
 		return err
 	}
@@ -108,6 +113,12 @@ func copyIntoRoot(root string, v Volume, uid, gid int) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is no longer a regular file", v.Source)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && asRoot && !readableBy(fi.Mode(), st.Uid, st.Gid, uid, gid) {
+		return fmt.Errorf("%s (owner %d, group %d, mode %v): %w %d:%d", v.Source, st.Uid, st.Gid, fi.Mode().Perm(), errNotReadable, uid, gid)
 	}
 	mode := fi.Mode().Perm()
 	if v.ReadOnly {
@@ -129,7 +140,8 @@ func (s *session) writeVolumes() error {
 		s.kc.Env = append(s.kc.Env, env)
 	}
 	uid, gid := userIDs(s.opts.UID, s.opts.GID)
-	return copyVolumeFiles(s.root, s.opts.Volumes, uid, gid)
+	_, _, inside := rootfs.KeepIDUser()
+	return copyVolumeFiles(s.root, s.opts.Volumes, uid, gid, os.Geteuid() == 0 && !inside)
 }
 
 // maxToolShares bounds the directories agentbox's tool-state mounts share:
