@@ -173,6 +173,8 @@ func TestOptionsPrecedence(t *testing.T) {
 		{[]string{"--mem", "8", "--cpus", "1", "--vmm", "krun"}, func(o *Options) bool { return o.MemGiB == 8 && o.CPUs == 1 && o.VMM == "krun" }, "flags win"},
 		{[]string{"--image", "flag-image"}, func(o *Options) bool { return o.Image == "flag-image" }, "--image wins"},
 		{[]string{"-e", "B"}, func(o *Options) bool { return reflect.DeepEqual(o.Env, []string{"A", "B"}) }, "env adds to config"},
+		{nil, func(o *Options) bool { return !o.LiveMounts }, "tool state overlaid by default"},
+		{[]string{"--live-mounts"}, func(o *Options) bool { return o.LiveMounts }, "--live-mounts opts in"},
 	}
 	for _, tt := range tests {
 		fs := (&env{}).newFlagSet("t", "")

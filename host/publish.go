@@ -106,6 +106,10 @@ type Volume struct {
 	// (a share is a directory; sharing the file's parent would show the
 	// guest every sibling).
 	File bool
+	// Overlay: a tool-state directory shared read-only (ReadOnly is set),
+	// which the guest overlays with a writable layer kept on the
+	// workspace's nix disk (contract.Volume.Overlay).
+	Overlay bool
 }
 
 // ParseVolume parses SRC:DST[:ro|:rw]; SRC becomes absolute and must exist

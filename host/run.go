@@ -43,7 +43,7 @@ func (e *env) session(args []string) (int, error) {
 		return 0, usagef("%v", err)
 	}
 	opts.Profile = e.prog
-	tools, err := toolMounts(opts.Profile, cfg, e.getenv("HOME"))
+	tools, err := toolMounts(opts.Profile, cfg, e.getenv("HOME"), opts.LiveMounts)
 	if err != nil {
 		return 0, usagef("%v", err)
 	}

@@ -34,10 +34,12 @@ func checkToolMount(m string) error {
 }
 
 // toolMounts turns agentbox's tool-state mounts into volumes: ~/REL on the
-// host (home) at /home/USER/REL in the guest, read-write (the tools
-// refresh their tokens), the ones absent on the host skipped. The loftd
-// profile has none.
-func toolMounts(profile string, cfg *Config, home string) ([]Volume, error) {
+// host (home) at /home/USER/REL in the guest, the ones absent on the host
+// skipped. The loftd profile has none. The guest must be able to write
+// them (the tools refresh their tokens) but not the host's files, where a
+// planted hook would run on the host: a directory is shared read-only and
+// overlaid in the guest, unless live (then read-write); a file is a copy.
+func toolMounts(profile string, cfg *Config, home string, live bool) ([]Volume, error) {
 	if profile != "agentbox" || home == "" {
 		return nil, nil
 	}
@@ -62,7 +64,11 @@ func toolMounts(profile string, cfg *Config, home string) ([]Volume, error) {
 		if !fi.IsDir() && !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("agentbox.mounts %s: %s is neither a directory nor a regular file", m, src)
 		}
-		vols = append(vols, Volume{Source: src, Target: path.Join("/home", contract.DefaultUser, rel), File: !fi.IsDir()})
+		v := Volume{Source: src, Target: path.Join("/home", contract.DefaultUser, rel), File: !fi.IsDir()}
+		if fi.IsDir() && !live {
+			v.ReadOnly, v.Overlay = true, true
+		}
+		vols = append(vols, v)
 	}
 	return vols, nil
 }
@@ -79,7 +85,7 @@ func volumeShares(vols []Volume) ([]launch.Share, []contract.Volume) {
 		}
 		tag := contract.VolumeTagPrefix + strconv.Itoa(len(shares))
 		shares = append(shares, launch.Share{Tag: tag, Path: v.Source})
-		mounts = append(mounts, contract.Volume{Tag: tag, Target: v.Target, ReadOnly: v.ReadOnly})
+		mounts = append(mounts, contract.Volume{Tag: tag, Target: v.Target, ReadOnly: v.ReadOnly, Overlay: v.Overlay})
 	}
 	return shares, mounts
 }

@@ -24,19 +24,27 @@ func TestToolMounts(t *testing.T) {
 		name    string
 		profile string
 		mounts  *[]string
+		live    bool
 		want    []Volume
 	}{
-		{"defaults that exist", "agentbox", nil, []Volume{
+		// Issue 17 item 6: by default a directory is a read-only share the
+		// guest overlays; the file stays a copy.
+		{"defaults that exist", "agentbox", nil, false, []Volume{
+			{Source: filepath.Join(home, ".claude"), Target: "/home/dev/.claude", ReadOnly: true, Overlay: true},
+			{Source: filepath.Join(home, ".config/gh"), Target: "/home/dev/.config/gh", ReadOnly: true, Overlay: true},
+			{Source: filepath.Join(home, ".gitconfig"), Target: "/home/dev/.gitconfig", File: true},
+		}},
+		{"live", "agentbox", nil, true, []Volume{
 			{Source: filepath.Join(home, ".claude"), Target: "/home/dev/.claude"},
 			{Source: filepath.Join(home, ".config/gh"), Target: "/home/dev/.config/gh"},
 			{Source: filepath.Join(home, ".gitconfig"), Target: "/home/dev/.gitconfig", File: true},
 		}},
-		{"configured", "agentbox", &custom, []Volume{{Source: filepath.Join(home, ".claude"), Target: "/home/dev/.claude"}}},
-		{"configured none", "agentbox", &none, nil},
-		{"loftd has none", "loftd", nil, nil},
+		{"configured", "agentbox", &custom, false, []Volume{{Source: filepath.Join(home, ".claude"), Target: "/home/dev/.claude", ReadOnly: true, Overlay: true}}},
+		{"configured none", "agentbox", &none, false, nil},
+		{"loftd has none", "loftd", nil, false, nil},
 	}
 	for _, tt := range tests {
-		got, err := toolMounts(tt.profile, &Config{Agentbox: AgentboxConfig{Mounts: tt.mounts}}, home)
+		got, err := toolMounts(tt.profile, &Config{Agentbox: AgentboxConfig{Mounts: tt.mounts}}, home, tt.live)
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: toolMounts = %+v, %v; want %+v", tt.name, got, err, tt.want)
 		}
