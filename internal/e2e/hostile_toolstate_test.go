@@ -179,3 +179,33 @@ func TestToolStateSymlinkedDir(t *testing.T) {
 		t.Errorf("agentbox with ~/.claude -> dotfiles/claude: status %d, stdout %q\nstderr:\n%s", status, stdout, stderr)
 	}
 }
+
+// TestToolStateOverlayRootless: the same overlay rootless, through the
+// keep-id namespace: the host's ~/.claude stays byte-identical and the
+// guest's change is back in the next run.
+func TestToolStateOverlayRootless(t *testing.T) {
+	w := newRootlessWorld(t)
+	copyExec(t, agentboxBin(t), filepath.Join(w.bin, "agentbox"))
+	orig := "{}\n"
+	settings := filepath.Join(w.home, ".claude", "settings.json")
+	writeFile(t, settings, orig, 0o600)
+	for _, p := range []string{filepath.Dir(settings), settings} {
+		if err := os.Chown(p, w.uid, w.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agentbox := func(script string) (int, string, string) {
+		c := w.cmd("--", "sh", "-c", script)
+		c.Path, c.Args[0] = filepath.Join(w.bin, "agentbox"), "agentbox"
+		return runCmd(t, c)
+	}
+	if status, _, stderr := agentbox("echo hooked > /home/dev/.claude/settings.json"); status != 0 {
+		t.Fatalf("rootless guest writing ~/.claude: status %d\n%s", status, stderr)
+	}
+	if b, err := os.ReadFile(settings); err != nil || string(b) != orig {
+		t.Errorf("host ~/.claude/settings.json after the rootless guest wrote it: %q, %v; want it byte-identical", b, err)
+	}
+	if status, stdout, stderr := agentbox("cat /home/dev/.claude/settings.json"); status != 0 || stdout != "hooked\n" {
+		t.Errorf("next rootless run: status %d, stdout %q; want the guest's own tool state back\nstderr:\n%s", status, stdout, stderr)
+	}
+}
