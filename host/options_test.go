@@ -240,3 +240,29 @@ func TestCheckEnvSpecReserved(t *testing.T) {
 		t.Errorf("GuestEnv(L*) = %q, want [LANG=C]", got)
 	}
 }
+
+// TestOptionsLiveMounts: the live tool-state share is an opt-in, from the
+// config or the flag (issue 17, item 6).
+func TestOptionsLiveMounts(t *testing.T) {
+	tests := []struct {
+		config bool
+		args   []string
+		want   bool
+	}{
+		{false, nil, false},
+		{true, nil, true},
+		{false, []string{"--live-mounts"}, true},
+	}
+	for _, tt := range tests {
+		fs := (&env{}).newFlagSet("t", "")
+		r := rawRun{host: func() (uint64, int) { return 64 << 30, 8 }}
+		r.register(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		o, err := r.options(fs, &Config{Agentbox: AgentboxConfig{LiveMounts: tt.config}}, nil)
+		if err != nil || o.LiveMounts != tt.want {
+			t.Errorf("live_mounts = %v, args %q: LiveMounts %v, %v; want %v", tt.config, tt.args, o != nil && o.LiveMounts, err, tt.want)
+		}
+	}
+}
