@@ -47,7 +47,7 @@ func (e *env) session(args []string) (int, error) {
 	if err != nil {
 		return 0, usagef("%v", err)
 	}
-	tools = e.capToolShares(tools)
+	tools = e.capToolShares(e.dropShadowedTools(tools, opts.Volumes))
 	opts.Volumes = append(tools, opts.Volumes...)
 	if err := resolveSessionVolumes(opts); err != nil {
 		return 0, usagef("%v", err)

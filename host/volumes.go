@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -148,6 +149,20 @@ func (s *session) writeVolumes() error {
 	uid, gid := userIDs(s.opts.UID, s.opts.GID)
 	_, _, inside := rootfs.KeepIDUser()
 	return copyVolumeFiles(s.root, s.opts.Volumes, uid, gid, os.Geteuid() == 0 && !inside)
+}
+
+// dropShadowedTools leaves out the tool-state mounts whose guest target a
+// -v volume names: the user's explicit volume wins, and says so.
+func (e *env) dropShadowedTools(tools, vols []Volume) []Volume {
+	var out []Volume
+	for _, tv := range tools {
+		if i := slices.IndexFunc(vols, func(v Volume) bool { return v.Target == tv.Target }); i >= 0 {
+			fmt.Fprintf(e.stderr, "%s: not mounting %s: --volume %s:%s takes its place\n", e.prog, tv.Source, vols[i].Source, tv.Target)
+			continue
+		}
+		out = append(out, tv)
+	}
+	return out
 }
 
 // maxToolShares bounds the directories agentbox's tool-state mounts share:

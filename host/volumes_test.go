@@ -60,3 +60,24 @@ func TestCapToolShares(t *testing.T) {
 		t.Errorf("capToolShares = %+v, stderr %q; want two directories and the file kept, ~/.config/gh named as left out", got, errb.String())
 	}
 }
+
+func TestDropShadowedTools(t *testing.T) {
+	tools := []Volume{{Source: "/h/.claude", Target: "/home/dev/.claude"}, {Source: "/h/.gitconfig", Target: "/home/dev/.gitconfig", File: true}}
+	tests := []struct {
+		vols     []Volume
+		want     int
+		wantNote string
+	}{
+		{nil, 2, ""},
+		{[]Volume{{Source: "/mine", Target: "/home/dev/.claude"}}, 1, "not mounting /h/.claude: --volume /mine:/home/dev/.claude takes its place"},
+		{[]Volume{{Source: "/mine", Target: "/home/dev/.claude/x"}}, 2, ""},
+	}
+	for _, tt := range tests {
+		var errb strings.Builder
+		e := &env{prog: "agentbox", stderr: &errb}
+		got := e.dropShadowedTools(tools, tt.vols)
+		if len(got) != tt.want || !strings.Contains(errb.String(), tt.wantNote) || (tt.wantNote == "" && errb.Len() > 0) {
+			t.Errorf("dropShadowedTools(%+v) = %+v, stderr %q; want %d kept and %q", tt.vols, got, errb.String(), tt.want, tt.wantNote)
+		}
+	}
+}
