@@ -65,7 +65,7 @@ func resolveVolumes(vols []Volume, workspace string) ([]Volume, error) {
 		}
 		real, err := resolveUserLinks(v.Source, shares[:1])
 		if err != nil {
-			return nil, fmt.Errorf("--volume %s:%s: %w", v.Source, v.Target, err)
+			return nil, fmt.Errorf("volume %s:%s: %w", v.Source, v.Target, err)
 		}
 		shares = append(shares, real)
 	}
@@ -73,11 +73,11 @@ func resolveVolumes(vols []Volume, workspace string) ([]Volume, error) {
 	for _, v := range vols {
 		real, err := resolveUserLinks(v.Source, shares)
 		if err != nil {
-			return nil, fmt.Errorf("--volume %s:%s: %w", v.Source, v.Target, err)
+			return nil, fmt.Errorf("volume %s:%s: %w", v.Source, v.Target, err)
 		}
 		fi, err := os.Lstat(real)
 		if err != nil {
-			return nil, fmt.Errorf("--volume %s:%s: %w", v.Source, v.Target, err)
+			return nil, fmt.Errorf("volume %s:%s: %w", v.Source, v.Target, err)
 		}
 		switch {
 		case fi.IsDir():
@@ -85,7 +85,7 @@ func resolveVolumes(vols []Volume, workspace string) ([]Volume, error) {
 		case fi.Mode().IsRegular():
 			v.File = true
 		default:
-			return nil, fmt.Errorf("--volume %s:%s: %s is neither a directory nor a regular file", v.Source, v.Target, real)
+			return nil, fmt.Errorf("volume %s:%s: %s is neither a directory nor a regular file", v.Source, v.Target, real)
 		}
 		v.Source = real
 		out = append(out, v)
