@@ -182,15 +182,21 @@ func TestToolStateSymlinkedDir(t *testing.T) {
 
 // TestToolStateOverlayRootless: the same overlay rootless, through the
 // keep-id namespace: the host's ~/.claude stays byte-identical and the
-// guest's change is back in the next run.
+// guest's change is back in the next run. ~/.gitconfig, a link to the
+// user's dotfiles, is still copied in.
 func TestToolStateOverlayRootless(t *testing.T) {
 	w := newRootlessWorld(t)
 	copyExec(t, agentboxBin(t), filepath.Join(w.bin, "agentbox"))
 	orig := "{}\n"
 	settings := filepath.Join(w.home, ".claude", "settings.json")
 	writeFile(t, settings, orig, 0o600)
-	for _, p := range []string{filepath.Dir(settings), settings} {
-		if err := os.Chown(p, w.uid, w.gid); err != nil {
+	gitconfig := filepath.Join(w.home, "dotfiles", "gitconfig")
+	writeFile(t, gitconfig, "[user]\n\tname = Octo\n", 0o600)
+	if err := os.Symlink("dotfiles/gitconfig", filepath.Join(w.home, ".gitconfig")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Dir(settings), settings, filepath.Dir(gitconfig), gitconfig, filepath.Join(w.home, ".gitconfig")} {
+		if err := os.Lchown(p, w.uid, w.gid); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -205,7 +211,7 @@ func TestToolStateOverlayRootless(t *testing.T) {
 	if b, err := os.ReadFile(settings); err != nil || string(b) != orig {
 		t.Errorf("host ~/.claude/settings.json after the rootless guest wrote it: %q, %v; want it byte-identical", b, err)
 	}
-	if status, stdout, stderr := agentbox("cat /home/dev/.claude/settings.json"); status != 0 || stdout != "hooked\n" {
+	if status, stdout, stderr := agentbox("cat /home/dev/.claude/settings.json /home/dev/.gitconfig"); status != 0 || stdout != "hooked\n[user]\n\tname = Octo\n" {
 		t.Errorf("next rootless run: status %d, stdout %q; want the guest's own tool state back\nstderr:\n%s", status, stdout, stderr)
 	}
 }
