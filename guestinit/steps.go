@@ -80,6 +80,8 @@ func (e *enter) planSteps() []Step {
 	steps = append(steps, e.volumeSteps()...)
 	// The persistent disks (/nix, containers): disksteps.go.
 	steps = append(steps, e.diskSteps()...)
+	// agentbox's tool state: overlays whose upper layer is on the nix disk.
+	steps = append(steps, e.toolStateSteps()...)
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
 		Step{Desc: "run " + e.runDesc(), Do: e.runWorkload},

@@ -9,9 +9,9 @@ import (
 )
 
 // volumeSteps mount the extra virtiofs shares of LOFTD_VOLUMES (-v and
-// agentbox's tool-state mounts), each at its target, read-only when asked:
-// a read-only share is read-only in the guest's kernel, whatever the
-// workload's privileges.
+// agentbox's live tool-state mounts), each at its target, read-only when
+// asked (the host enforces it too). The overlaid tool state comes later:
+// toolStateSteps.
 func (e *enter) volumeSteps() []Step {
 	vols, err := contract.ParseVolumes(e.cfg.Env)
 	if err != nil {
@@ -19,6 +19,9 @@ func (e *enter) volumeSteps() []Step {
 	}
 	var steps []Step
 	for _, v := range vols {
+		if v.Overlay {
+			continue // toolStateSteps, once the nix disk is mounted
+		}
 		flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
 		desc := "mount -t virtiofs"
 		if v.ReadOnly {

@@ -69,6 +69,11 @@ type AgentboxConfig struct {
 	// shared at the same path under the guest user's home when they
 	// exist. nil (no key) means defaultToolMounts; [] means none.
 	Mounts *[]string `toml:"mounts"`
+	// LiveMounts shares the tool-state directories read-write, so the
+	// guest's changes reach the host's files (and a guest can plant a
+	// hook the host's tool then runs). Off: each is a read-only share
+	// under a guest overlay whose changes stay with the workspace.
+	LiveMounts bool `toml:"live_mounts"`
 }
 
 type DisksConfig struct {

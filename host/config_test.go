@@ -41,6 +41,9 @@ pass = ["CODER_*"]
 [disks]
 nix_size = "128G"
 containers_size = "32G"
+[agentbox]
+mounts = ["~/.claude"]
+live_mounts = true
 `)
 	cfg, err := LoadConfig(p)
 	if err != nil {
@@ -52,6 +55,7 @@ containers_size = "32G"
 		Rootfs: RootfsConfig{Backend: "overlay", Driver: "vfs"}, Guest: GuestConfig{Init: "/opt/init"},
 		Network: NetworkConfig{Mode: "tsi", Publish: []string{"8080:80"}}, Env: EnvConfig{Pass: []string{"CODER_*"}},
 		Disks: DisksConfig{NixSize: "128G", ContainersSize: "32G"}, Volumes: []string{"/a:/b:ro"}, path: p,
+		Agentbox: AgentboxConfig{Mounts: &[]string{"~/.claude"}, LiveMounts: true},
 	}
 	if got := *cfg; !equalConfig(got, want) {
 		t.Errorf("LoadConfig() = %+v\nwant %+v", got, want)
@@ -63,7 +67,9 @@ func equalConfig(a, b Config) bool {
 		strings.Join(a.Network.Publish, ",") == strings.Join(b.Network.Publish, ",") &&
 		strings.Join(a.Env.Pass, ",") == strings.Join(b.Env.Pass, ",") &&
 		a.State == b.State && a.VM == b.VM && a.Image == b.Image && a.Rootfs == b.Rootfs &&
-		a.Guest == b.Guest && a.Network.Mode == b.Network.Mode && a.Disks == b.Disks && a.path == b.path
+		a.Guest == b.Guest && a.Network.Mode == b.Network.Mode && a.Disks == b.Disks && a.path == b.path &&
+		a.Agentbox.LiveMounts == b.Agentbox.LiveMounts && (a.Agentbox.Mounts == nil) == (b.Agentbox.Mounts == nil) &&
+		(a.Agentbox.Mounts == nil || strings.Join(*a.Agentbox.Mounts, ",") == strings.Join(*b.Agentbox.Mounts, ","))
 }
 
 func TestLoadConfigErrors(t *testing.T) {

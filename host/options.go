@@ -32,6 +32,9 @@ type Options struct {
 	Debug      bool
 	ProfileOut bool
 	UID, GID   int // -1: derive (SUDO_UID/GID, else 1000) when root
+	// LiveMounts: agentbox's tool-state directories are shared read-write
+	// (--live-mounts, [agentbox] live_mounts) instead of overlaid.
+	LiveMounts bool
 	Command    []string
 }
 
@@ -41,7 +44,7 @@ type rawRun struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
 	krunInit, network                                 string
 	pullLatest, root, tsi, preserve, debug, profile   bool
-	dryRun, version                                   bool
+	dryRun, version, liveMounts                       bool
 	mem, cpus, uid, gid                               int
 	publish, volumes, env                             []string
 	host                                              func() (memBytes uint64, cpus int)
@@ -72,6 +75,7 @@ func (r *rawRun) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.debug, "debug", false, "debug logs on stderr")
 	fs.BoolVar(&r.profile, "profile", false, "print a timing table of host phases and guest steps on stderr")
 	fs.BoolVar(&r.version, "version", false, "print the version and exit")
+	fs.BoolVar(&r.liveMounts, "live-mounts", false, "agentbox: share the tool-state directories (~/.claude, …) read-write, so the guest's changes reach\nthe host's files; a guest can then plant hooks the host's tools run (default: the guest writes an overlay kept with the workspace)")
 	fs.IntVar(&r.uid, "uid", -1, "guest user's uid when loftd runs as root (default: SUDO_UID, else 1000)")
 	fs.IntVar(&r.gid, "gid", -1, "guest user's gid when loftd runs as root (default: SUDO_GID, else 1000)")
 }
@@ -104,6 +108,7 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 		o.CPUs = r.cpus
 	}
 	o.PullLatest = o.PullLatest || r.pullLatest
+	o.LiveMounts = cfg.Agentbox.LiveMounts || r.liveMounts
 	o.Root, o.Preserve, o.Debug, o.ProfileOut, o.DryRun = r.root, r.preserve, r.debug, r.profile, r.dryRun
 	pick("network", &o.Network, r.network)
 	if r.tsi {
@@ -147,6 +152,9 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
 			return cfg.keyError(i < len(cfg.Volumes), "volumes", "--volume", err)
 		}
 		o.Volumes = append(o.Volumes, v)
+	}
+	if err := checkVolumeTargets(o.Volumes); err != nil {
+		return err
 	}
 	for i, e := range o.Env { // the config's [env] pass first, as options put them
 		if err := checkEnvSpec(e); err != nil {

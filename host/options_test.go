@@ -78,6 +78,9 @@ func TestCLIUsageErrors(t *testing.T) {
 		{args: []string{"--tsi", "-p", "127.0.0.1:8080:80", "--", "true"}, wantErr: "cannot bind an address"},
 		{args: []string{"-v", "/no/such/dir:/data", "--", "true"}, wantErr: "source: stat /no/such/dir"},
 		{args: []string{"-v", "/tmp:/proc/x", "--", "true"}, wantErr: "under /proc"},
+		{args: []string{"-v", "/tmp:/d", "-v", "/var:/d", "--", "true"}, wantErr: "--volume /tmp:/d and /var:/d: one guest target for two volumes"},
+		{args: []string{"-v", "/var:/d"}, config: "volumes = [\"/tmp:/d\"]\n", wantErr: "one guest target"},
+		{args: []string{"-v", "/tmp:/workspace/x", "--", "true"}, wantErr: "is the workspace (/workspace) or inside it"},
 		{args: []string{"--", "true"}, config: "volumes = [\"/tmp:/\"]\n", wantErr: "hide the guest's root"},
 		{args: []string{"--", "true"}, config: "[agentbox]\nmounts = [\"/etc\"]\n", wantErr: `agentbox.mounts "/etc"`},
 		{args: []string{"resize", "--target", "home", "--size", "10"}, wantErr: `--target "home": want nix or containers`},
@@ -118,7 +121,13 @@ func TestCLIUsageErrors(t *testing.T) {
 }
 
 func TestCLIUsageExitStatus(t *testing.T) {
-	for _, args := range [][]string{{"--no-such-flag"}, {"frobnicate"}, {"doctor", "--nope"}, {"--vmm", "xen", "--", "true"}} {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"--no-such-flag"}, {"frobnicate"}, {"doctor", "--nope"}, {"--vmm", "xen", "--", "true"},
+		// Issue 17 item 8: two volumes on one target; a volume over the workspace.
+		{"-v", dir + ":/data", "-v", "/tmp:/data/", "--", "true"},
+		{"-v", dir + ":/workspace", "--", "true"},
+	} {
 		if status, _, _ := runCLI(t, "", args...); status != 2 {
 			t.Errorf("loftd %q: status %d, want 2", args, status)
 		}
@@ -171,6 +180,8 @@ func TestOptionsPrecedence(t *testing.T) {
 		{[]string{"--mem", "8", "--cpus", "1", "--vmm", "krun"}, func(o *Options) bool { return o.MemGiB == 8 && o.CPUs == 1 && o.VMM == "krun" }, "flags win"},
 		{[]string{"--image", "flag-image"}, func(o *Options) bool { return o.Image == "flag-image" }, "--image wins"},
 		{[]string{"-e", "B"}, func(o *Options) bool { return reflect.DeepEqual(o.Env, []string{"A", "B"}) }, "env adds to config"},
+		{nil, func(o *Options) bool { return !o.LiveMounts }, "tool state overlaid by default"},
+		{[]string{"--live-mounts"}, func(o *Options) bool { return o.LiveMounts }, "--live-mounts opts in"},
 	}
 	for _, tt := range tests {
 		fs := (&env{}).newFlagSet("t", "")
@@ -234,5 +245,31 @@ func TestCheckEnvSpecReserved(t *testing.T) {
 	// A prefix that covers LOFTD_ does not carry the host's LOFTD_* in.
 	if got := GuestEnv([]string{"L*"}, []string{"LOFTD_MODE=x", "LANG=C"}); !reflect.DeepEqual(got, []string{"LANG=C"}) {
 		t.Errorf("GuestEnv(L*) = %q, want [LANG=C]", got)
+	}
+}
+
+// TestOptionsLiveMounts: the live tool-state share is an opt-in, from the
+// config or the flag (issue 17, item 6).
+func TestOptionsLiveMounts(t *testing.T) {
+	tests := []struct {
+		config bool
+		args   []string
+		want   bool
+	}{
+		{false, nil, false},
+		{true, nil, true},
+		{false, []string{"--live-mounts"}, true},
+	}
+	for _, tt := range tests {
+		fs := (&env{}).newFlagSet("t", "")
+		r := rawRun{host: func() (uint64, int) { return 64 << 30, 8 }}
+		r.register(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		o, err := r.options(fs, &Config{Agentbox: AgentboxConfig{LiveMounts: tt.config}}, nil)
+		if err != nil || o.LiveMounts != tt.want {
+			t.Errorf("live_mounts = %v, args %q: LiveMounts %v, %v; want %v", tt.config, tt.args, o != nil && o.LiveMounts, err, tt.want)
+		}
 	}
 }

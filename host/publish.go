@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/loftd/loftd/guestinit/contract"
 )
 
 // PortMap is one validated -p/--publish value.
@@ -104,6 +106,10 @@ type Volume struct {
 	// (a share is a directory; sharing the file's parent would show the
 	// guest every sibling).
 	File bool
+	// Overlay: a tool-state directory shared read-only (ReadOnly is set),
+	// which the guest overlays with a writable layer kept on the
+	// workspace's nix disk (contract.Volume.Overlay).
+	Overlay bool
 }
 
 // ParseVolume parses SRC:DST[:ro|:rw]; SRC becomes absolute and must exist
@@ -157,6 +163,20 @@ func ParseVolume(s string) (Volume, error) {
 	return v, nil
 }
 
+// checkVolumeTargets refuses two volumes with one guest target: the
+// second mount would hide the first. (Nested targets are fine: the guest
+// mounts them in the order given.)
+func checkVolumeTargets(vols []Volume) error {
+	seen := map[string]string{}
+	for _, v := range vols {
+		if prev, ok := seen[v.Target]; ok {
+			return fmt.Errorf("--volume %s:%s and %s:%s: one guest target for two volumes; give each its own", prev, v.Target, v.Source, v.Target)
+		}
+		seen[v.Target] = v.Source
+	}
+	return nil
+}
+
 // checkGuestTarget refuses a guest path a share must not cover.
 func checkGuestTarget(dst string) error {
 	if !filepath.IsAbs(dst) {
@@ -165,6 +185,12 @@ func checkGuestTarget(dst string) error {
 	clean := filepath.Clean(dst)
 	if clean == "/" {
 		return fmt.Errorf("target / would hide the guest's root")
+	}
+	// The workspace is the project's own share: a volume at /workspace
+	// would hide it, and one below it would hide part of it and make its
+	// mount point in the user's project on the host.
+	if within(contract.WorkspaceMount, clean) {
+		return fmt.Errorf("target %s is the workspace (%s) or inside it; mount the volume elsewhere (/mnt/NAME)", clean, contract.WorkspaceMount)
 	}
 	for _, k := range []string{"/proc", "/sys", "/dev"} {
 		if within(k, clean) {

@@ -84,6 +84,11 @@ func TestParseVolume(t *testing.T) {
 		{in: dir + ":/sys/fs/x", wantErr: "under /sys"},
 		{in: dir + ":/dev", wantErr: "under /dev"},
 		{in: dir + ":/a,b", wantErr: "comma"},
+		// Issue 17 item 8: the workspace's own share is not a volume target.
+		{in: dir + ":/workspace", wantErr: "is the workspace"},
+		{in: dir + ":/workspace/", wantErr: "is the workspace"},
+		{in: file + ":/workspace/sub/f", wantErr: "is the workspace"},
+		{in: dir + ":/workspaces", want: Volume{Source: dir, Target: "/workspaces"}},
 	}
 	for _, tt := range tests {
 		got, err := ParseVolume(tt.in)

@@ -43,12 +43,15 @@ func (e *env) session(args []string) (int, error) {
 		return 0, usagef("%v", err)
 	}
 	opts.Profile = e.prog
-	tools, err := toolMounts(opts.Profile, cfg, e.getenv("HOME"))
+	tools, err := toolMounts(opts.Profile, cfg, e.getenv("HOME"), opts.LiveMounts)
 	if err != nil {
 		return 0, usagef("%v", err)
 	}
-	tools = e.capToolShares(tools)
+	tools = e.capToolShares(e.dropShadowedTools(tools, opts.Volumes))
 	opts.Volumes = append(tools, opts.Volumes...)
+	if err := resolveSessionVolumes(opts); err != nil {
+		return 0, usagef("%v", err)
+	}
 	e.log = newLogger(e.stderr, opts.Debug)
 	if err := e.enterUserNamespace(cfg); err != nil {
 		return 0, exitError{status: exitSetup, err: err}

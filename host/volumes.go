@@ -7,11 +7,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/inroot"
 )
 
@@ -32,10 +35,12 @@ func checkToolMount(m string) error {
 }
 
 // toolMounts turns agentbox's tool-state mounts into volumes: ~/REL on the
-// host (home) at /home/USER/REL in the guest, read-write (the tools
-// refresh their tokens), the ones absent on the host skipped. The loftd
-// profile has none.
-func toolMounts(profile string, cfg *Config, home string) ([]Volume, error) {
+// host (home) at /home/USER/REL in the guest, the ones absent on the host
+// skipped. The loftd profile has none. The guest must be able to write
+// them (the tools refresh their tokens) but not the host's files, where a
+// planted hook would run on the host: a directory is shared read-only and
+// overlaid in the guest, unless live (then read-write); a file is a copy.
+func toolMounts(profile string, cfg *Config, home string, live bool) ([]Volume, error) {
 	if profile != "agentbox" || home == "" {
 		return nil, nil
 	}
@@ -60,7 +65,11 @@ func toolMounts(profile string, cfg *Config, home string) ([]Volume, error) {
 		if !fi.IsDir() && !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("agentbox.mounts %s: %s is neither a directory nor a regular file", m, src)
 		}
-		vols = append(vols, Volume{Source: src, Target: path.Join("/home", contract.DefaultUser, rel), File: !fi.IsDir()})
+		v := Volume{Source: src, Target: path.Join("/home", contract.DefaultUser, rel), File: !fi.IsDir()}
+		if fi.IsDir() && !live {
+			v.ReadOnly, v.Overlay = true, true
+		}
+		vols = append(vols, v)
 	}
 	return vols, nil
 }
@@ -77,7 +86,7 @@ func volumeShares(vols []Volume) ([]launch.Share, []contract.Volume) {
 		}
 		tag := contract.VolumeTagPrefix + strconv.Itoa(len(shares))
 		shares = append(shares, launch.Share{Tag: tag, Path: v.Source})
-		mounts = append(mounts, contract.Volume{Tag: tag, Target: v.Target, ReadOnly: v.ReadOnly})
+		mounts = append(mounts, contract.Volume{Tag: tag, Target: v.Target, ReadOnly: v.ReadOnly, Overlay: v.Overlay})
 	}
 	return shares, mounts
 }
@@ -86,21 +95,24 @@ func volumeShares(vols []Volume) ([]launch.Share, []contract.Volume) {
 // owned by the guest user (uid, gid) with the host file's mode. A copy,
 // not a share: virtiofs shares directories, and sharing the parent would
 // show the guest every sibling of the file (all of ~ for ~/.gitconfig).
-// The guest's changes to it stay in the guest.
-func copyVolumeFiles(root string, vols []Volume, uid, gid int) error {
+// The guest's changes to it stay in the guest. asRoot: loftd runs as the
+// host's root for the user uid, and copies only what uid may read.
+func copyVolumeFiles(root string, vols []Volume, uid, gid int, asRoot bool) error {
 	for _, v := range vols {
 		if !v.File {
 			continue
 		}
-		if err := copyIntoRoot(root, v, uid, gid); err != nil {
+		if err := copyIntoRoot(root, v, uid, gid, asRoot); err != nil {
 			return fmt.Errorf("copy %s to the guest's %s: %w", v.Source, v.Target, err)
 		}
 	}
 	return nil
 }
 
-func copyIntoRoot(root string, v Volume, uid, gid int) error {
-	f, err := os.Open(v.Source)
+func copyIntoRoot(root string, v Volume, uid, gid int, asRoot bool) error {
+	// Source is a real path (resolveVolumes): a link on it now is one
+	// swapped in since, and is refused rather than followed.
+	f, err := inroot.Open("/", v.Source)
 	if err != nil {
 		return err
 	}
@@ -108,6 +120,12 @@ func copyIntoRoot(root string, v Volume, uid, gid int) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is no longer a regular file", v.Source)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && asRoot && !readableBy(fi.Mode(), st.Uid, st.Gid, uid, gid) {
+		return fmt.Errorf("%s (owner %d, group %d, mode %v): %w %d:%d", v.Source, st.Uid, st.Gid, fi.Mode().Perm(), errNotReadable, uid, gid)
 	}
 	mode := fi.Mode().Perm()
 	if v.ReadOnly {
@@ -129,7 +147,22 @@ func (s *session) writeVolumes() error {
 		s.kc.Env = append(s.kc.Env, env)
 	}
 	uid, gid := userIDs(s.opts.UID, s.opts.GID)
-	return copyVolumeFiles(s.root, s.opts.Volumes, uid, gid)
+	_, _, inside := rootfs.KeepIDUser()
+	return copyVolumeFiles(s.root, s.opts.Volumes, uid, gid, os.Geteuid() == 0 && !inside)
+}
+
+// dropShadowedTools leaves out the tool-state mounts whose guest target a
+// -v volume names: the user's explicit volume wins, and says so.
+func (e *env) dropShadowedTools(tools, vols []Volume) []Volume {
+	var out []Volume
+	for _, tv := range tools {
+		if i := slices.IndexFunc(vols, func(v Volume) bool { return v.Target == tv.Target }); i >= 0 {
+			fmt.Fprintf(e.stderr, "%s: not mounting %s: --volume %s:%s takes its place\n", e.prog, tv.Source, vols[i].Source, tv.Target)
+			continue
+		}
+		out = append(out, tv)
+	}
+	return out
 }
 
 // maxToolShares bounds the directories agentbox's tool-state mounts share:

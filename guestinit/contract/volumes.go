@@ -15,11 +15,16 @@ const EnvVolumes = "LOFTD_VOLUMES"
 const VolumeTagPrefix = "loftd-vol"
 
 // Volume is one extra share: the guest mounts virtiofs Tag at Target,
-// read-only when ReadOnly.
+// read-only when ReadOnly. Overlay (agentbox's tool state, read-only
+// shares only): the guest mounts the share read-only out of sight and
+// shows at Target a writable overlay of it whose upper layer is kept on
+// the workspace's nix disk, so the guest's changes persist with the
+// workspace and never reach the host's files.
 type Volume struct {
 	Tag      string `json:"tag"`
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"ro,omitempty"`
+	Overlay  bool   `json:"overlay,omitempty"`
 }
 
 // VolumesEnv renders vols as the EnvVolumes entry ("" for none).
@@ -47,6 +52,9 @@ func ParseVolumes(env []string) ([]Volume, error) {
 	for _, v := range vols {
 		if v.Tag == "" || !path.IsAbs(v.Target) || path.Clean(v.Target) != v.Target || v.Target == "/" {
 			return nil, fmt.Errorf("contract: %s: %+v needs a tag and an absolute, clean target other than /", EnvVolumes, v)
+		}
+		if v.Overlay && !v.ReadOnly {
+			return nil, fmt.Errorf("contract: %s: %+v: an overlay's share must be read-only", EnvVolumes, v)
 		}
 	}
 	return vols, nil

@@ -48,7 +48,7 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 }
 
 // TestToolStateMounts: agentbox shares the host's ~/.config/gh (a
-// directory, over virtiofs) and copies ~/.gitconfig (a file) at the same
+// directory, over virtiofs, read-only under a guest overlay) and copies ~/.gitconfig (a file) at the same
 // paths under the guest user's home; ~/.codex, absent on the host, is
 // skipped. The home is the guest user's, as a real user's home is theirs
 // (as root, SUDO_UID names that user): the workload reads and writes it as
@@ -71,9 +71,10 @@ func TestToolStateMounts(t *testing.T) {
 	if err != nil || out.String() != want {
 		t.Fatalf("agentbox with ~/.config/gh and ~/.gitconfig: %v, stdout %q, want %q\nstderr:\n%s", err, out.String(), want, errb.String())
 	}
-	// A share, not a copy: the guest's write reaches the host.
-	if b, err := os.ReadFile(filepath.Join(home, ".config", "gh", "guest.txt")); err != nil || string(b) != "more\n" {
-		t.Errorf("file the guest wrote in ~/.config/gh: %q, %v; want it on the host", b, err)
+	// The guest may write its tool state, into an overlay of its own
+	// (issue 17, item 6): the write does not reach the host.
+	if _, err := os.Lstat(filepath.Join(home, ".config", "gh", "guest.txt")); err == nil {
+		t.Errorf("the file the guest wrote in ~/.config/gh reached the host")
 	}
 }
 

@@ -164,20 +164,36 @@ func tempName(base string) (string, error) {
 // any symlink (the guest wrote it; a link must not make loftd read a host
 // file). A missing file is an error satisfying errors.Is(err, fs.ErrNotExist).
 func ReadFile(root, name string, max int64) ([]byte, error) {
+	f, err := Open(root, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
+}
+
+// Open opens name inside root for reading without following any symlink
+// on the way or at the end: a link anywhere in name is an error (ELOOP),
+// never a way out of root. With root "/" it opens a host path that must
+// contain no link at all, which is how loftd reads a file the guest could
+// have swapped for one.
+func Open(root, name string) (*os.File, error) {
 	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: root, Err: err}
 	}
 	defer unix.Close(rfd)
-	fd, err := unix.Openat2(rfd, strings.TrimPrefix(path.Clean("/"+name), "/"), &unix.OpenHow{
+	rel := strings.TrimPrefix(path.Clean("/"+name), "/")
+	if rel == "" {
+		rel = "."
+	}
+	fd, err := unix.Openat2(rfd, rel, &unix.OpenHow{
 		Flags: unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: uint64(noFollow),
 	})
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path.Join(root, name), Err: err}
 	}
-	f := os.NewFile(uintptr(fd), path.Join(root, name))
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max))
+	return os.NewFile(uintptr(fd), path.Join(root, name)), nil
 }
 
 // Remove removes the file name inside root if it is there, never following

@@ -182,3 +182,49 @@ func TestReadFileRemoveNoFollow(t *testing.T) {
 		t.Errorf("host file after Remove(/d/link) = %q, %v; want it untouched", data, err)
 	}
 }
+
+// TestOpenNoLinks: Open from "/" reads a host path only when no component
+// of it is a link (a directory or the file swapped for one by the guest).
+func TestOpenNoLinks(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("host"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(t, filepath.Join(dir, "d"))
+	if err := os.WriteFile(filepath.Join(dir, "d", "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, secret, filepath.Join(dir, "d", "link"))
+	symlink(t, outside, filepath.Join(dir, "dirlink"))
+	symlink(t, "d", filepath.Join(dir, "rel"))
+	tests := []struct {
+		name string
+		want string // "" = refused
+	}{
+		{filepath.Join(dir, "d", "f"), "data"},
+		{filepath.Join(dir, "d", "link"), ""},
+		{filepath.Join(dir, "dirlink", "secret"), ""},
+		{filepath.Join(dir, "rel", "f"), ""},
+	}
+	for _, tt := range tests {
+		f, err := Open("/", tt.name)
+		if tt.want == "" {
+			if err == nil {
+				f.Close()
+				t.Errorf("Open(/, %s) succeeded, want a refusal (a link on the way)", tt.name)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Open(/, %s) = %v", tt.name, err)
+			continue
+		}
+		var b bytes.Buffer
+		_, err = b.ReadFrom(f)
+		f.Close()
+		if err != nil || b.String() != tt.want {
+			t.Errorf("Open(/, %s) read %q, %v; want %q", tt.name, b.String(), err, tt.want)
+		}
+	}
+}
