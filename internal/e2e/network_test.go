@@ -182,7 +182,7 @@ func publishVM(t *testing.T, w *world, name string, tcpPort, udpPort int) (stop 
 			t.Fatalf("build udpecho: %v\n%s", err, out)
 		}
 		args = append(args, "-p", fmt.Sprintf("127.0.0.1:%d:9090/udp", udpPort))
-		script += "udpecho 9090 &\n"
+		script += "udpecho 9090 /workspace/.udp-ready &\n"
 	}
 	return backgroundVM(t, w, name, args, script)
 }
@@ -261,7 +261,7 @@ func TestPublish(t *testing.T) {
 	stop2 := publishVM(t, w2, "vm2", tcp2, 0)
 	askTCP(t, tcp1, "hi from vm1")
 	askTCP(t, tcp2, "hi from vm2")
-	askUDP(t, udp1)
+	askUDP(t, w1, udp1)
 	stop1()
 	stop2()
 }
@@ -285,7 +285,7 @@ func TestPublishTCPOldPasst(t *testing.T) {
 	}
 	udp := freePort(t, "udp")
 	stop := publishVM(t, w, "vm1", 0, udp)
-	askUDP(t, udp)
+	askUDP(t, w, udp)
 	stop()
 }
 
@@ -311,26 +311,52 @@ func requireTCPPasst(t *testing.T) {
 	t.Fatalf("loftd doctor --format json has no passt check:\n%s", out)
 }
 
-// askUDP sends to the host port until the guest's echo server answers.
-func askUDP(t *testing.T, port int) {
+// askUDP waits until the guest's echo server is bound (it creates
+// /workspace/.udp-ready), then sends to the host port until it answers.
+// CI once saw no answer for 130 s under load while the test passed alone:
+// waiting for the server first tells a slow guest (no ready file: the
+// test waits, up to the boot budget) from a broken UDP path (a bound
+// server that never answers: the test fails, saying so). Each try uses a
+// fresh socket, so no state passt keeps for one source port can carry a
+// failure from one try to the next.
+func askUDP(t *testing.T, w *world, port int) {
 	t.Helper()
-	conn, err := net.Dial("udp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	got := ""
-	buf := make([]byte, 100)
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
-		conn.Write([]byte("ping over udp"))
-		conn.SetReadDeadline(time.Now().Add(time.Second))
-		if n, err := conn.Read(buf); err == nil {
-			if got = string(buf[:n]); got == "echo: ping over udp" {
-				return
-			}
+	ready := filepath.Join(w.workspace, ".udp-ready")
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("udp publish 127.0.0.1:%d: the guest's echo server was not up after 5 minutes", port)
 		}
 	}
-	t.Errorf("udp publish 127.0.0.1:%d:9090/udp: answer %q, want %q", port, got, "echo: ping over udp")
+	bound := time.Now()
+	got, last := "", ""
+	buf := make([]byte, 100)
+	for tries := 0; time.Since(bound) < 2*time.Minute; tries++ {
+		conn, err := net.Dial("udp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte("ping over udp"))
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := conn.Read(buf)
+		conn.Close()
+		if err == nil {
+			if got = string(buf[:n]); got == "echo: ping over udp" {
+				if tries > 0 {
+					t.Logf("udp publish answered after %d tries, %v after the server was bound", tries+1, time.Since(bound).Round(time.Millisecond))
+				}
+				return
+			}
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(200 * time.Millisecond) // a refusal comes at once: no busy loop
+	}
+	t.Errorf("udp publish 127.0.0.1:%d:9090/udp: the guest's server was bound, and for 2 minutes after that "+
+		"the answer was %q (last error %q), want %q: the UDP path is at fault, not a slow guest",
+		port, got, last, "echo: ping over udp")
 }
 
 // TestPublishPortInUse: a published host port that is taken fails before

@@ -1,5 +1,7 @@
 // udpecho answers every datagram on UDP port os.Args[1] with "echo: " and
-// the datagram: a UDP server for the guest, which busybox lacks.
+// the datagram: a UDP server for the guest, which busybox lacks. With a
+// second argument it creates that file once it is bound, so a test knows
+// the server is up before it judges the UDP path.
 package main
 
 import (
@@ -12,6 +14,12 @@ func main() {
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		os.Exit(1)
+	}
+	if len(os.Args) > 2 {
+		if err := os.WriteFile(os.Args[2], nil, 0o644); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
 	}
 	buf := make([]byte, 65536)
 	for {
