@@ -31,6 +31,9 @@ var Sonames = []string{"libkrunfw.so.5", "libkrunfw.so.4"}
 var SearchDirs = []string{
 	"/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib",
 	"/usr/local/lib/x86_64-linux-gnu", "/usr/local/lib64", "/usr/local/lib",
+	// loftd's own, where scripts/fetch-libkrun puts the libkrunfw it
+	// installs next to libkrun.
+	"/usr/local/lib/loftd", "/usr/lib/loftd",
 }
 
 // Part is where libkrunfw is looked for, in internal/parts' order:
