@@ -2,8 +2,8 @@ package host
 
 import (
 	"bufio"
-	"io"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
