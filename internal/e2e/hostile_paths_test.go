@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loftd/loftd/rootfs/rootfstest"
 )
 
 // hostileNames are path components that mean something in another
@@ -47,6 +50,45 @@ func TestHostilePathsAsRoot(t *testing.T) {
 			copyRoot(t, w0.root, w.root)
 			status, stdout, stderr := w.run("", "--vmm", "qemu", "--", "sh", "-c", hostileScript)
 			checkHostileRun(t, w.state, w.root, w.workspace, status, stdout, stderr)
+		})
+	}
+}
+
+// TestHostileStateImage runs an image (not --rootfs) with the state
+// directory, and so the image store and its layers, under each hostile
+// name, as root and rootless: the store's layers become the task's overlay
+// layers.
+func TestHostileStateImage(t *testing.T) {
+	w0 := newWorld(t)
+	r := newRootless(t)
+	layout := filepath.Join(r.base, "layout")
+	ref := rootfstest.Build(t, rootfstest.Spec{Dir: layout, Tag: "v1", Files: []rootfstest.File{
+		{Path: "/marker", Mode: 0o644, Content: []byte("hostile-marker\n")}}})
+	r.readable(t, layout)
+	script := "cat /marker && test ! -e /passwd && echo clean"
+	for i, h := range hostileNames {
+		t.Run(h.label+"/root", func(t *testing.T) {
+			w := *w0
+			w.t = t
+			w.state = filepath.Join(t.TempDir(), h.name, "state"+h.name)
+			if err := os.MkdirAll(w.state, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			status, stdout, stderr := w.run("", "--vmm", "qemu", "--image", ref, "--", "sh", "-c", script)
+			checkHostileRun(t, w.state, ref, "", status, stdout, stderr)
+		})
+		t.Run(h.label+"/rootless", func(t *testing.T) {
+			home := filepath.Join(r.base, fmt.Sprintf("img%d", i), h.name, "home"+h.name)
+			if err := os.MkdirAll(home, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("chmod", "-R", "a+rX", filepath.Join(r.base, fmt.Sprintf("img%d", i))).CombinedOutput(); err != nil {
+				t.Fatalf("chmod: %v %s", err, out)
+			}
+			r.chownTree(t, home)
+			r.home = home
+			status, stdout, stderr := r.run(t, "--image", ref, "--", "sh", "-c", script)
+			checkHostileRun(t, filepath.Join(home, ".local", "state"), ref, "", status, stdout, stderr)
 		})
 	}
 }
@@ -97,7 +139,7 @@ func copyRoot(t *testing.T, src, dst string) {
 func checkHostileRun(t *testing.T, state, root, ws string, status int, stdout, stderr string) {
 	t.Helper()
 	if status != 0 || stdout != hostileWant {
-		t.Fatalf("loftd (state %q, --rootfs %q) -- sh -c %q = %d, %q; want 0, %q\nstderr:\n%s", state, root, hostileScript, status, stdout, hostileWant, stderr)
+		t.Fatalf("loftd (state %q, root %q) -- sh -c %q = %d, %q; want 0, %q\nstderr:\n%s", state, root, hostileScript, status, stdout, hostileWant, stderr)
 	}
 	if ws != "" {
 		if got, err := os.ReadFile(filepath.Join(ws, "out")); err != nil || string(got) != "out\n" {
