@@ -86,3 +86,43 @@ func dirNames(t *testing.T, dir string) []string {
 	}
 	return names
 }
+
+// TestOverlayLegacyRefuses: on kernels whose overlay takes no layer fds,
+// the mount(2) data string is the fallback; a layer path it would misread
+// is refused, naming the path, before anything is mounted.
+func TestOverlayLegacyRefuses(t *testing.T) {
+	for _, p := range []string{"/s/a,lowerdir=/etc", "/s/b:/etc", `/s/c\d`} {
+		for _, l := range []overlayLayers{
+			{lowers: []string{p}, upper: "/t/upper", work: "/t/work"},
+			{lowers: []string{"/l"}, upper: p + "/upper", work: p + "/work"},
+		} {
+			err := mountOverlayLegacy(l, t.TempDir())
+			if err == nil || !strings.Contains(err.Error(), "cannot carry") {
+				t.Errorf("mountOverlayLegacy(%+v) = %v, want a refusal naming the path", l, err)
+			}
+		}
+	}
+}
+
+// TestOverlayLegacyMounts: the fallback still mounts plain paths.
+func TestOverlayLegacyMounts(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	l := overlayLayers{lowers: []string{filepath.Join(dir, "lower")}, upper: filepath.Join(dir, "upper"), work: filepath.Join(dir, "work"), volatileSync: true}
+	target := filepath.Join(dir, "root")
+	for _, d := range []string{l.lowers[0], l.upper, l.work, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(l.lowers[0], "keep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountOverlayLegacy(l, target); err != nil {
+		t.Fatalf("mountOverlayLegacy = %v", err)
+	}
+	defer unmountTaskRoot(target)
+	if got := dirNames(t, target); !slices.Equal(got, []string{"keep"}) {
+		t.Errorf("legacy overlay root = %q, want [keep]", got)
+	}
+}
