@@ -96,8 +96,16 @@ func TestArgsHoldNoHostPath(t *testing.T) {
 			Network: launch.Network{Mode: "passt", MAC: "5a:94:ef:e4:0c:ee"},
 		}
 		for _, net := range []*os.File{nil, os.Stdin} {
-			cfg := Config{Plan: plan, Accel: "tcg", Kernel: "/k.elf", RunDir: dir + "/task", Net: net}
-			for _, arg := range Args(cfg) {
+			cfg := Config{Plan: plan, Accel: "tcg", Kernel: dir + "/kernels/k.elf", RunDir: dir + "/task", Net: net}
+			args := Args(cfg)
+			for i, arg := range args {
+				if i > 0 && args[i-1] == "-kernel" && arg == cfg.Kernel {
+					// -kernel's value is a file name QEMU keeps whole
+					// (a machine property set from the argument, never
+					// split at ','): e2e TestHostilePathsAsRoot boots
+					// kernels under such state directories.
+					continue
+				}
 				if strings.Contains(arg, dir) {
 					t.Errorf("Args(paths under %q) has %q, want no host path in QEMU's arguments", dir, arg)
 				}
