@@ -69,7 +69,7 @@ func Args(cfg Config) []string {
 		a = append(a, balloonArgs()...)
 	}
 	a = append(a, "-device", "virtio-serial-device",
-		"-chardev", "file,id=con,path="+fdPath(cfg.consoleFD()), "-device", "virtconsole,chardev=con")
+		"-chardev", "file,id=con,append=on,path="+fdPath(cfg.consoleFD()), "-device", "virtconsole,chardev=con")
 	for i, name := range portNames {
 		id := fmt.Sprintf("port%d", i)
 		a = append(a, "-chardev", fmt.Sprintf("socket,id=%s,fd=%d", id, firstPortFD+i),

@@ -42,7 +42,7 @@ func TestArgs(t *testing.T) {
 		"-drive", "file=/proc/self/fd/10,if=none,id=blk1,format=raw,werror=report,rerror=report,readonly=on", "-device", "virtio-blk-device,drive=blk1,serial=ro",
 		"-device", "virtio-balloon-device,free-page-reporting=on",
 		"-device", "virtio-serial-device",
-		"-chardev", "file,id=con,path=/proc/self/fd/11", "-device", "virtconsole,chardev=con",
+		"-chardev", "file,id=con,append=on,path=/proc/self/fd/11", "-device", "virtconsole,chardev=con",
 		"-chardev", "socket,id=port0,fd=3", "-device", "virtserialport,chardev=port0,name=krun-stdin",
 		"-chardev", "socket,id=port1,fd=4", "-device", "virtserialport,chardev=port1,name=krun-stdout",
 		"-chardev", "socket,id=port2,fd=5", "-device", "virtserialport,chardev=port2,name=krun-stderr",

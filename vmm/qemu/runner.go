@@ -16,6 +16,7 @@ import (
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
+	"golang.org/x/sys/unix"
 )
 
 // runner holds one run's children and host-side sockets until cleanup.
@@ -140,8 +141,16 @@ func (r *runner) qemuFiles(conns []*os.File, p *ports) ([]*os.File, error) {
 	if err != nil {
 		return fail(fmt.Errorf("qemu console log: %w", err))
 	}
+	// Reserve the log's blocks (its size stays 0): when the guest fills
+	// the host filesystem through a disk, the kernel's "I/O error" lines
+	// still land, and they are how the run tells the user (host's
+	// diskWriteError). QEMU appends (append=on) into the reserve.
+	_ = unix.Fallocate(int(con.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, consoleReserve)
 	return append(files, con), nil
 }
+
+// consoleReserve is how much of the console log is allocated up front.
+const consoleReserve = 1 << 20
 
 // wait returns once QEMU exited, or stops it and returns an error when ctx
 // is done or a virtiofsd died under the running guest.
