@@ -91,7 +91,7 @@ func (r *runner) consoleEmpty() bool {
 }
 
 func (r *runner) startQEMU(conns []*os.File, p *ports) (*child, error) {
-	files, err := r.qemuFiles(conns, p)
+	files, own, err := r.qemuFiles(conns, p)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (r *runner) startQEMU(conns []*os.File, p *ports) (*child, error) {
 	qemu, err := start("qemu", cmd, filepath.Join(r.cfg.RunDir, "qemu.log"))
 	// QEMU holds its copies: with ours closed, virtiofsd sees QEMU's end.
 	p.closeGuestEnds()
-	closeFiles(files[len(files)-len(r.cfg.Plan.Disks)-1:])
+	closeFiles(files[own:])
 	closeFiles(conns)
 	if err != nil {
 		return nil, err
@@ -110,21 +110,20 @@ func (r *runner) startQEMU(conns []*os.File, p *ports) (*child, error) {
 	return qemu, nil
 }
 
-// qemuFiles opens what QEMU inherits, in the order of Config's fds: the
-// port sockets, the network, the shares' vhost-user connections, the disks
-// and the console log.
-func (r *runner) qemuFiles(conns []*os.File, p *ports) ([]*os.File, error) {
-	files := append([]*os.File{}, p.guest...)
+// qemuFiles lists what QEMU inherits, in the order of Config's fds: the
+// port sockets, the network, the shares' vhost-user connections, and the
+// disks and the console log, which it opens: files[own:] are the caller's
+// to close once QEMU has its copies.
+func (r *runner) qemuFiles(conns []*os.File, p *ports) (files []*os.File, own int, err error) {
+	files = append([]*os.File{}, p.guest...)
 	if r.cfg.Net != nil {
 		files = append(files, r.cfg.Net)
 	}
 	files = append(files, conns...)
-	own := len(files)
-	fail := func(err error) ([]*os.File, error) {
-		for _, f := range files[own:] {
-			f.Close()
-		}
-		return nil, err
+	own = len(files)
+	fail := func(err error) ([]*os.File, int, error) {
+		closeFiles(files[own:])
+		return nil, 0, err
 	}
 	for _, d := range r.cfg.Plan.Disks {
 		flag := os.O_RDWR
@@ -146,7 +145,7 @@ func (r *runner) qemuFiles(conns []*os.File, p *ports) ([]*os.File, error) {
 	// still land, and they are how the run tells the user (host's
 	// diskWriteError). QEMU appends (append=on) into the reserve.
 	_ = unix.Fallocate(int(con.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, consoleReserve)
-	return append(files, con), nil
+	return append(files, con), own, nil
 }
 
 // consoleReserve is how much of the console log is allocated up front.
