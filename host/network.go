@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/loftd/loftd/internal/parts"
 	"github.com/loftd/loftd/launch"
@@ -16,6 +19,9 @@ import (
 // cannot carry: none has no network, and libkrun's TSI port map only takes
 // single TCP ports on every address (krun_set_port_map: "HOST:GUEST").
 func checkPublishes(mode string, pms []PortMap) error {
+	if err := checkPublishOverlaps(pms); err != nil {
+		return err
+	}
 	for _, pm := range pms {
 		switch mode {
 		case "none":
@@ -86,11 +92,82 @@ func checkHostPorts(pms []PortMap) error {
 				}
 			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("--publish %s: host port %s/%s is not free (%v); stop what uses it or publish another host port", pm, addr, pm.Proto, unwrapOp(err)))
+				errs = append(errs, hostPortError(pm, addr, port, err, unprivilegedPortStart()))
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// hostPortError says why publish pm cannot bind port at addr: below the
+// privileged-port limit (start, net.ipv4.ip_unprivileged_port_start) a
+// user's bind fails with EACCES, which is no busy port; else the port is
+// taken.
+func hostPortError(pm PortMap, addr string, port int, err error, start int) error {
+	if errors.Is(err, syscall.EACCES) && port < start {
+		other := port + 8000 // 80 → 8080, 443 → 8443
+		if other < start || other > 65535 {
+			other = start
+		}
+		return fmt.Errorf("--publish %s: host port %d is privileged: below net.ipv4.ip_unprivileged_port_start (%d) only root may bind it. Publish a port from %d up (-p %d:%d), or lower the limit: sudo sysctl net.ipv4.ip_unprivileged_port_start=%d", pm, port, start, start, other, pm.GuestFirst+port-pm.HostFirst, port)
+	}
+	return fmt.Errorf("--publish %s: host port %s/%s is not free (%v); stop what uses it or publish another host port", pm, addr, pm.Proto, unwrapOp(err))
+}
+
+// unprivilegedPortStart reads the kernel's first unprivileged port (1024
+// when it cannot be read, the kernel's default).
+func unprivilegedPortStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+	if err != nil {
+		return 1024
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 1024
+	}
+	return n
+}
+
+// checkPublishOverlaps refuses two publishes that would bind one host port:
+// the same protocol, overlapping host ranges, and addresses that overlap
+// (equal, or one of them every address). passt would bind the first and
+// only log the second's failure.
+func checkPublishOverlaps(pms []PortMap) error {
+	for i, a := range pms {
+		for _, b := range pms[:i] {
+			if a.Proto != b.Proto || a.HostFirst > b.HostLast || b.HostFirst > a.HostLast || !addrsOverlap(a.HostIP, b.HostIP) {
+				continue
+			}
+			first, last := max(a.HostFirst, b.HostFirst), min(a.HostLast, b.HostLast)
+			return usagef("--publish %s and --publish %s: host port %s/%s is published twice; a host port goes to one guest port: drop one or publish another host port", b, a, span(first, last), a.Proto)
+		}
+	}
+	return nil
+}
+
+// addrsOverlap: "" (every address) and an unspecified address (0.0.0.0, ::)
+// take the port on their addresses too.
+func addrsOverlap(a, b string) bool {
+	if a == b || a == "" || b == "" {
+		return true
+	}
+	pa, errA := netip.ParseAddr(a)
+	pb, errB := netip.ParseAddr(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	pa, pb = pa.Unmap(), pb.Unmap()
+	switch {
+	case pa == pb:
+		return true
+	case pa.IsUnspecified() && pa.Is6():
+		return true // :: is dual-stack on Linux
+	case pb.IsUnspecified() && pb.Is6():
+		return true
+	case pa.IsUnspecified() || pb.IsUnspecified():
+		return pa.Is4() == pb.Is4()
+	}
+	return false
 }
 
 // unwrapOp drops net.OpError's "listen tcp ADDR:" prefix (the message

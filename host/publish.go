@@ -43,10 +43,16 @@ func ParsePublish(s string) (PortMap, error) {
 	hostPart, guest := spec[:i], spec[i+1:]
 	if j := strings.LastIndex(hostPart, ":"); j >= 0 {
 		ip := strings.Trim(hostPart[:j], "[]")
-		if _, err := netip.ParseAddr(ip); err != nil {
+		addr, err := netip.ParseAddr(ip)
+		if err != nil {
 			return bad(fmt.Sprintf("%q is not an IP address", ip))
 		}
-		pm.HostIP, hostPart = ip, hostPart[j+1:]
+		if addr.Zone() != "" {
+			// A zone is free text that would go into passt's -t spec.
+			return bad(fmt.Sprintf("%q has a zone (%%%s); publish on an address without one", ip, addr.Zone()))
+		}
+		// The canonical form, never the user's bytes, goes to passt.
+		pm.HostIP, hostPart = addr.String(), hostPart[j+1:]
 	}
 	var err error
 	if pm.HostFirst, pm.HostLast, err = portRange(hostPart); err != nil {

@@ -28,6 +28,11 @@ func TestParsePublish(t *testing.T) {
 		{in: "8010-8000:80-90", wantErr: "runs backwards"},
 		{in: "host:8080:80", wantErr: "not an IP address"},
 		{in: "a:b", wantErr: "host port"},
+		// Only the canonical address reaches passt's -t spec.
+		{in: "[fe80::1%eth0]:8080:80", wantErr: "has a zone"},
+		{in: "[fe80::1%x]:8080:80", wantErr: "has a zone"},
+		{in: "[::ffff:127.0.0.1]:8080:80", want: PortMap{HostIP: "::ffff:127.0.0.1", HostFirst: 8080, HostLast: 8080, GuestFirst: 80, GuestLast: 80, Proto: "tcp"}},
+		{in: "[0:0::1]:8080:80", want: PortMap{HostIP: "::1", HostFirst: 8080, HostLast: 8080, GuestFirst: 80, GuestLast: 80, Proto: "tcp"}},
 	}
 	for _, tt := range tests {
 		got, err := ParsePublish(tt.in)

@@ -142,7 +142,13 @@ func (e *env) runSession(ctx context.Context, opts *Options, cfg *Config) (statu
 	if err != nil {
 		return 0, exitError{status: exitSetup, err: err}
 	}
-	return s.boot(ctx, plan)
+	status, err = s.boot(ctx, plan)
+	if err == nil && !s.opts.DryRun {
+		if derr := s.diskWriteError(status); derr != nil {
+			return 0, derr
+		}
+	}
+	return status, err
 }
 
 func (s *session) close() error {

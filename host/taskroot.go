@@ -1,15 +1,18 @@
 package host
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/inroot"
 	"github.com/loftd/loftd/vmm/krunline"
+	"golang.org/x/sys/unix"
 )
 
 // prepareRoot decides the task's root filesystem: a private overlay over
@@ -23,6 +26,11 @@ func (s *session) prepareRoot() error {
 	dir, err := checkRootfsDir(s.opts.RootfsDir, s.state.Dir, s.ws.Source)
 	if err != nil {
 		return err
+	}
+	if rootfs.InKeepID() {
+		if err := checkRootlessRootfs(dir); err != nil {
+			return err
+		}
 	}
 	task, err := rootfs.NewDirTask(dir, s.taskDir, s.opts.Backend, s.e.log)
 	if err != nil {
@@ -75,6 +83,37 @@ func checkRootfsDir(spec, stateDir, workspace string) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// guestWrittenDirs are the --rootfs directories the guest init writes to on
+// every boot (/etc/hosts, /etc/passwd, the guest user's home).
+var guestWrittenDirs = []string{"etc", "home"}
+
+// checkRootlessRootfs refuses, in the keep-id namespace, a --rootfs whose
+// /etc or /home its root cannot write: owned by a host user outside the
+// namespace's map (host root, say), the directory is beyond the namespace
+// root's capabilities, so the overlay cannot copy it up and the guest
+// init's first write (/etc/hosts) would fail inside the VM with a bare
+// "permission denied". A read-only directory is fine (EROFS): writes go to
+// the task's upper directory.
+func checkRootlessRootfs(dir string) error {
+	for _, d := range guestWrittenDirs {
+		p := filepath.Join(dir, d)
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		err = unix.Faccessat(unix.AT_FDCWD, p, unix.W_OK, unix.AT_EACCESS)
+		if !errors.Is(err, unix.EACCES) {
+			continue
+		}
+		owner := -1
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			owner = int(st.Uid)
+		}
+		return fmt.Errorf("rootless --rootfs %s: /%s there belongs to a host user outside your user namespace (it shows as uid %d in it; host root, say), so the guest, root in the VM, cannot write it (/etc/hosts, the guest user); copy the tree as your own (cp -a --no-preserve=ownership %s ~/rootfs) and pass the copy, or run loftd as root", dir, d, owner, dir)
+	}
+	return nil
 }
 
 // within reports whether p is dir or below it.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // NewDirTask makes the task root of a directory the user names as a root
@@ -20,11 +19,6 @@ import (
 func NewDirTask(dir, taskDir, backend string, log *slog.Logger) (*Task, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if strings.ContainsAny(dir, ",:\\") {
-		// Overlay mount options separate lower directories with ':' and
-		// options with ','.
-		return nil, fmt.Errorf("rootfs %s: the path holds ',', ':' or '\\', which overlay mount options cannot carry (move or link the directory to a plain path)", dir)
 	}
 	if err := os.MkdirAll(taskDir, 0o700); err != nil {
 		return nil, fmt.Errorf("new task %s: %w", taskDir, err)

@@ -32,40 +32,20 @@ func mountOverlay(t *Task, lowers []string, fuse bool) error {
 			return err
 		}
 	}
-	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), upper, work)
+	l := overlayLayers{lowers: lowers, upper: upper, work: work}
 	if fuse {
-		bin, err := exec.LookPath("fuse-overlayfs")
-		if err != nil {
-			return fmt.Errorf("fuse-overlayfs not found (apt-get install fuse-overlayfs)")
-		}
-		if out, err := exec.Command(bin, "-o", data, t.Root).CombinedOutput(); err != nil {
-			return fmt.Errorf("fuse-overlayfs -o %s %s: %w: %s", data, t.Root, err, strings.TrimSpace(string(out)))
-		}
-		return nil
+		return mountFuseOverlay(l, t.Dir, t.Root)
 	}
-	if inUserNS() {
-		// Unprivileged overlay keeps its metadata in user.* xattrs, as the
-		// rootless overlay storage driver wrote the layers.
-		data += ",userxattr"
-	}
-	if len(data) >= os.Getpagesize() {
-		return fmt.Errorf("overlay options for %d layers exceed a page (%d bytes)", len(lowers), len(data))
-	}
+	// Unprivileged overlay keeps its metadata in user.* xattrs, as the
+	// rootless overlay storage driver wrote the layers.
+	l.userxattr = inUserNS()
 	// volatile: the task root goes with the task, so the overlay need not
 	// pass syncs on to the host's disk. Without it, unmounting the root at
 	// the session's end syncfs(2)s the host filesystem under the task
 	// directory (7 ms on a quiet host, more under write load), and every
-	// fsync in the guest reaches the host's disk. Kernels before 5.10 refuse
-	// the option: the root is then mounted without it.
-	if v := data + ",volatile"; len(v) < os.Getpagesize() {
-		if err := unix.Mount("overlay", t.Root, "overlay", 0, v); err == nil {
-			return nil
-		}
-	}
-	if err := unix.Mount("overlay", t.Root, "overlay", 0, data); err != nil {
-		return &os.PathError{Op: "mount -t overlay -o " + data, Path: t.Root, Err: err}
-	}
-	return nil
+	// fsync in the guest reaches the host's disk.
+	l.volatileSync = true
+	return mountKernelOverlay(l, t.Root)
 }
 
 // lowerDirs lists the directories to stack for a layer, top first. The

@@ -22,7 +22,9 @@ const (
 	taskRootDir  = "rootfs"
 	taskUpperDir = "upper"
 	taskWorkDir  = "work"
-	taskRecord   = "rootfs.json"
+	// taskLowersDir holds fuse-overlayfs's links to the lower layers.
+	taskLowersDir = "lowers"
+	taskRecord    = "rootfs.json"
 )
 
 // Task is one task's root filesystem. Nothing is copied to make it: a
@@ -134,7 +136,7 @@ func RemoveTaskRoot(taskDir string) error {
 		}
 	}
 	if len(errs) == 0 {
-		for _, d := range []string{taskRootDir, taskUpperDir, taskWorkDir, taskRecord} {
+		for _, d := range []string{taskRootDir, taskUpperDir, taskWorkDir, taskLowersDir, taskRecord} {
 			if err := removeTree(filepath.Join(taskDir, d)); err != nil {
 				errs = append(errs, err)
 			}

@@ -422,6 +422,18 @@ func (r *rootless) readable(t *testing.T, dir string) {
 // run runs loftd as the user in a fresh workspace of theirs.
 func (r *rootless) run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	c := r.cmd(t, args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Run(); err != nil && c.ProcessState == nil {
+		t.Fatalf("rootless loftd %q: %v", args, err)
+	}
+	return c.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// cmd is loftd as the user in a fresh workspace of theirs.
+func (r *rootless) cmd(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
 	ws, err := os.MkdirTemp(r.base, "ws-")
 	if err != nil {
 		t.Fatal(err)
@@ -434,10 +446,5 @@ func (r *rootless) run(t *testing.T, args ...string) (int, string, string) {
 	c.Env = []string{"HOME=" + r.home, "XDG_RUNTIME_DIR=" + r.runDir, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
 		"LOFTD_LIBKRUNFW_LIBRARY=" + os.Getenv("LOFTD_LIBKRUNFW_LIBRARY")}
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid)}}
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	if err := c.Run(); err != nil && c.ProcessState == nil {
-		t.Fatalf("rootless loftd %q: %v", args, err)
-	}
-	return c.ProcessState.ExitCode(), out.String(), errb.String()
+	return c
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/vmm/krunline"
 )
 
@@ -17,10 +18,11 @@ var portNames = []string{contract.PortStdin, contract.PortStdout, contract.PortS
 const firstPortFD = 3
 
 // Args returns QEMU's arguments for cfg.Plan, booted with cfg's kernel and
-// accelerator (resolved: Accel set), with the vhost-user sockets of the
-// shares (root first) at fsSockets and the kernel console logged to
-// consoleLog.
-func Args(cfg Config, fsSockets []string, consoleLog string) []string {
+// accelerator (resolved: Accel set). Every host file QEMU uses reaches it as
+// an inherited fd (the layout is Config's fds): no option string holds a
+// byte of a host path, so a state directory with ',' '=' ':' or a newline
+// can neither break QEMU's option syntax nor add an option.
+func Args(cfg Config) []string {
 	p := cfg.Plan
 	cpu := "max"
 	if cfg.Accel == "kvm" {
@@ -57,22 +59,17 @@ func Args(cfg Config, fsSockets []string, consoleLog string) []string {
 	}
 	for i, s := range cfg.shares() {
 		id := fmt.Sprintf("fs%d", i)
-		a = append(a, "-chardev", "socket,id="+id+",path="+escapeOpt(fsSockets[i]),
+		a = append(a, "-chardev", fmt.Sprintf("socket,id=%s,fd=%d", id, cfg.shareFD(i)),
 			"-device", "vhost-user-fs-device,chardev="+id+",tag="+s.Tag)
 	}
 	for i, d := range p.Disks {
-		id := fmt.Sprintf("blk%d", i)
-		drive := "file=" + escapeOpt(d.Path) + ",if=none,id=" + id + ",format=raw"
-		if d.ReadOnly {
-			drive += ",readonly=on"
-		}
-		a = append(a, "-drive", drive, "-device", "virtio-blk-device,drive="+id+",serial="+d.ID)
+		a = append(a, diskArgs(i, cfg.diskFD(i), d)...)
 	}
 	if cfg.balloon() {
 		a = append(a, balloonArgs()...)
 	}
 	a = append(a, "-device", "virtio-serial-device",
-		"-chardev", "file,id=con,path="+escapeOpt(consoleLog), "-device", "virtconsole,chardev=con")
+		"-chardev", "file,id=con,append=on,path="+fdPath(cfg.consoleFD()), "-device", "virtconsole,chardev=con")
 	for i, name := range portNames {
 		id := fmt.Sprintf("port%d", i)
 		a = append(a, "-chardev", fmt.Sprintf("socket,id=%s,fd=%d", id, firstPortFD+i),
@@ -188,5 +185,19 @@ func mmioDevices(n int) []string {
 	return devs
 }
 
-// escapeOpt doubles commas, QEMU's escape inside an option value.
-func escapeOpt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+// diskArgs attach disk d, open in QEMU at fd. werror/rerror=report: a
+// failed write (the host filesystem under the state directory is full)
+// reaches the guest as an I/O error. QEMU's default for writes, enospc,
+// pauses the VM instead, and a paused VM never ends: the run would hang.
+func diskArgs(i, fd int, d launch.Disk) []string {
+	id := fmt.Sprintf("blk%d", i)
+	drive := "file=" + fdPath(fd) + ",if=none,id=" + id + ",format=raw,werror=report,rerror=report"
+	if d.ReadOnly {
+		drive += ",readonly=on"
+	}
+	return []string{"-drive", drive, "-device", "virtio-blk-device,drive=" + id + ",serial=" + d.ID}
+}
+
+// fdPath names QEMU's inherited fd as a file it can open: QEMU reopens it
+// with the flags it needs, and the name holds no byte of the host's path.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }

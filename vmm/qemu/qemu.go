@@ -59,6 +59,11 @@ type Config struct {
 	Net *os.File
 }
 
+// QEMU's inherited fds, from firstPortFD on: the port sockets, Net (when
+// set), one vhost-user connection per share (root first), one file per disk
+// and the console log. Args names them; the runner hands them over in this
+// order (runner.qemuFiles).
+
 // netFD is Net's fd number in QEMU, or -1 without one.
 func (c Config) netFD() int {
 	if c.Net == nil {
@@ -66,6 +71,21 @@ func (c Config) netFD() int {
 	}
 	return firstPortFD + len(portNames)
 }
+
+// shareFD is the fd of share i's vhost-user connection in QEMU.
+func (c Config) shareFD(i int) int {
+	n := firstPortFD + len(portNames) + i
+	if c.Net != nil {
+		n++
+	}
+	return n
+}
+
+// diskFD is the fd of disk i in QEMU.
+func (c Config) diskFD(i int) int { return c.shareFD(len(c.shares())) + i }
+
+// consoleFD is the fd of the console log in QEMU.
+func (c Config) consoleFD() int { return c.diskFD(len(c.Plan.Disks)) }
 
 // shares are the plan's virtiofs shares, the root (tag /dev/root) first.
 func (c Config) shares() []launch.Share {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,10 +33,11 @@ func (r *runner) run(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("qemu run dir: %w", err)
 	}
 	shares := r.cfg.shares()
-	sockets := make([]string, len(shares))
+	conns := make([]*os.File, len(shares))
+	defer closeFiles(conns)
 	for i, s := range shares {
 		var err error
-		if sockets[i], err = r.startVirtiofsd(i, s); err != nil {
+		if conns[i], err = r.startVirtiofsd(i, s); err != nil {
 			return 0, err
 		}
 	}
@@ -49,7 +49,7 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	ports.log, ports.tl = r.log, tl
 	r.closers = append(r.closers, ports)
 	defer catchSIGPIPE()()
-	qemu, err := r.startQEMU(sockets, ports)
+	qemu, err := r.startQEMU(conns, ports)
 	if err != nil {
 		return 0, err
 	}
@@ -90,23 +90,66 @@ func (r *runner) consoleEmpty() bool {
 	return err == nil && fi.Size() == 0
 }
 
-func (r *runner) startQEMU(sockets []string, p *ports) (*child, error) {
-	consoleLog := filepath.Join(r.cfg.RunDir, "console.log")
-	cmd := exec.Command(r.cfg.QEMU, Args(r.cfg, sockets, consoleLog)...)
-	cmd.ExtraFiles = p.guest
-	if r.cfg.Net != nil {
-		// After the ports: fd firstPortFD+len(portNames), Config.netFD.
-		cmd.ExtraFiles = append(append([]*os.File{}, p.guest...), r.cfg.Net)
+func (r *runner) startQEMU(conns []*os.File, p *ports) (*child, error) {
+	files, own, err := r.qemuFiles(conns, p)
+	if err != nil {
+		return nil, err
 	}
+	cmd := exec.Command(r.cfg.QEMU, Args(r.cfg)...)
+	cmd.ExtraFiles = files
 	r.log.Debug("qemu start", "argv", cmd.Args)
 	qemu, err := start("qemu", cmd, filepath.Join(r.cfg.RunDir, "qemu.log"))
+	// QEMU holds its copies: with ours closed, virtiofsd sees QEMU's end.
 	p.closeGuestEnds()
+	closeFiles(files[own:])
+	closeFiles(conns)
 	if err != nil {
 		return nil, err
 	}
 	r.children = append(r.children, qemu)
 	return qemu, nil
 }
+
+// qemuFiles lists what QEMU inherits, in the order of Config's fds: the
+// port sockets, the network, the shares' vhost-user connections, and the
+// disks and the console log, which it opens: files[own:] are the caller's
+// to close once QEMU has its copies.
+func (r *runner) qemuFiles(conns []*os.File, p *ports) (files []*os.File, own int, err error) {
+	files = append([]*os.File{}, p.guest...)
+	if r.cfg.Net != nil {
+		files = append(files, r.cfg.Net)
+	}
+	files = append(files, conns...)
+	own = len(files)
+	fail := func(err error) ([]*os.File, int, error) {
+		closeFiles(files[own:])
+		return nil, 0, err
+	}
+	for _, d := range r.cfg.Plan.Disks {
+		flag := os.O_RDWR
+		if d.ReadOnly {
+			flag = os.O_RDONLY
+		}
+		f, err := os.OpenFile(d.Path, flag, 0)
+		if err != nil {
+			return fail(fmt.Errorf("qemu disk %s: %w", d.ID, err))
+		}
+		files = append(files, f)
+	}
+	con, err := os.OpenFile(filepath.Join(r.cfg.RunDir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fail(fmt.Errorf("qemu console log: %w", err))
+	}
+	// Reserve the log's blocks (its size stays 0): when the guest fills
+	// the host filesystem through a disk, the kernel's "I/O error" lines
+	// still land, and they are how the run tells the user (host's
+	// diskWriteError). QEMU appends (append=on) into the reserve.
+	_ = unix.Fallocate(int(con.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, consoleReserve)
+	return append(files, con), own, nil
+}
+
+// consoleReserve is how much of the console log is allocated up front.
+const consoleReserve = 1 << 20
 
 // wait returns once QEMU exited, or stops it and returns an error when ctx
 // is done or a virtiofsd died under the running guest.
@@ -202,36 +245,25 @@ func (r *runner) logTails(extra ...string) string {
 }
 
 // startVirtiofsd serves share over vhost-user on a listening socket this
-// process creates and hands over as --fd: the C virtiofsd's --socket-path
-// wants to write a lock under /var/run and fails rootless.
-func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
-	sock := filepath.Join(r.cfg.RunDir, fmt.Sprintf("vfs%d.sock", i))
-	if len(sock) >= len(unix.RawSockaddrUnix{}.Path) {
-		return "", fmt.Errorf("virtiofsd socket %s: path longer than %d bytes; use a shorter run dir",
-			sock, len(unix.RawSockaddrUnix{}.Path)-1)
-	}
-	_ = os.Remove(sock)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+// process creates and hands over as --fd (the C virtiofsd's --socket-path
+// wants to write a lock under /var/run and fails rootless), and returns
+// QEMU's end, connected to it.
+func (r *runner) startVirtiofsd(i int, s launch.Share) (*os.File, error) {
+	lf, conn, err := vhostUserSocket(r.cfg.RunDir, i)
 	if err != nil {
-		return "", fmt.Errorf("virtiofsd socket: %w", err)
+		return nil, err
 	}
-	// virtiofsd holds its own copy of the socket; QEMU needs the path.
-	l.SetUnlinkOnClose(false)
-	defer l.Close()
-	lf, err := l.File()
-	if err != nil {
-		return "", fmt.Errorf("virtiofsd socket: %w", err)
-	}
-	defer lf.Close()
+	defer lf.Close() // virtiofsd holds its own copy
 	cmd := exec.Command(r.cfg.Virtiofsd, virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), s.Path)...)
 	cmd.ExtraFiles = []*os.File{lf}
 	c, err := start("virtiofsd "+s.Tag, cmd, filepath.Join(r.cfg.RunDir, fmt.Sprintf("virtiofsd%d.log", i)))
 	if err != nil {
-		return "", err
+		conn.Close()
+		return nil, err
 	}
 	r.children = append(r.children, c)
 	r.log.Debug("virtiofsd start", "tag", s.Tag, "dir", s.Path, "pid", c.Pid(), "virtiofsd", r.cfg.Virtiofsd)
-	return sock, nil
+	return conn, nil
 }
 
 // virtiofsdArgs serves dir on the listening socket at fd 3. The chroot
@@ -245,6 +277,16 @@ func virtiofsdArgs(rust bool, dir string) []string {
 		return []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr"}
 	}
 	return []string{"--fd=3", "-o", "source=" + dir, "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}
+}
+
+// closeFiles closes and forgets the files of fs that are still open.
+func closeFiles(fs []*os.File) {
+	for i, f := range fs {
+		if f != nil {
+			f.Close()
+			fs[i] = nil
+		}
+	}
 }
 
 // cleanup stops QEMU first (it holds the vhost-user connections), then every

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -142,7 +143,8 @@ func (w *signalWriter) Write(b []byte) (int, error) {
 }
 
 // pidsMentioning lists live processes whose command line contains one of
-// the strings (zombies excluded: they have an empty cmdline).
+// the strings, or that hold a file whose path does
+// (zombies excluded: they have an empty cmdline and no fds).
 func pidsMentioning(subs ...string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
@@ -155,12 +157,31 @@ func pidsMentioning(subs ...string) []int {
 		if err != nil {
 			continue
 		}
-		for _, s := range subs {
-			if bytes.Contains(cmdline, []byte(s)) {
-				pids = append(pids, pid)
-				break
-			}
+		if mentions(cmdline, subs) || holdsFileUnder(pid, subs) {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+func mentions(b []byte, subs []string) bool {
+	for _, s := range subs {
+		if bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsFileUnder: QEMU names no host path in its arguments (it gets its
+// console log and disks as fds), so it is found by its open files.
+func holdsFileUnder(pid int, subs []string) bool {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	fds, _ := os.ReadDir(dir)
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && mentions([]byte(target), subs) {
+			return true
+		}
+	}
+	return false
 }
