@@ -11,17 +11,27 @@ import (
 )
 
 func TestLibraryCandidates(t *testing.T) {
+	sys := t.TempDir() // loftd's system directory, where fetch-libkrun installs
+	installed := sys + "/libkrun.so.1"
+	if err := os.WriteFile(installed, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		env  string
+		dirs []string
 		want []string
 	}{
-		{"", []string{"libkrun.so.1", "libkrun.so"}},
-		{"/opt/krun/lib64/libkrun.so.1.17.0", []string{"/opt/krun/lib64/libkrun.so.1.17.0"}},
+		{"", nil, []string{"libkrun.so.1", "libkrun.so"}},
+		{"", []string{"/nonexistent", sys}, []string{installed, "libkrun.so"}},
+		{"/opt/krun/lib64/libkrun.so.1.17.0", []string{sys}, []string{"/opt/krun/lib64/libkrun.so.1.17.0"}},
 	}
+	old := SystemDirs
+	t.Cleanup(func() { SystemDirs = old })
 	for _, tt := range tests {
 		t.Setenv(LibraryEnv, tt.env)
+		SystemDirs = tt.dirs
 		if got := LibraryCandidates(); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("LibraryCandidates() with %s=%q = %q, want %q", LibraryEnv, tt.env, got, tt.want)
+			t.Errorf("LibraryCandidates() with %s=%q and system dirs %q = %q, want %q", LibraryEnv, tt.env, tt.dirs, got, tt.want)
 		}
 	}
 }
