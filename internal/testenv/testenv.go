@@ -2,6 +2,10 @@
 // btrfs, a VM backend) and decides what happens when one is missing: the test
 // skips with the reason, except when LOFTD_TEST_REQUIRE_ALL=1 (CI), where a
 // missing part fails the test, so nothing that matters silently skips in CI.
+//
+// Under `go test -short` (make unit) RequireRoot, and with it Btrfs, Loop,
+// RequireVM and RootlessUser, and RequireLibkrun skip even where the part
+// is there: the unit run needs neither root nor a VM and stays fast.
 package testenv
 
 import (
@@ -31,9 +35,14 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skip("skipping: " + reason)
 }
 
-// RequireRoot skips (or fails, in CI) unless the test runs as root.
+// RequireRoot skips (or fails, in CI) unless the test runs as root. Under
+// -short (make unit) it skips even as root: the unit run is the one that
+// needs neither root nor a VM, and every VM and btrfs test asks for root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		Missing(t, "needs root; -short (make unit) runs no root tests")
+	}
 	if os.Geteuid() != 0 {
 		Missing(t, "needs root (euid %d)", os.Geteuid())
 	}
@@ -260,9 +269,13 @@ const LibkrunEnv = "LOFTD_LIBKRUN_LIBRARY"
 // $LOFTD_LIBKRUN_LIBRARY, else where scripts/fetch-libkrun installs it
 // (/usr/local/lib/loftd as root, $XDG_DATA_HOME/loftd/lib otherwise),
 // else /usr/lib/loftd. It skips (fails in CI) otherwise: `make deps`
-// builds libkrun from the crate registry.
+// builds libkrun from the crate registry. Under -short it skips: loading
+// and probing the real library is slow, and make unit wants none of it.
 func RequireLibkrun(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		Missing(t, "needs a real libkrun; -short (make unit) loads none")
+	}
 	if p := os.Getenv(LibkrunEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%s=%s: %v", LibkrunEnv, p, err)
