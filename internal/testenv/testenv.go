@@ -18,7 +18,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loftd/loftd/disks/loop"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,9 +95,7 @@ func mountImage(t testing.TB, img, data string) string {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// Flags 0, not loop.Untrusted: the test made this filesystem, and
-	// rootfs tests run programs from image roots stored on it.
-	if _, err := loop.MountFlags(img, mnt, "btrfs", 0, data); err != nil {
+	if _, err := loopMount(img, mnt, "btrfs", data); err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			Missing(t, "kernel without btrfs: %v", err)
 		}
