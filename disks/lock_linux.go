@@ -16,8 +16,7 @@ var ErrLocked = errors.New("workspace lock is held")
 // Flock is a held workspace lock. It is released by Close, or when the
 // process exits.
 type Flock struct {
-	f         *os.File
-	exclusive bool
+	f *os.File
 }
 
 // Lock takes the workspace lock file at path (creating it if needed)
@@ -52,11 +51,8 @@ func Lock(path string, exclusive bool) (*Flock, error) {
 		f.Close()
 		return nil, fmt.Errorf("lock workspace: %w", &os.PathError{Op: "flock", Path: path, Err: err})
 	}
-	return &Flock{f: f, exclusive: exclusive}, nil
+	return &Flock{f: f}, nil
 }
-
-// Exclusive reports whether the lock is held exclusively.
-func (l *Flock) Exclusive() bool { return l.exclusive }
 
 // Close releases the lock. Closing twice is harmless.
 func (l *Flock) Close() error {

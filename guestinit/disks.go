@@ -1,112 +1,137 @@
 package guestinit
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/loftd/loftd/disks"
 )
 
-// The btrfs superblock sits at 64 KiB; within it the magic is at 0x40 and
-// the label (NUL-padded, 256 bytes) at 0x12b, after the fixed fields and
-// the 98-byte dev_item (linux/btrfs_tree.h, struct btrfs_super_block).
-const (
-	btrfsSuperOffset = 0x10000
-	btrfsMagicOffset = 0x40
-	btrfsLabelOffset = 0x12b
-	btrfsLabelSize   = 256
-	btrfsMagic       = "_BHRfS_M"
-)
-
-// btrfsLabel reads the label of the btrfs filesystem on path; ok is false
-// when path holds no btrfs superblock.
-func btrfsLabel(path string) (label string, ok bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", false, err
-	}
-	defer f.Close()
-	buf := make([]byte, btrfsLabelOffset+btrfsLabelSize)
-	if _, err := f.ReadAt(buf, btrfsSuperOffset); err != nil {
-		if err == io.EOF {
-			return "", false, nil // too small to hold a superblock
-		}
-		return "", false, fmt.Errorf("read btrfs superblock of %s: %w", path, err)
-	}
-	if string(buf[btrfsMagicOffset:btrfsMagicOffset+len(btrfsMagic)]) != btrfsMagic {
-		return "", false, nil
-	}
-	l := buf[btrfsLabelOffset:]
-	if i := bytes.IndexByte(l, 0); i >= 0 {
-		l = l[:i]
-	}
-	return string(l), true, nil
+// virtioDisk is one virtio disk as the guest sees it: its /dev node and
+// the label of its btrfs superblock, read with the host's own reader
+// (disks.ReadSuper) so that host and guest agree on the format.
+type virtioDisk struct {
+	dev   string
+	label string
+	btrfs bool // false: no btrfs superblock, label is empty
 }
 
-// findDisks maps each wanted btrfs label to the /dev node of the virtio
-// disk that carries it. Labels are read from the superblocks because
-// libkrun's block_id is not a virtio serial (it derives the serial from the
-// image file's dev/inode). Only when a label is on no disk does it fall
-// back to device order (the host attaches the disks in the order of
-// labels) among the btrfs disks with a label nobody asked for, and says so
-// in warn: a disk relabelled by hand still works, but visibly.
-func findDisks(sysRoot string, labels []string) (found map[string]string, warn []string, err error) {
+// String names the disk and what it carries, for errors that list disks.
+func (d virtioDisk) String() string {
+	if !d.btrfs {
+		return fmt.Sprintf("%s (%v)", filepath.Base(d.dev), disks.ErrNotBtrfs)
+	}
+	return fmt.Sprintf("%s (label %q)", filepath.Base(d.dev), d.label)
+}
+
+// virtioDisks reads the superblock of each virtio disk under sysRoot, in
+// device order (vda < vdb < … < vdz < vdaa). A disk that cannot be read
+// is an error: a label it might carry would otherwise go unseen.
+func virtioDisks(sysRoot string) ([]virtioDisk, error) {
 	names, err := filepath.Glob(filepath.Join(sysRoot, "sys/block/vd*"))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	sort.Slice(names, func(i, j int) bool { // vda < vdb < … < vdz < vdaa
+	sort.Slice(names, func(i, j int) bool {
 		a, b := filepath.Base(names[i]), filepath.Base(names[j])
 		if len(a) != len(b) {
 			return len(a) < len(b)
 		}
 		return a < b
 	})
+	out := make([]virtioDisk, 0, len(names))
+	for _, n := range names {
+		d := virtioDisk{dev: filepath.Join(sysRoot, "dev", filepath.Base(n))}
+		d.label, d.btrfs, err = btrfsLabel(d.dev)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// btrfsLabel reads the label of the btrfs filesystem on path; ok is false
+// when path holds no btrfs superblock (a short file or device included).
+func btrfsLabel(path string) (label string, ok bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	sb, err := disks.ReadSuper(f)
+	if errors.Is(err, disks.ErrNotBtrfs) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("%s: %w", path, err)
+	}
+	return sb.Label, true, nil
+}
+
+// diskMatch says how findDisks may settle a label that no disk carries.
+type diskMatch int
+
+const (
+	// byLabelOnly fails: resize grows only the disk the host named.
+	byLabelOnly diskMatch = iota
+	// byLabelThenOrder falls back to device order (sessions).
+	byLabelThenOrder
+)
+
+// findDisks maps each wanted btrfs label to the /dev node of the virtio
+// disk that carries it. Labels are read from the superblocks because
+// libkrun's block_id is not a virtio serial (it derives the serial from the
+// image file's dev/inode). With byLabelThenOrder, a label that is on no
+// disk falls back to device order (the host attaches the disks in the
+// order of labels) among the btrfs disks with a label nobody asked for,
+// and says so in warn: a disk relabelled by hand still works, but visibly.
+func findDisks(sysRoot string, labels []string, match diskMatch) (found map[string]string, warn []string, err error) {
+	all, err := virtioDisks(sysRoot)
+	if err != nil {
+		return nil, nil, err
+	}
 	want := map[string]bool{}
 	for _, l := range labels {
 		want[l] = true
 	}
 	found = map[string]string{}
 	var spare []string // btrfs disks with some other label, in order
-	for _, n := range names {
-		dev := filepath.Join(sysRoot, "dev", filepath.Base(n))
-		label, ok, err := btrfsLabel(dev)
-		if err != nil {
-			return nil, nil, err
-		}
+	for _, d := range all {
 		switch {
-		case !ok:
-		case want[label] && found[label] == "":
-			found[label] = dev
+		case !d.btrfs:
+		case want[d.label] && found[d.label] == "":
+			found[d.label] = d.dev
 		default:
-			spare = append(spare, dev)
+			spare = append(spare, d.dev)
 		}
 	}
 	for _, l := range labels {
 		if found[l] != "" {
 			continue
 		}
-		if len(spare) > 0 {
+		if match == byLabelThenOrder && len(spare) > 0 {
 			found[l], spare = spare[0], spare[1:]
 			warn = append(warn, fmt.Sprintf("no disk has btrfs label %s; using %s by device order", l, found[l]))
 			continue
 		}
-		return nil, warn, fmt.Errorf("find disk labelled %s: none of %s carries it (the host attaches it; is the workspace disk a btrfs image with that label?)",
-			l, strings.Join(baseNames(names), ", "))
+		return nil, warn, fmt.Errorf("find disk labelled %s: %s", l, describeDisks(sysRoot, all))
 	}
 	return found, warn, nil
 }
 
-func baseNames(paths []string) []string {
-	out := make([]string, len(paths))
-	for i, p := range paths {
-		out[i] = filepath.Base(p)
+// describeDisks says what the guest saw instead of the disk it wanted.
+func describeDisks(sysRoot string, all []virtioDisk) string {
+	if len(all) == 0 {
+		return "no virtio disk in " + filepath.Join(sysRoot, "sys/block")
 	}
-	if len(out) == 0 {
-		return []string{"no /sys/block/vd* device"}
+	seen := make([]string, len(all))
+	for i, d := range all {
+		seen[i] = d.String()
 	}
-	return out
+	return "none of " + strings.Join(seen, ", ") + " carries it (the host attaches it; is the disk image a btrfs filesystem with that label?)"
 }

@@ -11,14 +11,15 @@ import (
 	"github.com/loftd/loftd/internal/testenv"
 )
 
-// craftBtrfs writes a file that has just a btrfs superblock's magic and
-// label where the kernel looks for them (or no magic when label is "-").
+// craftBtrfs writes the head of a btrfs disk: the superblock's magic and
+// label at the offsets the kernel reads (0x10040 and 0x1012b, from
+// struct btrfs_super_block), nothing else; label "-" writes no magic.
 func craftBtrfs(t *testing.T, path, label string) {
 	t.Helper()
-	buf := make([]byte, btrfsSuperOffset+4096)
+	buf := make([]byte, 0x11000)
 	if label != "-" {
-		copy(buf[btrfsSuperOffset+btrfsMagicOffset:], btrfsMagic)
-		copy(buf[btrfsSuperOffset+btrfsLabelOffset:], label)
+		copy(buf[0x10040:], "_BHRfS_M")
+		copy(buf[0x1012b:], label)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -26,6 +27,23 @@ func craftBtrfs(t *testing.T, path, label string) {
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sysRoot builds /sys/block/vdX and /dev/vdX for each disk (vdX → label,
+// "-": not btrfs).
+func sysRoot(t *testing.T, labels map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "sys/block"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for dev, label := range labels {
+		if err := os.Mkdir(filepath.Join(root, "sys/block", dev), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		craftBtrfs(t, filepath.Join(root, "dev", dev), label)
+	}
+	return root
 }
 
 // TestBtrfsLabelRealFilesystem reads the label mkfs.btrfs wrote: the
@@ -51,7 +69,7 @@ func TestBtrfsLabelRealFilesystem(t *testing.T) {
 
 func TestBtrfsLabel(t *testing.T) {
 	dir := t.TempDir()
-	long := strings.Repeat("x", btrfsLabelSize) // no NUL: the whole field
+	long := strings.Repeat("x", 256) // no NUL: the whole field
 	for _, tt := range []struct {
 		name, label, want string
 		ok                bool
@@ -78,36 +96,49 @@ func TestBtrfsLabel(t *testing.T) {
 }
 
 func TestFindDisks(t *testing.T) {
-	labels := []string{contract.NixLabel, contract.ContainersLabel}
+	both := []string{contract.NixLabel, contract.ContainersLabel}
 	for _, tt := range []struct {
 		name     string
 		disks    map[string]string // vdX → label ("-": not btrfs)
+		labels   []string
+		match    diskMatch
 		want     map[string]string // label → vdX
 		warnings int
-		err      string
+		errHas   []string
 	}{
-		{"by label, not by order", map[string]string{"vda": contract.ContainersLabel, "vdb": contract.NixLabel},
-			map[string]string{contract.NixLabel: "vdb", contract.ContainersLabel: "vda"}, 0, ""},
-		{"other disks ignored", map[string]string{"vda": "-", "vdb": contract.NixLabel, "vdc": contract.ContainersLabel},
-			map[string]string{contract.NixLabel: "vdb", contract.ContainersLabel: "vdc"}, 0, ""},
-		{"device order as last resort", map[string]string{"vda": contract.NixLabel, "vdb": "relabelled"},
-			map[string]string{contract.NixLabel: "vda", contract.ContainersLabel: "vdb"}, 1, ""},
-		{"vdaa after vdz", map[string]string{"vdaa": "b", "vdz": "a"},
-			map[string]string{contract.NixLabel: "vdz", contract.ContainersLabel: "vdaa"}, 2, ""},
-		{"missing", map[string]string{"vda": contract.NixLabel, "vdb": "-"}, nil, 0, "find disk labelled LOFTD_CONTAINERS"},
+		{"by label, not by order", map[string]string{"vda": contract.ContainersLabel, "vdb": contract.NixLabel}, both, byLabelThenOrder,
+			map[string]string{contract.NixLabel: "vdb", contract.ContainersLabel: "vda"}, 0, nil},
+		{"other disks ignored", map[string]string{"vda": "-", "vdb": contract.NixLabel, "vdc": contract.ContainersLabel}, both, byLabelThenOrder,
+			map[string]string{contract.NixLabel: "vdb", contract.ContainersLabel: "vdc"}, 0, nil},
+		{"device order as last resort", map[string]string{"vda": contract.NixLabel, "vdb": "relabelled"}, both, byLabelThenOrder,
+			map[string]string{contract.NixLabel: "vda", contract.ContainersLabel: "vdb"}, 1, nil},
+		{"vdaa after vdz", map[string]string{"vdaa": "b", "vdz": "a"}, both, byLabelThenOrder,
+			map[string]string{contract.NixLabel: "vdz", contract.ContainersLabel: "vdaa"}, 2, nil},
+		{"missing", map[string]string{"vda": contract.NixLabel, "vdb": "-"}, both, byLabelThenOrder,
+			nil, 0, []string{"find disk labelled LOFTD_CONTAINERS", `vda (label "LOFTD_NIX")`, "vdb (not a btrfs image)"}},
+		// Resize grows only the disk the host named: no fallback.
+		{"resize: second of two", map[string]string{"vda": contract.NixLabel, "vdb": contract.ContainersLabel}, []string{contract.ContainersLabel}, byLabelOnly,
+			map[string]string{contract.ContainersLabel: "vdb"}, 0, nil},
+		{"resize: alone", map[string]string{"vda": contract.NixLabel}, []string{contract.NixLabel}, byLabelOnly,
+			map[string]string{contract.NixLabel: "vda"}, 0, nil},
+		{"resize: other disk only", map[string]string{"vda": contract.NixLabel}, []string{contract.ContainersLabel}, byLabelOnly,
+			nil, 0, []string{"LOFTD_CONTAINERS", "vda", `label "LOFTD_NIX"`}},
+		{"resize: not btrfs", map[string]string{"vda": "-"}, []string{contract.NixLabel}, byLabelOnly,
+			nil, 0, []string{"vda", "not a btrfs image"}},
+		{"resize: no disk", nil, []string{contract.NixLabel}, byLabelOnly,
+			nil, 0, []string{"no virtio disk"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			root := t.TempDir()
-			for dev, label := range tt.disks {
-				if err := os.MkdirAll(filepath.Join(root, "sys/block", dev), 0o755); err != nil {
-					t.Fatal(err)
+			root := sysRoot(t, tt.disks)
+			got, warn, err := findDisks(root, tt.labels, tt.match)
+			if tt.errHas != nil {
+				if err == nil {
+					t.Fatalf("findDisks(%q) = %v; want an error", tt.labels, got)
 				}
-				craftBtrfs(t, filepath.Join(root, "dev", dev), label)
-			}
-			got, warn, err := findDisks(root, labels)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("findDisks = %v, %v; want an error with %q", got, err, tt.err)
+				for _, s := range tt.errHas {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("findDisks(%q) error %q, want it to mention %q", tt.labels, err, s)
+					}
 				}
 				return
 			}
@@ -118,6 +149,9 @@ func TestFindDisks(t *testing.T) {
 				if got[label] != filepath.Join(root, "dev", dev) {
 					t.Errorf("disk %s = %s, want /dev/%s", label, got[label], dev)
 				}
+			}
+			if len(got) != len(tt.want) {
+				t.Errorf("findDisks(%q) = %v, want %d disks", tt.labels, got, len(tt.want))
 			}
 			if len(warn) != tt.warnings {
 				t.Errorf("warnings %q; want %d", warn, tt.warnings)

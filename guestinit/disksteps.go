@@ -29,7 +29,7 @@ func (e *enter) diskSteps() []Step {
 	d := &diskPrep{e: e, user: g.User, uid: g.UID, gid: g.GID}
 	d.home = d.homeDir()
 	steps := []Step{{Desc: "find disks by btrfs label " + strings.Join(labels, " "), Do: func() error {
-		found, warn, err := findDisks(e.sys.SysRoot, labels)
+		found, warn, err := findDisks(e.sys.SysRoot, labels, byLabelThenOrder)
 		for _, w := range warn {
 			fmt.Fprintf(e.errw(), "guest-init: %s\n", w)
 		}

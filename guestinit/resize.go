@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/guestinit/contract"
@@ -40,10 +38,14 @@ func (e *enter) resizeSteps() []Step {
 // filesystem to the device and unmounts it. Growing again is a no-op, so a
 // maintenance VM that failed half-way can simply run again.
 func growDisk(sysRoot, label, mnt string) error {
-	dev, err := findDiskByLabel(sysRoot, label)
+	if label == "" {
+		return fmt.Errorf("find disk: no label")
+	}
+	found, _, err := findDisks(sysRoot, []string{label}, byLabelOnly)
 	if err != nil {
 		return err
 	}
+	dev := found[label]
 	if err := os.MkdirAll(mnt, 0o700); err != nil {
 		return err
 	}
@@ -61,49 +63,4 @@ func growDisk(sysRoot, label, mnt string) error {
 	}
 	unix.Sync()
 	return nil
-}
-
-// findDiskByLabel returns the /dev node of the virtio disk whose btrfs
-// superblock carries label. libkrun's block_id is no serial the guest can
-// see, so the label is the one stable name. (Sessions find their disks in
-// guestinit/disks.go the same way; this is resize's own small copy until
-// the two meet.)
-func findDiskByLabel(sysRoot, label string) (string, error) {
-	if label == "" {
-		return "", fmt.Errorf("find disk: no label")
-	}
-	names, err := filepath.Glob(filepath.Join(sysRoot, "sys/block/vd*"))
-	if err != nil {
-		return "", err
-	}
-	var seen []string
-	for _, n := range names {
-		dev := filepath.Join(sysRoot, "dev", filepath.Base(n))
-		got, err := diskLabel(dev)
-		if err != nil {
-			seen = append(seen, fmt.Sprintf("%s (%v)", dev, err))
-			continue
-		}
-		if got == label {
-			return dev, nil
-		}
-		seen = append(seen, fmt.Sprintf("%s (label %q)", dev, got))
-	}
-	if len(seen) == 0 {
-		return "", fmt.Errorf("find disk labelled %s: no virtio disk in %s", label, filepath.Join(sysRoot, "sys/block"))
-	}
-	return "", fmt.Errorf("find disk labelled %s: none of %s", label, strings.Join(seen, ", "))
-}
-
-func diskLabel(dev string) (string, error) {
-	f, err := os.Open(dev)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sb, err := disks.ReadSuper(f)
-	if err != nil {
-		return "", err
-	}
-	return sb.Label, nil
 }

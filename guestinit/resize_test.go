@@ -2,87 +2,12 @@ package guestinit
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/loftd/loftd/guestinit/contract"
 )
-
-// fakeBtrfs writes the head of a btrfs disk: the superblock magic and label
-// at the offsets the kernel reads (0x10040 and 0x1012b), nothing else.
-func fakeBtrfs(t *testing.T, path, label string) {
-	t.Helper()
-	b := make([]byte, 0x11000)
-	copy(b[0x10040:], "_BHRfS_M")
-	copy(b[0x1012b:], label)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// sysRoot builds /sys/block/vdX and /dev/vdX for each disk; "" is a disk
-// without a btrfs superblock.
-func sysRoot(t *testing.T, labels map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for _, d := range []string{"sys/block", "dev"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, label := range labels {
-		if err := os.Mkdir(filepath.Join(root, "sys/block", name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		dev := filepath.Join(root, "dev", name)
-		if label == "" {
-			if err := os.WriteFile(dev, make([]byte, 0x11000), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		fakeBtrfs(t, dev, label)
-	}
-	return root
-}
-
-func TestFindDiskByLabel(t *testing.T) {
-	tests := []struct {
-		name   string
-		disks  map[string]string
-		label  string
-		want   string // device name; "" = an error
-		errHas []string
-	}{
-		{"second of two", map[string]string{"vda": contract.NixLabel, "vdb": contract.ContainersLabel}, contract.ContainersLabel, "vdb", nil},
-		{"alone", map[string]string{"vda": contract.NixLabel}, contract.NixLabel, "vda", nil},
-		{"other disk only", map[string]string{"vda": contract.NixLabel}, contract.ContainersLabel, "", []string{"LOFTD_CONTAINERS", "vda", `label "LOFTD_NIX"`}},
-		{"not btrfs", map[string]string{"vda": ""}, contract.NixLabel, "", []string{"vda", "not a btrfs image"}},
-		{"no disk", nil, contract.NixLabel, "", []string{"no virtio disk"}},
-	}
-	for _, tt := range tests {
-		root := sysRoot(t, tt.disks)
-		got, err := findDiskByLabel(root, tt.label)
-		if tt.want != "" {
-			if want := filepath.Join(root, "dev", tt.want); got != want || err != nil {
-				t.Errorf("%s: findDiskByLabel(%s) = %q, %v; want %q", tt.name, tt.label, got, err, want)
-			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("%s: findDiskByLabel(%s) = %q, want an error", tt.name, tt.label, got)
-			continue
-		}
-		for _, s := range tt.errHas {
-			if !strings.Contains(err.Error(), s) {
-				t.Errorf("%s: findDiskByLabel(%s) error %q, want it to mention %q", tt.name, tt.label, err, s)
-			}
-		}
-	}
-}
 
 // In resize mode the contract is accepted and the steps are the resize's:
 // no workspace mount, no workload, one grow of the named disk.

@@ -1,5 +1,6 @@
 // Package launch holds the versioned launch plan that the parent loftd hands
-// to its helper (`loftd internal enter TASKDIR`), and the helper's entry point.
+// to its helper (`loftd internal enter TASKDIR`, package vmm): its format,
+// Validate, and Write and Read of TASKDIR/launch.json.
 // The plan is pure data: everything the helper needs to boot the VM, and
 // nothing it has to work out again.
 package launch

@@ -82,16 +82,6 @@ func (w *rootlessWorld) cmd(args ...string) *exec.Cmd {
 	return c
 }
 
-// hostUID is the host uid of namespace uid id under the user's keep-id map.
-func (w *rootlessWorld) hostUID(id uint32) uint32 {
-	for _, e := range w.user.UIDMap {
-		if id >= e.ContainerID && id < e.ContainerID+e.Size {
-			return e.HostID + id - e.ContainerID
-		}
-	}
-	return 65534
-}
-
 // TestRootlessImage runs loftd as an unprivileged user: it enters the
 // keep-id user namespace, ingests the image, mounts the task root and boots
 // the VM there. In the guest the image's files are root's, /workspace is

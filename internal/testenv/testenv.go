@@ -2,6 +2,10 @@
 // btrfs, a VM backend) and decides what happens when one is missing: the test
 // skips with the reason, except when LOFTD_TEST_REQUIRE_ALL=1 (CI), where a
 // missing part fails the test, so nothing that matters silently skips in CI.
+//
+// Under `go test -short` (make unit) RequireRoot, and with it Btrfs, Loop,
+// RequireVM and RootlessUser, and RequireLibkrun skip even where the part
+// is there: the unit run needs neither root nor a VM and stays fast.
 package testenv
 
 import (
@@ -14,7 +18,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loftd/loftd/disks/loop"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,9 +34,14 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skip("skipping: " + reason)
 }
 
-// RequireRoot skips (or fails, in CI) unless the test runs as root.
+// RequireRoot skips (or fails, in CI) unless the test runs as root. Under
+// -short (make unit) it skips even as root: the unit run is the one that
+// needs neither root nor a VM, and every VM and btrfs test asks for root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		Missing(t, "needs root; -short (make unit) runs no root tests")
+	}
 	if os.Geteuid() != 0 {
 		Missing(t, "needs root (euid %d)", os.Geteuid())
 	}
@@ -87,9 +95,7 @@ func mountImage(t testing.TB, img, data string) string {
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// Flags 0, not loop.Untrusted: the test made this filesystem, and
-	// rootfs tests run programs from image roots stored on it.
-	if _, err := loop.MountFlags(img, mnt, "btrfs", 0, data); err != nil {
+	if _, err := loopMount(img, mnt, "btrfs", data); err != nil {
 		if errors.Is(err, unix.ENODEV) {
 			Missing(t, "kernel without btrfs: %v", err)
 		}
@@ -260,9 +266,13 @@ const LibkrunEnv = "LOFTD_LIBKRUN_LIBRARY"
 // $LOFTD_LIBKRUN_LIBRARY, else where scripts/fetch-libkrun installs it
 // (/usr/local/lib/loftd as root, $XDG_DATA_HOME/loftd/lib otherwise),
 // else /usr/lib/loftd. It skips (fails in CI) otherwise: `make deps`
-// builds libkrun from the crate registry.
+// builds libkrun from the crate registry. Under -short it skips: loading
+// and probing the real library is slow, and make unit wants none of it.
 func RequireLibkrun(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		Missing(t, "needs a real libkrun; -short (make unit) loads none")
+	}
 	if p := os.Getenv(LibkrunEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%s=%s: %v", LibkrunEnv, p, err)
