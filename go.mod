@@ -13,7 +13,10 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require github.com/vishvananda/netlink v1.3.1 // indirect
+require (
+	github.com/elastic/go-seccomp-bpf v1.6.0 // indirect
+	github.com/vishvananda/netlink v1.3.1 // indirect
+)
 
 require (
 	dario.cat/mergo v1.0.2 // indirect

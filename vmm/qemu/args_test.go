@@ -85,15 +85,17 @@ func TestArgs(t *testing.T) {
 
 func TestVirtiofsdArgs(t *testing.T) {
 	tests := []struct {
-		rust bool
-		want []string
+		rust, ro bool
+		want     []string
 	}{
-		{false, []string{"--fd=3", "-o", "source=/r", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}},
-		{true, []string{"--fd=3", "--shared-dir", "/r", "--cache", "auto", "--sandbox", "chroot", "--xattr"}},
+		{false, false, []string{"--fd=3", "-o", "source=/proc/self/fd/4/", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}},
+		{false, true, []string{"--fd=3", "-o", "source=/proc/self/fd/4/", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}},
+		{true, false, []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr"}},
+		{true, true, []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr", "--readonly"}},
 	}
 	for _, tt := range tests {
-		if got := virtiofsdArgs(tt.rust, "/r"); !slices.Equal(got, tt.want) {
-			t.Errorf("virtiofsdArgs(%v) = %q, want %q", tt.rust, got, tt.want)
+		if got := virtiofsdArgs(tt.rust, 4, tt.ro); !slices.Equal(got, tt.want) {
+			t.Errorf("virtiofsdArgs(rust %v, ro %v) = %q, want %q", tt.rust, tt.ro, got, tt.want)
 		}
 	}
 }

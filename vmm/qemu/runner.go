@@ -17,6 +17,7 @@ import (
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/vmm/virtiofs"
 	"golang.org/x/sys/unix"
 )
 
@@ -223,8 +224,20 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 		return "", fmt.Errorf("virtiofsd socket: %w", err)
 	}
 	defer lf.Close()
-	cmd := exec.Command(r.cfg.Virtiofsd, virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), s.Path)...)
-	cmd.ExtraFiles = []*os.File{lf}
+	dir, err := virtiofs.OpenDir(s.Path, s.ReadOnly)
+	if err != nil {
+		return "", fmt.Errorf("virtiofsd %s: %w", s.Tag, err)
+	}
+	defer dir.Close()
+	args := virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), shareFD, s.ReadOnly)
+	cmd := exec.Command(r.cfg.Virtiofsd, args...)
+	if s.Tag != contract.RootTag {
+		// A share the guest user writes: no setuid bit or device node
+		// reaches the host, and as root guest ids are not host ids. The
+		// task root keeps the image's ownership and setuid files.
+		cmd = virtiofs.Command(r.cfg.Self, r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, args...)
+	}
+	cmd.ExtraFiles = []*os.File{lf, dir}
 	c, err := start("virtiofsd "+s.Tag, cmd, filepath.Join(r.cfg.RunDir, fmt.Sprintf("virtiofsd%d.log", i)))
 	if err != nil {
 		return "", err
@@ -234,15 +247,26 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 	return sock, nil
 }
 
-// virtiofsdArgs serves dir on the listening socket at fd 3. The chroot
+// shareFD is the share directory's fd in virtiofsd (after the socket, 3).
+const shareFD = 4
+
+// virtiofsdArgs serves the directory at fd dirFD (virtiofs.FDPath: never a
+// path a user or the guest chose, which could carry a comma into -o) on
+// the listening socket at fd 3; readOnly also asks the Rust virtiofsd to
+// refuse writes (the mount it serves is read-only either way). The chroot
 // sandbox keeps virtiofsd one process: the namespace sandbox forks a child
 // into a new pid namespace that outlives its parent by a moment, so killing
 // and reaping virtiofsd by pid would not be the end of it. No write-back
 // cache (-o writeback): the guest init's last flush counts on the shares
 // holding no dirty pages once its processes are gone (guestinit/flush.go).
-func virtiofsdArgs(rust bool, dir string) []string {
+func virtiofsdArgs(rust bool, dirFD int, readOnly bool) []string {
+	dir := virtiofs.FDPath(dirFD)
 	if rust {
-		return []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr"}
+		args := []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr"}
+		if readOnly {
+			args = append(args, "--readonly")
+		}
+		return args
 	}
 	return []string{"--fd=3", "-o", "source=" + dir, "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}
 }

@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"github.com/containers/storage/pkg/reexec"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Each share's virtiofsd starts through the wrapper, this binary
+	// re-executed (virtiofs.WrapperName).
+	if reexec.Init() {
+		return
+	}
 	code := m.Run()
 	if tmpBase != "" {
 		os.RemoveAll(tmpBase)
