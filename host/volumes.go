@@ -76,7 +76,7 @@ func volumeShares(vols []Volume) ([]launch.Share, []contract.Volume) {
 			continue
 		}
 		tag := contract.VolumeTagPrefix + strconv.Itoa(len(shares))
-		shares = append(shares, launch.Share{Tag: tag, Path: v.Source})
+		shares = append(shares, launch.Share{Tag: tag, Path: v.Source, ReadOnly: v.ReadOnly})
 		mounts = append(mounts, contract.Volume{Tag: tag, Target: v.Target, ReadOnly: v.ReadOnly})
 	}
 	return shares, mounts
@@ -128,8 +128,7 @@ func (s *session) writeVolumes() error {
 	if env := contract.VolumesEnv(mounts); env != "" {
 		s.kc.Env = append(s.kc.Env, env)
 	}
-	uid, gid := userIDs(s.opts.UID, s.opts.GID)
-	return copyVolumeFiles(s.root, s.opts.Volumes, uid, gid)
+	return copyVolumeFiles(s.root, s.opts.Volumes, s.id.guestUID, s.id.guestGID)
 }
 
 // maxToolShares bounds the directories agentbox's tool-state mounts share:

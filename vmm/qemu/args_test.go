@@ -90,8 +90,8 @@ func TestVirtiofsdArgs(t *testing.T) {
 	}{
 		{false, false, []string{"--fd=3", "-o", "source=/proc/self/fd/4/", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}},
 		{false, true, []string{"--fd=3", "-o", "source=/proc/self/fd/4/", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}},
-		{true, false, []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr"}},
-		{true, true, []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr", "--readonly"}},
+		{true, false, []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never"}},
+		{true, true, []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never", "--readonly"}},
 	}
 	for _, tt := range tests {
 		if got := virtiofsdArgs(tt.rust, 4, tt.ro); !slices.Equal(got, tt.want) {

@@ -253,7 +253,11 @@ const shareFD = 4
 // virtiofsdArgs serves the directory at fd dirFD (virtiofs.FDPath: never a
 // path a user or the guest chose, which could carry a comma into -o) on
 // the listening socket at fd 3; readOnly also asks the Rust virtiofsd to
-// refuse writes (the mount it serves is read-only either way). The chroot
+// refuse writes (the mount it serves is read-only either way). The Rust
+// one keeps O_PATH fds, as the C one does, rather than file handles: its
+// default (prefer) looks the share's mount up in /proc/self/mountinfo,
+// where a detached read-only clone is not, and open_by_handle_at needs a
+// capability its user namespace does not give. The chroot
 // sandbox keeps virtiofsd one process: the namespace sandbox forks a child
 // into a new pid namespace that outlives its parent by a moment, so killing
 // and reaping virtiofsd by pid would not be the end of it. No write-back
@@ -262,7 +266,7 @@ const shareFD = 4
 func virtiofsdArgs(rust bool, dirFD int, readOnly bool) []string {
 	dir := virtiofs.FDPath(dirFD)
 	if rust {
-		args := []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr"}
+		args := []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never"}
 		if readOnly {
 			args = append(args, "--readonly")
 		}

@@ -7,7 +7,9 @@ import (
 	"github.com/loftd/loftd/launch"
 )
 
-func e(guest, host, size uint32) launch.IDMap { return launch.IDMap{Guest: guest, Host: host, Size: size} }
+func e(guest, host, size uint32) launch.IDMap {
+	return launch.IDMap{Guest: guest, Host: host, Size: size}
+}
 
 // hostID is where guest id g lands through m, and whether it is mapped.
 func hostID(m []launch.IDMap, g uint32) (uint32, bool) {
@@ -31,10 +33,10 @@ func TestShareIDMap(t *testing.T) {
 		ids map[uint32]int64
 	}{
 		{"owner alice (1000)", 1000, 1000, def,
-			[]launch.IDMap{e(0, def.Start, 1000), e(1000, 1000, 1), e(1001, def.Start + 1001, 64535)},
+			[]launch.IDMap{e(0, def.Start, 1000), e(1000, 1000, 1), e(1001, def.Start+1001, 64535)},
 			map[uint32]int64{0: 0x70000000, 999: 0x70000000 + 999, 998: 0x70000000 + 998, 1000: 1000, 1001: 0x70000000 + 1001, 65535: 0x70000000 + 65535, 65536: -1}},
 		{"owner root: dev 1000 is host root", 1000, 0, def,
-			[]launch.IDMap{e(0, def.Start, 1000), e(1000, 0, 1), e(1001, def.Start + 1001, 64535)},
+			[]launch.IDMap{e(0, def.Start, 1000), e(1000, 0, 1), e(1001, def.Start+1001, 64535)},
 			map[uint32]int64{0: 0x70000000, 999: 0x70000000 + 999, 1000: 0, 65536: -1}},
 		{"root's /etc/subuid range", 1001, 1001, Range{100000, 65536},
 			[]launch.IDMap{e(0, 100000, 1001), e(1001, 1001, 1), e(1002, 101002, 64534)},
