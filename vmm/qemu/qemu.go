@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
-	"github.com/loftd/loftd/internal/parts"
 	"github.com/loftd/loftd/launch"
 )
 
@@ -35,9 +34,6 @@ type Config struct {
 	Plan *launch.Plan
 	// QEMU and Virtiofsd are binaries; "" searches $PATH and VirtiofsdPaths.
 	QEMU, Virtiofsd string
-	// Self is loftd, which starts each share's virtiofsd through its
-	// wrapper (virtiofs.Command); "" is parts.Executable().
-	Self string
 	// Kernel is the PVH ELF kernel (krunfw.KernelELF).
 	Kernel string
 	// Accel is "tcg", "kvm" or "" ($LOFTD_QEMU_ACCEL, else a probe). Any
@@ -146,11 +142,6 @@ func resolve(cfg Config) (Config, error) {
 	}
 	if cfg.Virtiofsd, err = FindVirtiofsd(cfg.Virtiofsd); err != nil {
 		return cfg, err
-	}
-	if cfg.Self == "" {
-		if cfg.Self, err = parts.Executable(); err != nil {
-			return cfg, fmt.Errorf("qemu: find loftd for the virtiofsd wrapper: %w", err)
-		}
 	}
 	var reason string
 	cfg.Accel, reason = PickAccelCached(cfg.Accel, cfg.QEMU, cfg.CacheDir)

@@ -235,7 +235,7 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 		// A share the guest user writes: no setuid bit or device node
 		// reaches the host, and as root guest ids are not host ids. The
 		// task root keeps the image's ownership and setuid files.
-		cmd = virtiofs.Command(r.cfg.Self, r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, args...)
+		cmd = virtiofs.Command(r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, args...)
 	}
 	cmd.ExtraFiles = []*os.File{lf, dir}
 	c, err := start("virtiofsd "+s.Tag, cmd, filepath.Join(r.cfg.RunDir, fmt.Sprintf("virtiofsd%d.log", i)))

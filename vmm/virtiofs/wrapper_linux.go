@@ -37,12 +37,19 @@ func wrapperMain() {
 	os.Exit(1)
 }
 
-// Command is virtiofsd (with args) started through the wrapper, which is
-// the loftd binary at self. With ids, the wrapper starts in a new user
+// self is the running binary, which is the wrapper. Through the magic
+// link, not its path: the wrapper starts as its user namespace's root,
+// which may not search the directories above loftd (a 0700 ~/go/bin, a
+// private temporary directory), and inside the rootless keep-id namespace
+// the link's text is not even a path.
+const self = "/proc/self/exe"
+
+// Command is virtiofsd (with args) started through the wrapper: this
+// binary, re-executed (WrapperName). With ids, the wrapper starts in a new user
 // namespace with those maps, as its root (not host root: ns 0 is never
 // mapped to host 0); run it from a process that can write any map (real
 // root). The caller adds its own SysProcAttr fields (Pdeathsig, Setpgid).
-func Command(self string, ids *launch.ShareIDs, virtiofsd string, args ...string) *exec.Cmd {
+func Command(ids *launch.ShareIDs, virtiofsd string, args ...string) *exec.Cmd {
 	cmd := exec.Command(self, append([]string{virtiofsd}, args...)...)
 	cmd.Args[0] = WrapperName
 	cmd.SysProcAttr = &syscall.SysProcAttr{}

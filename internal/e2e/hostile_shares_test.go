@@ -1,0 +1,386 @@
+package e2e
+
+// The hostile guest (issue 17): root in its VM (--root), it tries to get
+// host privilege through what loftd shares. Each test runs as root and,
+// where it applies, rootless.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/loftd/loftd/rootfs"
+	"github.com/loftd/loftd/vmm/virtiofs"
+	"golang.org/x/sys/unix"
+)
+
+// hostileScript runs as guest root in /workspace. Every applet goes
+// through /bin/busybox: the rootless world's image links only a few.
+const hostileScript = `B=/bin/busybox; cd /workspace
+$B cp $B suid; $B chmod 4755 suid; echo "chmod 4755 $?"
+$B chown 1000 suid; $B chmod 4755 suid; echo "chown+chmod 4755 $?"
+$B mknod null c 1 3; echo "mknod c $?"
+$B mknod sda b 8 0; echo "mknod b $?"
+$B touch g; $B chgrp 999 g; $B chmod 2755 g; echo "chmod 2755 $?"
+$B mkdir sd; $B chmod 2775 sd; echo "chmod dir 2775 $?"
+$B cp $B capfile; ./setfcap capfile
+`
+
+// hostileRefusals are the lines hostileScript must print: each attempt
+// refused (busybox exits 1).
+var hostileRefusals = []string{"chmod 4755 1", "chown+chmod 4755 1", "mknod c 1", "mknod b 1", "chmod 2755 1", "chmod dir 2775 1"}
+
+var setfcap struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// setfcapBin builds testdata/setfcap, static.
+func setfcapBin(t *testing.T) string {
+	t.Helper()
+	setfcap.once.Do(func() {
+		setfcap.path = filepath.Join(bins.dir, "setfcap")
+		cmd := exec.Command("go", "build", "-o", setfcap.path, "./testdata/setfcap")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			setfcap.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if setfcap.err != nil {
+		t.Fatalf("go build testdata/setfcap: %v", setfcap.err)
+	}
+	return setfcap.path
+}
+
+// putSetfcap copies the helper into the workspace, owned by uid:gid.
+func putSetfcap(t *testing.T, ws string, uid, gid int) {
+	t.Helper()
+	dst := filepath.Join(ws, "setfcap")
+	copyExec(t, setfcapBin(t), dst)
+	if err := os.Lchown(dst, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// idRange is the host ids a share may give a file: the owner's and a
+// subordinate range.
+type idRange struct {
+	owner      uint32
+	start, end uint32 // [start, end)
+}
+
+func (r idRange) holds(id uint32) bool { return id == r.owner || (id >= r.start && id < r.end) }
+
+// rootShareRange is where guest ids other than the user's land as root.
+func rootShareRange(owner uint32) idRange {
+	sub := virtiofs.DefaultRange
+	if uids, _, err := rootfs.SubIDs("root"); err == nil {
+		if r, ok := rootfs.FirstSubID(uids); ok {
+			sub = virtiofs.Range{Start: r.HostID, Size: r.Size}
+		}
+	}
+	return idRange{owner: owner, start: sub.Start, end: sub.Start + sub.Size}
+}
+
+// checkHostileAftermath walks the workspace on the host: no setuid or
+// setgid file, no device node, no owner or group outside ids (so no host
+// root, no host group 999), and no file capability the host would honour.
+func checkHostileAftermath(t *testing.T, ws string, uids, gids idRange) {
+	t.Helper()
+	err := filepath.WalkDir(ws, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if path != ws && fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+			t.Errorf("%s on the host: mode %v, owner %d:%d: a setuid/setgid file came out of the share", path, fi.Mode(), st.Uid, st.Gid)
+		}
+		if fi.Mode()&(fs.ModeDevice|fs.ModeCharDevice) != 0 {
+			t.Errorf("%s on the host is a device node (%v)", path, fi.Mode())
+		}
+		if !uids.holds(st.Uid) || !gids.holds(st.Gid) {
+			t.Errorf("%s on the host: owner %d:%d, want the owner's %d:%d or a subordinate id", path, st.Uid, st.Gid, uids.owner, gids.owner)
+		}
+		checkNoHostCap(t, path)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkNoHostCap: a security.capability the guest wrote is either gone or
+// namespaced (revision 3, its root id not host root): not effective for a
+// host user who runs the file.
+func checkNoHostCap(t *testing.T, path string) {
+	t.Helper()
+	buf := make([]byte, 64)
+	n, err := unix.Lgetxattr(path, "security.capability", buf)
+	if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.EOPNOTSUPP) {
+		return
+	}
+	if err != nil {
+		t.Errorf("%s: read security.capability: %v", path, err)
+		return
+	}
+	rev := binary.LittleEndian.Uint32(buf) >> 24
+	if rev != 3 || n < 24 || binary.LittleEndian.Uint32(buf[20:]) == 0 {
+		t.Errorf("%s on the host has a file capability a host user gets (revision %d, % x)", path, rev, buf[:n])
+	}
+}
+
+func checkRefusals(t *testing.T, out string) {
+	t.Helper()
+	for _, want := range hostileRefusals {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("guest output lacks %q (the attempt was not refused):\n%s", want, out)
+		}
+	}
+}
+
+// TestHostileShareRoot: as root, guest root's setuid, setgid, mknod, group
+// 999 and file capability through /workspace give the host nothing; the
+// guest user's files are the workspace owner's.
+func TestHostileShareRoot(t *testing.T) {
+	w := newWorld(t)
+	putSetfcap(t, w.workspace, guestUID, guestUID)
+	status, out, errb := w.run("", "--root", "--", "sh", "-c", hostileScript)
+	if status != 0 {
+		t.Fatalf("loftd --root = %d\nstdout:\n%s\nstderr:\n%s", status, out, errb)
+	}
+	checkRefusals(t, out)
+	if status, out, errb = w.run("", "--", "sh", "-c", "echo x > /workspace/devfile"); status != 0 {
+		t.Fatalf("loftd as dev = %d %s %s", status, out, errb)
+	}
+	checkOwner(t, filepath.Join(w.workspace, "devfile"), guestUID, guestUID)
+	checkHostileAftermath(t, w.workspace, rootShareRange(guestUID), rootShareRange(guestUID))
+}
+
+// TestHostileShareRootless: the same, rootless (the keep-id namespace maps
+// guest root to the user's first subordinate id).
+func TestHostileShareRootless(t *testing.T) {
+	w := newRootlessWorld(t)
+	putSetfcap(t, w.ws, w.uid, w.gid)
+	out, errb, err := runRootless(w, "--root", "--", "/bin/busybox", "sh", "-c", hostileScript)
+	if err != nil {
+		t.Fatalf("rootless loftd --root: %v\nstdout:\n%s\nstderr:\n%s", err, out, errb)
+	}
+	checkRefusals(t, out)
+	if out, errb, err = runRootless(w, "--", "/bin/busybox", "sh", "-c", "echo x > /workspace/devfile"); err != nil {
+		t.Fatalf("rootless loftd as dev: %v %s %s", err, out, errb)
+	}
+	checkOwner(t, filepath.Join(w.ws, "devfile"), w.uid, w.gid)
+	uids := idRange{owner: uint32(w.uid), start: w.user.SubUID.HostID, end: w.user.SubUID.HostID + w.user.SubUID.Size}
+	gids := idRange{owner: uint32(w.gid), start: w.user.SubGID.HostID, end: w.user.SubGID.HostID + w.user.SubGID.Size}
+	checkHostileAftermath(t, w.ws, uids, gids)
+}
+
+func runRootless(w *rootlessWorld, args ...string) (stdout, stderr string, err error) {
+	c := w.cmd(args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err = c.Run()
+	return out.String(), errb.String(), err
+}
+
+func checkOwner(t *testing.T, path string, uid, gid int) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("%s on the host: owner %d:%d, want %d:%d", path, st.Uid, st.Gid, uid, gid)
+	}
+}
+
+// withoutSudo drops SUDO_UID and SUDO_GID from c's environment, as a root
+// shell that did not come through sudo (CI, a container) has none.
+func withoutSudo(c *exec.Cmd) {
+	env := c.Env[:0]
+	for _, kv := range c.Env {
+		if !strings.HasPrefix(kv, "SUDO_UID=") && !strings.HasPrefix(kv, "SUDO_GID=") {
+			env = append(env, kv)
+		}
+	}
+	c.Env = env
+}
+
+func runWorld(w *world, c *exec.Cmd) (int, string, string) {
+	w.t.Helper()
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Run(); err != nil && c.ProcessState == nil {
+		w.t.Fatalf("loftd: %v", err)
+	}
+	return c.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// TestHostileRootOwnedWorkspace: as root without sudo in a root-owned
+// checkout, dev (uid 1000 in the guest) writes the workspace, its files
+// land root's, and setuid is still impossible, for dev and guest root.
+func TestHostileRootOwnedWorkspace(t *testing.T) {
+	w := newWorld(t)
+	if err := os.Chown(w.workspace, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := w.cmd("--", "sh", "-c", "id -u; touch /workspace/x; echo touch $?; cp /bin/busybox /workspace/s; chmod 4755 /workspace/s; echo chmod $?")
+	withoutSudo(c)
+	status, out, errb := runWorld(w, c)
+	if want := "1000\ntouch 0\nchmod 1\n"; status != 0 || out != want {
+		t.Fatalf("loftd -- touch in a root-owned workspace = %d, %q, want %q\nstderr:\n%s", status, out, want, errb)
+	}
+	checkOwner(t, filepath.Join(w.workspace, "x"), 0, 0)
+	c = w.cmd("--root", "--", "sh", "-c", "chmod 4755 /workspace/s; echo chmod $?; chmod 6755 /workspace/x; echo chmod $?")
+	withoutSudo(c)
+	if status, out, errb = runWorld(w, c); status != 0 || out != "chmod 1\nchmod 1\n" {
+		t.Errorf("loftd --root chmod 4755 in a root-owned workspace = %d, %q, want both refused\nstderr:\n%s", status, out, errb)
+	}
+	checkHostileAftermath(t, w.workspace, rootShareRange(0), rootShareRange(0))
+}
+
+// TestHostilePrivateWorkspace: a 0700 workspace of another user works for
+// dev, who is that user; named as someone else (--uid), it is a setup
+// error that names the directory, its owner and mode, not a bare 126.
+func TestHostilePrivateWorkspace(t *testing.T) {
+	w := newWorld(t)
+	if err := os.Chown(w.workspace, 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, 0o700, w.workspace)
+	c := w.cmd("--", "sh", "-c", "id -u; touch /workspace/x && echo ok")
+	withoutSudo(c)
+	status, out, errb := runWorld(w, c)
+	if status != 0 || out != "1234\nok\n" {
+		t.Fatalf("loftd in a 0700 workspace of uid 1234 = %d, %q, want 1234 and ok\nstderr:\n%s", status, out, errb)
+	}
+	checkOwner(t, filepath.Join(w.workspace, "x"), 1234, 1234)
+	status, out, errb = w.run("", "--uid", "1000", "--gid", "1000", "--", "true")
+	for _, want := range []string{w.workspace, "uid 1234", "0700", "--uid 1234"} {
+		if status != 125 || !strings.Contains(errb, want) {
+			t.Errorf("loftd --uid 1000 in a 0700 workspace of uid 1234 = %d, stderr %q; want 125 and %q", status, errb, want)
+		}
+	}
+}
+
+// TestHostileUIDRange: --uid and --gid outside 0..2^32-2 are usage errors.
+func TestHostileUIDRange(t *testing.T) {
+	w := newWorld(t)
+	for _, args := range [][]string{{"--uid", "-5"}, {"--gid", "-5"}, {"--uid", "4294967296"}, {"--gid", "4294967295"}} {
+		status, _, errb := w.run("", append(args, "--", "true")...)
+		if status != 2 || !strings.Contains(errb, args[0]) {
+			t.Errorf("loftd %s = %d, stderr %q; want usage error 2", strings.Join(args, " "), status, errb)
+		}
+	}
+}
+
+// roScript tries to write a :ro volume: remounted rw, and through the tag
+// mounted a second time.
+const roScript = `B=/bin/busybox
+$B mount -o remount,rw /mnt/a; echo x > /mnt/a/f
+$B mkdir -p /m2; $B mount -t virtiofs loftd-vol0 /m2 && echo y > /m2/f
+$B cat /mnt/a/f`
+
+func roVolume(t *testing.T, dir string, uid, gid int) string {
+	t.Helper()
+	vol := filepath.Join(dir, "ro-vol")
+	writeFile(t, filepath.Join(vol, "f"), "host\n", 0o644)
+	for _, p := range []string{vol, filepath.Join(vol, "f")} {
+		if err := os.Lchown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return vol
+}
+
+func checkUnchanged(t *testing.T, path string) {
+	t.Helper()
+	if b, err := os.ReadFile(path); err != nil || string(b) != "host\n" {
+		t.Errorf("%s on the host after the guest wrote its :ro volume: %q, %v; want it unchanged", path, b, err)
+	}
+}
+
+// TestHostileReadOnlyVolume: :ro holds on the host, whatever guest root
+// remounts.
+func TestHostileReadOnlyVolume(t *testing.T) {
+	w := newWorld(t)
+	vol := roVolume(t, t.TempDir(), guestUID, guestUID)
+	status, out, errb := w.run("", "--root", "-v", vol+":/mnt/a:ro", "--", "sh", "-c", roScript)
+	if status != 0 || out != "host\n" {
+		t.Errorf("loftd --root -v DIR:/mnt/a:ro = %d, %q, want host\nstderr:\n%s", status, out, errb)
+	}
+	checkUnchanged(t, filepath.Join(vol, "f"))
+}
+
+func TestHostileReadOnlyVolumeRootless(t *testing.T) {
+	w := newRootlessWorld(t)
+	vol := roVolume(t, w.base, w.uid, w.gid)
+	out, errb, err := runRootless(w, "--root", "-v", vol+":/mnt/a:ro", "--", "/bin/busybox", "sh", "-c", roScript)
+	if err != nil || out != "host\n" {
+		t.Errorf("rootless loftd --root -v DIR:/mnt/a:ro: %v, %q, want host\nstderr:\n%s", err, out, errb)
+	}
+	checkUnchanged(t, filepath.Join(vol, "f"))
+}
+
+// oddName holds every byte that once reached virtiofsd's -o list or another
+// program's options: ',' '=' ':' '\' a newline and a leading '-'.
+const oddName = "-q,source=.,xattr=1:a\\b\nc"
+
+// oddVolName is oddName without ':' (-v splits on it).
+const oddVolName = "-v,source=.,xattr=1\\b\nc"
+
+const oddScript = `B=/bin/busybox; $B ls /workspace /mnt/v; echo guest > /workspace/out`
+
+// TestHostileOddPaths: a workspace and a volume whose names carry option
+// syntax are served as themselves (before, a workspace named
+// q,source=/,xattr served the host's /).
+func TestHostileOddPaths(t *testing.T) {
+	w := newWorld(t)
+	base := t.TempDir()
+	ws, vol := filepath.Join(base, oddName), filepath.Join(base, oddVolName)
+	writeFile(t, filepath.Join(ws, "ws-marker"), "", 0o644)
+	writeFile(t, filepath.Join(vol, "vol-marker"), "", 0o644)
+	if err := os.Chown(ws, guestUID, guestUID); err != nil {
+		t.Fatal(err)
+	}
+	status, out, errb := w.run("", "--root", "--workspace", ws, "-v", vol+":/mnt/v", "--", "sh", "-c", oddScript)
+	if want := "/mnt/v:\nvol-marker\n\n/workspace:\nws-marker\n"; status != 0 || out != want {
+		t.Errorf("loftd with workspace %q and volume %q = %d, %q, want %q\nstderr:\n%s", ws, vol, status, out, want, errb)
+	}
+	if b, err := os.ReadFile(filepath.Join(ws, "out")); err != nil || string(b) != "guest\n" {
+		t.Errorf("the guest's file in the odd workspace: %q, %v", b, err)
+	}
+}
+
+func TestHostileOddPathsRootless(t *testing.T) {
+	w := newRootlessWorld(t)
+	ws, vol := filepath.Join(w.base, oddName), filepath.Join(w.base, oddVolName)
+	writeFile(t, filepath.Join(ws, "ws-marker"), "", 0o644)
+	writeFile(t, filepath.Join(vol, "vol-marker"), "", 0o644)
+	for _, p := range []string{ws, vol} {
+		if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", w.uid, w.gid), p).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v %s", p, err, out)
+		}
+	}
+	out, errb, err := runRootless(w, "--root", "--workspace", ws, "-v", vol+":/mnt/v", "--", "/bin/busybox", "sh", "-c", oddScript)
+	if want := "/mnt/v:\nvol-marker\n\n/workspace:\nws-marker\n"; err != nil || out != want {
+		t.Errorf("rootless loftd with workspace %q and volume %q: %v, %q, want %q\nstderr:\n%s", ws, vol, err, out, want, errb)
+	}
+	if b, err := os.ReadFile(filepath.Join(ws, "out")); err != nil || string(b) != "guest\n" {
+		t.Errorf("the guest's file in the odd workspace: %q, %v", b, err)
+	}
+}
