@@ -239,6 +239,10 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 	}
 	cmd.ExtraFiles = []*os.File{lf, dir}
 	c, err := start("virtiofsd "+s.Tag, cmd, filepath.Join(r.cfg.RunDir, fmt.Sprintf("virtiofsd%d.log", i)))
+	if err != nil && cmd.SysProcAttr.Cloneflags&unix.CLONE_NEWUSER != 0 {
+		// A container's seccomp profile or a sysctl may forbid it.
+		return "", fmt.Errorf("%w (as root loftd serves the workspace from a new user namespace, so that guest ids are not host ids: allow user namespaces here, or run loftd as a user)", err)
+	}
 	if err != nil {
 		return "", err
 	}
