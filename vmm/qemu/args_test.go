@@ -84,18 +84,21 @@ func TestArgs(t *testing.T) {
 }
 
 func TestVirtiofsdArgs(t *testing.T) {
+	c := []string{"--fd=3", "-o", "source=/proc/self/fd/4/", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}
+	rust := []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never"}
 	tests := []struct {
-		rust, ro bool
-		want     []string
+		rust, ro, guarded bool
+		want              []string
 	}{
-		{false, false, []string{"--fd=3", "-o", "source=/proc/self/fd/4/", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}},
-		{false, true, []string{"--fd=3", "-o", "source=/proc/self/fd/4/", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}},
-		{true, false, []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never"}},
-		{true, true, []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never", "--readonly"}},
+		{false, false, false, c},
+		{false, true, true, append(slices.Clone(c), "-o", "modcaps=-setfcap:-mknod")},
+		{true, false, false, rust},
+		{true, true, false, append(slices.Clone(rust), "--readonly")},
+		{true, true, true, append(slices.Clone(rust), "--readonly", "--modcaps=-setfcap:-mknod")},
 	}
 	for _, tt := range tests {
-		if got := virtiofsdArgs(tt.rust, 4, tt.ro); !slices.Equal(got, tt.want) {
-			t.Errorf("virtiofsdArgs(rust %v, ro %v) = %q, want %q", tt.rust, tt.ro, got, tt.want)
+		if got := virtiofsdArgs(tt.rust, 4, tt.ro, tt.guarded); !slices.Equal(got, tt.want) {
+			t.Errorf("virtiofsdArgs(rust %v, ro %v, guarded %v) = %q, want %q", tt.rust, tt.ro, tt.guarded, got, tt.want)
 		}
 	}
 }

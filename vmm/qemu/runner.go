@@ -229,12 +229,14 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 		return "", fmt.Errorf("virtiofsd %s: %w", s.Tag, err)
 	}
 	defer dir.Close()
-	args := virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), shareFD, s.ReadOnly)
+	// A share the guest user writes (not the task root, which keeps the
+	// image's ownership, setuid files and file capabilities) is guarded:
+	// no setuid bit, file capability or device node reaches the host,
+	// and as root guest ids are not host ids.
+	guarded := s.Tag != contract.RootTag
+	args := virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), shareFD, s.ReadOnly, guarded)
 	cmd := exec.Command(r.cfg.Virtiofsd, args...)
-	if s.Tag != contract.RootTag {
-		// A share the guest user writes: no setuid bit or device node
-		// reaches the host, and as root guest ids are not host ids. The
-		// task root keeps the image's ownership and setuid files.
+	if guarded {
 		cmd = virtiofs.Command(r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, args...)
 	}
 	cmd.ExtraFiles = []*os.File{lf, dir}
@@ -257,7 +259,12 @@ const shareFD = 4
 // virtiofsdArgs serves the directory at fd dirFD (virtiofs.FDPath: never a
 // path a user or the guest chose, which could carry a comma into -o) on
 // the listening socket at fd 3; readOnly also asks the Rust virtiofsd to
-// refuse writes (the mount it serves is read-only either way). The Rust
+// refuse writes (the mount it serves is read-only either way). A guarded
+// share's virtiofsd drops CAP_SETFCAP and CAP_MKNOD: in its user namespace
+// the kernel turns a file capability into a namespaced one, unless the
+// guest names, as the capability's root, an id that maps to host root
+// (the guest user when the workspace owner is root), which the kernel
+// accepts and stores as a plain, host-effective capability. The Rust
 // one keeps O_PATH fds, as the C one does, rather than file handles: its
 // default (prefer) looks the share's mount up in /proc/self/mountinfo,
 // where a detached read-only clone is not, and open_by_handle_at needs a
@@ -267,16 +274,23 @@ const shareFD = 4
 // and reaping virtiofsd by pid would not be the end of it. No write-back
 // cache (-o writeback): the guest init's last flush counts on the shares
 // holding no dirty pages once its processes are gone (guestinit/flush.go).
-func virtiofsdArgs(rust bool, dirFD int, readOnly bool) []string {
+func virtiofsdArgs(rust bool, dirFD int, readOnly, guarded bool) []string {
 	dir := virtiofs.FDPath(dirFD)
 	if rust {
 		args := []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never"}
 		if readOnly {
 			args = append(args, "--readonly")
 		}
+		if guarded {
+			args = append(args, "--modcaps="+virtiofs.DropCaps)
+		}
 		return args
 	}
-	return []string{"--fd=3", "-o", "source=" + dir, "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}
+	args := []string{"--fd=3", "-o", "source=" + dir, "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}
+	if guarded {
+		args = append(args, "-o", "modcaps="+virtiofs.DropCaps)
+	}
+	return args
 }
 
 // cleanup stops QEMU first (it holds the vhost-user connections), then every

@@ -14,6 +14,13 @@ import (
 // the guest. The filter holds whatever the id map is.
 const setIDBits = unix.S_ISUID | unix.S_ISGID
 
+// DropCaps is virtiofsd's modcaps value for a share (both flavors): no
+// CAP_SETFCAP, so no file capability can be written through it (a
+// capability whose root id the guest names as an id mapped to host root
+// would be effective on the host), and no CAP_MKNOD (Policy refuses
+// device nodes too).
+const DropCaps = "-setfcap:-mknod"
+
 // createFlags are the open flags that make open's mode argument count.
 const createFlags = unix.O_CREAT | unix.O_TMPFILE
 
