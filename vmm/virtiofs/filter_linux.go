@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,19 +53,34 @@ var openArgs = map[string][2]uint32{"open": {1, 2}, "openat": {2, 3}}
 // openat2 passes its mode in a struct a filter cannot read, and io_uring
 // would run calls a filter never sees: both fail with ENOSYS, so the Rust
 // virtiofsd (which probes openat2 at start) uses openat.
-func Policy() seccomp.Policy {
+func Policy() (seccomp.Policy, error) {
+	native, err := arch.GetInfo("")
+	if err != nil {
+		return seccomp.Policy{}, err
+	}
+	// arm64 has only the *at calls: leave out the names it lacks.
+	has := func(name string) bool { _, ok := native.SyscallNames[name]; return ok }
 	var refuse []seccomp.NameWithConditions
 	for name, arg := range modeArg {
+		if !has(name) {
+			continue
+		}
 		refuse = append(refuse, seccomp.NameWithConditions{Name: name, Conditions: []seccomp.Condition{
 			{Argument: arg, Operation: seccomp.BitsSet, Value: setIDBits},
 		}})
 	}
 	for _, name := range []string{"mknod", "mknodat"} {
+		if !has(name) {
+			continue
+		}
 		refuse = append(refuse, seccomp.NameWithConditions{Name: name, Conditions: []seccomp.Condition{
 			{Argument: modeArg[name], Operation: seccomp.BitsSet, Value: unix.S_IFCHR},
 		}})
 	}
 	for name, a := range openArgs {
+		if !has(name) {
+			continue
+		}
 		refuse = append(refuse, seccomp.NameWithConditions{Name: name, Conditions: []seccomp.Condition{
 			{Argument: a[0], Operation: seccomp.BitsSet, Value: createFlags},
 			{Argument: a[1], Operation: seccomp.BitsSet, Value: setIDBits},
@@ -76,14 +92,18 @@ func Policy() seccomp.Policy {
 			{Action: errnoAction(unix.EPERM), NamesWithCondtions: refuse},
 			{Action: errnoAction(unix.ENOSYS), Names: []string{"openat2", "io_uring_setup", "io_uring_enter", "io_uring_register"}},
 		},
-	}
+	}, nil
 }
 
 // InstallFilter sets no_new_privs and loads Policy on every thread of this
 // process (TSYNC), so whichever thread then execs carries it. Nothing can
 // remove it, in this process or the programs it execs.
 func InstallFilter() error {
-	f := seccomp.Filter{NoNewPrivs: true, Flag: seccomp.FilterFlagTSync, Policy: Policy()}
+	p, err := Policy()
+	if err != nil {
+		return fmt.Errorf("virtiofsd seccomp filter: %w", err)
+	}
+	f := seccomp.Filter{NoNewPrivs: true, Flag: seccomp.FilterFlagTSync, Policy: p}
 	if err := seccomp.LoadFilter(f); err != nil {
 		return fmt.Errorf("virtiofsd seccomp filter: %w", err)
 	}
