@@ -18,7 +18,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/rootfs"
+	"github.com/loftd/loftd/vmm/qemu"
 	"github.com/loftd/loftd/vmm/virtiofs"
 	"golang.org/x/sys/unix"
 )
@@ -389,5 +391,67 @@ func TestHostileOddPathsRootless(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(ws, "out")); err != nil || string(b) != "guest\n" {
 		t.Errorf("the guest's file in the odd workspace: %q, %v", b, err)
+	}
+}
+
+// virtiofsdFlavors are the virtiofsd binaries here by flavor: QEMU's C one
+// and the Rust one, each wherever it is installed.
+func virtiofsdFlavors() map[string]string {
+	found := map[string]string{}
+	for _, p := range append([]string{"/usr/local/libexec/loftd/virtiofsd"}, qemu.VirtiofsdPaths...) {
+		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		flavor := "c"
+		if qemu.IsRustVirtiofsd(p) {
+			flavor = "rust"
+		}
+		if found[flavor] == "" {
+			found[flavor] = p
+		}
+	}
+	return found
+}
+
+// TestHostileShareFlavors runs the hostile script and the :ro attempts
+// against each virtiofsd flavor (each handles the fd path, the filter, the
+// namespace and read-only its own way), as root: loftd is linked into a
+// directory whose ../libexec/loftd holds that virtiofsd, which loftd
+// prefers.
+func TestHostileShareFlavors(t *testing.T) {
+	flavors := virtiofsdFlavors()
+	for _, flavor := range []string{"c", "rust"} {
+		t.Run(flavor, func(t *testing.T) {
+			vfsd := flavors[flavor]
+			if vfsd == "" {
+				testenv.Missing(t, "no %s virtiofsd (Debian's qemu-system-common has the C one; scripts build the Rust one into /usr/local/libexec/loftd)", flavor)
+			}
+			w := newWorld(t)
+			dir := t.TempDir()
+			loftd := filepath.Join(dir, "bin", "loftd")
+			for _, d := range []string{filepath.Dir(loftd), filepath.Join(dir, "libexec", "loftd")} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			copyExec(t, bins.loftd, loftd)
+			if err := os.Symlink(vfsd, filepath.Join(dir, "libexec", "loftd", "virtiofsd")); err != nil {
+				t.Fatal(err)
+			}
+			if out, _ := exec.Command(loftd, "doctor").CombinedOutput(); !strings.Contains(string(out), filepath.Join(dir, "libexec", "loftd", "virtiofsd")) {
+				t.Fatalf("loftd doctor does not pick the %s virtiofsd linked beside it:\n%s", flavor, out)
+			}
+			putSetfcap(t, w.workspace, guestUID, guestUID)
+			vol := roVolume(t, t.TempDir(), guestUID, guestUID)
+			c := w.cmd("--root", "-v", vol+":/mnt/a:ro", "--", "sh", "-c", strings.Replace(hostileScript, "exit 0\n", roScript+"\n", 1))
+			c.Path, c.Args[0] = loftd, "loftd"
+			status, out, errb := runWorld(w, c)
+			if status != 0 || !strings.HasSuffix(out, "host\n") {
+				t.Fatalf("loftd --root with the %s virtiofsd = %d\nstdout:\n%s\nstderr:\n%s", flavor, status, out, errb)
+			}
+			checkRefusals(t, out)
+			checkHostileAftermath(t, w.workspace, rootShareRange(guestUID), rootShareRange(guestUID))
+			checkUnchanged(t, filepath.Join(vol, "f"))
+		})
 	}
 }

@@ -236,10 +236,14 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (string, error) {
 	guarded := s.Tag != contract.RootTag
 	args := virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), shareFD, s.ReadOnly, guarded)
 	cmd := exec.Command(r.cfg.Virtiofsd, args...)
-	if guarded {
-		cmd = virtiofs.Command(r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, args...)
-	}
 	cmd.ExtraFiles = []*os.File{lf, dir}
+	if guarded {
+		var done func()
+		if cmd, done, err = virtiofs.Command(r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, []*os.File{lf, dir}, args...); err != nil {
+			return "", fmt.Errorf("virtiofsd %s: %w", s.Tag, err)
+		}
+		defer done()
+	}
 	c, err := start("virtiofsd "+s.Tag, cmd, filepath.Join(r.cfg.RunDir, fmt.Sprintf("virtiofsd%d.log", i)))
 	if err != nil && cmd.SysProcAttr.Cloneflags&unix.CLONE_NEWUSER != 0 {
 		// A container's seccomp profile or a sysctl may forbid it.
