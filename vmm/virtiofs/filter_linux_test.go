@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containers/storage/pkg/reexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,6 +19,9 @@ import (
 const underFilterEnv = "_LOFTD_TEST_UNDER_FILTER"
 
 func TestMain(m *testing.M) {
+	if reexec.Init() {
+		return
+	}
 	if dir := os.Getenv(underFilterEnv); dir != "" {
 		if err := InstallFilter(); err != nil {
 			fmt.Println("install:", err)
