@@ -2,7 +2,6 @@ package host
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -76,8 +75,8 @@ func (r *rawRun) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.profile, "profile", false, "print a timing table of host phases and guest steps on stderr")
 	fs.BoolVar(&r.version, "version", false, "print the version and exit")
 	fs.BoolVar(&r.liveMounts, "live-mounts", false, "agentbox: share the tool-state directories (~/.claude, …) read-write, so the guest's changes reach\nthe host's files; a guest can then plant hooks the host's tools run (default: the guest writes an overlay kept with the workspace)")
-	fs.IntVar(&r.uid, "uid", -1, "guest user's uid when loftd runs as root (default: SUDO_UID, else 1000)")
-	fs.IntVar(&r.gid, "gid", -1, "guest user's gid when loftd runs as root (default: SUDO_GID, else 1000)")
+	fs.IntVar(&r.uid, "uid", -1, "as root, the host user the guest user works as: its files in the shares are this uid's\n(default: SUDO_UID, else the workspace's owner; the guest user's uid is the same, or 1000 for root)")
+	fs.IntVar(&r.gid, "gid", -1, "as root, the host group of the guest user's files (default: SUDO_GID, else the workspace's group)")
 }
 
 // options validates r and merges it over cfg: a flag that was set wins.
@@ -121,6 +120,14 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 		o.Network = "passt"
 	}
 	o.TSI = o.Network == "tsi"
+	for _, f := range []struct {
+		name string
+		id   int
+	}{{"uid", r.uid}, {"gid", r.gid}} {
+		if set(f.name) && (f.id < 0 || f.id > maxID) {
+			return nil, fmt.Errorf("--%s %d: want an id from 0 to %d", f.name, f.id, maxID)
+		}
+	}
 	o.UID, o.GID = r.uid, r.gid
 	o.Env = append(o.Env, r.env...)
 	return o, o.validate(fs, cfg, r)
@@ -289,16 +296,4 @@ func GuestEnv(specs []string, hostEnv []string) []string {
 		}
 	}
 	return out
-}
-
-// sudoID returns the id a root user's guest user gets: flag, SUDO_*, 1000.
-func sudoID(flag int, env string) int {
-	if flag >= 0 {
-		return flag
-	}
-	var n int
-	if _, err := fmt.Sscan(os.Getenv(env), &n); err == nil && n > 0 {
-		return n
-	}
-	return 1000
 }

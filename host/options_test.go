@@ -69,6 +69,8 @@ func TestCLIUsageErrors(t *testing.T) {
 		{args: []string{"-v", "/a:b", "--", "true"}, wantErr: `--volume "/a:b"`},
 		{args: []string{"-e", "*", "--", "true"}, wantErr: `--env "*"`},
 		{args: []string{"--mem", "-1", "--", "true"}, wantErr: "--mem -1"},
+		{args: []string{"--uid", "-5", "--", "true"}, wantErr: "--uid -5: want an id from 0 to 4294967294"},
+		{args: []string{"--gid", "4294967296", "--", "true"}, wantErr: "--gid 4294967296: want an id from 0 to 4294967294"},
 		{args: []string{"--network", "none", "-p", "8080:80", "--", "true"}, wantErr: "--publish 8080:80/tcp with --network none"},
 		{args: []string{"-p", "8080:80"}, config: "[network]\nmode = \"none\"\n", wantErr: "with --network none (or [network] mode = \"none\")"},
 		{args: []string{"--network", "slirp", "--", "true"}, wantErr: `--network "slirp": want one of passt, tsi, none`},

@@ -91,6 +91,7 @@ type session struct {
 	task    *state.Task
 	failure error // the session's error, for the clean-up to see
 	root    string
+	id      identity // the guest user's, in the guest and on the host
 	kc      contract.KrunConfig
 	prof    *profiler
 	undo    []func() error
@@ -177,6 +178,12 @@ func (s *session) prepareState() error {
 		return err
 	}
 	s.ws = st.Workspace(src)
+	if s.id, err = guestIdentity(s.opts.UID, s.opts.GID, src); err != nil {
+		return err
+	}
+	if err := s.checkWorkspaceEntry(); err != nil {
+		return err
+	}
 	// A crashed run (killed parent) left its task behind: collect it now.
 	// Safe before the workspace lock: tasks belong to no workspace, and a
 	// task is removed only once its own lock proves its loftd gone.
@@ -322,7 +329,7 @@ func (s *session) command() []string {
 }
 
 func (s *session) guest() contract.Guest {
-	uid, gid := userIDs(s.opts.UID, s.opts.GID)
+	uid, gid := s.id.guestUID, s.id.guestGID
 	network := s.opts.Network
 	if network == "" {
 		network = contract.NetworkPasst
@@ -352,7 +359,11 @@ func (s *session) plan() (*launch.Plan, error) {
 	if s.opts.KrunInit != "" {
 		choice = "qemu" // libkrun's init, booted as libkrun would, under QEMU
 	}
-	vmm, why, err := pickVMM(choice)
+	shareIDs, err := shareIDs(s.id)
+	if err != nil {
+		return nil, err
+	}
+	vmm, why, err := pickVMMFor(choice, shareIDs != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -366,6 +377,7 @@ func (s *session) plan() (*launch.Plan, error) {
 		Version: launch.Version, VMM: vmm.name, Library: vmm.library, KrunfwLibrary: vmm.krunfw,
 		VCPUs: s.opts.CPUs, RAMMiB: s.opts.MemGiB * 1024, Root: s.root,
 		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
+		ShareIDs: shareIDs,
 		Network:  network,
 		Console:  launch.Console{Interactive: interactive()},
 		ExecPath: contract.GuestInitPath, Workdir: "/",

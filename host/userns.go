@@ -62,19 +62,6 @@ func (e *env) stateInNamespace() (*Config, state.State, error) {
 	return cfg, st, err
 }
 
-// userIDs is the guest user's identity: the real user's ids (also inside
-// the keep-id namespace, where this process is the namespace's root); as
-// real root, --uid/--gid, else SUDO_UID/SUDO_GID, else 1000.
-func userIDs(flagUID, flagGID int) (uid, gid int) {
-	if u, g, inside := rootfs.KeepIDUser(); inside {
-		return int(u), int(g)
-	}
-	if os.Geteuid() != 0 {
-		return os.Getuid(), os.Getgid()
-	}
-	return sudoID(flagUID, "SUDO_UID"), sudoID(flagGID, "SUDO_GID")
-}
-
 // ownByUser gives a file made inside the keep-id namespace to the real
 // user, so the workspace's disks stay theirs on the host. Outside a
 // namespace it does nothing: files are already the caller's.

@@ -96,6 +96,28 @@ func pickVMM(want string) (vmmChoice, string, error) {
 	return vmmChoice{name: "qemu", krunfw: fw}, why, nil
 }
 
+// pickVMMFor is pickVMM for a session whose shares need virtiofsd's user
+// namespace (idMapped: loftd runs as root). libkrun serves virtiofs from
+// inside the helper, which runs as host root, with no id map: guest root
+// would be host root on the workspace. --vmm krun is refused then, and
+// auto means qemu.
+func pickVMMFor(want string, idMapped bool) (vmmChoice, string, error) {
+	if !idMapped {
+		return pickVMM(want)
+	}
+	switch want {
+	case "krun":
+		return vmmChoice{}, "", fmt.Errorf("--vmm krun cannot share the workspace as root: libkrun's virtiofs runs as host root with no id map, so guest root would own host files (run loftd as your user, or use --vmm qemu)")
+	case "", "auto":
+		c, why, err := pickVMM("qemu")
+		if err != nil {
+			return c, why, fmt.Errorf("as root only the qemu backend can map the shares' ids: %w", err)
+		}
+		return c, "as root the shares need virtiofsd's id map, which libkrun cannot do", nil
+	}
+	return pickVMM(want)
+}
+
 // LibkrunReport is what `loftd doctor` shows about libkrun and the
 // libkrunfw it would load.
 type LibkrunReport struct {

@@ -99,7 +99,7 @@ func TestDescribeLibkrun(t *testing.T) {
 			"libkrun: DOUBLE (env LOFTD_LIBKRUN_LIBRARY), version 1.16 or newer",
 			"libkrun features: unknown (krun_has_feature is 1.18+)",
 			"libkrunfw: libkrunfw.so.4 (not found)",
-			"libkrun lacks: krun_has_feature, krun_disable_implicit_vsock, krun_add_vsock, krun_add_virtio_console_multiport, krun_add_console_port_inout, krun_fs_add_overlay_file",
+			"libkrun lacks: krun_has_feature, krun_disable_implicit_vsock, krun_add_vsock, krun_add_virtio_console_multiport, krun_add_console_port_inout, krun_fs_add_overlay_file, krun_add_virtiofs3",
 			"libkrun cannot run sessions: libkrun DOUBLE is 1.16 or older: a guest without network needs libkrun >= 1.17 (krun_disable_implicit_vsock)",
 		}},
 	}

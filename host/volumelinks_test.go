@@ -125,7 +125,7 @@ func TestCopyVolumeFilesAsRoot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		v := Volume{Source: tt.src, Target: "/home/dev/f", File: true}
-		err := copyVolumeFiles(root, []Volume{v}, tt.uid, gid, tt.asRoot)
+		err := copyVolumeFiles(root, []Volume{v}, identity{guestUID: tt.uid, guestGID: gid, hostUID: tt.uid, hostGID: gid}, tt.asRoot)
 		if tt.wantErr == "" && err != nil && !os.IsPermission(err) {
 			// Lchown to another uid needs root; the check passed if that is all.
 			t.Errorf("copy %s for uid %d (as root %v): %v", tt.src, tt.uid, tt.asRoot, err)

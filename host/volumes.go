@@ -85,7 +85,7 @@ func volumeShares(vols []Volume) ([]launch.Share, []contract.Volume) {
 			continue
 		}
 		tag := contract.VolumeTagPrefix + strconv.Itoa(len(shares))
-		shares = append(shares, launch.Share{Tag: tag, Path: v.Source})
+		shares = append(shares, launch.Share{Tag: tag, Path: v.Source, ReadOnly: v.ReadOnly})
 		mounts = append(mounts, contract.Volume{Tag: tag, Target: v.Target, ReadOnly: v.ReadOnly, Overlay: v.Overlay})
 	}
 	return shares, mounts
@@ -97,19 +97,21 @@ func volumeShares(vols []Volume) ([]launch.Share, []contract.Volume) {
 // show the guest every sibling of the file (all of ~ for ~/.gitconfig).
 // The guest's changes to it stay in the guest. asRoot: loftd runs as the
 // host's root for the user uid, and copies only what uid may read.
-func copyVolumeFiles(root string, vols []Volume, uid, gid int, asRoot bool) error {
+func copyVolumeFiles(root string, vols []Volume, id identity, asRoot bool) error {
 	for _, v := range vols {
 		if !v.File {
 			continue
 		}
-		if err := copyIntoRoot(root, v, uid, gid, asRoot); err != nil {
+		if err := copyIntoRoot(root, v, id, asRoot); err != nil {
 			return fmt.Errorf("copy %s to the guest's %s: %w", v.Source, v.Target, err)
 		}
 	}
 	return nil
 }
 
-func copyIntoRoot(root string, v Volume, uid, gid int, asRoot bool) error {
+// copyIntoRoot copies one file volume: as root, only when the guest user's
+// host identity may read it, and owned in the guest by its guest ids.
+func copyIntoRoot(root string, v Volume, id identity, asRoot bool) error {
 	// Source is a real path (resolveVolumes): a link on it now is one
 	// swapped in since, and is refused rather than followed.
 	f, err := inroot.Open("/", v.Source)
@@ -124,8 +126,8 @@ func copyIntoRoot(root string, v Volume, uid, gid int, asRoot bool) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is no longer a regular file", v.Source)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && asRoot && !readableBy(fi.Mode(), st.Uid, st.Gid, uid, gid) {
-		return fmt.Errorf("%s (owner %d, group %d, mode %v): %w %d:%d", v.Source, st.Uid, st.Gid, fi.Mode().Perm(), errNotReadable, uid, gid)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && asRoot && !readableBy(fi.Mode(), st.Uid, st.Gid, id.hostUID, id.hostGID) {
+		return fmt.Errorf("%s (owner %d, group %d, mode %v): %w %d:%d", v.Source, st.Uid, st.Gid, fi.Mode().Perm(), errNotReadable, id.hostUID, id.hostGID)
 	}
 	mode := fi.Mode().Perm()
 	if v.ReadOnly {
@@ -136,7 +138,7 @@ func copyIntoRoot(root string, v Volume, uid, gid int, asRoot bool) error {
 	if err := inroot.WriteFile(root, v.Target, f, mode); err != nil {
 		return err
 	}
-	return os.Lchown(filepath.Join(root, v.Target), uid, gid)
+	return os.Lchown(filepath.Join(root, v.Target), id.guestUID, id.guestGID)
 }
 
 // writeVolumes tells the guest which shares to mount where, and copies the
@@ -146,9 +148,8 @@ func (s *session) writeVolumes() error {
 	if env := contract.VolumesEnv(mounts); env != "" {
 		s.kc.Env = append(s.kc.Env, env)
 	}
-	uid, gid := userIDs(s.opts.UID, s.opts.GID)
 	_, _, inside := rootfs.KeepIDUser()
-	return copyVolumeFiles(s.root, s.opts.Volumes, uid, gid, os.Geteuid() == 0 && !inside)
+	return copyVolumeFiles(s.root, s.opts.Volumes, s.id, os.Geteuid() == 0 && !inside)
 }
 
 // dropShadowedTools leaves out the tool-state mounts whose guest target a

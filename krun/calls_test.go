@@ -26,6 +26,7 @@ func TestCalls(t *testing.T) {
 		{"AddDisk", nil, func(l *Lib, c Ctx) error { return l.AddDisk(c, "loftd-nix", "/s/nix.raw", false) }, `krun_add_disk ctx=C block_id="loftd-nix" path="/s/nix.raw" read_only=0`},
 		{"AddDisk read-only", nil, func(l *Lib, c Ctx) error { return l.AddDisk(c, "ro", "/s/c.raw", true) }, `krun_add_disk ctx=C block_id="ro" path="/s/c.raw" read_only=1`},
 		{"AddVirtiofs", nil, func(l *Lib, c Ctx) error { return l.AddVirtiofs(c, "loftd-workspace", "/home/u/p") }, `krun_add_virtiofs ctx=C tag="loftd-workspace" path="/home/u/p"`},
+		{"AddVirtiofs3 read-only", nil, func(l *Lib, c Ctx) error { return l.AddVirtiofs3(c, "loftd-vol0", "/srv/d", 0, true) }, `krun_add_virtiofs3 ctx=C tag="loftd-vol0" path="/srv/d" shm_size=0 read_only=1`},
 		{"AddNetUnixstream by path", nil, func(l *Lib, c Ctx) error {
 			return l.AddNetUnixstream(c, "/run/passt.sock", -1, [6]byte{0x5a, 0x94, 0xef, 0xe4, 0x0c, 0xee}, NetFeaturesCompat, NetFlagDHCPClient)
 		}, `krun_add_net_unixstream ctx=C path="/run/passt.sock" fd=-1 mac=5a:94:ef:e4:0c:ee features=19587 flags=2`},

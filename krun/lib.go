@@ -141,6 +141,7 @@ type Lib struct {
 	addVirtioConsoleMulti func(ctx uint32) int32                                                                    // 1.17
 	addConsolePortInout   func(ctx uint32, console uint32, name *byte, in, out int32) int32                         // 1.17
 	fsAddOverlayFile      func(ctx uint32, tag, path *byte, data *byte, n uintptr, mode uint32, oneShot bool) int32 // 1.19
+	addVirtiofs3          func(ctx uint32, tag, path *byte, shmSize uint64, readOnly bool) int32                    // 1.19
 }
 
 // symbol ties a C symbol to the struct field its Go function goes in.
@@ -183,6 +184,7 @@ func (l *Lib) symbols() []symbol {
 		{"krun_add_virtio_console_multiport", &l.addVirtioConsoleMulti, false},
 		{"krun_add_console_port_inout", &l.addConsolePortInout, false},
 		{"krun_fs_add_overlay_file", &l.fsAddOverlayFile, false},
+		{"krun_add_virtiofs3", &l.addVirtiofs3, false},
 	}
 }
 

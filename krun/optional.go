@@ -156,3 +156,25 @@ func (l *Lib) FsAddOverlayFile(ctx Ctx, tag, path string, data []byte, mode uint
 	runtime.KeepAlive(p)
 	return check(op, ret)
 }
+
+// AddVirtiofs3 calls krun_add_virtiofs3 (optional, 1.19): krun_add_virtiofs
+// with a DAX window of shmSize bytes (0: none) and, with readOnly, a share
+// libkrun's own virtiofs server refuses to write (lib.rs v1.19.0:668).
+func (l *Lib) AddVirtiofs3(ctx Ctx, tag, path string, shmSize uint64, readOnly bool) error {
+	const op = "krun_add_virtiofs3"
+	if l.addVirtiofs3 == nil {
+		return l.errMissing(op)
+	}
+	t, err := cString(op, tag)
+	if err != nil {
+		return err
+	}
+	p, err := cString(op, path)
+	if err != nil {
+		return err
+	}
+	ret := l.addVirtiofs3(uint32(ctx), t, p, shmSize, readOnly)
+	runtime.KeepAlive(t)
+	runtime.KeepAlive(p)
+	return check(op, ret)
+}

@@ -75,6 +75,8 @@ func doubleRules(t *testing.T) []rule {
 			func(l *Lib, c Ctx) error { return l.AddConsolePortInout(c, 0, "p", 0, 1) }, syscall.EINVAL},
 		{"overlay on an unknown share", 19, func(l *Lib, c Ctx) error { return l.SetRoot(c, "/r") },
 			func(l *Lib, c Ctx) error { return l.FsAddOverlayFile(c, "nope", "f", nil, 0o644, false) }, syscall.ENOENT},
+		{"read-only share on an unknown context", 19, nil,
+			func(l *Lib, c Ctx) error { return l.AddVirtiofs3(c+1, "loftd-vol0", "/srv/d", 0, true) }, syscall.ENOENT},
 		{"log to stdin", 19, nil, func(l *Lib, c Ctx) error { return l.InitLog(0, LogInfo, LogStyleNever, 0) }, syscall.EINVAL},
 		{"unknown feature", 19, nil, func(l *Lib, c Ctx) error { _, err := l.HasFeature(12); return err }, syscall.EINVAL},
 		{"unknown context", 19, nil, func(l *Lib, c Ctx) error { return l.SetRoot(c+1, "/r") }, syscall.ENOENT},

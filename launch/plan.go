@@ -37,9 +37,13 @@ type Plan struct {
 	Root          string  `json:"root"`
 	Disks         []Disk  `json:"disks,omitempty"`
 	Shares        []Share `json:"shares,omitempty"`
-	Network       Network `json:"network"`
-	Console       Console `json:"console"`
-	NestedVirt    bool    `json:"nested_virt"`
+	// ShareIDs, when set, is the user namespace every share's virtiofsd
+	// (not the root's) starts in: loftd runs as root and guest ids must not
+	// be host ids. Nil rootless: the helper's keep-id namespace maps them.
+	ShareIDs   *ShareIDs `json:"share_ids,omitempty"`
+	Network    Network   `json:"network"`
+	Console    Console   `json:"console"`
+	NestedVirt bool      `json:"nested_virt"`
 	// Rlimits in libkrun's "RESOURCE=SOFT:HARD" form, RESOURCE numeric.
 	Rlimits []string `json:"rlimits,omitempty"`
 	// ExecPath, Argv, Env and Workdir are what the guest runs first (the
@@ -82,6 +86,24 @@ type Disk struct {
 type Share struct {
 	Tag  string `json:"tag"`
 	Path string `json:"path"`
+	// ReadOnly is enforced on the host (a read-only mount of the
+	// directory), not only by the guest's mount flags.
+	ReadOnly bool `json:"read_only,omitempty"`
+}
+
+// ShareIDs maps the ids virtiofsd serves the guest (inside its user
+// namespace) to host ids.
+type ShareIDs struct {
+	UIDs []IDMap `json:"uids"`
+	GIDs []IDMap `json:"gids"`
+}
+
+// IDMap maps Size consecutive ids from Guest, as the guest sees them, to
+// Host, as in /proc/PID/uid_map.
+type IDMap struct {
+	Guest uint32 `json:"guest"`
+	Host  uint32 `json:"host"`
+	Size  uint32 `json:"size"`
 }
 
 // Network is the guest's network.

@@ -14,7 +14,9 @@ func fullPlan() *Plan {
 		Version: Version, VMM: "qemu", Library: "/usr/lib64/libkrun.so.1", KrunfwLibrary: "/usr/lib64/libkrunfw.so.5",
 		VCPUs: 4, RAMMiB: 8192, Root: "/s/tasks/t1/rootfs",
 		Disks:  []Disk{{ID: "loftd-nix", Path: "/s/w/nix.raw"}, {ID: "loftd-containers", Path: "/s/w/containers.raw", ReadOnly: true}},
-		Shares: []Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}},
+		Shares: []Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}, {Tag: "loftd-vol0", Path: "/srv/ro", ReadOnly: true}},
+		ShareIDs: &ShareIDs{UIDs: []IDMap{{Guest: 0, Host: 1879048192, Size: 1000}, {Guest: 1000, Host: 0, Size: 1}},
+			GIDs: []IDMap{{Guest: 1000, Host: 0, Size: 1}}},
 		Network: Network{Mode: "passt", PortMap: []string{"8080:80"}, Socket: "/s/tasks/t1/passt.sock", MAC: "5a:94:ef:e4:0c:ee",
 			Passt: "/usr/bin/passt", TCP: []string{"127.0.0.1/8080:80"}, UDP: []string{"5353:53"}},
 		Console:    Console{Interactive: true, StdioPorts: true},
@@ -51,8 +53,34 @@ const golden = `{
     {
       "tag": "loftd-workspace",
       "path": "/home/u/proj"
+    },
+    {
+      "tag": "loftd-vol0",
+      "path": "/srv/ro",
+      "read_only": true
     }
   ],
+  "share_ids": {
+    "uids": [
+      {
+        "guest": 0,
+        "host": 1879048192,
+        "size": 1000
+      },
+      {
+        "guest": 1000,
+        "host": 0,
+        "size": 1
+      }
+    ],
+    "gids": [
+      {
+        "guest": 1000,
+        "host": 0,
+        "size": 1
+      }
+    ]
+  },
   "network": {
     "mode": "passt",
     "port_map": [

@@ -26,10 +26,10 @@ var hostileNames = []struct{ label, name string }{
 	{"dash", "-h"},
 }
 
-// hostileScript shows the root's marker, fails if any of /etc's files
+// hostilePathScript shows the root's marker, fails if any of /etc's files
 // surfaced at the guest's / (an overlay layer or a share smuggled in), and
 // writes to the workspace.
-const hostileScript = "cat /marker && for f in passwd shadow group; do test ! -e /$f || exit 9; done && echo clean && echo out > /workspace/out"
+const hostilePathScript = "cat /marker && for f in passwd shadow group; do test ! -e /$f || exit 9; done && echo clean && echo out > /workspace/out"
 
 const hostileWant = "hostile-marker\nclean\n"
 
@@ -48,7 +48,7 @@ func TestHostilePathsAsRoot(t *testing.T) {
 				t.Fatal(err)
 			}
 			copyRoot(t, w0.root, w.root)
-			status, stdout, stderr := w.run("", "--vmm", "qemu", "--", "sh", "-c", hostileScript)
+			status, stdout, stderr := w.run("", "--vmm", "qemu", "--", "sh", "-c", hostilePathScript)
 			checkHostileRun(t, w.state, w.root, w.workspace, status, stdout, stderr)
 		})
 	}
@@ -113,7 +113,7 @@ func TestHostilePathsRootless(t *testing.T) {
 			r.chownTree(t, home)
 			r.chownTree(t, root)
 			r.home = home
-			status, stdout, stderr := r.run(t, "--rootfs", root, "--", "sh", "-c", hostileScript)
+			status, stdout, stderr := r.run(t, "--rootfs", root, "--", "sh", "-c", hostilePathScript)
 			checkHostileRun(t, filepath.Join(home, ".local", "state"), root, "", status, stdout, stderr)
 		})
 	}
@@ -139,7 +139,7 @@ func copyRoot(t *testing.T, src, dst string) {
 func checkHostileRun(t *testing.T, state, root, ws string, status int, stdout, stderr string) {
 	t.Helper()
 	if status != 0 || stdout != hostileWant {
-		t.Fatalf("loftd (state %q, root %q) -- sh -c %q = %d, %q; want 0, %q\nstderr:\n%s", state, root, hostileScript, status, stdout, hostileWant, stderr)
+		t.Fatalf("loftd (state %q, root %q) -- sh -c %q = %d, %q; want 0, %q\nstderr:\n%s", state, root, hostilePathScript, status, stdout, hostileWant, stderr)
 	}
 	if ws != "" {
 		if got, err := os.ReadFile(filepath.Join(ws, "out")); err != nil || string(got) != "out\n" {

@@ -45,7 +45,7 @@ var since = map[string]int{
 	"krun_check_nested_virt": 12, "krun_init_log": 13, "krun_add_net_unixstream": 15,
 	"krun_get_max_vcpus": 16, "krun_disable_implicit_console": 16, "krun_add_virtio_console_default": 16,
 	"krun_disable_implicit_vsock": 17, "krun_add_vsock": 17, "krun_add_virtio_console_multiport": 17,
-	"krun_add_console_port_inout": 17, "krun_has_feature": 18, "krun_fs_add_overlay_file": 19,
+	"krun_add_console_port_inout": 17, "krun_has_feature": 18, "krun_fs_add_overlay_file": 19, "krun_add_virtiofs3": 19,
 }
 
 // HideBefore lists the double's symbols that libkrun 1.minor lacks: pass it

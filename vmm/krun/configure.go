@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	libkrun "github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/launch"
@@ -48,6 +49,7 @@ var logLevels = map[string]libkrun.LogLevel{
 //  2. krun_create_ctx
 //  3. krun_set_vm_config, then krun_set_nested_virt when NestedVirt
 //  4. krun_set_root, krun_add_disk per disk, krun_add_virtiofs per share
+//     (krun_add_virtiofs3 with read_only for a read-only one)
 //  5. network "passt": krun_add_net_unixstream on Network.Socket;
 //     "tsi": krun_set_port_map (never NULL, which crashes libkrun; empty
 //     exposes no guest port); "none": krun_disable_implicit_vsock, so no
@@ -141,6 +143,9 @@ func check(lib *libkrun.Lib, p *launch.Plan, netFD int) (checked, error) {
 		return c, fmt.Errorf("launch plan: log level %q is not off, error, warn, info, debug or trace", p.LogLevel)
 	}
 	c.logLevel = level
+	if err := checkShares(lib, p); err != nil {
+		return c, err
+	}
 	switch n := p.Network; n.Mode {
 	case "passt":
 		if n.Socket == "" && netFD < 0 {
@@ -184,6 +189,22 @@ func check(lib *libkrun.Lib, p *launch.Plan, netFD int) (checked, error) {
 	return c, nil
 }
 
+// checkShares refuses what libkrun's in-process virtiofs cannot do
+// safely: id-mapped shares (it has no user namespace of its own, so as
+// root guest root would be host root on them) and read-only shares on a
+// libkrun without krun_add_virtiofs3.
+func checkShares(lib *libkrun.Lib, p *launch.Plan) error {
+	if p.ShareIDs != nil && len(p.Shares) > 0 {
+		return fmt.Errorf("launch plan: shares with an id map: libkrun serves virtiofs as the helper, with no id map (run loftd as your user, or use --vmm qemu)")
+	}
+	for _, s := range p.Shares {
+		if s.ReadOnly && slices.Contains(lib.Missing(), "krun_add_virtiofs3") {
+			return fmt.Errorf("launch plan: read-only share %s: %s lacks krun_add_virtiofs3 (libkrun 1.19), so the guest could write it (upgrade libkrun, or use --vmm qemu)", s.Path, lib.Path())
+		}
+	}
+	return nil
+}
+
 func configureMachine(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, _ checked) error {
 	if err := lib.SetVMConfig(ctx, uint8(p.VCPUs), uint32(p.RAMMiB)); err != nil {
 		return fmt.Errorf("%d vCPUs, %d MiB: %w", p.VCPUs, p.RAMMiB, err)
@@ -206,7 +227,15 @@ func configureStorage(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, _ check
 		}
 	}
 	for _, s := range p.Shares {
-		if err := lib.AddVirtiofs(ctx, s.Tag, s.Path); err != nil {
+		var err error
+		if s.ReadOnly {
+			// libkrun's own virtiofs server refuses the writes: it
+			// runs in this process, so no mount of ours could.
+			err = lib.AddVirtiofs3(ctx, s.Tag, s.Path, 0, true)
+		} else {
+			err = lib.AddVirtiofs(ctx, s.Tag, s.Path)
+		}
+		if err != nil {
 			return fmt.Errorf("share %s %s: %w", s.Tag, s.Path, err)
 		}
 	}

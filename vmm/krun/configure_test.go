@@ -19,6 +19,7 @@ func TestConfigureCallSequence(t *testing.T) {
 	none := fullPlan()
 	none.Network = launch.Network{Mode: "none"}
 	none.VsockPorts = nil
+	none.Shares = append(none.Shares, launch.Share{Tag: "loftd-vol0", Path: "/srv/ro", ReadOnly: true})
 	noneVsock := fullPlan()
 	noneVsock.Network = launch.Network{Mode: "none"}
 	tests := []struct {
@@ -42,6 +43,7 @@ func TestConfigureCallSequence(t *testing.T) {
 			`krun_add_disk ctx=0 block_id="loftd-nix" path="/state/ws/nix.raw" read_only=0`,
 			`krun_add_disk ctx=0 block_id="loftd-containers" path="/state/ws/containers.raw" read_only=1`,
 			`krun_add_virtiofs ctx=0 tag="loftd-workspace" path="/home/u/project"`,
+			`krun_add_virtiofs3 ctx=0 tag="loftd-vol0" path="/srv/ro" shm_size=0 read_only=1`,
 			`krun_disable_implicit_vsock ctx=0`,
 			`krun_disable_implicit_console ctx=0`,
 			`krun_add_virtio_console_default ctx=0 in=0 out=1 err=2`,
@@ -257,6 +259,9 @@ func TestConfigureRejectsPlan(t *testing.T) {
 		{"EUI-64", func(p *launch.Plan) { p.Network.MAC = "02:00:00:00:00:00:00:01" }, "is not a 6-byte address"},
 		{"tsi with a socket", func(p *launch.Plan) { p.Network.Mode = "tsi" }, "only passt has one"},
 		{"none with a port map", func(p *launch.Plan) { p.Network = launch.Network{Mode: "none", PortMap: []string{"1:2"}} }, "with network none"},
+		{"id-mapped shares (root)", func(p *launch.Plan) {
+			p.ShareIDs = &launch.ShareIDs{UIDs: []launch.IDMap{{Guest: 1000, Host: 0, Size: 1}}, GIDs: []launch.IDMap{{Guest: 1000, Host: 0, Size: 1}}}
+		}, "libkrun serves virtiofs as the helper, with no id map"},
 	}
 	l, _ := openDouble(t)
 	for _, tt := range tests {
@@ -273,6 +278,26 @@ func TestConfigureRejectsPlan(t *testing.T) {
 				t.Errorf("Configure(%s) made calls %q, want none on a context", tt.name, got)
 			}
 		})
+	}
+}
+
+// A read-only share on a libkrun without krun_add_virtiofs3 (1.18) is
+// refused before any context: krun_add_virtiofs would let the guest write.
+func TestConfigureReadOnlyShareNeeds119(t *testing.T) {
+	krundouble.Emulate(t, 18)
+	l, log := openDouble(t, krundouble.HideBefore(18)...)
+	p := fullPlan()
+	p.Shares = append(p.Shares, launch.Share{Tag: "loftd-vol0", Path: "/srv/ro", ReadOnly: true})
+	_, err := Configure(l, p)
+	if err == nil || !strings.Contains(err.Error(), "read-only share /srv/ro") || !strings.Contains(err.Error(), "krun_add_virtiofs3") {
+		t.Fatalf("Configure(ro share) on libkrun 1.18 = %v, want a refusal naming krun_add_virtiofs3", err)
+	}
+	if got := krundouble.Calls(t, log); len(got) > 1 {
+		t.Errorf("Configure(ro share) on libkrun 1.18 made calls %q, want none on a context", got)
+	}
+	p.Shares = p.Shares[:len(p.Shares)-1]
+	if _, err := Configure(l, p); err != nil {
+		t.Errorf("Configure(rw shares only) on libkrun 1.18 = %v, want nil", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/vmm/virtiofs"
 	"golang.org/x/sys/unix"
 )
 
@@ -254,9 +255,34 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (*os.File, error) {
 		return nil, err
 	}
 	defer lf.Close() // virtiofsd holds its own copy
-	cmd := exec.Command(r.cfg.Virtiofsd, virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), s.Path)...)
-	cmd.ExtraFiles = []*os.File{lf}
+	dir, err := virtiofs.OpenDir(s.Path, s.ReadOnly)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("virtiofsd %s: %w", s.Tag, err)
+	}
+	defer dir.Close()
+	// A share the guest user writes (not the task root, which keeps the
+	// image's ownership, setuid files and file capabilities) is guarded:
+	// no setuid bit, file capability or device node reaches the host,
+	// and as root guest ids are not host ids.
+	guarded := s.Tag != contract.RootTag
+	args := virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), shareFD, s.ReadOnly, guarded)
+	cmd := exec.Command(r.cfg.Virtiofsd, args...)
+	cmd.ExtraFiles = []*os.File{lf, dir}
+	if guarded {
+		var done func()
+		if cmd, done, err = virtiofs.Command(r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, []*os.File{lf, dir}, args...); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("virtiofsd %s: %w", s.Tag, err)
+		}
+		defer done()
+	}
 	c, err := start("virtiofsd "+s.Tag, cmd, filepath.Join(r.cfg.RunDir, fmt.Sprintf("virtiofsd%d.log", i)))
+	if err != nil && cmd.SysProcAttr.Cloneflags&unix.CLONE_NEWUSER != 0 {
+		// A container's seccomp profile or a sysctl may forbid it.
+		conn.Close()
+		return nil, fmt.Errorf("%w (as root loftd serves the workspace from a new user namespace, so that guest ids are not host ids: allow user namespaces here, or run loftd as a user)", err)
+	}
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -266,17 +292,44 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (*os.File, error) {
 	return conn, nil
 }
 
-// virtiofsdArgs serves dir on the listening socket at fd 3. The chroot
+// shareFD is the share directory's fd in virtiofsd (after the socket, 3).
+const shareFD = 4
+
+// virtiofsdArgs serves the directory at fd dirFD (virtiofs.FDPath: never a
+// path a user or the guest chose, which could carry a comma into -o) on
+// the listening socket at fd 3; readOnly also asks the Rust virtiofsd to
+// refuse writes (the mount it serves is read-only either way). A guarded
+// share's virtiofsd drops CAP_SETFCAP and CAP_MKNOD: in its user namespace
+// the kernel turns a file capability into a namespaced one, unless the
+// guest names, as the capability's root, an id that maps to host root
+// (the guest user when the workspace owner is root), which the kernel
+// accepts and stores as a plain, host-effective capability. The Rust
+// one keeps O_PATH fds, as the C one does, rather than file handles: its
+// default (prefer) looks the share's mount up in /proc/self/mountinfo,
+// where a detached read-only clone is not, and open_by_handle_at needs a
+// capability its user namespace does not give. The chroot
 // sandbox keeps virtiofsd one process: the namespace sandbox forks a child
 // into a new pid namespace that outlives its parent by a moment, so killing
 // and reaping virtiofsd by pid would not be the end of it. No write-back
 // cache (-o writeback): the guest init's last flush counts on the shares
 // holding no dirty pages once its processes are gone (guestinit/flush.go).
-func virtiofsdArgs(rust bool, dir string) []string {
+func virtiofsdArgs(rust bool, dirFD int, readOnly, guarded bool) []string {
+	dir := virtiofs.FDPath(dirFD)
 	if rust {
-		return []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr"}
+		args := []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never"}
+		if readOnly {
+			args = append(args, "--readonly")
+		}
+		if guarded {
+			args = append(args, "--modcaps="+virtiofs.DropCaps)
+		}
+		return args
 	}
-	return []string{"--fd=3", "-o", "source=" + dir, "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}
+	args := []string{"--fd=3", "-o", "source=" + dir, "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}
+	if guarded {
+		args = append(args, "-o", "modcaps="+virtiofs.DropCaps)
+	}
+	return args
 }
 
 // closeFiles closes and forgets the files of fs that are still open.

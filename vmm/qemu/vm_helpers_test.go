@@ -6,9 +6,11 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"github.com/containers/storage/pkg/reexec"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +40,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Each share's virtiofsd starts through the wrapper, this binary
+	// re-executed (virtiofs.WrapperName).
+	if reexec.Init() {
+		return
+	}
 	code := m.Run()
 	if tmpBase != "" {
 		os.RemoveAll(tmpBase)
@@ -184,4 +191,34 @@ func holdsFileUnder(pid int, subs []string) bool {
 		}
 	}
 	return false
+}
+
+// virtiofsdChildren are this process's virtiofsd children, oldest first
+// (the root's is started first). Their command lines name no path of the
+// run: each gets its directory as an fd (virtiofs.FDPath).
+func virtiofsdChildren() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte("virtiofsd")) {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so after ')'.
+		var state string
+		var ppid int
+		if i := bytes.LastIndexByte(stat, ')'); i < 0 {
+			continue
+		} else if _, err := fmt.Sscanf(string(stat[i+1:]), " %s %d", &state, &ppid); err != nil || ppid != os.Getpid() {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	slices.Sort(pids)
+	return pids
 }

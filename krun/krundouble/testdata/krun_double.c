@@ -256,6 +256,20 @@ int32_t krun_add_virtiofs(uint32_t ctx_id, const char *c_tag, const char *c_path
 	return result(__func__, 0);
 }
 
+int32_t krun_add_virtiofs3(uint32_t ctx_id, const char *c_tag, const char *c_path,
+			   uint64_t shm_size, bool read_only)
+{
+	record("krun_add_virtiofs3 ctx=%u", ctx_id);
+	add_str("tag", c_tag);
+	add_str("path", c_path);
+	add(" shm_size=%llu read_only=%d", (unsigned long long)shm_size, read_only);
+	struct ctx *c = get(ctx_id);
+	if (c == NULL)
+		return result(__func__, -ENOENT); /* lib.rs:720 */
+	add_fs(c, c_tag);
+	return result(__func__, 0);
+}
+
 #define NET_FLAG_DHCP_CLIENT (1u << 1) /* lib.rs:949 */
 /* NET_ALL_FEATURES, lib.rs:984-991: CSUM, GUEST_CSUM/TSO4/TSO6/UFO, HOST_TSO4/TSO6/UFO */
 #define NET_ALL_FEATURES ((1u << 0) | (1u << 1) | (1u << 7) | (1u << 8) | (1u << 10) | \
