@@ -69,6 +69,9 @@ func TestRealLibkrunPlan(t *testing.T) {
 		{"workspace and volume shares", func(p *launch.Plan) {
 			p.Shares = []launch.Share{{Tag: "loftd-workspace", Path: share}, {Tag: "loftd-vol0", Path: vol}}
 		}, -1},
+		{"read-only volume share (krun_add_virtiofs3)", func(p *launch.Plan) {
+			p.Shares = []launch.Share{{Tag: "loftd-workspace", Path: share}, {Tag: "loftd-vol0", Path: vol, ReadOnly: true}}
+		}, -1},
 		{"passt network", func(p *launch.Plan) {
 			p.Network = launch.Network{Mode: "passt", Passt: "/usr/bin/passt"}
 		}, fds[1]},
