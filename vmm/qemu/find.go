@@ -106,9 +106,13 @@ func LocateVirtiofsd() (parts.Found, error) {
 }
 
 // What each virtiofsd flavor guarantees for loftd's shares, for doctor.
+// Both serve each share from a directory fd loftd opened, through loftd's
+// wrapper (no setuid/setgid bits, file capabilities or device nodes reach
+// the host) and, as root, in an id-mapped user namespace (vmm/virtiofs);
+// they differ in read-only shares.
 const (
-	RustGuarantees = "read-only shares are refused by virtiofsd itself (--readonly) as well as by the host"
-	CGuarantees    = "no read-only mode of its own: read-only shares rest on the host's enforcement alone"
+	RustGuarantees = "ids mapped, no setuid/setgid/devices through a share; read-only shares are a read-only mount and virtiofsd's own --readonly"
+	CGuarantees    = "ids mapped, no setuid/setgid/devices through a share; read-only shares rest on loftd's read-only mount alone (no --readonly)"
 )
 
 var flavors sync.Map // virtiofsd path → bool (true = Rust)
