@@ -49,7 +49,7 @@ lint: vet
 	@$(STATICCHECK) -version 2>/dev/null | grep -q '($(STATICCHECK_VERSION:v%=%))' || \
 	  GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	CGO_ENABLED=1 $(STATICCHECK) -tags $(TAGS) ./...
-	shellcheck -x $$(find scripts -type f)
+	shellcheck -x -P SCRIPTDIR $$(find scripts -type f)
 	$(GO) mod tidy -diff
 
 # test: deps, vet, then every test as root with real btrfs, Buildah and VMs;

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck shell=bash
 # shellcheck disable=SC2154 # prog and cargo are set by the sourcing script
 # Sourced by scripts/fetch-libkrun and scripts/fetch-virtiofsd: what both
 # need to build a pinned release from the Rust crate registry, as the Go
