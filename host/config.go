@@ -11,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/loftd/loftd/disks"
+	"github.com/loftd/loftd/launch"
 )
 
 // Config is $XDG_CONFIG_HOME/loftd/loftd.toml. Every key is documented in
@@ -136,11 +137,15 @@ func (c *Config) validate() error {
 		key, v  string
 		allowed []string
 	}{
-		{"vm.vmm", c.VM.VMM, []string{"auto", "krun", "qemu"}},
 		{"image.pull", c.Image.Pull, []string{"missing", "always", "never"}},
 		{"rootfs.backend", c.Rootfs.Backend, []string{"auto", "btrfs-snapshot", "overlay", "fuse-overlay"}},
 		{"rootfs.driver", c.Rootfs.Driver, []string{"auto", "btrfs", "overlay", "vfs"}},
-		{"network.mode", c.Network.Mode, []string{"passt", "tsi", "none"}},
+	}
+	if _, err := launch.ParseVMM(c.VM.VMM); err != nil {
+		return fmt.Errorf("config %s: vm.vmm %w", c.path, err)
+	}
+	if _, err := launch.ParseNetworkMode(c.Network.Mode); err != nil {
+		return fmt.Errorf("config %s: network.mode %w", c.path, err)
 	}
 	for _, ch := range checks {
 		if err := oneOf(ch.key, ch.v, ch.allowed...); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krunfw"
+	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/vmm/qemu"
 	"golang.org/x/sys/unix"
@@ -50,19 +51,19 @@ func runDoctor(e *env, args []string) error {
 	fwCheck, qemuCheck := checkKrunfw(), checkQEMU()
 	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkVirtiofsd(), checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
 	checks = append(checks, checkImageBuild())
-	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkPasst(cfg.Network.Mode))
+	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkPasst(configNetworkMode(cfg)))
 	checks = append(checks, checkRootless()...)
 	if tasks, err := (state.State{Dir: stateDir}).ListTasks(); err == nil {
 		ram, _ := hostResources()
 		checks = append(checks, checkMemoryCeilings(tasks, ram))
 	}
 	qemuOK := fwCheck.level == "ok" && qemuCheck.level == "ok"
-	backend := ""
+	var backend launch.VMM // none
 	switch {
 	case krunOK:
-		backend = "krun"
+		backend = launch.VMMKrun
 	case qemuOK:
-		backend = "qemu"
+		backend = launch.VMMQEMU
 	}
 	if err := printDoctor(e.stdout, *format, checks, backend); err != nil {
 		return err
@@ -75,9 +76,9 @@ func runDoctor(e *env, args []string) error {
 
 // printDoctor prints the checks and the backend a session would use ("" =
 // none) as a table for people or as doctorJSON.
-func printDoctor(w io.Writer, format string, checks []check, backend string) error {
+func printDoctor(w io.Writer, format string, checks []check, backend launch.VMM) error {
 	if format == "json" {
-		out := doctorJSON{Checks: []checkJSON{}, Backend: backend}
+		out := doctorJSON{Checks: []checkJSON{}, Backend: backend.String()}
 		for _, c := range checks {
 			j := checkJSON{Name: c.name, Level: c.level, Detail: c.detail}
 			if c.level != "ok" {
@@ -94,9 +95,9 @@ func printDoctor(w io.Writer, format string, checks []check, backend string) err
 		}
 	}
 	switch backend {
-	case "krun":
+	case launch.VMMKrun:
 		fmt.Fprintf(w, "\nbackend: krun (libkrun)\n")
-	case "qemu":
+	case launch.VMMQEMU:
 		fmt.Fprintf(w, "\nbackend: qemu (libkrun is not available; QEMU boots the libkrunfw kernel)\n")
 	}
 	return nil

@@ -99,7 +99,7 @@ func TestMountHasOptionEscaped(t *testing.T) {
 func TestDoctorMemoryCeilings(t *testing.T) {
 	const ram = 16 << 30
 	vm := func(gib int, alive bool) state.TaskInfo {
-		return state.TaskInfo{Alive: alive, Plan: &launch.Plan{RAMMiB: gib << 10}}
+		return state.TaskInfo{Alive: alive, Plan: &launch.Plan{RAMMiB: launch.GiB(uint64(gib))}}
 	}
 	tests := []struct {
 		name  string

@@ -27,8 +27,8 @@ var maintenanceDirs = []string{"/proc", "/sys", "/dev", "/tmp", "/run"}
 type maintenance struct {
 	guest     contract.Guest
 	disk      launch.Disk
-	vmm       string // --vmm / [vm] vmm
-	guestInit string // --guest-init / [guest] init; "image" means the default
+	vmm       launch.VMM // --vmm / [vm] vmm
+	guestInit string     // --guest-init / [guest] init; "image" means the default
 	debug     bool
 }
 
@@ -113,11 +113,12 @@ func maintenancePlan(taskDir, root, stateDir string, m maintenance) (*launch.Pla
 	kc := maintenanceConfig(m.guest)
 	p := &launch.Plan{
 		Version: launch.Version, VMM: vmm.name, Library: vmm.library, KrunfwLibrary: vmm.krunfw,
+		QEMU: vmm.qemu, Virtiofsd: vmm.virtiofsd,
 		VCPUs: 1, RAMMiB: maintenanceRAMMiB, Root: root,
 		Disks:    []launch.Disk{m.disk},
-		Network:  launch.Network{Mode: "none"},
+		Network:  launch.Network{Mode: launch.NetworkNone},
 		ExecPath: contract.GuestInitPath, Argv: kc.Cmd[1:], Env: kc.Env, Workdir: kc.WorkingDir,
-		StateDir: stateDir,
+		CacheDir: state.State{Dir: stateDir}.Kernels(),
 	}
 	if err := launch.Write(taskDir, p); err != nil {
 		return nil, err

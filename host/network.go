@@ -18,17 +18,17 @@ import (
 // checkPublishes refuses, at parse time, publishes the network mode
 // cannot carry: none has no network, and libkrun's TSI port map only takes
 // single TCP ports on every address (krun_set_port_map: "HOST:GUEST").
-func checkPublishes(mode string, pms []PortMap) error {
+func checkPublishes(mode launch.NetworkMode, pms []PortMap) error {
 	if err := checkPublishOverlaps(pms); err != nil {
 		return err
 	}
 	for _, pm := range pms {
 		switch mode {
-		case "none":
+		case launch.NetworkNone:
 			return fmt.Errorf("--publish %s with --network none (or [network] mode = \"none\"): a guest without a network has no port to publish; drop one of them", pm)
-		case "tsi":
+		case launch.NetworkTSI:
 			switch {
-			case pm.Proto != "tcp":
+			case pm.Proto != launch.TCP:
 				return fmt.Errorf("--publish %s with --tsi: libkrun's TSI port map carries TCP only; use passt (drop --tsi) for UDP", pm)
 			case pm.HostFirst != pm.HostLast:
 				return fmt.Errorf("--publish %s with --tsi: libkrun's TSI port map takes single ports, not ranges; use passt (drop --tsi) or list the ports", pm)
@@ -40,37 +40,6 @@ func checkPublishes(mode string, pms []PortMap) error {
 	return nil
 }
 
-// String is the publish as the user wrote it (normalized).
-func (pm PortMap) String() string {
-	var b strings.Builder
-	if pm.HostIP != "" {
-		if strings.Contains(pm.HostIP, ":") {
-			b.WriteString("[" + pm.HostIP + "]:")
-		} else {
-			b.WriteString(pm.HostIP + ":")
-		}
-	}
-	b.WriteString(span(pm.HostFirst, pm.HostLast) + ":" + span(pm.GuestFirst, pm.GuestLast) + "/" + pm.Proto)
-	return b.String()
-}
-
-func span(first, last int) string {
-	if first == last {
-		return strconv.Itoa(first)
-	}
-	return fmt.Sprintf("%d-%d", first, last)
-}
-
-// PasstSpec renders the publish as a passt -t/-u spec:
-// [ADDR/]HOST[-LAST]:GUEST[-LAST].
-func (pm PortMap) PasstSpec() string {
-	s := span(pm.HostFirst, pm.HostLast) + ":" + span(pm.GuestFirst, pm.GuestLast)
-	if pm.HostIP != "" {
-		s = pm.HostIP + "/" + s
-	}
-	return s
-}
-
 // checkHostPorts binds every published host port for a moment, so a port
 // already in use fails before boot with its name instead of a guest whose
 // service nobody can reach (passt only logs a failed bind).
@@ -80,7 +49,7 @@ func checkHostPorts(pms []PortMap) error {
 		for port := pm.HostFirst; port <= pm.HostLast; port++ {
 			addr := net.JoinHostPort(pm.HostIP, strconv.Itoa(port))
 			var err error
-			if pm.Proto == "udp" {
+			if pm.Proto == launch.UDP {
 				var c net.PacketConn
 				if c, err = net.ListenPacket("udp", addr); err == nil {
 					c.Close()
@@ -139,7 +108,7 @@ func checkPublishOverlaps(pms []PortMap) error {
 				continue
 			}
 			first, last := max(a.HostFirst, b.HostFirst), min(a.HostLast, b.HostLast)
-			return usagef("--publish %s and --publish %s: host port %s/%s is published twice; a host port goes to one guest port: drop one or publish another host port", b, a, span(first, last), a.Proto)
+			return usagef("--publish %s and --publish %s: host port %s/%s is published twice; a host port goes to one guest port: drop one or publish another host port", b, a, launch.Span(first, last), a.Proto)
 		}
 	}
 	return nil
@@ -180,39 +149,31 @@ func unwrapOp(err error) error {
 	return err
 }
 
-// network is the plan's network for backend vmm ("krun" or "qemu").
-func (s *session) network(vmm string) (launch.Network, error) {
+// network is the plan's network for backend vmm (krun or qemu): the
+// publishes as typed values (each backend renders its own syntax) and, for
+// passt, the binary as found and probed here, once.
+func (s *session) network(vmm launch.VMM) (launch.Network, error) {
 	o := s.opts
 	switch o.Network {
-	case "none":
-		return launch.Network{Mode: "none"}, nil
-	case "tsi":
-		if vmm != "krun" {
+	case launch.NetworkNone:
+		return launch.Network{Mode: launch.NetworkNone}, nil
+	case launch.NetworkTSI:
+		if vmm != launch.VMMKrun {
 			return launch.Network{}, fmt.Errorf("--tsi (or [network] mode = \"tsi\"): TSI is libkrun's (transparent socket impersonation); the %s backend has no such thing. Drop --tsi for passt networking, or use --vmm krun with libkrun installed", vmm)
 		}
-		n := launch.Network{Mode: "tsi", PortMap: []string{}}
-		for _, pm := range o.Publish {
-			n.PortMap = append(n.PortMap, pm.KrunPairs()...)
-		}
+		n := launch.Network{Mode: launch.NetworkTSI, Publish: o.Publish}
 		return n, checkHostPorts(o.Publish)
 	}
 	f, feat, err := findPasst(s.state.Kernels())
 	if err != nil {
 		return launch.Network{}, fmt.Errorf("guest network: %w; or run without a network: --network none", err)
 	}
-	n := launch.Network{Mode: "passt", Passt: f.Path}
+	n := launch.Network{Mode: launch.NetworkPasst, Publish: o.Publish, Passt: &launch.Passt{Path: f.Path, Features: feat}}
 	if err := checkHostPorts(o.Publish); err != nil {
 		return launch.Network{}, err
 	}
 	if err := checkPasstTCP(o.Publish, f, feat); err != nil {
 		return launch.Network{}, err
-	}
-	for _, pm := range o.Publish {
-		if pm.Proto == "udp" {
-			n.UDP = append(n.UDP, pm.PasstSpec())
-		} else {
-			n.TCP = append(n.TCP, pm.PasstSpec())
-		}
 	}
 	return n, nil
 }
@@ -228,7 +189,7 @@ func (s *session) network(vmm string) (launch.Network, error) {
 func checkPasstTCP(pms []PortMap, f parts.Found, feat passt.Features) error {
 	var tcp []string
 	for _, pm := range pms {
-		if pm.Proto != "udp" {
+		if pm.Proto == launch.TCP {
 			tcp = append(tcp, pm.String())
 		}
 	}

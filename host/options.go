@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/loftd/loftd/launch"
 	"github.com/spf13/pflag"
 )
 
@@ -12,16 +13,15 @@ type Options struct {
 	Profile    string // "loftd" or "agentbox"
 	Image      string
 	PullLatest bool
-	MemGiB     int
+	Mem        launch.MiB // 0: the default (DefaultMem)
 	CPUs       int
 	Root       bool
-	TSI        bool   // Network == "tsi"
-	Network    string // "passt" (default), "tsi" or "none"
+	Network    launch.NetworkMode
 	Publish    []PortMap
 	Volumes    []Volume
 	Env        []string // NAME, NAME=VALUE or PREFIX*
 	Workspace  string
-	VMM        string
+	VMM        launch.VMM
 	RootfsDir  string
 	Backend    string
 	GuestInit  string
@@ -83,8 +83,8 @@ func (r *rawRun) register(fs *pflag.FlagSet) {
 func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options, error) {
 	set := func(name string) bool { return fs.Changed(name) }
 	o := &Options{
-		Image: cfg.Image.Default, MemGiB: cfg.VM.Mem, CPUs: cfg.VM.CPUs, VMM: cfg.VM.VMM,
-		Backend: cfg.Rootfs.Backend, GuestInit: cfg.Guest.Init, Network: cfg.Network.Mode,
+		Image: cfg.Image.Default, CPUs: cfg.VM.CPUs,
+		Backend: cfg.Rootfs.Backend, GuestInit: cfg.Guest.Init,
 		PullLatest: cfg.Image.Pull == "always", UID: -1, GID: -1, Command: args,
 	}
 	o.Env = append(o.Env, cfg.Env.Pass...)
@@ -94,14 +94,14 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 		}
 	}
 	pick("image", &o.Image, r.image)
-	pick("vmm", &o.VMM, r.vmm)
 	pick("rootfs-backend", &o.Backend, r.backend)
 	pick("guest-init", &o.GuestInit, r.guestInit)
 	pick("workspace", &o.Workspace, r.workspace)
 	pick("rootfs", &o.RootfsDir, r.rootfs)
 	pick("krun-init", &o.KrunInit, r.krunInit)
+	memGiB := cfg.VM.Mem
 	if set("mem") {
-		o.MemGiB = r.mem
+		memGiB = r.mem
 	}
 	if set("cpus") {
 		o.CPUs = r.cpus
@@ -109,17 +109,9 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 	o.PullLatest = o.PullLatest || r.pullLatest
 	o.LiveMounts = cfg.Agentbox.LiveMounts || r.liveMounts
 	o.Root, o.Preserve, o.Debug, o.ProfileOut, o.DryRun = r.root, r.preserve, r.debug, r.profile, r.dryRun
-	pick("network", &o.Network, r.network)
-	if r.tsi {
-		if set("network") && r.network != "tsi" {
-			return nil, fmt.Errorf("--tsi and --network %s exclude each other: pick one", r.network)
-		}
-		o.Network = "tsi"
+	if err := o.parseModes(fs, cfg, r); err != nil {
+		return nil, err
 	}
-	if o.Network == "" {
-		o.Network = "passt"
-	}
-	o.TSI = o.Network == "tsi"
 	for _, f := range []struct {
 		name string
 		id   int
@@ -130,20 +122,54 @@ func (r *rawRun) options(fs *pflag.FlagSet, cfg *Config, args []string) (*Option
 	}
 	o.UID, o.GID = r.uid, r.gid
 	o.Env = append(o.Env, r.env...)
-	return o, o.validate(fs, cfg, r)
+	if err := o.validate(fs, cfg, r, memGiB); err != nil {
+		return nil, err
+	}
+	o.Mem = launch.GiB(uint64(memGiB)) // checkResources refused a negative one
+	return o, nil
 }
 
-func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
-	if err := oneOf("--vmm", o.VMM, "auto", "krun", "qemu"); err != nil {
-		return err
+// parseModes reads --vmm and --network (or --tsi) over the config's: the
+// one place their names are read.
+func (o *Options) parseModes(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
+	vmm, network := cfg.VM.VMM, cfg.Network.Mode
+	if fs.Changed("vmm") {
+		vmm = r.vmm
 	}
-	if err := oneOf("--network", o.Network, "passt", "tsi", "none"); err != nil {
-		return err
+	if fs.Changed("network") {
+		network = r.network
 	}
+	var err error
+	if o.VMM, err = launch.ParseVMM(vmm); err != nil {
+		return fmt.Errorf("--vmm %w", err)
+	}
+	if o.Network, err = launch.ParseNetworkMode(network); err != nil {
+		return fmt.Errorf("--network %w", err)
+	}
+	if r.tsi {
+		if fs.Changed("network") && o.Network != launch.NetworkTSI {
+			return fmt.Errorf("--tsi and --network %s exclude each other: pick one", r.network)
+		}
+		o.Network = launch.NetworkTSI
+	}
+	return nil
+}
+
+// configNetworkMode is the config file's network mode (validated when the
+// file was read), for doctor.
+func configNetworkMode(cfg *Config) launch.NetworkMode {
+	m, err := launch.ParseNetworkMode(cfg.Network.Mode)
+	if err != nil {
+		return launch.NetworkPasst
+	}
+	return m
+}
+
+func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun, memGiB int) error {
 	if err := oneOf("--rootfs-backend", o.Backend, "auto", "btrfs-snapshot", "overlay", "fuse-overlay"); err != nil {
 		return err
 	}
-	if err := o.checkResources(fs, cfg.file(), r.hostResources); err != nil {
+	if err := o.checkResources(fs, cfg.file(), memGiB, r.hostResources); err != nil {
 		return err
 	}
 	for i, s := range append(append([]string{}, cfg.Network.Publish...), r.publish...) {
@@ -168,7 +194,7 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
 			return cfg.keyError(i < len(cfg.Env.Pass), "[env] pass", "--env", err)
 		}
 	}
-	if o.KrunInit != "" && o.VMM == "krun" {
+	if o.KrunInit != "" && o.VMM == launch.VMMKrun {
 		return fmt.Errorf("--krun-init boots libkrun's init under QEMU: drop --vmm krun")
 	}
 	if err := checkPublishes(o.Network, o.Publish); err != nil {
@@ -179,10 +205,6 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *rawRun) error {
 	}
 	return nil
 }
-
-// maxVCPUs is libkrun's limit (krun_set_vm_config takes a u8); QEMU gets
-// the same, so both backends accept the same --cpus.
-const maxVCPUs = 255
 
 func (r *rawRun) hostResources() (memBytes uint64, cpus int) {
 	if r.host != nil {
@@ -196,7 +218,7 @@ func (r *rawRun) hostResources() (memBytes uint64, cpus int) {
 // and sizes the host cannot give, before a VMM fails on them with a less
 // clear message. Memory is compared in GiB, so a huge value cannot
 // overflow into a negative byte count.
-func (o *Options) checkResources(fs *pflag.FlagSet, cfgFile string, host func() (uint64, int)) error {
+func (o *Options) checkResources(fs *pflag.FlagSet, cfgFile string, memGiB int, host func() (uint64, int)) error {
 	// A value no flag set came from the config file (a default is 0).
 	memName, cpuName := "--mem", "--cpus"
 	if !fs.Changed("mem") {
@@ -206,23 +228,23 @@ func (o *Options) checkResources(fs *pflag.FlagSet, cfgFile string, host func() 
 		cpuName = cfgFile + ": [vm] cpus"
 	}
 	switch {
-	case fs.Changed("mem") && o.MemGiB == 0:
+	case fs.Changed("mem") && memGiB == 0:
 		return fmt.Errorf("--mem 0: omit the flag for the default (80%% of host RAM)")
 	case fs.Changed("cpus") && o.CPUs == 0:
 		return fmt.Errorf("--cpus 0: omit the flag for the default")
-	case o.MemGiB < 0:
-		return fmt.Errorf("%s %d: want a whole number of GiB, at least 1", memName, o.MemGiB)
+	case memGiB < 0:
+		return fmt.Errorf("%s %d: want a whole number of GiB, at least 1", memName, memGiB)
 	case o.CPUs < 0:
 		return fmt.Errorf("%s %d: want a whole number of vCPUs, at least 1", cpuName, o.CPUs)
-	case o.CPUs > maxVCPUs:
-		return fmt.Errorf("%s %d: more than the %d vCPUs a VM can have", cpuName, o.CPUs, maxVCPUs)
+	case o.CPUs > launch.MaxVCPUs:
+		return fmt.Errorf("%s %d: more than the %d vCPUs a VM can have", cpuName, o.CPUs, launch.MaxVCPUs)
 	}
-	if o.MemGiB == 0 && o.CPUs == 0 {
+	if memGiB == 0 && o.CPUs == 0 {
 		return nil
 	}
 	memBytes, cpus := host()
-	if hostGiB := memBytes >> 30; memBytes > 0 && uint64(o.MemGiB) > hostGiB {
-		return fmt.Errorf("%s %d: more than the host's %d GiB of RAM; give at most %d", memName, o.MemGiB, hostGiB, hostGiB)
+	if hostGiB := memBytes >> 30; memBytes > 0 && uint64(memGiB) > hostGiB {
+		return fmt.Errorf("%s %d: more than the host's %d GiB of RAM; give at most %d", memName, memGiB, hostGiB, hostGiB)
 	}
 	if cpus > 0 && o.CPUs > cpus {
 		return fmt.Errorf("%s %d: more than the host's %d CPUs; give at most %d", cpuName, o.CPUs, cpus, cpus)

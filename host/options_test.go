@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/loftd/loftd/launch"
 )
 
 func TestGuestEnv(t *testing.T) {
@@ -177,9 +179,11 @@ func TestOptionsPrecedence(t *testing.T) {
 		desc string
 	}{
 		{nil, func(o *Options) bool {
-			return o.MemGiB == 4 && o.CPUs == 2 && o.VMM == "qemu" && o.Image == "cfg-image"
+			return o.Mem == 4096 && o.CPUs == 2 && o.VMM == launch.VMMQEMU && o.Image == "cfg-image" && o.Network == launch.NetworkPasst
 		}, "config values without flags"},
-		{[]string{"--mem", "8", "--cpus", "1", "--vmm", "krun"}, func(o *Options) bool { return o.MemGiB == 8 && o.CPUs == 1 && o.VMM == "krun" }, "flags win"},
+		{[]string{"--mem", "8", "--cpus", "1", "--vmm", "krun"}, func(o *Options) bool { return o.Mem == 8192 && o.CPUs == 1 && o.VMM == launch.VMMKrun }, "flags win"},
+		{[]string{"--network", "none"}, func(o *Options) bool { return o.Network == launch.NetworkNone && o.Mem == 4096 }, "--network parsed"},
+		{[]string{"--tsi"}, func(o *Options) bool { return o.Network == launch.NetworkTSI }, "--tsi is network tsi"},
 		{[]string{"--image", "flag-image"}, func(o *Options) bool { return o.Image == "flag-image" }, "--image wins"},
 		{[]string{"-e", "B"}, func(o *Options) bool { return reflect.DeepEqual(o.Env, []string{"A", "B"}) }, "env adds to config"},
 		{nil, func(o *Options) bool { return !o.LiveMounts }, "tool state overlaid by default"},

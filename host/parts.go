@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/loftd/loftd/internal/parts"
+	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/vmm/passt"
 )
 
@@ -71,12 +72,12 @@ func checkGuestInit(spec string) check {
 // reports the passt a session would use (findPasst), its release and the
 // options loftd uses, and warns when it cannot publish TCP (Debian 12's
 // 0.0~git20230309, which lacks --map-host-loopback and the rest of 2024-08).
-func checkPasst(mode string) check {
+func checkPasst(mode launch.NetworkMode) check {
 	c := check{name: "passt", level: "ok"}
 	f, feat, err := findPasst("")
 	if err != nil {
 		c.level, c.detail, c.fix = "fail", err.Error(), passtPart.Hint+", or run sessions with --network none"
-		if mode == "none" || mode == "tsi" {
+		if mode != launch.NetworkPasst {
 			c.level = "warn"
 		}
 		return c

@@ -9,15 +9,12 @@ import (
 	"strings"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/launch"
 )
 
-// PortMap is one validated -p/--publish value.
-type PortMap struct {
-	HostIP                string // "" = all addresses
-	HostFirst, HostLast   int
-	GuestFirst, GuestLast int
-	Proto                 string // "tcp" or "udp"
-}
+// PortMap is one validated -p/--publish value: the plan's typed publish,
+// which each backend renders in its own syntax.
+type PortMap = launch.Publish
 
 const publishForms = "HOST:GUEST, IP:HOST:GUEST or ranges, each with an optional /tcp or /udp (8080:80, 8080:80/tcp, 127.0.0.1:8080:80, 8000-8010:80-90)"
 
@@ -27,12 +24,12 @@ func ParsePublish(s string) (PortMap, error) {
 	bad := func(why string) (PortMap, error) {
 		return PortMap{}, fmt.Errorf("--publish %q: %s; want %s", s, why, publishForms)
 	}
-	pm := PortMap{Proto: "tcp"}
+	pm := PortMap{Proto: launch.TCP}
 	spec := s
 	if i := strings.LastIndex(spec, "/"); i >= 0 {
-		pm.Proto = spec[i+1:]
+		pm.Proto = launch.Protocol(spec[i+1:])
 		spec = spec[:i]
-		if pm.Proto != "tcp" && pm.Proto != "udp" {
+		if pm.Proto != launch.TCP && pm.Proto != launch.UDP {
 			return bad(fmt.Sprintf("protocol %q is not tcp or udp", pm.Proto))
 		}
 	}
@@ -92,16 +89,6 @@ func port(s string) (int, error) {
 		return 0, fmt.Errorf("port %q is not a number from 1 to 65535", s)
 	}
 	return n, nil
-}
-
-// KrunPairs renders the map in libkrun's "HOST:GUEST" port map form, one
-// pair per port (libkrun's map has no ranges, IPs or protocols).
-func (pm PortMap) KrunPairs() []string {
-	var out []string
-	for i := 0; i <= pm.HostLast-pm.HostFirst; i++ {
-		out = append(out, fmt.Sprintf("%d:%d", pm.HostFirst+i, pm.GuestFirst+i))
-	}
-	return out
 }
 
 // Volume is one validated -v/--volume value (or a tool-state mount).

@@ -3,7 +3,6 @@ package host
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -45,17 +44,6 @@ func TestParsePublish(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("ParsePublish(%q) = %+v, %v, want %+v", tt.in, got, err, tt.want)
 		}
-	}
-}
-
-func TestKrunPairs(t *testing.T) {
-	pm, err := ParsePublish("8000-8002:80-82")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"8000:80", "8001:81", "8002:82"}
-	if got := pm.KrunPairs(); !reflect.DeepEqual(got, want) {
-		t.Errorf("KrunPairs() = %v, want %v", got, want)
 	}
 }
 

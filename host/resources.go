@@ -3,24 +3,25 @@ package host
 import (
 	"runtime"
 
+	"github.com/loftd/loftd/launch"
+
 	"golang.org/x/sys/unix"
 )
 
-// DefaultMemGiB is 80 % of host RAM rounded down to whole GiB, at least 1
-// (as the Rust original): the guest only touches what it uses.
-func DefaultMemGiB(totalBytes uint64) int {
-	gib := int(totalBytes * 8 / 10 >> 30)
-	return max(gib, 1)
+// DefaultMem is 80 % of host RAM rounded down to whole GiB, at least 1
+// GiB (as the Rust original): the guest only touches what it uses.
+func DefaultMem(totalBytes uint64) launch.MiB {
+	return launch.GiB(max(totalBytes*8/10>>30, 1))
 }
 
 // DefaultCPUs is every CPU on a host with ≤ 6, else all but 2, leaving the
 // host room for virtiofsd and the VMM's own threads; never more than
-// maxVCPUs, libkrun's limit.
+// launch.MaxVCPUs.
 func DefaultCPUs(hostCPUs int) int {
 	if hostCPUs <= 6 {
 		return max(hostCPUs, 1)
 	}
-	return min(hostCPUs-2, maxVCPUs)
+	return min(hostCPUs-2, launch.MaxVCPUs)
 }
 
 func hostResources() (memBytes uint64, cpus int) {

@@ -330,15 +330,11 @@ func (s *session) command() []string {
 
 func (s *session) guest() contract.Guest {
 	uid, gid := s.id.guestUID, s.id.guestGID
-	network := s.opts.Network
-	if network == "" {
-		network = contract.NetworkPasst
-	}
 	return contract.Guest{
 		Mode: contract.ModeEnter, UID: uid, GID: gid, User: contract.DefaultUser,
 		Root: s.opts.Root, WorkspaceTag: contract.WorkspaceTag,
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
-		Network: network, Profile: s.opts.ProfileOut,
+		Network: s.opts.Network.String(), Profile: s.opts.ProfileOut,
 		TTY: interactive(), Workdir: contract.WorkspaceMount,
 		Hostname: guestHostname(s.ws.Source),
 	}
@@ -357,7 +353,7 @@ func guestHostname(src string) string {
 func (s *session) plan() (*launch.Plan, error) {
 	choice := s.opts.VMM
 	if s.opts.KrunInit != "" {
-		choice = "qemu" // libkrun's init, booted as libkrun would, under QEMU
+		choice = launch.VMMQEMU // libkrun's init, booted as libkrun would, under QEMU
 	}
 	shareIDs, err := shareIDs(s.id)
 	if err != nil {
@@ -375,19 +371,20 @@ func (s *session) plan() (*launch.Plan, error) {
 	memBytes, cpus := hostResources()
 	p := &launch.Plan{
 		Version: launch.Version, VMM: vmm.name, Library: vmm.library, KrunfwLibrary: vmm.krunfw,
-		VCPUs: s.opts.CPUs, RAMMiB: s.opts.MemGiB * 1024, Root: s.root,
+		QEMU: vmm.qemu, Virtiofsd: vmm.virtiofsd,
+		VCPUs: s.opts.CPUs, RAMMiB: s.opts.Mem, Root: s.root,
 		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
 		ShareIDs: shareIDs,
 		Network:  network,
 		Console:  launch.Console{Interactive: interactive()},
 		ExecPath: contract.GuestInitPath, Workdir: "/",
-		StateDir: s.state.Dir, KrunInit: s.opts.KrunInit,
+		CacheDir: s.state.Kernels(), KrunInit: s.opts.KrunInit,
 	}
 	if p.VCPUs == 0 {
 		p.VCPUs = DefaultCPUs(cpus)
 	}
 	if p.RAMMiB == 0 {
-		p.RAMMiB = DefaultMemGiB(memBytes) * 1024
+		p.RAMMiB = DefaultMem(memBytes)
 	}
 	for _, d := range s.diskSpecs() {
 		p.Disks = append(p.Disks, launch.Disk{ID: d.id, Path: d.path})

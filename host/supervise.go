@@ -220,7 +220,7 @@ type guestReport struct {
 }
 
 func (s *session) guestReport(plan *launch.Plan) guestReport {
-	if (plan.VMM != "krun" && plan.KrunInit == "") || s.opts.DryRun {
+	if (plan.VMM != launch.VMMKrun && plan.KrunInit == "") || s.opts.DryRun {
 		return guestReport{}
 	}
 	gr := guestReport{required: true}

@@ -46,7 +46,7 @@ func liveTasks(tasks []state.TaskInfo, procRoot string) []taskJSON {
 			j.RSS, _ = vmmproc.RSS(procRoot, pid)
 		}
 		if t.Plan != nil {
-			j.VMM = t.Plan.VMM
+			j.VMM = t.Plan.VMM.String()
 			if len(t.Plan.Shares) > 0 {
 				j.Workspace = t.Plan.Shares[0].Path
 			}

@@ -7,15 +7,18 @@ import (
 
 	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krunfw"
+	"github.com/loftd/loftd/launch"
 	krunvmm "github.com/loftd/loftd/vmm/krun"
 	"github.com/loftd/loftd/vmm/qemu"
 )
 
 // vmmChoice is the backend a session boots with, and the libraries it needs.
 type vmmChoice struct {
-	name    string // krun or qemu
-	library string // libkrun, for krun
-	krunfw  string // libkrunfw, for qemu
+	name    launch.VMM // krun or qemu
+	library string     // libkrun, for krun
+	// krunfw (libkrunfw), qemu and virtiofsd, for qemu: found once here,
+	// carried in the plan, never looked up again by the helper.
+	krunfw, qemu, virtiofsd string
 }
 
 // krunfwLoadable is how the libkrun at a path finds libkrunfw (tests swap
@@ -53,9 +56,9 @@ func krunMinor(lib *krun.Lib) int {
 // session here (krunUsable; the parent only opens it to check, while
 // krun_start_enter runs in the helper), else qemu. why says what decided,
 // for --debug.
-func pickVMM(want string) (vmmChoice, string, error) {
+func pickVMM(want launch.VMM) (vmmChoice, string, error) {
 	var krunErr error
-	if want == "" || want == "auto" || want == "krun" {
+	if want != launch.VMMQEMU {
 		lib, err := krun.Open("")
 		if err == nil {
 			path := lib.Path()
@@ -65,26 +68,28 @@ func pickVMM(want string) (vmmChoice, string, error) {
 				err = kvmUsable()
 			}
 			if err == nil {
-				return vmmChoice{name: "krun", library: path}, "libkrun loads from " + path + ", finds its libkrunfw and KVM works", nil
+				return vmmChoice{name: launch.VMMKrun, library: path}, "libkrun loads from " + path + ", finds its libkrunfw and KVM works", nil
 			}
 		}
 		krunErr = err
-		if want == "krun" && errors.Is(err, krun.ErrNoKVM) {
+		if want == launch.VMMKrun && errors.Is(err, krun.ErrNoKVM) {
 			return vmmChoice{}, "", fmt.Errorf("--vmm krun: %w", err)
 		}
-		if want == "krun" {
+		if want == launch.VMMKrun {
 			return vmmChoice{}, "", fmt.Errorf("--vmm krun: %w (install libkrun and libkrunfw or set %s; 'loftd doctor' tells more)", err, krun.LibraryEnv)
 		}
 	}
-	fw, err := krunfw.Find()
+	c := vmmChoice{name: launch.VMMQEMU}
+	var err error
+	c.krunfw, err = krunfw.Find()
 	if err == nil {
-		_, err = qemu.FindQEMU("")
+		c.qemu, err = qemu.FindQEMU("")
 	}
 	if err == nil {
-		_, err = qemu.FindVirtiofsd("")
+		c.virtiofsd, err = qemu.FindVirtiofsd("")
 	}
 	if err != nil {
-		if want == "qemu" {
+		if want == launch.VMMQEMU {
 			return vmmChoice{}, "", fmt.Errorf("--vmm qemu: %w", err)
 		}
 		return vmmChoice{}, "", fmt.Errorf("no VM backend can run here: libkrun: %v; qemu: %w ('loftd doctor' lists the fixes)", krunErr, err)
@@ -93,7 +98,7 @@ func pickVMM(want string) (vmmChoice, string, error) {
 	if krunErr != nil {
 		why = "libkrun cannot run here (" + krunErr.Error() + "); QEMU and libkrunfw are there"
 	}
-	return vmmChoice{name: "qemu", krunfw: fw}, why, nil
+	return c, why, nil
 }
 
 // pickVMMFor is pickVMM for a session whose shares need virtiofsd's user
@@ -101,15 +106,15 @@ func pickVMM(want string) (vmmChoice, string, error) {
 // inside the helper, which runs as host root, with no id map: guest root
 // would be host root on the workspace. --vmm krun is refused then, and
 // auto means qemu.
-func pickVMMFor(want string, idMapped bool) (vmmChoice, string, error) {
+func pickVMMFor(want launch.VMM, idMapped bool) (vmmChoice, string, error) {
 	if !idMapped {
 		return pickVMM(want)
 	}
 	switch want {
-	case "krun":
+	case launch.VMMKrun:
 		return vmmChoice{}, "", fmt.Errorf("--vmm krun cannot share the workspace as root: libkrun's virtiofs runs as host root with no id map, so guest root would own host files (run loftd as your user, or use --vmm qemu)")
-	case "", "auto":
-		c, why, err := pickVMM("qemu")
+	case launch.VMMAuto:
+		c, why, err := pickVMM(launch.VMMQEMU)
 		if err != nil {
 			return c, why, fmt.Errorf("as root only the qemu backend can map the shares' ids: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/krun"
 	"github.com/loftd/loftd/krun/krundouble"
+	"github.com/loftd/loftd/launch"
 )
 
 // fakeKVM makes KVM usable, or not with err.
@@ -44,11 +45,11 @@ func TestPickVMMKrun(t *testing.T) {
 	t.Setenv("LOFTD_LIBKRUNFW_LIBRARY", vm.Krunfw)
 	tests := []struct {
 		name    string
-		minor   int      // the libkrun release the double plays
-		krunfw  []string // sonames the loader finds
-		noKVM   bool     // KVM is not usable
-		want    string   // for auto
-		wantWhy string   // in auto's why, or in --vmm krun's error
+		minor   int        // the libkrun release the double plays
+		krunfw  []string   // sonames the loader finds
+		noKVM   bool       // KVM is not usable
+		want    launch.VMM // for auto
+		wantWhy string     // in auto's why, or in --vmm krun's error
 	}{
 		{"1.19 with libkrunfw.so.5", 19, []string{"libkrunfw.so.5"}, false, "krun", "finds its libkrunfw and KVM works"},
 		{"1.19 without KVM", 19, []string{"libkrunfw.so.5"}, true, "qemu", "libkrun needs KVM"},
@@ -70,7 +71,7 @@ func TestPickVMMKrun(t *testing.T) {
 				t.Errorf("pickVMM(auto) = %+v, %q, %v, want %s because %q", got, why, err, tt.want, tt.wantWhy)
 			}
 			got, _, err = pickVMM("krun")
-			if tt.want == "krun" {
+			if tt.want == launch.VMMKrun {
 				if err != nil || got.name != "krun" {
 					t.Errorf("pickVMM(krun) = %+v, %v, want krun", got, err)
 				}

@@ -51,8 +51,9 @@ func runResize(e *env, args []string) error {
 	if *target != "nix" && *target != "containers" {
 		return usagef("resize: --target %q: want nix or containers", *target)
 	}
-	if err := oneOf("--vmm", *vmmFlag, "auto", "krun", "qemu"); err != nil {
-		return usagef("resize: %v", err)
+	vmm, err := launch.ParseVMM(*vmmFlag)
+	if err != nil {
+		return usagef("resize: --vmm %v", err)
 	}
 	n, err := disks.ParseSize(*size)
 	if err != nil {
@@ -67,6 +68,9 @@ func runResize(e *env, args []string) error {
 	// session's (virtiofsd needs its capabilities there).
 	if err := e.enterUserNamespace(cfg); err != nil {
 		return exitError{status: exitSetup, err: err}
+	}
+	if *vmmFlag == "" {
+		vmm, _ = launch.ParseVMM(cfg.VM.VMM) // checked when the config was read
 	}
 	id, path := contract.NixDiskID, ws.NixDisk()
 	if *target == "containers" {
@@ -84,10 +88,7 @@ func runResize(e *env, args []string) error {
 		return fmt.Errorf("resize %s: %w", *target, err)
 	}
 	m := maintenance{
-		disk: launch.Disk{ID: id, Path: path}, vmm: *vmmFlag, guestInit: *guestInit, debug: *debug,
-	}
-	if m.vmm == "" {
-		m.vmm = cfg.VM.VMM
+		disk: launch.Disk{ID: id, Path: path}, vmm: vmm, guestInit: *guestInit, debug: *debug,
 	}
 	if m.guestInit == "" {
 		m.guestInit = cfg.Guest.Init

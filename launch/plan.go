@@ -11,13 +11,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/loftd/loftd/internal/atomicfile"
 )
 
 // Version is the plan format this binary writes and reads. The parent and the
 // helper are one binary, so a mismatch means a stale task directory.
-const Version = 1
+const Version = 2
 
 // FileName is the plan's name inside the task directory.
 const FileName = "launch.json"
@@ -25,18 +26,22 @@ const FileName = "launch.json"
 // Plan is everything the helper needs to boot one VM.
 type Plan struct {
 	Version int `json:"version"`
-	// VMM is the backend to use: "krun" or "qemu" (resolved from "auto" by
-	// the parent, which says why under --debug).
-	VMM string `json:"vmm"`
+	// VMM is the backend to use: krun or qemu (resolved from auto by the
+	// parent, which says why under --debug).
+	VMM VMM `json:"vmm"`
 	// Library is the libkrun shared library (krun backend).
 	Library string `json:"library,omitempty"`
 	// KrunfwLibrary is the libkrunfw shared library (qemu backend's kernel).
-	KrunfwLibrary string  `json:"krunfw_library,omitempty"`
-	VCPUs         int     `json:"vcpus"`
-	RAMMiB        int     `json:"ram_mib"`
-	Root          string  `json:"root"`
-	Disks         []Disk  `json:"disks,omitempty"`
-	Shares        []Share `json:"shares,omitempty"`
+	KrunfwLibrary string `json:"krunfw_library,omitempty"`
+	// QEMU and Virtiofsd are the binaries the qemu backend runs, found
+	// once by the parent.
+	QEMU      string  `json:"qemu,omitempty"`
+	Virtiofsd string  `json:"virtiofsd,omitempty"`
+	VCPUs     int     `json:"vcpus"`
+	RAMMiB    MiB     `json:"ram_mib"`
+	Root      string  `json:"root"`
+	Disks     []Disk  `json:"disks,omitempty"`
+	Shares    []Share `json:"shares,omitempty"`
 	// ShareIDs, when set, is the user namespace every share's virtiofsd
 	// (not the root's) starts in: loftd runs as root and guest ids must not
 	// be host ids. Nil rootless: the helper's keep-id namespace maps them.
@@ -52,8 +57,9 @@ type Plan struct {
 	Argv     []string `json:"argv"`
 	Env      []string `json:"env"`
 	Workdir  string   `json:"workdir"`
-	// StateDir holds caches the helper may fill (the PVH kernel image).
-	StateDir string `json:"state_dir,omitempty"`
+	// CacheDir holds what the helper may keep between runs (the PVH
+	// kernel image, the accelerator probe's verdict); "" keeps nothing.
+	CacheDir string `json:"cache_dir,omitempty"`
 	// LogLevel is the VMM's own log level on the helper's stderr: "" or
 	// "off", "error", "warn", "info", "debug", "trace" (krun backend).
 	LogLevel string `json:"log_level,omitempty"`
@@ -108,20 +114,54 @@ type IDMap struct {
 
 // Network is the guest's network.
 type Network struct {
-	// Mode is "passt", "tsi" or "none".
-	Mode string `json:"mode"`
-	// PortMap holds HOST:GUEST pairs in libkrun's port map form.
-	PortMap []string `json:"port_map,omitempty"`
-	// Socket is passt's UNIX socket (mode "passt"), backing a virtio-net
+	Mode NetworkMode `json:"mode"`
+	// Publish lists the guest ports the host publishes: passt's (mode
+	// passt) or libkrun's TSI port map (mode tsi), each backend rendering
+	// its own syntax.
+	Publish []Publish `json:"publish,omitempty"`
+	// Socket is passt's UNIX socket (mode passt), backing a virtio-net
 	// device with MAC (a default when empty). Empty with Passt set: the
 	// helper starts Passt itself on a socketpair.
 	Socket string `json:"socket,omitempty"`
 	MAC    string `json:"mac,omitempty"`
-	// Passt is the passt binary the helper starts for mode "passt", with
-	// TCP and UDP as its -t and -u port specs (none when empty).
-	Passt string   `json:"passt,omitempty"`
-	TCP   []string `json:"tcp,omitempty"`
-	UDP   []string `json:"udp,omitempty"`
+	// Passt is the passt the helper starts for mode passt, as the parent
+	// found and probed it: the helper runs it without asking it again.
+	Passt *Passt `json:"passt,omitempty"`
+}
+
+// Passt is a passt binary and what its --help and --version said.
+type Passt struct {
+	Path     string        `json:"path"`
+	Features PasstFeatures `json:"features"`
+}
+
+// PasstFeatures are the options of one passt binary that loftd cares
+// about, read from its --help (passt has no feature query, and Debian's
+// 0.0~git20230309 prints "unknown version"); vmm/passt probes them.
+type PasstFeatures struct {
+	Version string `json:"version"`
+	// FD: --fd, a pre-opened connected socket (required).
+	FD bool `json:"fd"`
+	// MapHostLoopback, MapGuestAddr, DNSHost: the options of 2024-08 and
+	// later; older releases map the gateway to the host's loopback
+	// unless --no-map-gw.
+	MapHostLoopback bool `json:"map_host_loopback"`
+	MapGuestAddr    bool `json:"map_guest_addr"`
+	DNSHost         bool `json:"dns_host"`
+}
+
+// String lists the features for doctor.
+func (f PasstFeatures) String() string {
+	var have []string
+	for _, o := range []struct {
+		name string
+		ok   bool
+	}{{"--fd", f.FD}, {"--map-host-loopback", f.MapHostLoopback}, {"--map-guest-addr", f.MapGuestAddr}, {"--dns-host", f.DNSHost}} {
+		if o.ok {
+			have = append(have, o.name)
+		}
+	}
+	return fmt.Sprintf("version %s, options %s", f.Version, strings.Join(have, " "))
 }
 
 // Console says how the guest's stdio reaches the helper's.
@@ -140,10 +180,8 @@ func (p *Plan) Validate() error {
 	if p.Version != Version {
 		return fmt.Errorf("launch plan version %d, this loftd reads version %d (remove the stale task directory)", p.Version, Version)
 	}
-	switch p.VMM {
-	case "krun", "qemu":
-	default:
-		return fmt.Errorf("launch plan: vmm %q is not krun or qemu", p.VMM)
+	if p.VMM != VMMKrun && p.VMM != VMMQEMU {
+		return fmt.Errorf("launch plan: vmm %q is not %s or %s", p.VMM, VMMKrun, VMMQEMU)
 	}
 	if p.Root == "" || !filepath.IsAbs(p.Root) {
 		return fmt.Errorf("launch plan: root %q is not an absolute path", p.Root)
@@ -153,6 +191,9 @@ func (p *Plan) Validate() error {
 	}
 	if p.VCPUs < 1 || p.RAMMiB < 64 {
 		return fmt.Errorf("launch plan: %d vCPUs and %d MiB are below the minimum (1 vCPU, 64 MiB)", p.VCPUs, p.RAMMiB)
+	}
+	if p.VCPUs > MaxVCPUs {
+		return fmt.Errorf("launch plan: %d vCPUs: more than the %d a VM can have", p.VCPUs, MaxVCPUs)
 	}
 	return nil
 }

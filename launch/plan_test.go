@@ -1,9 +1,12 @@
 package launch
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -11,18 +14,24 @@ import (
 // fullPlan fills every field, so the golden test pins the whole format.
 func fullPlan() *Plan {
 	return &Plan{
-		Version: Version, VMM: "qemu", Library: "/usr/lib64/libkrun.so.1", KrunfwLibrary: "/usr/lib64/libkrunfw.so.5",
+		Version: Version, VMM: VMMQEMU, Library: "/usr/lib64/libkrun.so.1", KrunfwLibrary: "/usr/lib64/libkrunfw.so.5",
+		QEMU: "/usr/bin/qemu-system-x86_64", Virtiofsd: "/usr/libexec/virtiofsd",
 		VCPUs: 4, RAMMiB: 8192, Root: "/s/tasks/t1/rootfs",
 		Disks:  []Disk{{ID: "loftd-nix", Path: "/s/w/nix.raw"}, {ID: "loftd-containers", Path: "/s/w/containers.raw", ReadOnly: true}},
 		Shares: []Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}, {Tag: "loftd-vol0", Path: "/srv/ro", ReadOnly: true}},
 		ShareIDs: &ShareIDs{UIDs: []IDMap{{Guest: 0, Host: 1879048192, Size: 1000}, {Guest: 1000, Host: 0, Size: 1}},
 			GIDs: []IDMap{{Guest: 1000, Host: 0, Size: 1}}},
-		Network: Network{Mode: "passt", PortMap: []string{"8080:80"}, Socket: "/s/tasks/t1/passt.sock", MAC: "5a:94:ef:e4:0c:ee",
-			Passt: "/usr/bin/passt", TCP: []string{"127.0.0.1/8080:80"}, UDP: []string{"5353:53"}},
+		Network: Network{Mode: NetworkPasst, Socket: "/s/tasks/t1/passt.sock", MAC: "5a:94:ef:e4:0c:ee",
+			Publish: []Publish{
+				{HostIP: "127.0.0.1", HostFirst: 8080, HostLast: 8080, GuestFirst: 80, GuestLast: 80, Proto: TCP},
+				{HostFirst: 8000, HostLast: 8010, GuestFirst: 9000, GuestLast: 9010, Proto: TCP},
+				{HostIP: "::1", HostFirst: 5353, HostLast: 5353, GuestFirst: 53, GuestLast: 53, Proto: UDP},
+			},
+			Passt: &Passt{Path: "/usr/bin/passt", Features: PasstFeatures{Version: "2025_01_21.4f2c8e7", FD: true, MapHostLoopback: true}}},
 		Console:    Console{Interactive: true, StdioPorts: true},
 		NestedVirt: true, Rlimits: []string{"7=1024:4096"},
 		ExecPath: "/.loftd/guest-init", Argv: []string{"enter", "--", "make", "test"},
-		Env: []string{"LOFTD_MODE=enter"}, Workdir: "/workspace", StateDir: "/s",
+		Env: []string{"LOFTD_MODE=enter"}, Workdir: "/workspace", CacheDir: "/s/kernels",
 		LogLevel:   "warn",
 		VsockPorts: []VsockPort{{Port: 1024, Path: "/s/tasks/t1/status.sock", Listen: true}, {Port: 1025, Path: "/s/tasks/t1/log.sock"}},
 		KrunInit:   "/tmp/init.krun",
@@ -30,10 +39,12 @@ func fullPlan() *Plan {
 }
 
 const golden = `{
-  "version": 1,
+  "version": 2,
   "vmm": "qemu",
   "library": "/usr/lib64/libkrun.so.1",
   "krunfw_library": "/usr/lib64/libkrunfw.so.5",
+  "qemu": "/usr/bin/qemu-system-x86_64",
+  "virtiofsd": "/usr/libexec/virtiofsd",
   "vcpus": 4,
   "ram_mib": 8192,
   "root": "/s/tasks/t1/rootfs",
@@ -83,18 +94,43 @@ const golden = `{
   },
   "network": {
     "mode": "passt",
-    "port_map": [
-      "8080:80"
+    "publish": [
+      {
+        "host_ip": "127.0.0.1",
+        "host_first": 8080,
+        "host_last": 8080,
+        "guest_first": 80,
+        "guest_last": 80,
+        "proto": "tcp"
+      },
+      {
+        "host_first": 8000,
+        "host_last": 8010,
+        "guest_first": 9000,
+        "guest_last": 9010,
+        "proto": "tcp"
+      },
+      {
+        "host_ip": "::1",
+        "host_first": 5353,
+        "host_last": 5353,
+        "guest_first": 53,
+        "guest_last": 53,
+        "proto": "udp"
+      }
     ],
     "socket": "/s/tasks/t1/passt.sock",
     "mac": "5a:94:ef:e4:0c:ee",
-    "passt": "/usr/bin/passt",
-    "tcp": [
-      "127.0.0.1/8080:80"
-    ],
-    "udp": [
-      "5353:53"
-    ]
+    "passt": {
+      "path": "/usr/bin/passt",
+      "features": {
+        "version": "2025_01_21.4f2c8e7",
+        "fd": true,
+        "map_host_loopback": true,
+        "map_guest_addr": false,
+        "dns_host": false
+      }
+    }
   },
   "console": {
     "interactive": true,
@@ -115,7 +151,7 @@ const golden = `{
     "LOFTD_MODE=enter"
   ],
   "workdir": "/workspace",
-  "state_dir": "/s",
+  "cache_dir": "/s/kernels",
   "log_level": "warn",
   "vsock_ports": [
     {
@@ -155,16 +191,55 @@ func TestPlanGolden(t *testing.T) {
 	}
 }
 
+// The plan is the one VM model: it holds publishes as typed values, never
+// a backend's syntax for them (passt's -t/-u specs, libkrun's HOST:GUEST
+// pairs) nor a backend's flags. Every string in the golden plan is checked.
+func TestPlanHasNoBackendSyntax(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal([]byte(golden), &doc); err != nil {
+		t.Fatal(err)
+	}
+	syntax := regexp.MustCompile(`^-|^(\S+/)?\d+(-\d+)?:\d+(-\d+)?$`)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if path == "" && (k == "argv" || k == "env") {
+					continue // the workload's own words
+				}
+				walk(path+"."+k, e)
+			}
+		case []any:
+			for i, e := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), e)
+			}
+		case string:
+			if syntax.MatchString(v) {
+				t.Errorf("plan%s = %q: a backend's syntax (passt spec, libkrun pair or flag)", path, v)
+			}
+		}
+	}
+	walk("", doc)
+	for _, key := range []string{`"port_map"`, `"tcp":`, `"udp":`} {
+		if strings.Contains(golden, key) {
+			t.Errorf("plan has %s, a backend's port list", key)
+		}
+	}
+}
+
 func TestReadRejects(t *testing.T) {
 	tests := []struct {
 		name, json, want string
 	}{
-		{"unknown field", `{"version":1,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512,"extra":1}`, `unknown field "extra"`},
-		{"old version", `{"version":0,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "version 0"},
-		{"bad vmm", `{"version":1,"vmm":"xen","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, `vmm "xen"`},
-		{"relative root", `{"version":1,"vmm":"krun","root":"r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "not an absolute path"},
-		{"no exec", `{"version":1,"vmm":"krun","root":"/r","vcpus":1,"ram_mib":512}`, "exec_path is empty"},
-		{"tiny", `{"version":1,"vmm":"krun","root":"/r","exec_path":"/i","vcpus":0,"ram_mib":512}`, "below the minimum"},
+		{"unknown field", `{"version":2,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512,"extra":1}`, `unknown field "extra"`},
+		{"old version", `{"version":1,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "version 1"},
+		{"bad vmm", `{"version":2,"vmm":"xen","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, `vmm "xen"`},
+		{"relative root", `{"version":2,"vmm":"krun","root":"r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "not an absolute path"},
+		{"no exec", `{"version":2,"vmm":"krun","root":"/r","vcpus":1,"ram_mib":512}`, "exec_path is empty"},
+		{"too many vCPUs", `{"version":2,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":256,"ram_mib":512}`, "256 vCPUs: more than the 255"},
+		{"auto is no backend", `{"version":2,"vmm":"auto","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, `vmm "auto"`},
+		{"tiny", `{"version":2,"vmm":"krun","root":"/r","exec_path":"/i","vcpus":0,"ram_mib":512}`, "below the minimum"},
 	}
 	for _, tt := range tests {
 		dir := t.TempDir()

@@ -50,12 +50,10 @@ func (h *Helper) Run() int {
 	if err != nil {
 		return h.fail("read launch plan", err)
 	}
-	switch p.VMM {
-	case "krun":
+	if p.VMM == launch.VMMKrun {
 		return h.runKrun(p)
-	default:
-		return h.runQEMU(p)
 	}
+	return h.runQEMU(p)
 }
 
 // fail reports err to the parent (or stderr when there is none) and
@@ -90,10 +88,11 @@ func stopSignals() (<-chan os.Signal, func()) {
 }
 
 // vmCache holds what the qemu backend may reuse between runs: the PVH kernel
-// and the accelerator probe's verdict.
+// and the accelerator probe's verdict; the parent names it in the plan.
+// A plan without one (written by hand) shares the temporary directory's.
 func vmCache(p *launch.Plan) string {
-	if p.StateDir == "" {
+	if p.CacheDir == "" {
 		return filepath.Join(os.TempDir(), "loftd-kernels")
 	}
-	return filepath.Join(p.StateDir, "kernels")
+	return p.CacheDir
 }

@@ -29,7 +29,7 @@ func (h *Helper) runKrun(p *launch.Plan) int {
 			defer vmEnd.Close()
 			netFD = int(vmEnd.Fd())
 		}
-	} else if p.Network.Mode == "passt" && p.Network.Passt != "" {
+	} else if p.Network.Mode == launch.NetworkPasst && p.Network.Passt != nil {
 		netFD = 1 << 20 // a placeholder: a dry run configures but never boots
 	}
 	ctx, err := krunvmm.ConfigureNet(lib, p, netFD)

@@ -15,15 +15,14 @@ import (
 // passt also ends by itself once every copy of the VM's end is closed.
 func (h *Helper) startPasst(p *launch.Plan) (*passt.Proc, *os.File, error) {
 	n := p.Network
-	if n.Mode != "passt" || n.Passt == "" {
+	if n.Mode != launch.NetworkPasst || n.Passt == nil {
 		return nil, nil, nil
 	}
-	f, err := passt.Probe(n.Passt, vmCache(p))
-	if err != nil {
-		return nil, nil, err
-	}
+	// The parent probed this passt (its features are in the plan): it is
+	// never asked again here.
+	f := n.Passt.Features
 	proc, vmEnd, err := passt.Start(passt.Config{
-		Path: n.Passt, TCP: n.TCP, UDP: n.UDP, Features: f,
+		Path: n.Passt.Path, Publish: n.Publish, Features: f,
 		LogPath: filepath.Join(h.TaskDir, "passt.log"), Log: h.Log,
 	})
 	if err != nil {

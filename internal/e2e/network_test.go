@@ -289,6 +289,35 @@ func TestPublishTCPOldPasst(t *testing.T) {
 	stop()
 }
 
+// TestPasstProbedOnce: a run asks its passt for --help once, in the host,
+// and the plan carries the answer to the helper, which starts passt without
+// asking again. The stand-in counts each --help it answers, then is the
+// real passt; the session boots with its network and publishes a port, so
+// the helper really starts it.
+func TestPasstProbedOnce(t *testing.T) {
+	w := newWorld(t)
+	real := testenv.RequireCommand(t, "passt", "passt")
+	dir := t.TempDir()
+	count := filepath.Join(dir, "probes")
+	stub := filepath.Join(dir, "passt")
+	script := fmt.Sprintf("#!/bin/sh\ncase \"$1\" in --help|--version) echo \"$1\" >> %s;; esac\nexec %s \"$@\"\n", count, real)
+	if err := os.WriteFile(stub, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOFTD_PASST", stub)
+	status, _, stderr := w.run("", "-p", fmt.Sprintf("127.0.0.1:%d:9/udp", freePort(t, "udp")), "--", "true")
+	if status != 0 {
+		t.Fatalf("loftd -p …/udp -- true: status %d, stderr %q", status, stderr)
+	}
+	data, err := os.ReadFile(count)
+	if err != nil {
+		t.Fatalf("the stand-in passt was never probed: %v", err)
+	}
+	if helps := strings.Count(string(data), "--help"); helps != 1 {
+		t.Errorf("passt answered --help %d times in one run (%q); want 1: the host probes, the plan carries the features", helps, data)
+	}
+}
+
 // requireTCPPasst: the passt loftd picks (doctor's passt check) carries
 // TCP into the guest.
 func requireTCPPasst(t *testing.T) {

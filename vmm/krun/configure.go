@@ -16,10 +16,6 @@ import (
 	"github.com/loftd/loftd/launch"
 )
 
-// MaxVCPUs is libkrun's vCPU limit: krun_set_vm_config takes a uint8. A
-// libkrun with krun_get_max_vcpus (1.16) may lower it to what KVM allows.
-const MaxVCPUs = 255
-
 // Releases whose rules Configure follows (libkrun 1.minor).
 const (
 	// NoNetworkMinor added krun_disable_implicit_vsock: without it libkrun
@@ -116,12 +112,13 @@ type checked struct {
 	netFD    int // passt's socket, or -1 for Network.Socket
 }
 
-// maxVCPUs is MaxVCPUs, or fewer when libkrun says KVM allows fewer.
+// maxVCPUs is launch.MaxVCPUs (krun_set_vm_config takes a uint8), or
+// fewer when libkrun says KVM allows fewer (krun_get_max_vcpus, 1.16).
 func maxVCPUs(lib *libkrun.Lib) int {
-	if n, err := lib.MaxVCPUs(); err == nil && n > 0 && n < MaxVCPUs {
+	if n, err := lib.MaxVCPUs(); err == nil && n > 0 && n < launch.MaxVCPUs {
 		return n
 	}
-	return MaxVCPUs
+	return launch.MaxVCPUs
 }
 
 // check refuses what libkrun would only reject after the context exists, or
@@ -135,7 +132,7 @@ func check(lib *libkrun.Lib, p *launch.Plan, netFD int) (checked, error) {
 	if p.NestedVirt && !lib.AtLeast(DHCPFlagMinor) {
 		return c, fmt.Errorf("launch plan: nested virtualization needs libkrun >= 1.%d on Linux; %s is %s or older than that", DHCPFlagMinor, lib.Path(), lib.Version())
 	}
-	if p.RAMMiB < 1 || uint64(p.RAMMiB) > uint64(^uint32(0)) {
+	if p.RAMMiB < 1 || p.RAMMiB > launch.MiB(^uint32(0)) {
 		return c, fmt.Errorf("launch plan: %d MiB of RAM is out of libkrun's range", p.RAMMiB)
 	}
 	level, ok := logLevels[p.LogLevel]
@@ -147,15 +144,12 @@ func check(lib *libkrun.Lib, p *launch.Plan, netFD int) (checked, error) {
 		return c, err
 	}
 	switch n := p.Network; n.Mode {
-	case "passt":
+	case launch.NetworkPasst:
 		if n.Socket == "" && netFD < 0 {
 			return c, fmt.Errorf("launch plan: network passt without a socket")
 		}
 		if n.Socket == "" {
 			c.netFD = netFD
-		}
-		if len(n.PortMap) > 0 {
-			return c, fmt.Errorf("launch plan: port map %v with network passt: libkrun refuses a port map next to a net device (passt publishes the ports)", n.PortMap)
 		}
 		mac := n.MAC
 		if mac == "" {
@@ -171,14 +165,17 @@ func check(lib *libkrun.Lib, p *launch.Plan, netFD int) (checked, error) {
 		if lib.AtLeast(DHCPFlagMinor) {
 			c.netFlags = libkrun.NetFlagDHCPClient
 		}
-	case "tsi", "none":
-		if n.Socket != "" || n.MAC != "" || n.Passt != "" {
+	case launch.NetworkTSI, launch.NetworkNone:
+		if n.Socket != "" || n.MAC != "" || n.Passt != nil {
 			return c, fmt.Errorf("launch plan: network %s with a net device (socket %q, MAC %q): only passt has one", n.Mode, n.Socket, n.MAC)
 		}
-		if n.Mode == "none" && len(n.PortMap) > 0 {
-			return c, fmt.Errorf("launch plan: port map %v with network none", n.PortMap)
+		if n.Mode == launch.NetworkNone && len(n.Publish) > 0 {
+			return c, fmt.Errorf("launch plan: publish %s with network none", n.Publish[0])
 		}
-		if n.Mode == "none" && !lib.AtLeast(NoNetworkMinor) {
+		if _, err := PortMap(n.Publish); err != nil {
+			return c, fmt.Errorf("launch plan: %w", err)
+		}
+		if n.Mode == launch.NetworkNone && !lib.AtLeast(NoNetworkMinor) {
 			return c, fmt.Errorf("launch plan: network none needs libkrun >= 1.%d (krun_disable_implicit_vsock): "+
 				"older releases give every guest outbound network and expose its ports; %s looks like %s (upgrade libkrun, or use --vmm qemu)",
 				NoNetworkMinor, lib.Path(), lib.Version())
@@ -244,7 +241,7 @@ func configureStorage(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, _ check
 
 func configureNetwork(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, c checked) error {
 	n := p.Network
-	if n.Mode == "passt" {
+	if n.Mode == launch.NetworkPasst {
 		// With fd -1 libkrun connects to the socket path itself; else
 		// the path is empty (NULL) and the fd is passt's connected socket.
 		where := n.Socket
@@ -254,7 +251,7 @@ func configureNetwork(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, c check
 		if err := lib.AddNetUnixstream(ctx, n.Socket, c.netFD, c.mac, libkrun.NetFeaturesCompat, c.netFlags); err != nil {
 			return fmt.Errorf("net %s on %s: %w", net.HardwareAddr(c.mac[:]), where, err)
 		}
-	} else if n.Mode == "none" {
+	} else if n.Mode == launch.NetworkNone {
 		// No vsock device, so no TSI: no outbound network, no exposed
 		// port (lib.rs v1.19.0:2914-2915).
 		if err := lib.DisableImplicitVsock(ctx); err != nil {
@@ -270,11 +267,8 @@ func configureNetwork(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, c check
 	} else {
 		// Without a net device libkrun gives the guest TSI (lib.rs
 		// v1.19.0:2926-2951); the port map says which guest ports the
-		// host sees, none when empty.
-		portMap := n.PortMap
-		if portMap == nil {
-			portMap = []string{}
-		}
+		// host sees, none when empty (check rendered it once already).
+		portMap, _ := PortMap(n.Publish)
 		if err := lib.SetPortMap(ctx, portMap); err != nil {
 			return fmt.Errorf("port map %v: %w", portMap, err)
 		}
@@ -310,4 +304,21 @@ func configureWorkload(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, _ chec
 		}
 	}
 	return nil
+}
+
+// PortMap renders publishes in libkrun's TSI port map form, "HOST:GUEST",
+// one pair per port: the map has no ranges, addresses or protocols, so a
+// publish that needs one is refused (the host refuses it earlier, at
+// parse time, with the flag's name). Never nil: a NULL map crashes libkrun.
+func PortMap(pubs []launch.Publish) ([]string, error) {
+	out := []string{}
+	for _, p := range pubs {
+		if p.Proto != launch.TCP || p.HostIP != "" {
+			return nil, fmt.Errorf("publish %s: libkrun's TSI port map carries TCP on every address only", p)
+		}
+		for i := 0; i <= p.HostLast-p.HostFirst; i++ {
+			out = append(out, fmt.Sprintf("%d:%d", p.HostFirst+i, p.GuestFirst+i))
+		}
+	}
+	return out, nil
 }

@@ -14,7 +14,7 @@ import (
 
 func TestConfigureCallSequence(t *testing.T) {
 	tsi := fullPlan()
-	tsi.Network = launch.Network{Mode: "tsi", PortMap: []string{"8080:80", "2222:22"}}
+	tsi.Network = launch.Network{Mode: launch.NetworkTSI, Publish: []launch.Publish{tcp(8080, 80), tcp(2222, 22)}}
 	tsi.Console.StdioPorts = false
 	none := fullPlan()
 	none.Network = launch.Network{Mode: "none"}
@@ -112,7 +112,7 @@ func TestConfigureCallSequence(t *testing.T) {
 		},
 	}, {
 		name:  "tsi without a port map exposes none; most vCPUs; 1.12 has no max vCPU call",
-		plan:  &launch.Plan{Version: launch.Version, VMM: "krun", VCPUs: MaxVCPUs, RAMMiB: 512, Root: "/r", ExecPath: "/init", Network: launch.Network{Mode: "tsi"}},
+		plan:  &launch.Plan{Version: launch.Version, VMM: "krun", VCPUs: launch.MaxVCPUs, RAMMiB: 512, Root: "/r", ExecPath: "/init", Network: launch.Network{Mode: "tsi"}},
 		minor: 12,
 		want: []string{
 			`krun_set_log_level level=0`,
@@ -254,11 +254,13 @@ func TestConfigureRejectsPlan(t *testing.T) {
 		{"log level", func(p *launch.Plan) { p.LogLevel = "loud" }, `log level "loud" is not off, error`},
 		{"network mode", func(p *launch.Plan) { p.Network.Mode = "slirp" }, `network mode "slirp" is not passt, tsi or none`},
 		{"passt without socket", func(p *launch.Plan) { p.Network.Socket = "" }, "network passt without a socket"},
-		{"passt with port map", func(p *launch.Plan) { p.Network.PortMap = []string{"1:2"} }, "libkrun refuses a port map next to a net device"},
 		{"bad MAC", func(p *launch.Plan) { p.Network.MAC = "02:00:00:00:00" }, `MAC "02:00:00:00:00" is not a 6-byte address`},
 		{"EUI-64", func(p *launch.Plan) { p.Network.MAC = "02:00:00:00:00:00:00:01" }, "is not a 6-byte address"},
 		{"tsi with a socket", func(p *launch.Plan) { p.Network.Mode = "tsi" }, "only passt has one"},
-		{"none with a port map", func(p *launch.Plan) { p.Network = launch.Network{Mode: "none", PortMap: []string{"1:2"}} }, "with network none"},
+		{"none with a publish", func(p *launch.Plan) { p.Network = launch.Network{Mode: "none", Publish: []launch.Publish{tcp(1, 2)}} }, "publish 1:2/tcp with network none"},
+		{"tsi with a UDP publish", func(p *launch.Plan) {
+			p.Network = launch.Network{Mode: "tsi", Publish: []launch.Publish{{HostFirst: 1, HostLast: 1, GuestFirst: 2, GuestLast: 2, Proto: launch.UDP}}}
+		}, "publish 1:2/udp: libkrun's TSI port map carries TCP on every address only"},
 		{"id-mapped shares (root)", func(p *launch.Plan) {
 			p.ShareIDs = &launch.ShareIDs{UIDs: []launch.IDMap{{Guest: 1000, Host: 0, Size: 1}}, GIDs: []launch.IDMap{{Guest: 1000, Host: 0, Size: 1}}}
 		}, "libkrun serves virtiofs as the helper, with no id map"},
@@ -365,12 +367,47 @@ func BenchmarkConfigure(b *testing.B) {
 func TestConfigureNetFD(t *testing.T) {
 	l, log := openRelease(t, 19)
 	p := fullPlan()
-	p.Network.Socket, p.Network.Passt = "", "/usr/bin/passt"
+	p.Network.Socket, p.Network.Passt = "", &launch.Passt{Path: "/usr/bin/passt"}
 	if _, err := ConfigureNet(l, p, 7); err != nil {
 		t.Fatalf("ConfigureNet(fd 7) = %v", err)
 	}
 	want := `krun_add_net_unixstream ctx=0 path=NULL fd=7 mac=5a:94:ef:e4:0c:ee features=19587 flags=2`
 	if got := krundouble.Calls(t, log); !slices.Contains(got, want) {
 		t.Errorf("calls = %q, want %q among them", got, want)
+	}
+}
+
+// tcp is a publish of one TCP port on every address.
+func tcp(host, guest int) launch.Publish {
+	return launch.Publish{HostFirst: host, HostLast: host, GuestFirst: guest, GuestLast: guest, Proto: launch.TCP}
+}
+
+// PortMap renders typed publishes in libkrun's own "HOST:GUEST" form, a
+// pair per port, and refuses what the form cannot say.
+func TestPortMap(t *testing.T) {
+	tests := []struct {
+		name    string
+		pubs    []launch.Publish
+		want    []string
+		wantErr string
+	}{
+		{"nothing: an empty map, never nil", nil, []string{}, ""},
+		{"single ports", []launch.Publish{tcp(8080, 80), tcp(2222, 22)}, []string{"8080:80", "2222:22"}, ""},
+		{"a range, a pair per port", []launch.Publish{{HostFirst: 8000, HostLast: 8002, GuestFirst: 80, GuestLast: 82, Proto: launch.TCP}},
+			[]string{"8000:80", "8001:81", "8002:82"}, ""},
+		{"udp", []launch.Publish{{HostFirst: 53, HostLast: 53, GuestFirst: 53, GuestLast: 53, Proto: launch.UDP}}, nil, "carries TCP on every address only"},
+		{"an address", []launch.Publish{{HostIP: "127.0.0.1", HostFirst: 80, HostLast: 80, GuestFirst: 80, GuestLast: 80, Proto: launch.TCP}}, nil, "publish 127.0.0.1:80:80/tcp"},
+	}
+	for _, tt := range tests {
+		got, err := PortMap(tt.pubs)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: PortMap() = %q, %v; want an error containing %q", tt.name, got, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) || got == nil {
+			t.Errorf("%s: PortMap() = %#v, %v; want %#v", tt.name, got, err, tt.want)
+		}
 	}
 }

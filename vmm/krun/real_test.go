@@ -73,10 +73,10 @@ func TestRealLibkrunPlan(t *testing.T) {
 			p.Shares = []launch.Share{{Tag: "loftd-workspace", Path: share}, {Tag: "loftd-vol0", Path: vol, ReadOnly: true}}
 		}, -1},
 		{"passt network", func(p *launch.Plan) {
-			p.Network = launch.Network{Mode: "passt", Passt: "/usr/bin/passt"}
+			p.Network = launch.Network{Mode: "passt", Passt: &launch.Passt{Path: "/usr/bin/passt", Features: launch.PasstFeatures{FD: true}}}
 		}, fds[1]},
 		{"tsi with a port map", func(p *launch.Plan) {
-			p.Network = launch.Network{Mode: "tsi", PortMap: []string{"18080:8080"}}
+			p.Network = launch.Network{Mode: "tsi", Publish: []launch.Publish{{HostFirst: 18080, HostLast: 18080, GuestFirst: 8080, GuestLast: 8080, Proto: launch.TCP}}}
 		}, -1},
 		{"vsock port", func(p *launch.Plan) {
 			p.VsockPorts = []launch.VsockPort{{Port: 1024, Path: filepath.Join(dir, "v.sock")}}
@@ -88,7 +88,7 @@ func TestRealLibkrunPlan(t *testing.T) {
 		{"everything a default session has", func(p *launch.Plan) {
 			p.Disks = []launch.Disk{{ID: "loftd-nix", Path: disk}, {ID: "loftd-containers", Path: disk}}
 			p.Shares = []launch.Share{{Tag: "loftd-workspace", Path: share}}
-			p.Network = launch.Network{Mode: "passt", Passt: "/usr/bin/passt"}
+			p.Network = launch.Network{Mode: "passt", Passt: &launch.Passt{Path: "/usr/bin/passt", Features: launch.PasstFeatures{FD: true}}}
 			p.Rlimits = []string{"7=1024:4096"}
 		}, fds[1]},
 	}

@@ -58,9 +58,9 @@ func Cmdline(p *launch.Plan, devices []string) string {
 		insert(d)
 	}
 	switch p.Network.Mode {
-	case "tsi":
+	case launch.NetworkTSI:
 		insert("tsi_hijack")
-	case "passt":
+	case launch.NetworkPasst:
 		insert("KRUN_DHCP=1")
 	}
 	insert(" -- ")

@@ -12,37 +12,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
 
-// Features are the options of one passt binary that loftd cares about,
-// read from its --help (passt has no feature query, and Debian's
-// 0.0~git20230309 prints "unknown version").
-type Features struct {
-	Version string `json:"version"`
-	// FD: --fd, a pre-opened connected socket (required).
-	FD bool `json:"fd"`
-	// MapHostLoopback, MapGuestAddr, DNSHost: the options of 2024-08 and
-	// later; older releases map the gateway to the host's loopback
-	// unless --no-map-gw.
-	MapHostLoopback bool `json:"map_host_loopback"`
-	MapGuestAddr    bool `json:"map_guest_addr"`
-	DNSHost         bool `json:"dns_host"`
-}
-
-// String lists the features for doctor.
-func (f Features) String() string {
-	var have []string
-	for _, o := range []struct {
-		name string
-		ok   bool
-	}{{"--fd", f.FD}, {"--map-host-loopback", f.MapHostLoopback}, {"--map-guest-addr", f.MapGuestAddr}, {"--dns-host", f.DNSHost}} {
-		if o.ok {
-			have = append(have, o.name)
-		}
-	}
-	return fmt.Sprintf("version %s, options %s", f.Version, strings.Join(have, " "))
-}
+// Features are the options of one passt binary that loftd cares about
+// (the plan carries them, so the helper never asks passt again).
+type Features = launch.PasstFeatures
 
 // parseHelp reads the features from passt's --help and --version output.
 func parseHelp(help, version string) Features {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,9 +27,9 @@ import (
 type Config struct {
 	// Path is the passt binary.
 	Path string
-	// TCP and UDP are passt -t/-u specs ("127.0.0.1/8080:80",
-	// "8000-8010:80-90"); none forwards no port.
-	TCP, UDP []string
+	// Publish are the ports passt forwards (Args renders them as -t/-u
+	// specs); none forwards no port.
+	Publish []launch.Publish
 	// Features are what Probe found in Path.
 	Features Features
 	// LogPath receives passt's stderr.
@@ -50,7 +51,7 @@ type Proc struct {
 // explicitly when the release has it), and DNS has its own forward address,
 // so the gateway mapping never swallows DNS (the breakage crun avoids with
 // --no-map-gw on those old releases).
-func Args(f Features, fd int, tcp, udp []string) []string {
+func Args(f Features, fd int, pubs []launch.Publish) []string {
 	a := []string{"-f", "-q", "--fd", strconv.Itoa(fd),
 		"-a", contract.NetAddress, "-n", strconv.Itoa(contract.NetPrefix), "-g", contract.NetGateway,
 		"--dns-forward", contract.NetDNS,
@@ -64,8 +65,27 @@ func Args(f Features, fd int, tcp, udp []string) []string {
 		// IPv6 router solicitation; with -4 it does not.
 		a = append(a, "-4")
 	}
+	var tcp, udp []string
+	for _, p := range pubs {
+		if p.Proto == launch.UDP {
+			udp = append(udp, Spec(p))
+		} else {
+			tcp = append(tcp, Spec(p))
+		}
+	}
 	a = append(a, portArgs("-t", tcp)...)
 	return append(a, portArgs("-u", udp)...)
+}
+
+// Spec renders a publish as a passt -t/-u spec:
+// [ADDR/]HOST[-LAST]:GUEST[-LAST]. The address is the parser's canonical
+// form, never the user's bytes.
+func Spec(p launch.Publish) string {
+	s := launch.Span(p.HostFirst, p.HostLast) + ":" + launch.Span(p.GuestFirst, p.GuestLast)
+	if p.HostIP != "" {
+		s = p.HostIP + "/" + s
+	}
+	return s
 }
 
 func portArgs(flag string, specs []string) []string {
@@ -100,7 +120,7 @@ func Start(cfg Config) (*Proc, *os.File, error) {
 	}
 	defer logf.Close()
 	// ExtraFiles[0] is fd 3 in passt.
-	cmd := exec.Command(cfg.Path, Args(cfg.Features, 3, cfg.TCP, cfg.UDP)...)
+	cmd := exec.Command(cfg.Path, Args(cfg.Features, 3, cfg.Publish)...)
 	cmd.ExtraFiles = []*os.File{passtEnd}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}

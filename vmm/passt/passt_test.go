@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/internal/testenv"
+	"github.com/loftd/loftd/launch"
 )
 
 func TestParseHelp(t *testing.T) {
@@ -26,18 +27,24 @@ func TestParseHelp(t *testing.T) {
 func TestArgs(t *testing.T) {
 	base := []string{"-f", "-q", "--fd", "3", "-a", "10.0.2.15", "-n", "24", "-g", "10.0.2.2", "--dns-forward", "10.0.2.3"}
 	tests := []struct {
-		name     string
-		f        Features
-		tcp, udp []string
-		want     []string
+		name string
+		f    Features
+		pubs []launch.Publish
+		want []string
 	}{
-		{"old passt, nothing published", Features{FD: true}, nil, nil,
+		{"old passt, nothing published", Features{FD: true}, nil,
 			append(slices.Clone(base), "-4", "-t", "none", "-u", "none")},
-		{"current passt, tcp and udp", Features{FD: true, MapHostLoopback: true}, []string{"127.0.0.1/8080:80", "9000-9001:90-91"}, []string{"5353:53"},
-			append(slices.Clone(base), "--map-host-loopback", "10.0.2.2", "-t", "127.0.0.1/8080:80", "-t", "9000-9001:90-91", "-u", "5353:53")},
+		{"current passt, tcp and udp", Features{FD: true, MapHostLoopback: true}, []launch.Publish{
+			{HostIP: "127.0.0.1", HostFirst: 8080, HostLast: 8080, GuestFirst: 80, GuestLast: 80, Proto: launch.TCP},
+			{HostFirst: 9000, HostLast: 9001, GuestFirst: 90, GuestLast: 91, Proto: launch.TCP},
+			{HostFirst: 5353, HostLast: 5353, GuestFirst: 53, GuestLast: 53, Proto: launch.UDP},
+		}, append(slices.Clone(base), "--map-host-loopback", "10.0.2.2", "-t", "127.0.0.1/8080:80", "-t", "9000-9001:90-91", "-u", "5353:53")},
+		{"udp only, an IPv6 address", Features{FD: true, MapHostLoopback: true}, []launch.Publish{
+			{HostIP: "::1", HostFirst: 5000, HostLast: 5002, GuestFirst: 6000, GuestLast: 6002, Proto: launch.UDP},
+		}, append(slices.Clone(base), "--map-host-loopback", "10.0.2.2", "-t", "none", "-u", "::1/5000-5002:6000-6002")},
 	}
 	for _, tt := range tests {
-		if got := Args(tt.f, 3, tt.tcp, tt.udp); !slices.Equal(got, tt.want) {
+		if got := Args(tt.f, 3, tt.pubs); !slices.Equal(got, tt.want) {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
 		}
 	}

@@ -28,7 +28,7 @@ func Args(cfg Config) []string {
 	if cfg.Accel == "kvm" {
 		cpu = "host"
 	}
-	mem := strconv.Itoa(p.RAMMiB)
+	mem := strconv.FormatUint(uint64(p.RAMMiB), 10)
 	// Without pit/pic/rtc TCG hangs; the libkrunfw kernel has no ACPI.
 	machine := "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=off"
 	cmdline := KernelCmdline(p.ExecPath)

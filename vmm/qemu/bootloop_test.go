@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/vmm/qemu"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkBootLoop(b *testing.B) {
 			r := &run{cmd: []string{"sh", "-c", *loopCmd}, runDir: b.TempDir(), vcpus: *loopVCPUs}
 			start := time.Now()
 			got, err := g.bootWith(b, context.Background(), r, func(c *qemu.Config) {
-				c.Accel, c.Plan.RAMMiB = accel, *loopMem
+				c.Accel, c.Plan.RAMMiB = accel, launch.MiB(*loopMem)
 			})
 			spent[i] += time.Since(start)
 			last = r.out.String()

@@ -1,0 +1,82 @@
+package launch
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/loftd/loftd/guestinit/contract"
+)
+
+// VMM is a VM backend. The names are the --vmm values and the plan's wire
+// form; Parse is the one place that reads them.
+type VMM string
+
+// The backends. VMMAuto is a request (--vmm auto, the default), never a
+// plan's backend: the parent resolves it.
+const (
+	VMMAuto VMM = "auto"
+	VMMKrun VMM = "krun"
+	VMMQEMU VMM = "qemu"
+)
+
+var vmms = []VMM{VMMAuto, VMMKrun, VMMQEMU}
+
+// ParseVMM reads a --vmm or [vm] vmm value; "" is auto.
+func ParseVMM(s string) (VMM, error) {
+	if s == "" {
+		return VMMAuto, nil
+	}
+	return parseName(s, vmms)
+}
+
+func (v VMM) String() string { return string(v) }
+
+// NetworkMode is the guest's network. The names are the --network values,
+// the plan's wire form and the guest contract's (LOFTD_NETWORK).
+type NetworkMode string
+
+// The network modes.
+const (
+	NetworkPasst NetworkMode = contract.NetworkPasst
+	NetworkTSI   NetworkMode = contract.NetworkTSI
+	NetworkNone  NetworkMode = contract.NetworkNone
+)
+
+var networkModes = []NetworkMode{NetworkPasst, NetworkTSI, NetworkNone}
+
+// ParseNetworkMode reads a --network or [network] mode value; "" is passt.
+func ParseNetworkMode(s string) (NetworkMode, error) {
+	if s == "" {
+		return NetworkPasst, nil
+	}
+	return parseName(s, networkModes)
+}
+
+func (m NetworkMode) String() string { return string(m) }
+
+// parseName is s as one of names, or an error listing them (the caller
+// names the flag or key).
+func parseName[T ~string](s string, names []T) (T, error) {
+	for _, n := range names {
+		if string(n) == s {
+			return n, nil
+		}
+	}
+	want := make([]string, len(names))
+	for i, n := range names {
+		want[i] = string(n)
+	}
+	return "", fmt.Errorf("%q: want one of %s", s, strings.Join(want, ", "))
+}
+
+// MiB is an amount of memory in mebibytes: the one unit from --mem (GiB,
+// converted once) to the backends.
+type MiB uint64
+
+// GiB is n gibibytes.
+func GiB(n uint64) MiB { return MiB(n) << 10 }
+
+// MaxVCPUs is the most vCPUs a VM can have: libkrun's krun_set_vm_config
+// takes a uint8, and QEMU gets the same so both backends accept the same
+// --cpus. A libkrun may lower it to what KVM allows (vmm/krun).
+const MaxVCPUs = 255
