@@ -52,6 +52,13 @@ type Process struct {
 // started and waited for by a goroutine locked to its thread, which ends
 // (with the thread) only once the child is reaped.
 func Start(name string, cmd *exec.Cmd, opts Options) (*Process, error) {
+	return StartFunc(name, cmd, cmd.Start, opts)
+}
+
+// StartFunc is Start for a cmd that a wrapper starts: start calls
+// cmd.Start and does its own work around it (containers/storage's
+// unshare.Cmd.Start writes the child's id maps).
+func StartFunc(name string, cmd *exec.Cmd, start func() error, opts Options) (*Process, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -61,7 +68,7 @@ func Start(name string, cmd *exec.Cmd, opts Options) (*Process, error) {
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends after the reaping
-		if err := cmd.Start(); err != nil {
+		if err := start(); err != nil {
 			started <- err
 			return
 		}
