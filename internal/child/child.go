@@ -45,8 +45,9 @@ type Process struct {
 	err  error         // cmd.Wait's error, set before done closes
 }
 
-// Start starts cmd with opts (added to the caller's cmd.SysProcAttr) and
-// returns it running; name is for errors. The parent-death signal fires
+// Start starts cmd with opts, which set cmd.SysProcAttr's Pdeathsig and
+// Setpgid (its other fields stay the caller's), and returns it running;
+// name is for errors. The parent-death signal fires
 // when the *thread* that forked the child ends, not the process, and the Go
 // runtime ends a thread whose goroutine exits while locked to it: so cmd is
 // started and waited for by a goroutine locked to its thread, which ends
