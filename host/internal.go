@@ -30,11 +30,12 @@ func runInternal(e *env, args []string) error {
 	return usagef("internal: unknown subcommand %q (enter, decode-plan, gen-docs)", args[0])
 }
 
-// runEnter is the helper: `loftd internal enter [--error-fd N] TASKDIR`.
-// Its exit status is the workload's.
+// runEnter is the helper: `loftd internal enter [--error-fd N]
+// [--parent-pid N] TASKDIR`. Its exit status is the workload's.
 func runEnter(e *env, args []string) error {
-	fs := e.newFlagSet("internal enter", e.prog+" internal enter [--error-fd N] TASKDIR")
+	fs := e.newFlagSet("internal enter", e.prog+" internal enter [--error-fd N] [--parent-pid N] TASKDIR")
 	errFD := fs.Int("error-fd", -1, "inherited fd to report a setup failure on (JSON)")
+	parent := fs.Int("parent-pid", 0, "the loftd that started this helper, which it must not outlive")
 	debug := fs.Bool("debug", false, "debug logs on stderr")
 	dryRun := fs.Bool("dry-run", false, "prepare the backend, then exit 0 instead of booting")
 	if err := e.parse(fs, args); err != nil {
@@ -43,7 +44,7 @@ func runEnter(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("internal enter: want exactly one TASKDIR")
 	}
-	h := &vmm.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug), DryRun: *dryRun}
+	h := &vmm.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug), DryRun: *dryRun, Parent: *parent}
 	if *errFD >= 0 {
 		h.ErrFile = os.NewFile(uintptr(*errFD), "error-fd")
 	}

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/internal/child"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs/inroot"
 	"github.com/loftd/loftd/vmm"
@@ -111,7 +111,7 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 		return 0, exitError{status: exitSetup, err: fmt.Errorf("start helper: %w", err)}
 	}
 	defer errR.Close()
-	args := []string{"internal", "enter", "--error-fd=3"}
+	args := []string{"internal", "enter", "--error-fd=3", "--parent-pid=" + strconv.Itoa(os.Getpid())}
 	if s.opts.Debug {
 		args = append(args, "--debug")
 	}
@@ -121,12 +121,6 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	cmd := exec.CommandContext(ctx, exe, append(args, s.taskDir)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.e.stdin, s.e.stdout, s.e.stderr
 	cmd.ExtraFiles = []*os.File{errW}
-	// The helper (and through it the VM) must not outlive us. Pdeathsig
-	// fires when the forking thread exits, not the process: keep this
-	// goroutine on its thread until the helper has been reaped below.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 
 	// From here on, signals go to the helper; one caught during setup
@@ -139,24 +133,25 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	restore := rawTerminal(plan.Console.Interactive, s.e.log)
 	defer restore()
 
-	if err := cmd.Start(); err != nil {
-		errW.Close()
-		return 0, exitError{status: exitSetup, err: fmt.Errorf("start helper: %w", err)}
-	}
+	// The helper (and through it the VM) must not outlive us: it gets
+	// SIGTERM when we die, and stops its VM. It stays in our process
+	// group.
+	helper, err := child.Start("helper", cmd, child.Options{DeathSignal: syscall.SIGTERM})
 	errW.Close()
+	if err != nil {
+		return 0, exitError{status: exitSetup, err: err}
+	}
 	s.prof.add("helper-start", time.Since(start))
 	helperErr := make(chan *vmm.HelperError, 1)
 	go func() { helperErr <- readHelperError(errR) }()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	for {
 		select {
 		case sig := <-sigs:
 			s.e.log.Debug("forward signal", "signal", sig)
-			_ = cmd.Process.Signal(sig)
-		case werr := <-done:
+			_ = helper.Signal(sig)
+		case <-helper.Done():
 			s.prof.add("vm", time.Since(start))
-			return mapStatus(cmd.ProcessState, werr, <-helperErr, s.guestReport(plan), s.e.log)
+			return mapStatus(cmd.ProcessState, helper.Wait(), <-helperErr, s.guestReport(plan), s.e.log)
 		}
 	}
 }

@@ -9,13 +9,13 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/containers/storage/pkg/idtools"
 	"github.com/containers/storage/pkg/unshare"
+	"github.com/loftd/loftd/internal/child"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -190,36 +190,22 @@ func RunKeepID(k *KeepID, args []string, opts EnterOptions) (int, error) {
 	cmd.UidMappings, cmd.GidMappings = specMap(k.UIDMap), specMap(k.GIDMap)
 	cmd.Env = append(env, fmt.Sprintf("%s=%d", keepIDParentEnv, os.Getpid()))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	// Covers the child until its constructor's setresuid clears it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: keepIDDeathSignal}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
 	defer signal.Stop(sigs)
-	started, done := make(chan error, 1), make(chan error, 1)
-	go func() {
-		// The child's parent is this thread, not the process: when the
-		// thread that forked it exits, the child gets its death signal.
-		// Keep the thread locked (so the runtime never ends it) until the
-		// child is gone.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		done <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	// The death signal covers the child until its constructor's
+	// setresuid clears it.
+	kid, err := child.StartFunc("keep-id child", cmd.Cmd, cmd.Start, child.Options{DeathSignal: keepIDDeathSignal})
+	if err != nil {
 		return 0, fmt.Errorf("enter keep-id user namespace: %w (is the uidmap package installed?)", err)
 	}
 	for {
 		select {
 		case s := <-sigs:
-			_ = cmd.Process.Signal(s)
-		case err := <-done:
+			_ = kid.Signal(s)
+		case <-kid.Done():
 			var ee *exec.ExitError
-			if err != nil && !errors.As(err, &ee) {
+			if err := kid.Wait(); err != nil && !errors.As(err, &ee) {
 				return 0, fmt.Errorf("keep-id child: %w", err)
 			}
 			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
@@ -241,26 +227,16 @@ const keepIDParentEnv = "_LOFTD_KEEPID_PARENT"
 // the terminal, as after a kill of loftd itself.
 const keepIDDeathSignal = syscall.SIGTERM
 
-// dieWithParent sets the keep-id child's death signal and fails when the
-// parent is already gone (it died before the signal was set). The setting
-// belongs to the calling thread (the kernel sends the signal to the whole
-// process), so it is made on a thread locked for the life of the process.
+// dieWithParent sets the keep-id child's death signal again (its
+// setresuid(0) cleared the one RunKeepID set) and fails when the parent is
+// already gone (it died before the signal was set).
 func dieWithParent() error {
 	parent, err := strconv.Atoi(os.Getenv(keepIDParentEnv))
 	if err != nil {
 		return fmt.Errorf("keep-id child: bad %s=%q", keepIDParentEnv, os.Getenv(keepIDParentEnv))
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread must live as long as the process
-		errc <- unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(keepIDDeathSignal), 0, 0, 0)
-		select {}
-	}()
-	if err := <-errc; err != nil {
-		return fmt.Errorf("keep-id child: prctl(PR_SET_PDEATHSIG): %w", err)
-	}
-	if ppid := os.Getppid(); ppid != parent {
-		return fmt.Errorf("keep-id child: parent loftd (pid %d) is gone", parent)
+	if err := child.DieWithParent(keepIDDeathSignal, parent); err != nil {
+		return fmt.Errorf("keep-id child: parent loftd: %w", err)
 	}
 	return nil
 }

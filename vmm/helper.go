@@ -3,7 +3,6 @@ package vmm
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/loftd/loftd/launch"
 	"io"
 	"log/slog"
 	"os"
@@ -12,7 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/loftd/loftd/internal/child"
+	"github.com/loftd/loftd/launch"
 )
 
 // HelperError is what a helper that failed before the VM started sends its
@@ -30,6 +30,9 @@ type Helper struct {
 	TaskDir string
 	ErrFile io.WriteCloser // the parent's error pipe; nil when run by hand
 	Log     *slog.Logger
+	// Parent is the pid of the loftd that started the helper (0: the
+	// helper's parent when it starts, for a helper run by hand).
+	Parent int
 	// DryRun prepares the backend (library loaded and configured, kernel
 	// ready) and returns 0 where it would boot: what --dry-run and the
 	// launcher-overhead benchmark measure.
@@ -41,10 +44,15 @@ type Helper struct {
 // it does not return on success: krun_start_enter exits the process with
 // the guest's status.
 func (h *Helper) Run() int {
-	// Die with the parent even if it was SIGKILLed between fork and now.
-	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0, 0, 0)
-	if os.Getppid() == 1 {
-		return h.fail("start", fmt.Errorf("parent loftd is gone"))
+	// Die with the parent, and fail if it died before we could ask:
+	// loftd started us with the same death signal, set here again on a
+	// thread that lives as long as this process.
+	parent := h.Parent
+	if parent == 0 {
+		parent = os.Getppid() // run by hand
+	}
+	if err := child.DieWithParent(syscall.SIGTERM, parent); err != nil {
+		return h.fail("start", fmt.Errorf("parent loftd: %w", err))
 	}
 	p, err := launch.Read(h.TaskDir)
 	if err != nil {

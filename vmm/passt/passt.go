@@ -2,23 +2,22 @@
 // virtio-net device, for one VM: on one end of a socketpair (passt's
 // --fd), the other end going to the VMM. It knows passt's options and
 // which releases have which (Probe), and owns the process: started with
-// Pdeathsig, stopped and reaped by the helper on every path. passt also
+// internal/child (a death signal), stopped and reaped by the helper on
+// every path. passt also
 // exits by itself once the VM's end of the pair is closed, which covers the
 // helper being killed outright. It must not import host.
 package passt
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/internal/child"
 	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
@@ -37,12 +36,9 @@ type Config struct {
 	Log     *slog.Logger
 }
 
-// Proc is a running passt.
-type Proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
+// Proc is a running passt: Pid, Exited and Stop (SIGTERM, then SIGKILL
+// after a grace, and the reaping) are internal/child's.
+type Proc struct{ *child.Process }
 
 // Args are passt's arguments serving the connected socket at fd. The
 // guest's addresses are fixed (contract.NetAddress...): the gateway is the
@@ -123,69 +119,16 @@ func Start(cfg Config) (*Proc, *os.File, error) {
 	cmd := exec.Command(cfg.Path, Args(cfg.Features, 3, cfg.Publish)...)
 	cmd.ExtraFiles = []*os.File{passtEnd}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if cfg.Log != nil {
 		cfg.Log.Debug("passt start", "argv", cmd.Args)
 	}
-	p, err := startLocked(cmd)
+	// SIGKILL when the helper dies, in its own process group as QEMU is.
+	// passt as root drops to nobody, which clears the death signal; it
+	// then ends when the VM's end of its socket closes.
+	p, err := child.Start("passt "+cfg.Path, cmd, child.Options{DeathSignal: syscall.SIGKILL, OwnGroup: true})
 	if err != nil {
 		vmEnd.Close()
-		return nil, nil, fmt.Errorf("start passt %s: %w", cfg.Path, err)
+		return nil, nil, err
 	}
-	return p, vmEnd, nil
-}
-
-// startLocked starts cmd from a locked thread that lives until passt is
-// reaped: Pdeathsig fires when the thread that forked the child exits, and
-// the Go runtime may end an idle thread. (passt as root drops to nobody,
-// which clears Pdeathsig; it then ends when the VM's end of its socket
-// closes.)
-func startLocked(cmd *exec.Cmd) (*Proc, error) {
-	p := &Proc{cmd: cmd, done: make(chan struct{})}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		if err := cmd.Start(); err != nil {
-			errc <- err
-			return
-		}
-		errc <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-errc; err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// Pid is passt's process id.
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
-
-// Exited reports whether passt has ended (and its status).
-func (p *Proc) Exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	default:
-		return false, nil
-	}
-}
-
-// Stop ends passt (SIGTERM, then SIGKILL after grace) and reaps it.
-func (p *Proc) Stop(grace time.Duration) error {
-	if done, _ := p.Exited(); done {
-		return nil
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(grace):
-	}
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("kill passt (pid %d): %w", p.Pid(), err)
-	}
-	<-p.done
-	return nil
+	return &Proc{p}, vmEnd, nil
 }

@@ -148,7 +148,7 @@ func TestStatus(t *testing.T) {
 		{"300\n", 0, true},
 	}
 	for _, tt := range tests {
-		got, err := r.status(&child{}, tt.text)
+		got, err := r.status(nil, tt.text)
 		if got != tt.want || (err != nil) != tt.wantErr {
 			t.Errorf("status(%q) = %d, %v, want %d, error %v", tt.text, got, err, tt.want, tt.wantErr)
 		}

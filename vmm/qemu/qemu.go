@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/loftd/loftd/guestinit/contract"
@@ -109,10 +108,6 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 	if !cfg.balloon() {
 		cfg.Log.Warn("qemu: no virtio transport left for the memory balloon; freed guest memory returns to the host only when the VM ends", "devices", cfg.devices())
 	}
-	// The children get Pdeathsig, which fires when the thread that forked
-	// them exits: keep this goroutine on its thread until they are reaped.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	for attempt := 1; ; attempt++ {
 		r := &runner{cfg: cfg, log: cfg.Log}
 		status, err := r.run(ctx)

@@ -24,7 +24,7 @@ import (
 type runner struct {
 	cfg      Config
 	log      *slog.Logger
-	children []*child
+	children []*proc
 	closers  []io.Closer
 }
 
@@ -63,7 +63,7 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	if err := r.wait(ctx, qemu, ports, copies); err != nil {
 		return 0, err
 	}
-	r.log.Debug("qemu exited", "err", qemu.err)
+	r.log.Debug("qemu exited", "err", qemu.exitErr())
 	tl.stamp("exit")
 	tl.span("boot to workload start", "qemu exec", "started")
 	tl.span("workload to status", "started", "status")
@@ -75,9 +75,9 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	// A guest init that failed before the workload (a bad contract, 125)
 	// reported a status: that is its answer, not an early death.
 	if !ports.hasStarted() && strings.TrimSpace(ports.statusText()) == "" && r.consoleEmpty() {
-		return 0, fmt.Errorf("%w (qemu: %v)%s", errEarlyDeath, exitText(qemu.err), r.logTails())
+		return 0, fmt.Errorf("%w (qemu: %v)%s", errEarlyDeath, exitText(qemu.exitErr()), r.logTails())
 	}
-	return r.status(qemu, ports.statusText())
+	return r.status(qemu.exitErr(), ports.statusText())
 }
 
 // errEarlyDeath: the VM ended before the guest init started the workload,
@@ -91,7 +91,7 @@ func (r *runner) consoleEmpty() bool {
 	return err == nil && fi.Size() == 0
 }
 
-func (r *runner) startQEMU(conns []*os.File, p *ports) (*child, error) {
+func (r *runner) startQEMU(conns []*os.File, p *ports) (*proc, error) {
 	files, own, err := r.qemuFiles(conns, p)
 	if err != nil {
 		return nil, err
@@ -154,9 +154,9 @@ const consoleReserve = 1 << 20
 
 // wait returns once QEMU exited, or stops it and returns an error when ctx
 // is done or a virtiofsd died under the running guest.
-func (r *runner) wait(ctx context.Context, qemu *child, p *ports, copies *sync.WaitGroup) error {
+func (r *runner) wait(ctx context.Context, qemu *proc, p *ports, copies *sync.WaitGroup) error {
 	select {
-	case <-qemu.done:
+	case <-qemu.Done():
 		return nil
 	case <-ctx.Done():
 		r.abort(qemu, p, copies)
@@ -165,56 +165,56 @@ func (r *runner) wait(ctx context.Context, qemu *child, p *ports, copies *sync.W
 		// virtiofsd also exits when QEMU does and may be reaped first: give
 		// QEMU a moment before calling this a failure.
 		select {
-		case <-qemu.done:
+		case <-qemu.Done():
 			return nil
 		case <-time.After(time.Second):
 			// The guest would hang on its filesystem: end the VM now.
 			r.abort(qemu, p, copies)
-			return fmt.Errorf("qemu vm: %s exited while the VM ran (%s)%s", vfs.name, exitText(vfs.err), r.logTails(filepath.Base(vfs.log)))
+			return fmt.Errorf("qemu vm: %s exited while the VM ran (%s)%s", vfs.name, exitText(vfs.exitErr()), r.logTails(filepath.Base(vfs.log)))
 		}
 	}
 }
 
 // abort stops QEMU before the guest finished and unblocks the copies.
-func (r *runner) abort(qemu *child, p *ports, copies *sync.WaitGroup) {
+func (r *runner) abort(qemu *proc, p *ports, copies *sync.WaitGroup) {
 	r.log.Debug("qemu: stopping the VM", "pid", qemu.Pid())
-	_ = qemu.stop(2 * time.Second)
+	_ = qemu.Stop(2 * time.Second)
 	p.close()
 	copies.Wait()
 }
 
 // firstExit delivers the first virtiofsd that exits.
-func (r *runner) firstExit() <-chan *child {
-	ch := make(chan *child, len(r.children))
+func (r *runner) firstExit() <-chan *proc {
+	ch := make(chan *proc, len(r.children))
 	for _, c := range r.children {
 		if c.name != "qemu" {
-			go func() { <-c.done; ch <- c }()
+			go func() { <-c.Done(); ch <- c }()
 		}
 	}
 	return ch
 }
 
 // status turns what the guest wrote on the status port ("STATUS OUTBYTES
-// ERRBYTES", see ports) into Run's result.
-func (r *runner) status(qemu *child, text string) (int, error) {
+// ERRBYTES", see ports) into Run's result; qemuErr is how QEMU ended.
+func (r *runner) status(qemuErr error, text string) (int, error) {
 	text = strings.TrimSpace(text)
 	if text == "" && r.cfg.Plan != nil && r.cfg.Plan.KrunInit != "" {
 		// As libkrun: its VMM exits 0 when the guest ends without a
 		// status (its init's ioctl reports none under QEMU's virtiofsd).
 		// The parent requires contract.StatusPath instead.
-		r.log.Debug("qemu vm ended without a status on the port (krun-init mode)", "qemu", exitText(qemu.err))
+		r.log.Debug("qemu vm ended without a status on the port (krun-init mode)", "qemu", exitText(qemuErr))
 		return 0, nil
 	}
 	if text == "" {
 		return 0, fmt.Errorf("qemu vm ended without reporting a status (qemu: %v)%s",
-			exitText(qemu.err), r.logTails())
+			exitText(qemuErr), r.logTails())
 	}
 	n, _, ok := parseStatus(text)
 	if !ok {
 		return 0, fmt.Errorf("qemu vm: bad status %q on %s", text, contract.PortStatus)
 	}
-	if qemu.err != nil {
-		r.log.Warn("qemu exited with an error after the guest reported", "status", n, "err", qemu.err)
+	if qemuErr != nil {
+		r.log.Warn("qemu exited with an error after the guest reported", "status", n, "err", qemuErr)
 	}
 	return n, nil
 }
@@ -347,7 +347,7 @@ func closeFiles(fs []*os.File) {
 func (r *runner) cleanup() error {
 	var errs []error
 	for i := len(r.children) - 1; i >= 0; i-- {
-		errs = append(errs, r.children[i].stop(time.Second))
+		errs = append(errs, r.children[i].Stop(time.Second))
 	}
 	for _, c := range r.closers {
 		errs = append(errs, c.Close())

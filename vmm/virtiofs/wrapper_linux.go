@@ -59,8 +59,8 @@ const self = "/proc/self/exe"
 // reason as self. With ids, the wrapper starts in a new user namespace
 // with those maps, as its root (not host root: ns 0 is never mapped to
 // host 0); run it from a process that can write any map (real root). The
-// caller adds its own SysProcAttr fields (Pdeathsig, Setpgid), and calls
-// done once the command started.
+// caller starts it with internal/child (which adds the death signal and
+// the process group to SysProcAttr), and calls done once it started.
 func Command(ids *launch.ShareIDs, virtiofsd string, files []*os.File, args ...string) (cmd *exec.Cmd, done func(), err error) {
 	fd, err := unix.Open(virtiofsd, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
