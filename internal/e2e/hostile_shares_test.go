@@ -112,7 +112,7 @@ func TestHostilePrivateWorkspace(t *testing.T) {
 		t.Fatalf("loftd in a 0700 workspace of uid 1234 = %d, %q, want 1234 and ok\nstderr:\n%s", status, out, errb)
 	}
 	checkOwner(t, filepath.Join(w.workspace, "x"), 1234, 1234)
-	status, out, errb = w.run("", "--uid", "1000", "--gid", "1000", "--", "true")
+	status, _, errb = w.run("", "--uid", "1000", "--gid", "1000", "--", "true")
 	for _, want := range []string{w.workspace, "uid 1234", "0700", "--uid 1234"} {
 		if status != 125 || !strings.Contains(errb, want) {
 			t.Errorf("loftd --uid 1000 in a 0700 workspace of uid 1234 = %d, stderr %q; want 125 and %q", status, errb, want)
