@@ -69,7 +69,7 @@ func rawVirtiofsBoot(b *testing.B) func() error {
 	if err != nil {
 		b.Fatal(err)
 	}
-	root := BusyboxRoot(b)
+	root := testenv.BusyboxRoot(b)
 	if err := os.WriteFile(filepath.Join(root, "init"), []byte("#!/bin/busybox sh\n/bin/busybox reboot -f\n"), 0o755); err != nil {
 		b.Fatal(err)
 	}
