@@ -203,7 +203,7 @@ func TestProfile(t *testing.T) {
 		t.Fatalf("Run() = %d, %v, want 0", got, err)
 	}
 	t.Logf("guest stderr:\n%s", r.errb.String())
-	for _, want := range []string{"guest-init: step mount -t tmpfs -o mode=1777 tmpfs /tmp ", "guest-init: step run true ", "guest-init: total "} {
+	for _, want := range []string{"guest-init: step mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp ", "guest-init: step run true ", "guest-init: total "} {
 		if !strings.Contains(r.errb.String(), want) {
 			t.Errorf("stderr with %s=1 = %q, want a line with %q", contract.EnvProfile, r.errb.String(), want)
 		}
