@@ -64,13 +64,13 @@ func TestDiskStepList(t *testing.T) {
 	const sh = "#!/bin/sh\n"
 	base := []string{
 		"find disks by btrfs label LOFTD_NIX LOFTD_CONTAINERS",
-		"mount -t btrfs -o noatime LABEL=LOFTD_NIX /run/loftd/nix-disk",
-		"mount -t overlay -o lowerdir=/nix,upperdir=/run/loftd/nix-disk/upper,workdir=/run/loftd/nix-disk/work overlay /nix",
+		"mount -t btrfs -o nodev,noatime LABEL=LOFTD_NIX /run/loftd/nix-disk",
+		"mount -t overlay -o nodev,noatime,lowerdir=/nix,upperdir=/run/loftd/nix-disk/upper,workdir=/run/loftd/nix-disk/work overlay /nix",
 		"seed /nix/var once; chown root:nixbld /nix/store; chmod 1775 /nix/store",
 	}
 	daemon := "nix-daemon & (socket-activated on /nix/var/nix/daemon-socket/socket); NIX_REMOTE=daemon"
 	containers := []string{
-		"mount -t btrfs -o user_subvol_rm_allowed LABEL=LOFTD_CONTAINERS /home/dev/.local/share/containers",
+		"mount -t btrfs -o nosuid,nodev,noatime,user_subvol_rm_allowed LABEL=LOFTD_CONTAINERS /home/dev/.local/share/containers",
 		"write /home/dev/.config/containers/{storage,containers,registries}.conf policy.json; /etc/subuid /etc/subgid; /dev/net/tun /dev/shm",
 	}
 	uid, _ := testIDs()

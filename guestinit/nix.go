@@ -28,10 +28,9 @@ const (
 )
 
 func (d *diskPrep) nixSteps() []Step {
-	mountDesc := fmt.Sprintf("mount -t btrfs -o noatime LABEL=%s %s", contract.NixLabel, NixDiskMount)
 	steps := []Step{
-		{Desc: mountDesc, Do: d.mountNixDisk},
-		{Desc: fmt.Sprintf("mount -t overlay -o lowerdir=/nix,upperdir=%s/upper,workdir=%s/work overlay /nix", NixDiskMount, NixDiskMount), Do: d.mountNixOverlay},
+		{Desc: nixDiskMount("LABEL=" + contract.NixLabel).String(), Do: d.mountNixDisk},
+		{Desc: nixOverlayMount.String(), Do: d.mountNixOverlay},
 		{Desc: "seed /nix/var once; chown root:nixbld /nix/store; chmod 1775 /nix/store", Do: d.seedNix},
 	}
 	if d.lookBin("nix-daemon") != "" && d.lookBin("sh") != "" {
@@ -40,30 +39,37 @@ func (d *diskPrep) nixSteps() []Step {
 	return steps
 }
 
+// nixDiskMount mounts the nix disk dev (found by its label) where the
+// /nix overlay takes its upper layer from.
+func nixDiskMount(dev string) mountOp {
+	return mountOp{FSType: "btrfs", Source: dev, Target: NixDiskMount, Flags: unix.MS_NOATIME | unix.MS_NODEV}
+}
+
+// nixOverlayMount puts the disk's upper over the image's /nix. Mounting on
+// the lower's own path works: lowerdir is resolved before the mount covers
+// it. An image without /nix gets an empty one as the lower.
+var nixOverlayMount = mountOp{FSType: "overlay", Source: "overlay", Target: "/nix", Flags: unix.MS_NOATIME | unix.MS_NODEV,
+	Lower: "/nix", Upper: NixDiskMount + "/upper", Work: NixDiskMount + "/work"}
+
 func (d *diskPrep) mountNixDisk() error {
-	dev := d.disks[contract.NixLabel]
 	if err := os.MkdirAll(d.path(NixDiskMount), 0o755); err != nil {
 		return err
 	}
-	if err := d.e.sys.Mount(dev, d.path(NixDiskMount), "btrfs", unix.MS_NOATIME|unix.MS_NODEV, ""); err != nil {
-		return fmt.Errorf("mount nix disk %s on %s: %w", dev, NixDiskMount, err)
+	if err := nixDiskMount(d.disks[contract.NixLabel]).under(d.e.sys.SysRoot).do(d.e.sys.Mount); err != nil {
+		return fmt.Errorf("mount nix disk: %w", err)
 	}
 	return nil
 }
 
-// mountNixOverlay puts the disk's upper over the image's /nix. Mounting
-// on the lower's own path works: lowerdir is resolved before the mount
-// covers it. An image without /nix gets an empty one as the lower.
 func (d *diskPrep) mountNixOverlay() error {
-	for _, dir := range []string{"/nix", NixDiskMount + "/upper", NixDiskMount + "/work"} {
+	op := nixOverlayMount
+	for _, dir := range []string{op.Target, op.Upper, op.Work} {
 		if err := os.MkdirAll(d.path(dir), 0o755); err != nil {
 			return fmt.Errorf("prepare /nix overlay: %w", err)
 		}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s",
-		d.path("/nix"), d.path(NixDiskMount+"/upper"), d.path(NixDiskMount+"/work"))
-	if err := d.e.sys.Mount("overlay", d.path("/nix"), "overlay", unix.MS_NOATIME|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount /nix overlay (%s): %w", opts, err)
+	if err := op.under(d.e.sys.SysRoot).do(d.e.sys.Mount); err != nil {
+		return fmt.Errorf("mount /nix overlay: %w", err)
 	}
 	return nil
 }

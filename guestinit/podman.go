@@ -29,7 +29,7 @@ func (d *diskPrep) podmanSocket() string  { return d.runtimeDir() + "/podman/pod
 
 func (d *diskPrep) containerSteps() []Step {
 	steps := []Step{
-		{Desc: fmt.Sprintf("mount -t btrfs -o user_subvol_rm_allowed LABEL=%s %s", contract.ContainersLabel, d.containersDir()), Do: d.mountContainersDisk},
+		{Desc: d.containersDiskMount("LABEL=" + contract.ContainersLabel).String(), Do: d.mountContainersDisk},
 		{Desc: fmt.Sprintf("write %s/.config/containers/{storage,containers,registries}.conf policy.json; /etc/subuid /etc/subgid; /dev/net/tun /dev/shm", d.home), Do: d.writePodmanConfig},
 	}
 	if d.lookBin("podman") == "" {
@@ -47,14 +47,21 @@ func (d *diskPrep) containerSteps() []Step {
 	return steps
 }
 
+// containersDiskMount mounts the containers disk dev (found by its label)
+// as the user's container storage; user_subvol_rm_allowed lets rootless
+// Podman's btrfs driver delete its subvolumes.
+func (d *diskPrep) containersDiskMount(dev string) mountOp {
+	return mountOp{FSType: "btrfs", Source: dev, Target: d.containersDir(),
+		Flags: unix.MS_NOATIME | unix.MS_NODEV | unix.MS_NOSUID, Data: "user_subvol_rm_allowed"}
+}
+
 func (d *diskPrep) mountContainersDisk() error {
-	dev := d.disks[contract.ContainersLabel]
 	dir := d.containersDir()
 	if err := d.mkdirOwned(dir, 0o755, d.uid, d.gid); err != nil {
 		return fmt.Errorf("prepare %s: %w", dir, err)
 	}
-	if err := d.e.sys.Mount(dev, d.path(dir), "btrfs", unix.MS_NOATIME|unix.MS_NODEV|unix.MS_NOSUID, "user_subvol_rm_allowed"); err != nil {
-		return fmt.Errorf("mount containers disk %s on %s: %w", dev, dir, err)
+	if err := d.containersDiskMount(d.disks[contract.ContainersLabel]).under(d.e.sys.SysRoot).do(d.e.sys.Mount); err != nil {
+		return fmt.Errorf("mount containers disk: %w", err)
 	}
 	// The disk's root is the user's: rootless Podman makes storage/ in it.
 	if err := ensureOwner(d.path(dir), d.uid, d.gid); err != nil {

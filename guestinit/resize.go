@@ -50,8 +50,9 @@ func growDisk(sysRoot, label, mnt string) error {
 		return err
 	}
 	// The disk is the guest's own data: nothing on it runs here.
-	if err := unix.Mount(dev, mnt, "btrfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME, ""); err != nil {
-		return &os.PathError{Op: "mount btrfs " + dev, Path: mnt, Err: err}
+	op := mountOp{FSType: "btrfs", Source: dev, Target: mnt, Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME}
+	if err := op.do(unix.Mount); err != nil {
+		return err
 	}
 	gerr := disks.GrowFilesystem(mnt)
 	uerr := unix.Unmount(mnt, 0)

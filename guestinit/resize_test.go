@@ -61,9 +61,9 @@ func TestVolumeSteps(t *testing.T) {
 		}
 	}
 	want := []string{
-		"mount -t virtiofs loftd-workspace /workspace",
-		"mount -t virtiofs loftd-vol0 /home/dev/.config/gh",
-		"mount -t virtiofs -o ro loftd-vol1 /data",
+		"mount -t virtiofs -o nosuid loftd-workspace /workspace",
+		"mount -t virtiofs -o nosuid,nodev loftd-vol0 /home/dev/.config/gh",
+		"mount -t virtiofs -o ro,nosuid,nodev loftd-vol1 /data",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("steps:\n got %q\nwant %q", got, want)

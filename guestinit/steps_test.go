@@ -64,19 +64,19 @@ func (f *fakeSystem) system(t *testing.T) System {
 
 func TestStepList(t *testing.T) {
 	early := []string{
-		"mount -t proc proc /proc",
-		"mount -t sysfs sysfs /sys",
-		"mount -t devtmpfs -o mode=0755 devtmpfs /dev",
-		"mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts",
-		"mount -t cgroup2 cgroup2 /sys/fs/cgroup",
-		"mount -t tmpfs -o mode=1777 tmpfs /tmp",
-		"mount -t tmpfs -o mode=0755 tmpfs /run",
+		"mount -t proc -o nosuid,nodev proc /proc",
+		"mount -t sysfs -o nosuid,nodev sysfs /sys",
+		"mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev",
+		"mount -t devpts -o nosuid,newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts",
+		"mount -t cgroup2 -o nosuid,nodev cgroup2 /sys/fs/cgroup",
+		"mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp",
+		"mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run",
 		"read /.krun_config.json",
 	}
 	baseline := func(hostname string, aliases ...string) []string {
 		b := []string{
-			"mount -t tmpfs -o mode=1777 shm /dev/shm",
-			"mount -t mqueue mqueue /dev/mqueue",
+			"mount -t tmpfs -o nosuid,nodev,mode=1777 shm /dev/shm",
+			"mount -t mqueue -o nosuid,nodev mqueue /dev/mqueue",
 			"ln -s /proc/self/fd /dev/fd",
 			"ln -s /proc/self/fd/0 /dev/stdin",
 			"ln -s /proc/self/fd/1 /dev/stdout",
@@ -112,7 +112,7 @@ func TestStepList(t *testing.T) {
 		{"workspace, user, hostname", contract.Guest{Mode: contract.ModeEnter, WorkspaceTag: contract.WorkspaceTag,
 			User: "alice", UID: 1001, GID: 1002, Hostname: "proj"},
 			[]string{"sh", "-c", "make test"},
-			slices.Concat(early, baseline("proj"), []string{"mount -t virtiofs loftd-workspace /workspace"},
+			slices.Concat(early, baseline("proj"), []string{"mount -t virtiofs -o nosuid loftd-workspace /workspace"},
 				tail("alice 1001:1002", "sh -c make test"))},
 		{"passt network", contract.Guest{Mode: contract.ModeEnter, User: "dev", Root: true, Network: contract.NetworkPasst}, nil,
 			slices.Concat(early, baseline("", "host.containers.internal", "host.docker.internal"), []string{

@@ -47,9 +47,8 @@ func (e *enter) toolStateSteps() []Step {
 			continue
 		}
 		l := toolLayers(base, v.Target)
-		desc := fmt.Sprintf("mount -t virtiofs -o ro %s %s; mount -t overlay -o lowerdir=%s,upperdir=%s,workdir=%s overlay %s",
-			v.Tag, l.lower, l.lower, l.upper, l.work, v.Target)
-		steps = append(steps, Step{Desc: desc, Do: func() error { return d.mountToolState(v, l) }})
+		share, overlay := toolStateMounts(v, l)
+		steps = append(steps, Step{Desc: share.String() + "; " + overlay.String(), Do: func() error { return d.mountToolState(v, l) }})
 	}
 	return steps
 }
@@ -82,12 +81,23 @@ func toolStateKey(target string) string {
 	return b.String()
 }
 
+// toolStateMounts are the two mounts of an overlaid share: the share
+// read-only out of sight, and the overlay at its target.
+func toolStateMounts(v contract.Volume, l toolLayerDirs) (share, overlay mountOp) {
+	share = mountOp{FSType: "virtiofs", Source: v.Tag, Target: l.lower, Flags: unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV}
+	overlay = mountOp{FSType: "overlay", Source: "overlay", Target: v.Target, Flags: unix.MS_NOSUID | unix.MS_NODEV,
+		Lower: l.lower, Upper: l.upper, Work: l.work}
+	return share, overlay
+}
+
 func (d *diskPrep) mountToolState(v contract.Volume, l toolLayerDirs) error {
+	share, overlay := toolStateMounts(v, l)
+	root := d.e.sys.SysRoot
 	if err := os.MkdirAll(d.path(l.lower), 0o755); err != nil {
 		return err
 	}
-	if err := d.e.sys.Mount(v.Tag, d.path(l.lower), "virtiofs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return &os.PathError{Op: "mount virtiofs " + v.Tag, Path: l.lower, Err: err}
+	if err := share.under(root).do(d.e.sys.Mount); err != nil {
+		return err
 	}
 	if err := d.makeUpper(l); err != nil {
 		return fmt.Errorf("prepare the tool state of %s: %w", v.Target, err)
@@ -95,9 +105,8 @@ func (d *diskPrep) mountToolState(v contract.Volume, l toolLayerDirs) error {
 	if err := d.mkdirOwned(v.Target, 0o755, d.uid, d.gid); err != nil {
 		return fmt.Errorf("prepare %s: %w", v.Target, err)
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", d.path(l.lower), d.path(l.upper), d.path(l.work))
-	if err := d.e.sys.Mount("overlay", d.path(v.Target), "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount the tool-state overlay on %s (%s): %w", v.Target, opts, err)
+	if err := overlay.under(root).do(d.e.sys.Mount); err != nil {
+		return fmt.Errorf("mount the tool state of %s: %w", v.Target, err)
 	}
 	return nil
 }

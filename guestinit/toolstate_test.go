@@ -51,10 +51,10 @@ func TestToolStateSteps(t *testing.T) {
 		}
 		lower := "/run/loftd/tool-lower/home_2fdev_2f.claude"
 		upper := tt.base + "/home_2fdev_2f.claude/upper"
-		want := "mount -t virtiofs -o ro loftd-vol0 " + lower + "; mount -t overlay -o lowerdir=" + lower + ",upperdir=" + upper +
+		want := "mount -t virtiofs -o ro,nosuid,nodev loftd-vol0 " + lower + "; mount -t overlay -o nosuid,nodev,lowerdir=" + lower + ",upperdir=" + upper +
 			",workdir=" + tt.base + "/home_2fdev_2f.claude/work overlay /home/dev/.claude"
 		i := slices.Index(descs, want)
-		if i < 0 || !slices.Contains(descs, "mount -t virtiofs loftd-vol1 /data") || slices.Contains(descs, "mount -t virtiofs -o ro loftd-vol0 /home/dev/.claude") {
+		if i < 0 || !slices.Contains(descs, "mount -t virtiofs -o nosuid,nodev loftd-vol1 /data") || slices.Contains(descs, "mount -t virtiofs -o ro,nosuid,nodev loftd-vol0 /home/dev/.claude") {
 			t.Fatalf("nix disk %q: steps %q; want %q and /data mounted plainly", tt.nixDisk, descs, want)
 		}
 		if tt.nixDisk != "" && !slices.ContainsFunc(descs[:i], func(d string) bool { return strings.Contains(d, "LABEL="+contract.NixLabel) }) {

@@ -1,9 +1,6 @@
 package guestinit
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/loftd/loftd/guestinit/contract"
 	"golang.org/x/sys/unix"
 )
@@ -22,20 +19,15 @@ func (e *enter) volumeSteps() []Step {
 		if v.Overlay {
 			continue // toolStateSteps, once the nix disk is mounted
 		}
-		flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
-		desc := "mount -t virtiofs"
+		op := mountOp{FSType: "virtiofs", Source: v.Tag, Target: v.Target, Flags: unix.MS_NOSUID | unix.MS_NODEV}
 		if v.ReadOnly {
-			flags |= unix.MS_RDONLY
-			desc += " -o ro"
+			op.Flags |= unix.MS_RDONLY
 		}
-		steps = append(steps, Step{Desc: fmt.Sprintf("%s %s %s", desc, v.Tag, v.Target), Do: func() error {
+		steps = append(steps, Step{Desc: op.String(), Do: func() error {
 			if err := e.sys.MkdirAll(v.Target, 0o755); err != nil {
 				return err
 			}
-			if err := e.sys.Mount(v.Tag, v.Target, "virtiofs", flags, ""); err != nil {
-				return &os.PathError{Op: "mount virtiofs " + v.Tag, Path: v.Target, Err: err}
-			}
-			return nil
+			return op.do(e.sys.Mount)
 		}})
 	}
 	return steps

@@ -113,7 +113,7 @@ func maintenancePlan(taskDir, root, stateDir string, m maintenance) (*launch.Pla
 	kc := maintenanceConfig(m.guest)
 	p := &launch.Plan{
 		Version: launch.Version, VMM: vmm.name, Library: vmm.library, KrunfwLibrary: vmm.krunfw,
-		QEMU: vmm.qemu, Virtiofsd: vmm.virtiofsd,
+		QEMU: vmm.qemu, Virtiofsd: vmm.virtiofsd, VirtiofsdFlavor: vmm.virtiofsdFlavor,
 		VCPUs: 1, RAMMiB: maintenanceRAMMiB, Root: root,
 		Disks:    []launch.Disk{m.disk},
 		Network:  launch.Network{Mode: launch.NetworkNone},

@@ -371,7 +371,7 @@ func (s *session) plan() (*launch.Plan, error) {
 	memBytes, cpus := hostResources()
 	p := &launch.Plan{
 		Version: launch.Version, VMM: vmm.name, Library: vmm.library, KrunfwLibrary: vmm.krunfw,
-		QEMU: vmm.qemu, Virtiofsd: vmm.virtiofsd,
+		QEMU: vmm.qemu, Virtiofsd: vmm.virtiofsd, VirtiofsdFlavor: vmm.virtiofsdFlavor,
 		VCPUs: s.opts.CPUs, RAMMiB: s.opts.Mem, Root: s.root,
 		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
 		ShareIDs: shareIDs,

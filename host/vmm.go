@@ -16,9 +16,11 @@ import (
 type vmmChoice struct {
 	name    launch.VMM // krun or qemu
 	library string     // libkrun, for krun
-	// krunfw (libkrunfw), qemu and virtiofsd, for qemu: found once here,
-	// carried in the plan, never looked up again by the helper.
+	// krunfw (libkrunfw), qemu and virtiofsd with its flavor, for qemu:
+	// found once here, carried in the plan, never looked up again by the
+	// helper.
 	krunfw, qemu, virtiofsd string
+	virtiofsdFlavor         launch.VirtiofsdFlavor
 }
 
 // krunfwLoadable is how the libkrun at a path finds libkrunfw (tests swap
@@ -86,7 +88,7 @@ func pickVMM(want launch.VMM) (vmmChoice, string, error) {
 		c.qemu, err = qemu.FindQEMU("")
 	}
 	if err == nil {
-		c.virtiofsd, err = qemu.FindVirtiofsd("")
+		c.virtiofsd, c.virtiofsdFlavor, err = qemu.FindVirtiofsd("")
 	}
 	if err != nil {
 		if want == launch.VMMQEMU {

@@ -1,7 +1,6 @@
 package imagebuild
 
 import (
-	"archive/tar"
 	"context"
 	"os"
 	"path/filepath"
@@ -63,7 +62,7 @@ func TestBuild(t *testing.T) {
 			return rootfstest.Build(t, rootfstest.Spec{Dir: filepath.Join(t.TempDir(), "layout")})
 		}},
 		{"imported tar base", func(t *testing.T, store *rootfs.Store) string {
-			img, err := Import(context.Background(), store, busyboxTar(t), "base:test")
+			img, err := Import(context.Background(), store, testenv.BusyboxTar(t), "base:test")
 			if err != nil {
 				t.Fatalf("Import: %v", err)
 			}
@@ -124,7 +123,7 @@ func TestImportAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	tar := busyboxTar(t)
+	tar := testenv.BusyboxTar(t)
 	var ids []string
 	for range 2 {
 		img, err := Import(context.Background(), store, tar, "base")
@@ -136,41 +135,4 @@ func TestImportAgain(t *testing.T) {
 	if ids[0] != ids[1] {
 		t.Errorf("Import of one tar twice = images %s and %s, want one image", ids[0], ids[1])
 	}
-}
-
-// busyboxTar is a root filesystem tar of static busybox with /bin/sh, as
-// scripts/make-base would make a Debian one.
-func busyboxTar(t *testing.T) string {
-	t.Helper()
-	bb := testenv.RequireCommand(t, "busybox", "busybox-static")
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := filepath.Join(t.TempDir(), "root.tar")
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	for _, h := range []*tar.Header{
-		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(data))},
-		{Name: "bin/sh", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777},
-		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			if _, err := tw.Write(data); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return name
 }

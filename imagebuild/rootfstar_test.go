@@ -51,7 +51,7 @@ func badRootTars(t *testing.T, dir string, good string) map[string]string {
 // TestCheckRootTar: a root tar passes; what is not one is refused with one
 // line naming the file and what import wants.
 func TestCheckRootTar(t *testing.T) {
-	good := busyboxTar(t)
+	good := testenv.BusyboxTar(t)
 	if err := checkRootTar(good); err != nil {
 		t.Errorf("checkRootTar(a root tar) = %v, want nil", err)
 	}
@@ -78,7 +78,7 @@ func TestImportRefusesAndKeepsTag(t *testing.T) {
 	}
 	defer store.Close()
 	ctx := context.Background()
-	good := busyboxTar(t)
+	good := testenv.BusyboxTar(t)
 	before, err := Import(ctx, store, good, "base:keep")
 	if err != nil {
 		t.Fatalf("Import(good): %v", err)

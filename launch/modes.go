@@ -54,6 +54,22 @@ func ParseNetworkMode(s string) (NetworkMode, error) {
 
 func (m NetworkMode) String() string { return string(m) }
 
+// VirtiofsdFlavor is which virtiofsd a plan's Virtiofsd is: the Rust one
+// and QEMU's C one take different options. The parent finds out once, when
+// it finds the binary (vmm/qemu.FindVirtiofsd); the helper does not ask
+// virtiofsd again.
+type VirtiofsdFlavor string
+
+// The virtiofsd flavors.
+const (
+	// VirtiofsdRust: --shared-dir, --readonly, --modcaps (the maintained one).
+	VirtiofsdRust VirtiofsdFlavor = "rust"
+	// VirtiofsdC: QEMU's C virtiofsd, -o source= (removed from QEMU in 8.0).
+	VirtiofsdC VirtiofsdFlavor = "c"
+)
+
+func (f VirtiofsdFlavor) String() string { return string(f) }
+
 // parseName is s as one of names, or an error listing them (the caller
 // names the flag or key).
 func parseName[T ~string](s string, names []T) (T, error) {

@@ -18,7 +18,7 @@ import (
 
 // Version is the plan format this binary writes and reads. The parent and the
 // helper are one binary, so a mismatch means a stale task directory.
-const Version = 2
+const Version = 3
 
 // FileName is the plan's name inside the task directory.
 const FileName = "launch.json"
@@ -34,14 +34,15 @@ type Plan struct {
 	// KrunfwLibrary is the libkrunfw shared library (qemu backend's kernel).
 	KrunfwLibrary string `json:"krunfw_library,omitempty"`
 	// QEMU and Virtiofsd are the binaries the qemu backend runs, found
-	// once by the parent.
-	QEMU      string  `json:"qemu,omitempty"`
-	Virtiofsd string  `json:"virtiofsd,omitempty"`
-	VCPUs     int     `json:"vcpus"`
-	RAMMiB    MiB     `json:"ram_mib"`
-	Root      string  `json:"root"`
-	Disks     []Disk  `json:"disks,omitempty"`
-	Shares    []Share `json:"shares,omitempty"`
+	// once by the parent, with Virtiofsd's flavor (set with Virtiofsd).
+	QEMU            string          `json:"qemu,omitempty"`
+	Virtiofsd       string          `json:"virtiofsd,omitempty"`
+	VirtiofsdFlavor VirtiofsdFlavor `json:"virtiofsd_flavor,omitempty"`
+	VCPUs           int             `json:"vcpus"`
+	RAMMiB          MiB             `json:"ram_mib"`
+	Root            string          `json:"root"`
+	Disks           []Disk          `json:"disks,omitempty"`
+	Shares          []Share         `json:"shares,omitempty"`
 	// ShareIDs, when set, is the user namespace every share's virtiofsd
 	// (not the root's) starts in: loftd runs as root and guest ids must not
 	// be host ids. Nil rootless: the helper's keep-id namespace maps them.
@@ -194,6 +195,9 @@ func (p *Plan) Validate() error {
 	}
 	if p.VCPUs > MaxVCPUs {
 		return fmt.Errorf("launch plan: %d vCPUs: more than the %d a VM can have", p.VCPUs, MaxVCPUs)
+	}
+	if p.Virtiofsd != "" && p.VirtiofsdFlavor != VirtiofsdRust && p.VirtiofsdFlavor != VirtiofsdC {
+		return fmt.Errorf("launch plan: virtiofsd %s has flavor %q, not %s or %s", p.Virtiofsd, p.VirtiofsdFlavor, VirtiofsdRust, VirtiofsdC)
 	}
 	return nil
 }

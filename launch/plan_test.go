@@ -15,7 +15,7 @@ import (
 func fullPlan() *Plan {
 	return &Plan{
 		Version: Version, VMM: VMMQEMU, Library: "/usr/lib64/libkrun.so.1", KrunfwLibrary: "/usr/lib64/libkrunfw.so.5",
-		QEMU: "/usr/bin/qemu-system-x86_64", Virtiofsd: "/usr/libexec/virtiofsd",
+		QEMU: "/usr/bin/qemu-system-x86_64", Virtiofsd: "/usr/libexec/virtiofsd", VirtiofsdFlavor: VirtiofsdRust,
 		VCPUs: 4, RAMMiB: 8192, Root: "/s/tasks/t1/rootfs",
 		Disks:  []Disk{{ID: "loftd-nix", Path: "/s/w/nix.raw"}, {ID: "loftd-containers", Path: "/s/w/containers.raw", ReadOnly: true}},
 		Shares: []Share{{Tag: "loftd-workspace", Path: "/home/u/proj"}, {Tag: "loftd-vol0", Path: "/srv/ro", ReadOnly: true}},
@@ -39,12 +39,13 @@ func fullPlan() *Plan {
 }
 
 const golden = `{
-  "version": 2,
+  "version": 3,
   "vmm": "qemu",
   "library": "/usr/lib64/libkrun.so.1",
   "krunfw_library": "/usr/lib64/libkrunfw.so.5",
   "qemu": "/usr/bin/qemu-system-x86_64",
   "virtiofsd": "/usr/libexec/virtiofsd",
+  "virtiofsd_flavor": "rust",
   "vcpus": 4,
   "ram_mib": 8192,
   "root": "/s/tasks/t1/rootfs",
@@ -232,14 +233,16 @@ func TestReadRejects(t *testing.T) {
 	tests := []struct {
 		name, json, want string
 	}{
-		{"unknown field", `{"version":2,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512,"extra":1}`, `unknown field "extra"`},
-		{"old version", `{"version":1,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "version 1"},
-		{"bad vmm", `{"version":2,"vmm":"xen","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, `vmm "xen"`},
-		{"relative root", `{"version":2,"vmm":"krun","root":"r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "not an absolute path"},
-		{"no exec", `{"version":2,"vmm":"krun","root":"/r","vcpus":1,"ram_mib":512}`, "exec_path is empty"},
-		{"too many vCPUs", `{"version":2,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":256,"ram_mib":512}`, "256 vCPUs: more than the 255"},
-		{"auto is no backend", `{"version":2,"vmm":"auto","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, `vmm "auto"`},
-		{"tiny", `{"version":2,"vmm":"krun","root":"/r","exec_path":"/i","vcpus":0,"ram_mib":512}`, "below the minimum"},
+		{"unknown field", `{"version":3,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512,"extra":1}`, `unknown field "extra"`},
+		{"old version", `{"version":2,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "version 2"},
+		{"bad vmm", `{"version":3,"vmm":"xen","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, `vmm "xen"`},
+		{"relative root", `{"version":3,"vmm":"krun","root":"r","exec_path":"/i","vcpus":1,"ram_mib":512}`, "not an absolute path"},
+		{"no exec", `{"version":3,"vmm":"krun","root":"/r","vcpus":1,"ram_mib":512}`, "exec_path is empty"},
+		{"too many vCPUs", `{"version":3,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":256,"ram_mib":512}`, "256 vCPUs: more than the 255"},
+		{"auto is no backend", `{"version":3,"vmm":"auto","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512}`, `vmm "auto"`},
+		{"virtiofsd without a flavor", `{"version":3,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512,"virtiofsd":"/v"}`, `virtiofsd /v has flavor ""`},
+		{"unknown virtiofsd flavor", `{"version":3,"vmm":"qemu","root":"/r","exec_path":"/i","vcpus":1,"ram_mib":512,"virtiofsd":"/v","virtiofsd_flavor":"go"}`, `flavor "go", not rust or c`},
+		{"tiny", `{"version":3,"vmm":"krun","root":"/r","exec_path":"/i","vcpus":0,"ram_mib":512}`, "below the minimum"},
 	}
 	for _, tt := range tests {
 		dir := t.TempDir()

@@ -5,10 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/containers/image/v5/copy"
-	"github.com/containers/image/v5/signature"
-	"github.com/containers/image/v5/transports/alltransports"
 	"github.com/loftd/loftd/internal/testenv"
+	"github.com/loftd/loftd/rootfs/rootfstest"
 )
 
 // TestResolveTransports resolves the same image through the archive
@@ -23,7 +21,7 @@ func TestResolveTransports(t *testing.T) {
 		"docker-archive:" + filepath.Join(dir, "img.docker.tar") + ":loftd/test:v1",
 	}
 	for _, dst := range refs[1:] {
-		copyImage(t, ref, dst)
+		rootfstest.Copy(t, ref, dst)
 	}
 	s := openStore(t, t.TempDir(), "auto")
 	for _, r := range refs {
@@ -58,32 +56,12 @@ func TestResolveFirstUse(t *testing.T) {
 		"docker-archive:" + filepath.Join(dir, "img.docker.tar") + ":loftd/test:v1",
 	}
 	for _, dst := range refs[1:] {
-		copyImage(t, ref, dst)
+		rootfstest.Copy(t, ref, dst)
 	}
 	for _, r := range refs {
 		s := openStore(t, t.TempDir(), "auto")
 		if _, err := s.Resolve(context.Background(), r, PullMissing, nil); err != nil {
 			t.Errorf("Resolve(%q) on a new store = %v", r, err)
 		}
-	}
-}
-
-func copyImage(t *testing.T, src, dst string) {
-	t.Helper()
-	sr, err := alltransports.ParseImageName(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dr, err := alltransports.ParseImageName(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Destroy()
-	if _, err := copy.Image(context.Background(), pc, dr, sr, &copy.Options{}); err != nil {
-		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
 }

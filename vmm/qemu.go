@@ -18,7 +18,7 @@ import (
 // itself (the one VM model; vmm/qemu turns it into QEMU's command line) and
 // what only a QEMU run has, the kernel ELF and the run directory.
 func QEMUConfig(p *launch.Plan, kernel, runDir string) qemu.Config {
-	return qemu.Config{Plan: p, Kernel: kernel, RunDir: runDir, QEMU: p.QEMU, Virtiofsd: p.Virtiofsd}
+	return qemu.Config{Plan: p, Kernel: kernel, RunDir: runDir, QEMU: p.QEMU, Virtiofsd: p.Virtiofsd, VirtiofsdFlavor: p.VirtiofsdFlavor}
 }
 
 // stdinWinSize reads the size of the terminal on stdin.

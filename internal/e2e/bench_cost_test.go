@@ -21,6 +21,7 @@ import (
 	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/internal/vmmproc"
 	"github.com/loftd/loftd/krun/krunfw"
+	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/vmm/qemu"
 )
 
@@ -65,11 +66,11 @@ func BenchmarkCostBoot(b *testing.B) {
 func rawVirtiofsBoot(b *testing.B) func() error {
 	b.Helper()
 	kernel, qemuBin, accel := rawMachine(b)
-	vfsd, err := qemu.FindVirtiofsd("")
+	vfsd, flavor, err := qemu.FindVirtiofsd("")
 	if err != nil {
 		b.Fatal(err)
 	}
-	root := BusyboxRoot(b)
+	root := testenv.BusyboxRoot(b)
 	if err := os.WriteFile(filepath.Join(root, "init"), []byte("#!/bin/busybox sh\n/bin/busybox reboot -f\n"), 0o755); err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func rawVirtiofsBoot(b *testing.B) func() error {
 	return func() error {
 		_ = os.Remove(sock)
 		args := []string{"--socket-path=" + sock, "-o", "source=" + root, "-o", "cache=auto", "-o", "sandbox=chroot"}
-		if qemu.IsRustVirtiofsd(vfsd) {
+		if flavor == launch.VirtiofsdRust {
 			args = []string{"--socket-path", sock, "--shared-dir", root, "--cache", "auto", "--sandbox", "chroot"}
 		}
 		v := exec.Command(vfsd, args...)

@@ -15,7 +15,7 @@ func benchWorld(b *testing.B) *world {
 	}
 	testenv.RequireRoot(b)
 	testenv.RequireVM(b)
-	return &world{state: b.TempDir(), workspace: b.TempDir(), root: BusyboxRoot(b)}
+	return &world{state: b.TempDir(), workspace: b.TempDir(), root: testenv.BusyboxRoot(b)}
 }
 
 func benchRun(b *testing.B, w *world, args ...string) {

@@ -163,7 +163,7 @@ func TestConformanceExitStatus(t *testing.T) {
 		{"init.krun 126", "#!/bin/sh\n", 0o644},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			root := BusyboxRoot(t)
+			root := testenv.BusyboxRoot(t)
 			if err := os.MkdirAll(filepath.Join(root, ".loftd"), 0o755); err != nil {
 				t.Fatal(err)
 			}

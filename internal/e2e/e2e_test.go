@@ -41,21 +41,12 @@ func TestMain(m *testing.M) {
 }
 
 func build() error {
-	for _, b := range []struct {
-		out, pkg, cgo string
-		tags          []string
-	}{
-		{bins.loftd, "../../cmd/loftd", "1", []string{"-tags", "containers_image_openpgp"}},
-		{bins.guestInit, "../../cmd/loftd-guest-init", "0", nil},
-	} {
-		args := append(append([]string{"build"}, b.tags...), "-o", b.out, b.pkg)
-		cmd := exec.Command("go", args...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-		}
+	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", bins.loftd, "../../cmd/loftd")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ../../cmd/loftd: %v\n%s", err, out)
 	}
-	return nil
+	return testenv.BuildGuestInit(bins.guestInit)
 }
 
 // world is one test's private state dir, workspace and busybox root.
@@ -72,7 +63,7 @@ func newWorld(t *testing.T) *world {
 	testenv.RequireRoot(t)
 	testenv.RequireVM(t)
 	testenv.RequireCommand(t, "mkfs.btrfs", "btrfs-progs")
-	w := &world{t: t, state: t.TempDir(), workspace: t.TempDir(), root: BusyboxRoot(t)}
+	w := &world{t: t, state: t.TempDir(), workspace: t.TempDir(), root: testenv.BusyboxRoot(t)}
 	// The project belongs to the user the workload runs as (cmd passes
 	// their ids as sudo would), as a developer's own project does.
 	if err := os.Chown(w.workspace, guestUID, guestUID); err != nil {
@@ -83,35 +74,6 @@ func newWorld(t *testing.T) *world {
 
 // guestUID is the uid and gid of the guest user in the worlds' runs.
 const guestUID = 1000
-
-// BusyboxRoot makes a root filesystem of busybox-static and its applets.
-func BusyboxRoot(t testing.TB) string {
-	t.Helper()
-	bb := testenv.RequireCommand(t, "busybox", "busybox-static")
-	root := t.TempDir()
-	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev", "run", "workspace"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		t.Fatalf("busybox --list: %v (is it busybox-static?)", err)
-	}
-	for _, app := range strings.Fields(string(out)) {
-		if app != "busybox" {
-			_ = os.Symlink("busybox", filepath.Join(root, "bin", app))
-		}
-	}
-	return root
-}
 
 // cmd returns loftd with the world's state and workspace and args.
 func (w *world) cmd(args ...string) *exec.Cmd {

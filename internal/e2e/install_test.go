@@ -84,7 +84,7 @@ func TestInstallFindsParts(t *testing.T) {
 		}
 	}
 
-	workspace, root := t.TempDir(), BusyboxRoot(t)
+	workspace, root := t.TempDir(), testenv.BusyboxRoot(t)
 	run := exec.Command(loftd, "--workspace", workspace, "--rootfs", root, "--mem", "1", "--cpus", "1", "--", "true")
 	run.Env = clean
 	if b, err := run.CombinedOutput(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/loftd/loftd/internal/testenv"
 )
 
 // TestRootlessRootOwnedRootfs: a rootless run over a --rootfs that host
@@ -17,7 +19,7 @@ func TestRootlessRootOwnedRootfs(t *testing.T) {
 	newWorld(t) // the requirements: root, a VM backend, mkfs.btrfs
 	r := newRootless(t)
 	root := filepath.Join(r.base, "root-owned")
-	if out, err := exec.Command("cp", "-a", BusyboxRoot(t), root).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-a", testenv.BusyboxRoot(t), root).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 	r.readable(t, root)

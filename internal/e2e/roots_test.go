@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
 	"io/fs"
@@ -15,9 +14,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/containers/image/v5/copy"
-	"github.com/containers/image/v5/signature"
-	"github.com/containers/image/v5/transports/alltransports"
 	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/rootfs/rootfstest"
 )
@@ -260,7 +256,7 @@ func TestImageFirstUse(t *testing.T) {
 				"oci-archive:" + filepath.Join(dir, "img.oci.tar") + ":v1",
 				"docker-archive:" + filepath.Join(dir, "img.docker.tar") + ":loftd/test:v1"}
 			for _, dst := range refs[1:] {
-				archiveImage(t, oci, dst)
+				rootfstest.Copy(t, oci, dst)
 			}
 			for _, ref := range refs {
 				transport, _, _ := strings.Cut(ref, ":")
@@ -282,26 +278,6 @@ func TestImageFirstUse(t *testing.T) {
 				})
 			}
 		})
-	}
-}
-
-func archiveImage(t *testing.T, src, dst string) {
-	t.Helper()
-	sr, err := alltransports.ParseImageName(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dr, err := alltransports.ParseImageName(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Destroy()
-	if _, err := copy.Image(context.Background(), pc, dr, sr, &copy.Options{}); err != nil {
-		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
 }
 
@@ -398,7 +374,7 @@ func (r *rootless) userRoot(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("cp", "-a", BusyboxRoot(t)+"/.", root).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-a", testenv.BusyboxRoot(t)+"/.", root).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 	r.chownTree(t, root)

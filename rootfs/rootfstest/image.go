@@ -25,6 +25,8 @@ import (
 	"github.com/containers/buildah"
 	"github.com/containers/buildah/define"
 	nettypes "github.com/containers/common/libnetwork/types"
+	"github.com/containers/image/v5/copy"
+	"github.com/containers/image/v5/signature"
 	"github.com/containers/image/v5/transports/alltransports"
 	"github.com/containers/image/v5/types"
 	"github.com/containers/storage"
@@ -82,7 +84,7 @@ func Build(t testing.TB, spec Spec) string {
 	testenv.RequireRoot(t)
 	files := spec.Files
 	if !spec.NoDefaults {
-		testenv.RequireCommand(t, "busybox", "busybox-static")
+		testenv.Busybox(t)
 		files = append(DefaultFiles(), files...)
 	}
 	if spec.Tag == "" {
@@ -217,4 +219,27 @@ func writeEntry(tw *tar.Writer, f File) error {
 		}
 	}
 	return nil
+}
+
+// Copy copies the image src to dst (both transport references, such as
+// "oci:DIR:TAG" and "docker-archive:FILE:NAME:TAG") with containers/image,
+// accepting any signature: how tests make the archives a user would load.
+func Copy(t testing.TB, src, dst string) {
+	t.Helper()
+	sr, err := alltransports.ParseImageName(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr, err := alltransports.ParseImageName(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := signature.NewPolicyContext(&signature.Policy{Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Destroy()
+	if _, err := copy.Image(context.Background(), pc, dr, sr, &copy.Options{}); err != nil {
+		t.Fatalf("copy %s to %s: %v", src, dst, err)
+	}
 }

@@ -119,18 +119,19 @@ func TestVirtiofsdArgs(t *testing.T) {
 	c := []string{"--fd=3", "-o", "source=/proc/self/fd/4/", "-o", "cache=auto", "-o", "sandbox=chroot", "-o", "xattr"}
 	rust := []string{"--fd=3", "--shared-dir", "/proc/self/fd/4/", "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never"}
 	tests := []struct {
-		rust, ro, guarded bool
-		want              []string
+		flavor      launch.VirtiofsdFlavor
+		ro, guarded bool
+		want        []string
 	}{
-		{false, false, false, c},
-		{false, true, true, append(slices.Clone(c), "-o", "modcaps=-setfcap:-mknod")},
-		{true, false, false, rust},
-		{true, true, false, append(slices.Clone(rust), "--readonly")},
-		{true, true, true, append(slices.Clone(rust), "--readonly", "--modcaps=-setfcap:-mknod")},
+		{launch.VirtiofsdC, false, false, c},
+		{launch.VirtiofsdC, true, true, append(slices.Clone(c), "-o", "modcaps=-setfcap:-mknod")},
+		{launch.VirtiofsdRust, false, false, rust},
+		{launch.VirtiofsdRust, true, false, append(slices.Clone(rust), "--readonly")},
+		{launch.VirtiofsdRust, true, true, append(slices.Clone(rust), "--readonly", "--modcaps=-setfcap:-mknod")},
 	}
 	for _, tt := range tests {
-		if got := virtiofsdArgs(tt.rust, 4, tt.ro, tt.guarded); !slices.Equal(got, tt.want) {
-			t.Errorf("virtiofsdArgs(rust %v, ro %v, guarded %v) = %q, want %q", tt.rust, tt.ro, tt.guarded, got, tt.want)
+		if got := virtiofsdArgs(tt.flavor, 4, tt.ro, tt.guarded); !slices.Equal(got, tt.want) {
+			t.Errorf("virtiofsdArgs(%s, ro %v, guarded %v) = %q, want %q", tt.flavor, tt.ro, tt.guarded, got, tt.want)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/loftd/loftd/internal/parts"
+	"github.com/loftd/loftd/launch"
 )
 
 // VirtiofsdPaths are where virtiofsd is installed outside $PATH: loftd's
@@ -77,13 +78,21 @@ func preferRust(paths []string) string {
 }
 
 // FindVirtiofsd returns path when set (looked up in $PATH), else
-// LocateVirtiofsd's.
-func FindVirtiofsd(path string) (string, error) {
+// LocateVirtiofsd's, and its flavor: the parent resolves both once and
+// carries them in the launch plan (Virtiofsd, VirtiofsdFlavor).
+func FindVirtiofsd(path string) (string, launch.VirtiofsdFlavor, error) {
 	if path != "" {
-		return exec.LookPath(path)
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return "", "", err
+		}
+		return p, VirtiofsdFlavorOf(p), nil
 	}
 	f, err := LocateVirtiofsd()
-	return f.Path, err
+	if err != nil {
+		return "", "", err
+	}
+	return f.Path, VirtiofsdFlavorOf(f.Path), nil
 }
 
 // LocateVirtiofsd finds virtiofsd and the rule that found it: the override
@@ -115,19 +124,26 @@ const (
 	CGuarantees    = "ids mapped, no setuid/setgid/devices through a share; read-only shares rest on loftd's read-only mount alone (no --readonly)"
 )
 
-var flavors sync.Map // virtiofsd path → bool (true = Rust)
+var flavors sync.Map // virtiofsd path → launch.VirtiofsdFlavor
 
-// IsRustVirtiofsd tells the Rust virtiofsd (--shared-dir DIR) from QEMU's C
-// one (-o source=DIR) by its --help text.
-func IsRustVirtiofsd(path string) bool {
+// VirtiofsdFlavorOf tells the Rust virtiofsd (--shared-dir DIR) from QEMU's
+// C one (-o source=DIR) by its --help text, asked once per path in this
+// process.
+func VirtiofsdFlavorOf(path string) launch.VirtiofsdFlavor {
 	if v, ok := flavors.Load(path); ok {
-		return v.(bool)
+		return v.(launch.VirtiofsdFlavor)
 	}
 	out, _ := exec.Command(path, "--help").CombinedOutput()
-	rust := strings.Contains(string(out), "--shared-dir")
-	flavors.Store(path, rust)
-	return rust
+	flavor := launch.VirtiofsdC
+	if strings.Contains(string(out), "--shared-dir") {
+		flavor = launch.VirtiofsdRust
+	}
+	flavors.Store(path, flavor)
+	return flavor
 }
+
+// IsRustVirtiofsd says whether path is the Rust virtiofsd (VirtiofsdFlavorOf).
+func IsRustVirtiofsd(path string) bool { return VirtiofsdFlavorOf(path) == launch.VirtiofsdRust }
 
 // Report is what Probe found, for doctor.
 type Report struct {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/loftd/loftd/internal/parts"
+	"github.com/loftd/loftd/launch"
 )
 
 // fakeVirtiofsd writes a virtiofsd stand-in at path whose --help reads as
@@ -77,5 +78,21 @@ func TestLocateVirtiofsd(t *testing.T) {
 				t.Errorf("LocateVirtiofsd() = %+v, %v; want %s (%v)", got, err, paths[tt.want], tt.rule)
 			}
 		})
+	}
+}
+
+// TestFindVirtiofsdFlavor: the parent's lookup says which flavor it found,
+// for the plan to carry (the helper does not ask again).
+func TestFindVirtiofsdFlavor(t *testing.T) {
+	for _, tt := range []struct {
+		rust bool
+		want launch.VirtiofsdFlavor
+	}{{true, launch.VirtiofsdRust}, {false, launch.VirtiofsdC}} {
+		path := filepath.Join(t.TempDir(), "virtiofsd")
+		fakeVirtiofsd(t, path, tt.rust)
+		got, flavor, err := FindVirtiofsd(path)
+		if err != nil || got != path || flavor != tt.want {
+			t.Errorf("FindVirtiofsd(%s, rust %v) = %s, %q, %v; want %s, %q", path, tt.rust, got, flavor, err, path, tt.want)
+		}
 	}
 }

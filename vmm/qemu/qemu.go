@@ -33,6 +33,9 @@ type Config struct {
 	Plan *launch.Plan
 	// QEMU and Virtiofsd are binaries; "" searches $PATH and VirtiofsdPaths.
 	QEMU, Virtiofsd string
+	// VirtiofsdFlavor is Virtiofsd's, as the plan carries it. Empty (a
+	// test's Config), it is asked once per run, before any share starts.
+	VirtiofsdFlavor launch.VirtiofsdFlavor
 	// Kernel is the PVH ELF kernel (krunfw.KernelELF).
 	Kernel string
 	// Accel is "tcg", "kvm" or "" ($LOFTD_QEMU_ACCEL, else a probe). Any
@@ -155,8 +158,10 @@ func resolve(cfg Config) (Config, error) {
 	if cfg.QEMU, err = FindQEMU(cfg.QEMU); err != nil {
 		return cfg, err
 	}
-	if cfg.Virtiofsd, err = FindVirtiofsd(cfg.Virtiofsd); err != nil {
-		return cfg, err
+	if cfg.Virtiofsd == "" || cfg.VirtiofsdFlavor == "" {
+		if cfg.Virtiofsd, cfg.VirtiofsdFlavor, err = FindVirtiofsd(cfg.Virtiofsd); err != nil {
+			return cfg, err
+		}
 	}
 	var reason string
 	cfg.Accel, reason = PickAccelCached(cfg.Accel, cfg.QEMU, cfg.CacheDir)

@@ -266,7 +266,7 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (*os.File, error) {
 	// no setuid bit, file capability or device node reaches the host,
 	// and as root guest ids are not host ids.
 	guarded := s.Tag != contract.RootTag
-	args := virtiofsdArgs(IsRustVirtiofsd(r.cfg.Virtiofsd), shareFD, s.ReadOnly, guarded)
+	args := virtiofsdArgs(r.cfg.VirtiofsdFlavor, shareFD, s.ReadOnly, guarded)
 	cmd := exec.Command(r.cfg.Virtiofsd, args...)
 	cmd.ExtraFiles = []*os.File{lf, dir}
 	if guarded {
@@ -313,9 +313,9 @@ const shareFD = 4
 // and reaping virtiofsd by pid would not be the end of it. No write-back
 // cache (-o writeback): the guest init's last flush counts on the shares
 // holding no dirty pages once its processes are gone (guestinit/flush.go).
-func virtiofsdArgs(rust bool, dirFD int, readOnly, guarded bool) []string {
+func virtiofsdArgs(flavor launch.VirtiofsdFlavor, dirFD int, readOnly, guarded bool) []string {
 	dir := virtiofs.FDPath(dirFD)
-	if rust {
+	if flavor == launch.VirtiofsdRust {
 		args := []string{"--fd=3", "--shared-dir", dir, "--cache", "auto", "--sandbox", "chroot", "--xattr", "--inode-file-handles=never"}
 		if readOnly {
 			args = append(args, "--readonly")

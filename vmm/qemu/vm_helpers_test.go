@@ -3,12 +3,10 @@ package qemu_test
 import (
 	"bytes"
 	"crypto/rand"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"github.com/containers/storage/pkg/reexec"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -55,29 +53,12 @@ func TestMain(m *testing.M) {
 func setup(t testing.TB) *guest {
 	t.Helper()
 	vm := testenv.RequireVM(t)
-	busybox := testenv.RequireCommand(t, "busybox", "busybox-static")
-	if !isStatic(busybox) {
-		testenv.Missing(t, "%s is not static: the guest has no libc (apt-get install busybox-static)", busybox)
-	}
+	busybox := testenv.Busybox(t)
 	guestOnce.Do(func() { shared, sharedErr = buildGuest(vm, busybox) })
 	if sharedErr != nil {
 		t.Fatalf("build guest rootfs: %v", sharedErr)
 	}
 	return shared
-}
-
-func isStatic(path string) bool {
-	f, err := elf.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return false
-		}
-	}
-	return true
 }
 
 func buildGuest(vm testenv.VM, busybox string) (*guest, error) {
@@ -86,28 +67,14 @@ func buildGuest(vm testenv.VM, busybox string) (*guest, error) {
 		return nil, err
 	}
 	g := &guest{vm: vm, root: filepath.Join(tmpBase, "root")}
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "run", "workspace", ".loftd"} {
-		if err := os.MkdirAll(filepath.Join(g.root, d), 0o755); err != nil {
-			return nil, err
-		}
+	if err := testenv.WriteBusyboxRoot(busybox, g.root); err != nil {
+		return nil, err
 	}
-	if out, err := exec.Command("cp", busybox, filepath.Join(g.root, "bin/busybox")).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("copy busybox: %v: %s", err, out)
+	if err := os.Mkdir(filepath.Join(g.root, ".loftd"), 0o755); err != nil {
+		return nil, err
 	}
-	for _, applet := range []string{"sh", "cat", "sleep", "kill", "true", "echo", "head", "ls"} {
-		if err := os.Symlink("busybox", filepath.Join(g.root, "bin", applet)); err != nil {
-			return nil, err
-		}
-	}
-	mod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return nil, fmt.Errorf("go env GOMOD: %w", err)
-	}
-	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(g.root, contract.GuestInitPath), "./cmd/loftd-guest-init")
-	build.Dir = filepath.Dir(strings.TrimSpace(string(mod)))
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build guest init: %v: %s", err, out)
+	if err := testenv.BuildGuestInit(filepath.Join(g.root, contract.GuestInitPath)); err != nil {
+		return nil, err
 	}
 	g.out, g.errb = random(1<<20), random(1<<20)
 	for name, data := range map[string][]byte{"out.bin": g.out, "err.bin": g.errb, "notexec": []byte("#!/bin/sh\n")} {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/vmm"
 	"github.com/loftd/loftd/vmm/qemu"
 )
 
@@ -203,7 +204,7 @@ func TestProfile(t *testing.T) {
 		t.Fatalf("Run() = %d, %v, want 0", got, err)
 	}
 	t.Logf("guest stderr:\n%s", r.errb.String())
-	for _, want := range []string{"guest-init: step mount -t tmpfs -o mode=1777 tmpfs /tmp ", "guest-init: step run true ", "guest-init: total "} {
+	for _, want := range []string{"guest-init: step mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp ", "guest-init: step run true ", "guest-init: total "} {
 		if !strings.Contains(r.errb.String(), want) {
 			t.Errorf("stderr with %s=1 = %q, want a line with %q", contract.EnvProfile, r.errb.String(), want)
 		}
@@ -305,5 +306,42 @@ func TestEarlyDeathBootsAgain(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(r.runDir, "console.log.boot1")); err != nil {
 		t.Errorf("the failed boot's console log was not kept: %v", err)
+	}
+}
+
+// TestVirtiofsdFlavorFromPlan: the backend serves the root with the
+// virtiofsd flavor the plan carries and never asks virtiofsd itself (it
+// once ran `virtiofsd --help` again in the helper). The virtiofsd is a
+// stand-in script that logs each run and then runs the real one: the
+// root's virtiofsd is started directly (a guarded share's goes through the
+// seccomp wrapper, whose fexecve cannot run a script).
+func TestVirtiofsdFlavorFromPlan(t *testing.T) {
+	g := setup(t)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "runs.log")
+	standIn := filepath.Join(dir, "virtiofsd")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", log, g.vm.Virtiofsd)
+	if err := os.WriteFile(standIn, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	flavor := qemu.VirtiofsdFlavorOf(g.vm.Virtiofsd) // as the parent finds it
+	r := &run{cmd: []string{"true"}}
+	got, err := g.bootWith(t, context.Background(), r, func(c *qemu.Config) {
+		// What the helper does with the plan.
+		c.Plan.Virtiofsd, c.Plan.VirtiofsdFlavor = standIn, flavor
+		*c = vmm.QEMUConfig(c.Plan, c.Kernel, c.RunDir)
+		c.Stdout, c.Stderr, c.Accel = &r.out, &r.errb, os.Getenv(qemu.AccelEnv)
+	})
+	if err != nil || got != 0 {
+		t.Fatalf("Run() = %d, %v, want 0 (stderr %q)", got, err, r.errb.String())
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := strings.Split(strings.TrimSpace(string(data)), "\n")
+	wantOpt := map[launch.VirtiofsdFlavor]string{launch.VirtiofsdRust: "--shared-dir", launch.VirtiofsdC: "source="}[flavor]
+	if len(runs) != 1 || strings.Contains(runs[0], "--help") || !strings.Contains(runs[0], wantOpt) {
+		t.Errorf("virtiofsd ran as %q; want once, for the root, with a %s virtiofsd's options (%s)", runs, flavor, wantOpt)
 	}
 }
