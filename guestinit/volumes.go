@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"golang.org/x/sys/unix"
 )
 

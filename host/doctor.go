@@ -13,12 +13,12 @@ import (
 	"github.com/containers/storage/pkg/idtools"
 	"github.com/moby/sys/mountinfo"
 
+	"github.com/loftd/loftd/helper/qemu"
 	"github.com/loftd/loftd/host/state"
-	"github.com/loftd/loftd/krun"
-	"github.com/loftd/loftd/krun/krunfw"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/libkrun"
+	"github.com/loftd/loftd/libkrun/krunfw"
 	"github.com/loftd/loftd/rootfs"
-	"github.com/loftd/loftd/vmm/qemu"
 	"golang.org/x/sys/unix"
 )
 
@@ -103,7 +103,7 @@ func printDoctor(w io.Writer, format string, checks []check, backend launch.VMM)
 	return nil
 }
 
-// checkKVM is libkrun's own precondition (krun.CheckKVM): /dev/kvm opens,
+// checkKVM is libkrun's own precondition (libkrun.CheckKVM): /dev/kvm opens,
 // creates a VM, and is not a PVM /dev/kvm that cannot boot libkrunfw's
 // kernel.
 func checkKVM() check {
@@ -124,7 +124,7 @@ func checkLibkrun() (bool, check) {
 	r := DescribeLibkrun()
 	if r.Path == "" {
 		c.level, c.detail = "warn", r.Err.Error()
-		c.fix = fmt.Sprintf("install libkrun >= %s (Fedora: dnf install libkrun; Nix: nixpkgs#libkrun) or set %s=/path/to/libkrun.so.1", krun.MinVersion, krun.LibraryEnv)
+		c.fix = fmt.Sprintf("install libkrun >= %s (Fedora: dnf install libkrun; Nix: nixpkgs#libkrun) or set %s=/path/to/libkrun.so.1", libkrun.MinVersion, libkrun.LibraryEnv)
 		return false, c
 	}
 	c.detail = strings.Join(r.Lines(), "; ")

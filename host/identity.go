@@ -8,9 +8,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/loftd/loftd/helper/virtiofs"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs"
-	"github.com/loftd/loftd/vmm/virtiofs"
 )
 
 // maxID is the largest uid or gid --uid and --gid take: (uid_t)-1 means

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/loftd/loftd/vmm"
+	"github.com/loftd/loftd/helper"
 
 	"github.com/loftd/loftd/launch"
 )
@@ -44,7 +44,7 @@ func runEnter(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("internal enter: want exactly one TASKDIR")
 	}
-	h := &vmm.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug), DryRun: *dryRun, Parent: *parent}
+	h := &helper.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug), DryRun: *dryRun, Parent: *parent}
 	if *errFD >= 0 {
 		h.ErrFile = os.NewFile(uintptr(*errFD), "error-fd")
 	}

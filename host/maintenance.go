@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs/inroot"

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/disks"
-	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/internal/testenv"
 )

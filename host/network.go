@@ -10,9 +10,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/loftd/loftd/helper/passt"
 	"github.com/loftd/loftd/internal/parts"
 	"github.com/loftd/loftd/launch"
-	"github.com/loftd/loftd/vmm/passt"
 )
 
 // checkPublishes refuses, at parse time, publishes the network mode

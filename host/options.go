@@ -265,7 +265,7 @@ func oneOf(flag, v string, allowed ...string) error {
 }
 
 // reservedEnv is the prefix of the host↔guest contract
-// (guestinit/contract): a workload value would override LOFTD_MODE,
+// (contract): a workload value would override LOFTD_MODE,
 // LOFTD_HOST_UID and the rest.
 const reservedEnv = "LOFTD_"
 

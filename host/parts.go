@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/loftd/loftd/helper/passt"
 	"github.com/loftd/loftd/internal/parts"
 	"github.com/loftd/loftd/launch"
-	"github.com/loftd/loftd/vmm/passt"
 )
 
 // guestInitPart is where the static guest init is looked for, after

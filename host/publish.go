@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/launch"
 )
 
@@ -138,7 +138,7 @@ func ParseVolume(s string) (Volume, error) {
 		return bad(err.Error())
 	}
 	// Any byte goes: virtiofsd gets the directory as an fd loftd opened
-	// (vmm/virtiofs), never this path in its options.
+	// (helper/virtiofs), never this path in its options.
 	v.Source = abs
 	fi, err := os.Stat(abs)
 	if err != nil {

@@ -9,8 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/disks"
-	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs/inroot"

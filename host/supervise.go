@@ -17,11 +17,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/helper"
 	"github.com/loftd/loftd/internal/child"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs/inroot"
-	"github.com/loftd/loftd/vmm"
 	"golang.org/x/term"
 )
 
@@ -136,28 +136,28 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	// The helper (and through it the VM) must not outlive us: it gets
 	// SIGTERM when we die, and stops its VM. It stays in our process
 	// group.
-	helper, err := child.Start("helper", cmd, child.Options{DeathSignal: syscall.SIGTERM})
+	proc, err := child.Start("helper", cmd, child.Options{DeathSignal: syscall.SIGTERM})
 	errW.Close()
 	if err != nil {
 		return 0, exitError{status: exitSetup, err: err}
 	}
 	s.prof.add("helper-start", time.Since(start))
-	helperErr := make(chan *vmm.HelperError, 1)
+	helperErr := make(chan *helper.Error, 1)
 	go func() { helperErr <- readHelperError(errR) }()
 	for {
 		select {
 		case sig := <-sigs:
 			s.e.log.Debug("forward signal", "signal", sig)
-			_ = helper.Signal(sig)
-		case <-helper.Done():
+			_ = proc.Signal(sig)
+		case <-proc.Done():
 			s.prof.add("vm", time.Since(start))
-			return mapStatus(cmd.ProcessState, helper.Wait(), <-helperErr, s.guestReport(plan), s.e.log)
+			return mapStatus(cmd.ProcessState, proc.Wait(), <-helperErr, s.guestReport(plan), s.e.log)
 		}
 	}
 }
 
-func readHelperError(r io.Reader) *vmm.HelperError {
-	var he vmm.HelperError
+func readHelperError(r io.Reader) *helper.Error {
+	var he helper.Error
 	if err := json.NewDecoder(r).Decode(&he); err != nil {
 		return nil
 	}
@@ -169,7 +169,7 @@ func readHelperError(r io.Reader) *vmm.HelperError {
 // of a status, since libkrun's VMM exits 0 when the guest dies first (and
 // with libkrun's init's own 126/127 when it cannot start the guest init):
 // the guest init's status file decides, and without one the run fails.
-func mapStatus(ps *os.ProcessState, werr error, he *vmm.HelperError, gr guestReport, log *slog.Logger) (int, error) {
+func mapStatus(ps *os.ProcessState, werr error, he *helper.Error, gr guestReport, log *slog.Logger) (int, error) {
 	if he != nil {
 		return 0, exitError{status: exitSetup, err: he}
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loftd/loftd/vmm"
+	"github.com/loftd/loftd/helper"
 )
 
 // helperEnd runs sh -c script and returns how it ended, as boot sees the
@@ -33,14 +33,14 @@ func TestMapStatus(t *testing.T) {
 	tests := []struct {
 		name    string
 		script  string
-		he      *vmm.HelperError
+		he      *helper.Error
 		gr      guestReport
 		want    int
 		wantErr string // "" = no error
 	}{
 		{"qemu: the helper's status", "exit 3", nil, guestReport{}, 3, ""},
 		{"helper killed", "kill -9 $$", nil, guestReport{required: true, err: missing}, 137, ""},
-		{"helper setup failure", "exit 125", &vmm.HelperError{Phase: "boot", Err: "no kvm"}, guestReport{}, 0, "boot: no kvm"},
+		{"helper setup failure", "exit 125", &helper.Error{Phase: "boot", Err: "no kvm"}, guestReport{}, 0, "boot: no kvm"},
 		{"krun: reported", "exit 7", nil, guestReport{required: true, data: []byte("7\n")}, 7, ""},
 		{"krun: reported 0", "exit 0", nil, guestReport{required: true, data: []byte("0\n")}, 0, ""},
 		{"krun: file wins over the VMM", "exit 0", nil, guestReport{required: true, data: []byte("42\n")}, 42, ""},

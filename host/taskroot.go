@@ -8,10 +8,10 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/helper/krunline"
 	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/inroot"
-	"github.com/loftd/loftd/vmm/krunline"
 	"golang.org/x/sys/unix"
 )
 
@@ -164,7 +164,7 @@ func injectGuestInit(root, spec string) error {
 // image shipped (or a planted one) must not pass for the guest init's, so
 // it is removed before boot. With --krun-init (testing) it also injects
 // libkrun's init as /init.krun, where krun_start_enter's kernel command
-// line looks for it (vmm/krunline).
+// line looks for it (helper/krunline).
 func prepareKrunRoot(root, krunInit string) error {
 	if err := inroot.Remove(root, contract.StatusPath); err != nil {
 		return fmt.Errorf("clear guest status: %w", err)

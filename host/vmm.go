@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/loftd/loftd/krun"
-	"github.com/loftd/loftd/krun/krunfw"
+	"github.com/loftd/loftd/helper/krun"
+	"github.com/loftd/loftd/helper/qemu"
 	"github.com/loftd/loftd/launch"
-	krunvmm "github.com/loftd/loftd/vmm/krun"
-	"github.com/loftd/loftd/vmm/qemu"
+	"github.com/loftd/loftd/libkrun"
+	"github.com/loftd/loftd/libkrun/krunfw"
 )
 
 // vmmChoice is the backend a session boots with, and the libraries it needs.
@@ -26,17 +26,17 @@ type vmmChoice struct {
 var krunfwLoadable = krunfw.LoadableFrom
 
 // kvmUsable tells whether libkrun can create a VM here (tests swap it).
-var kvmUsable = krun.CheckKVM
+var kvmUsable = libkrun.CheckKVM
 
 // krunUsable says why a loaded libkrun cannot run loftd's sessions, which
 // libkrun itself would only say at krun_start_enter, after --dry-run
 // passed: the guest without network every session has needs
 // krun_disable_implicit_vsock (1.17), and the kernel comes from the
 // libkrunfw of the library's ABI, which libkrun dlopens itself.
-func krunUsable(lib *krun.Lib) error {
-	if !lib.AtLeast(krunvmm.NoNetworkMinor) {
+func krunUsable(lib *libkrun.Lib) error {
+	if !lib.AtLeast(krun.NoNetworkMinor) {
 		return fmt.Errorf("libkrun %s is %s or older: a guest without network needs libkrun >= 1.%d (krun_disable_implicit_vsock)",
-			lib.Path(), lib.Version(), krunvmm.NoNetworkMinor)
+			lib.Path(), lib.Version(), krun.NoNetworkMinor)
 	}
 	soname := krunfw.SonameFor(krunMinor(lib))
 	if _, err := krunfwLoadable(lib.Path(), soname); err != nil {
@@ -46,7 +46,7 @@ func krunUsable(lib *krun.Lib) error {
 }
 
 // krunMinor is the libkrun release as the minor number Version says.
-func krunMinor(lib *krun.Lib) int {
+func krunMinor(lib *libkrun.Lib) int {
 	var minor int
 	fmt.Sscanf(lib.Version(), "1.%d", &minor)
 	return minor
@@ -59,7 +59,7 @@ func krunMinor(lib *krun.Lib) int {
 func pickVMM(want launch.VMM) (vmmChoice, string, error) {
 	var krunErr error
 	if want != launch.VMMQEMU {
-		lib, err := krun.Open("")
+		lib, err := libkrun.Open("")
 		if err == nil {
 			path := lib.Path()
 			err = krunUsable(lib)
@@ -72,11 +72,11 @@ func pickVMM(want launch.VMM) (vmmChoice, string, error) {
 			}
 		}
 		krunErr = err
-		if want == launch.VMMKrun && errors.Is(err, krun.ErrNoKVM) {
+		if want == launch.VMMKrun && errors.Is(err, libkrun.ErrNoKVM) {
 			return vmmChoice{}, "", fmt.Errorf("--vmm krun: %w", err)
 		}
 		if want == launch.VMMKrun {
-			return vmmChoice{}, "", fmt.Errorf("--vmm krun: %w (install libkrun and libkrunfw or set %s; 'loftd doctor' tells more)", err, krun.LibraryEnv)
+			return vmmChoice{}, "", fmt.Errorf("--vmm krun: %w (install libkrun and libkrunfw or set %s; 'loftd doctor' tells more)", err, libkrun.LibraryEnv)
 		}
 	}
 	c := vmmChoice{name: launch.VMMQEMU}
@@ -138,15 +138,15 @@ type LibkrunReport struct {
 // DescribeLibkrun loads libkrun as a session would and reports it, for
 // `loftd doctor`.
 func DescribeLibkrun() LibkrunReport {
-	lib, err := krun.Open("")
+	lib, err := libkrun.Open("")
 	if err != nil {
 		return LibkrunReport{Err: err}
 	}
 	defer lib.Close()
 	r := LibkrunReport{Path: lib.Path(), Why: lib.Why(), Version: lib.Version(), Missing: lib.Missing()}
-	if _, err := lib.HasFeature(krun.FeatureNet); err == nil {
+	if _, err := lib.HasFeature(libkrun.FeatureNet); err == nil {
 		r.Features = []string{}
-		for _, f := range krun.Features {
+		for _, f := range libkrun.Features {
 			if ok, err := lib.HasFeature(f.Feature); err == nil && ok {
 				r.Features = append(r.Features, f.Name)
 			}

@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/loftd/loftd/internal/testenv"
-	"github.com/loftd/loftd/krun"
-	"github.com/loftd/loftd/krun/krundouble"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/libkrun"
+	"github.com/loftd/loftd/libkrun/krundouble"
 )
 
 // fakeKVM makes KVM usable, or not with err.
@@ -59,7 +59,7 @@ func TestPickVMMKrun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(krun.LibraryEnv, krundouble.Build(t, krundouble.HideBefore(tt.minor)...))
+			t.Setenv(libkrun.LibraryEnv, krundouble.Build(t, krundouble.HideBefore(tt.minor)...))
 			fakeKrunfw(t, tt.krunfw...)
 			var kvmErr error
 			if tt.noKVM {
@@ -106,7 +106,7 @@ func TestDescribeLibkrun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		lib := krundouble.Build(t, krundouble.HideBefore(tt.minor)...)
-		t.Setenv(krun.LibraryEnv, lib)
+		t.Setenv(libkrun.LibraryEnv, lib)
 		fakeKrunfw(t, "libkrunfw.so.5")
 		fakeKVM(t, nil)
 		got := DescribeLibkrun().Lines()
@@ -119,20 +119,20 @@ func TestDescribeLibkrun(t *testing.T) {
 	}
 	// The real check's words, on a machine without KVM.
 	lib := krundouble.Build(t)
-	t.Setenv(krun.LibraryEnv, lib)
+	t.Setenv(libkrun.LibraryEnv, lib)
 	fakeKVM(t, kvmError("open /dev/kvm: no such file or directory"))
 	if got := DescribeLibkrun().Lines(); !strings.Contains(got[len(got)-1], "libkrun cannot run sessions: libkrun needs KVM") {
 		t.Errorf("DescribeLibkrun() without KVM ends %q, want it to name KVM", got[len(got)-1])
 	}
-	t.Setenv(krun.LibraryEnv, "/nonexistent/libkrun.so.1")
+	t.Setenv(libkrun.LibraryEnv, "/nonexistent/libkrun.so.1")
 	if got := DescribeLibkrun().Lines(); len(got) != 1 || !strings.HasPrefix(got[0], "libkrun: load libkrun: /nonexistent/libkrun.so.1") {
 		t.Errorf("DescribeLibkrun() without libkrun = %q, want the load error", got)
 	}
 }
 
-// kvmError is krun.CheckKVM's error for a cause.
+// kvmError is libkrun.CheckKVM's error for a cause.
 func kvmError(cause string) error {
-	return fmt.Errorf("%w: %s", krun.ErrNoKVM, cause)
+	return fmt.Errorf("%w: %s", libkrun.ErrNoKVM, cause)
 }
 
 // TestDescribeRealLibkrun is doctor's libkrun report on the real library
@@ -141,7 +141,7 @@ func kvmError(cause string) error {
 // its RUNPATH, and whether KVM lets it run here.
 func TestDescribeRealLibkrun(t *testing.T) {
 	lib := testenv.RequireLibkrun(t)
-	t.Setenv(krun.LibraryEnv, lib)
+	t.Setenv(libkrun.LibraryEnv, lib)
 	r := DescribeLibkrun()
 	if r.Path != lib || r.Version != "1.19" {
 		t.Fatalf("DescribeLibkrun() = %+v, want %s at release 1.19", r, lib)
@@ -155,7 +155,7 @@ func TestDescribeRealLibkrun(t *testing.T) {
 	if want := "libkrunfw.so.5 → " + fw; r.Krunfw != want {
 		t.Errorf("libkrunfw = %q, want %q (next to libkrun, by its RUNPATH)", r.Krunfw, want)
 	}
-	if kvmErr := krun.CheckKVM(); (kvmErr == nil) != (r.Err == nil) {
+	if kvmErr := libkrun.CheckKVM(); (kvmErr == nil) != (r.Err == nil) {
 		t.Errorf("DescribeLibkrun().Err = %v with CheckKVM() = %v: the report must follow KVM", r.Err, kvmErr)
 	}
 }

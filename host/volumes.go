@@ -12,7 +12,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/inroot"

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/disks"
-	"github.com/loftd/loftd/guestinit/contract"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/launch"
 	"github.com/spf13/pflag"
