@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/loftd/loftd/host/session"
+	"github.com/loftd/loftd/internal/parts"
 	"github.com/spf13/pflag"
 )
 
@@ -28,19 +30,19 @@ var subcommands = map[string][]string{"image": {"build", "import"}}
 var errFlagsCaptured = errors.New("flags captured for completion")
 
 func runCompletion(e *env, args []string) error {
-	fs := e.newFlagSet("completion", e.prog+" completion bash|zsh|fish")
+	fs := e.newFlagSet("completion", e.Prog+" completion bash|zsh|fish")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("completion: want one shell (bash, zsh or fish), got %q", fs.Args())
+		return session.Usagef("completion: want one shell (bash, zsh or fish), got %q", fs.Args())
 	}
 	script, ok := completionScripts[fs.Arg(0)]
 	if !ok {
-		return usagef("completion: unknown shell %q (want bash, zsh or fish)", fs.Arg(0))
+		return session.Usagef("completion: unknown shell %q (want bash, zsh or fish)", fs.Arg(0))
 	}
-	fn := strings.NewReplacer("-", "_", ".", "_").Replace(e.prog)
-	_, err := io.WriteString(e.stdout, strings.NewReplacer("@PROG@", e.prog, "@FUNC@", fn).Replace(script))
+	fn := strings.NewReplacer("-", "_", ".", "_").Replace(e.Prog)
+	_, err := io.WriteString(e.Stdout, strings.NewReplacer("@PROG@", e.Prog, "@FUNC@", fn).Replace(script))
 	return err
 }
 
@@ -49,7 +51,7 @@ func runCompletion(e *env, args []string) error {
 // the command line after the program name.
 func runComplete(e *env, args []string) error {
 	for _, c := range e.complete(args) {
-		fmt.Fprintln(e.stdout, c)
+		fmt.Fprintln(e.Stdout, c)
 	}
 	return nil
 }
@@ -124,7 +126,7 @@ func (e *env) complete(words []string) []string {
 func (e *env) flagsOf(run func(*env, []string) error, args []string) *pflag.FlagSet {
 	var got *pflag.FlagSet
 	c := *e
-	c.stdout, c.stderr = io.Discard, io.Discard
+	c.Stdout, c.Stderr = io.Discard, io.Discard
 	c.captureFlags = func(fs *pflag.FlagSet) { got = fs }
 	_ = run(&c, args)
 	return got
@@ -185,7 +187,7 @@ func (e *env) imageRefs() []string {
 
 // listImages is `loftd images`' output (tests swap it).
 var listImages = func() ([]byte, error) {
-	exe, err := executable()
+	exe, err := parts.Executable()
 	if err != nil {
 		return nil, err
 	}

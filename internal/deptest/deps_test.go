@@ -1,7 +1,8 @@
 // Package deptest checks the import rules of docs/architecture.md with
 // `go list`, in one place: the guest init stays small and static, purego
-// stays in libkrun/..., the launch plan and the libkrun binding stay pure, and
-// nothing below host imports it.
+// stays in libkrun/..., the launch plan and the libkrun binding stay pure,
+// nothing below host imports it, and the session engine (host/session)
+// never imports the command line (host).
 package deptest
 
 import (
@@ -59,8 +60,12 @@ func deps(t *testing.T, env []string, pkg string) []string {
 }
 
 // hasPrefix: pkg is prefix or below it; a prefix ending in "/" matches any
-// package path that starts with it (a whole organisation).
+// package path that starts with it (a whole organisation), and one ending
+// in "$" only that package (host$ is the command line, not host/session).
 func hasPrefix(pkg, prefix string) bool {
+	if exact, ok := strings.CutSuffix(prefix, "$"); ok {
+		return pkg == exact
+	}
 	if strings.HasSuffix(prefix, "/") {
 		return strings.HasPrefix(pkg, prefix)
 	}
@@ -89,6 +94,10 @@ func TestLinkRules(t *testing.T) {
 			"libkrun is the pure libkrun binding"},
 		{"./launch", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/rootfs"}, heavy...),
 			"the launch plan is pure data, the one VM model the backends read"},
+		{"./host/session", nil, []string{module + "/host$"},
+			"the session engine never links the command line (host): it gets a session.IO"},
+		{"./host/state", nil, []string{module + "/host$", module + "/host/session"},
+			"the on-disk state knows no CLI and no flow"},
 		{"./helper/...", nil, []string{module + "/host", module + "/rootfs"},
 			"the helper and its backends never import host"},
 		{"./contract", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/launch", module + "/rootfs", module + "/guestinit", "runtime/cgo"}, heavy...),
@@ -118,6 +127,9 @@ func TestImportRules(t *testing.T) {
 			}
 			if hasPrefix(imp, module+"/host") && !hasPrefix(pkg, module+"/host") && !hasPrefix(pkg, module+"/cmd") && !hasPrefix(pkg, module+"/internal") {
 				t.Errorf("%s imports %s: imports point down, nothing below host imports it", pkg, imp)
+			}
+			if imp == module+"/host" && !hasPrefix(pkg, module+"/cmd") {
+				t.Errorf("%s imports %s: the command line is the mains' only; the engine is host/session", pkg, imp)
 			}
 			if hasPrefix(imp, module+"/guestinit") && !hasPrefix(pkg, module+"/guestinit") && pkg != module+"/cmd/loftd-guest-init" {
 				t.Errorf("%s imports %s: the guest init is the guest's; the host shares only contract with it", pkg, imp)
