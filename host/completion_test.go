@@ -59,7 +59,7 @@ func TestCompletionCandidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		e := &env{IO: session.IO{Prog: "loftd", Getenv: func(string) string { return "" }}}
-		got := e.complete(tt.words)
+		got := complete(e, tt.words)
 		for _, w := range tt.want {
 			if !slices.Contains(got, w) {
 				t.Errorf("complete(%q) = %q, want %q among them", tt.words, got, w)
@@ -83,11 +83,11 @@ func TestCompletionSubcommands(t *testing.T) {
 			t.Fatalf("subcommands names %q, which is no command", name)
 		}
 		for _, sub := range subs {
-			if fs := e.flagsOf(cmd.run, []string{sub}); fs == nil {
+			if fs := flagsOf(e, cmd.run, []string{sub}); fs == nil {
 				t.Errorf("%s %s declares no flags: not a subcommand", name, sub)
 			}
 		}
-		if fs := e.flagsOf(cmd.run, []string{"no-such-sub"}); fs != nil {
+		if fs := flagsOf(e, cmd.run, []string{"no-such-sub"}); fs != nil {
 			t.Errorf("%s no-such-sub declared flags; the check above proves nothing", name)
 		}
 	}

@@ -19,7 +19,7 @@ func workspaceFlag(fs *pflag.FlagSet) *string {
 }
 
 // openWorkspace resolves the state of the workspace at dir ("" = here).
-func (e *env) openWorkspace(dir string) (*session.Config, state.State, state.Workspace, error) {
+func openWorkspace(e *env, dir string) (*session.Config, state.State, state.Workspace, error) {
 	cfg, err := session.ReadConfig(e.IO)
 	if err != nil {
 		return nil, state.State{}, state.Workspace{}, err
@@ -61,7 +61,7 @@ func runResize(e *env, args []string) error {
 		return session.Usagef("resize: --size: %v", err)
 	}
 	e.Log = session.NewLogger(e.Stderr, *debug)
-	cfg, st, ws, err := e.openWorkspace(*wsDir)
+	cfg, st, ws, err := openWorkspace(e, *wsDir)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func runResetNix(e *env, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	cfg, _, ws, err := e.openWorkspace(*wsDir)
+	cfg, _, ws, err := openWorkspace(e, *wsDir)
 	if err != nil {
 		return err
 	}

@@ -231,3 +231,11 @@ func (c *Config) checkStateLocation() error {
 	}
 	return fmt.Errorf("config %s: state.location %q: want an absolute path or one starting with ~/", file, loc)
 }
+
+// SizeOr is the disk size s names, or the default size.
+func SizeOr(s string) int64 {
+	if n, err := disks.ParseSize(s); err == nil {
+		return n
+	}
+	return disks.DefaultSize
+}

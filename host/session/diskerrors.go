@@ -18,15 +18,16 @@ import (
 // filesystem under the state directory shows up here.
 const guestIOError = "I/O error, dev vd"
 
-// diskWriteError returns a user-facing error when the guest's console shows
-// that its disks failed writes, naming the host filesystem that holds them
-// and how full it is; nil otherwise. status is the workload's.
-func (s *session) diskWriteError(status int) error {
-	line := firstLineWith(filepath.Join(s.taskDir, "console.log"), guestIOError, 16<<20)
+// diskWriteError returns a user-facing error when the console log in
+// taskDir shows that the guest's disks failed writes, naming the host
+// filesystem that holds them (nixDisk's) and how full it is; nil
+// otherwise. status is the workload's.
+func diskWriteError(taskDir, nixDisk string, status int) error {
+	line := firstLineWith(filepath.Join(taskDir, "console.log"), guestIOError, 16<<20)
 	if line == "" {
 		return nil
 	}
-	dir := filepath.Dir(s.ws.NixDisk())
+	dir := filepath.Dir(nixDisk)
 	free := "unknown"
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err == nil {

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/loftd/loftd/helper/virtiofs"
+	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs"
 	"golang.org/x/sys/unix"
@@ -134,15 +136,25 @@ func checkEnter(dir string, uid, gid int) error {
 		errNoEntry, dir, st.Uid, st.Gid, perm, uid, gid, st.Uid, st.Gid, dir)
 }
 
-// checkWorkspaceEntry refuses, before boot, a workspace the guest user
-// cannot enter. Rootless, virtiofsd has the user's own groups: the
-// kernel's access check says. As root it has only the mapped ids.
-func (s *session) checkWorkspaceEntry() error {
+// checkWorkspaceEntry refuses, before boot, a workspace (src) the guest
+// user (id) cannot enter. Rootless, virtiofsd has the user's own groups:
+// the kernel's access check says. As root it has only the mapped ids.
+func checkWorkspaceEntry(src string, id identity) error {
 	if os.Geteuid() != 0 || rootfs.InKeepID() {
-		if err := unix.Access(s.ws.Source, unix.X_OK); err != nil {
-			return fmt.Errorf("%w: %s: %v (let your user in: chmod u+x %s)", errNoEntry, s.ws.Source, err, s.ws.Source)
+		if err := unix.Access(src, unix.X_OK); err != nil {
+			return fmt.Errorf("%w: %s: %v (let your user in: chmod u+x %s)", errNoEntry, src, err, src)
 		}
 		return nil
 	}
-	return checkEnter(s.ws.Source, s.id.hostUID, s.id.hostGID)
+	return checkEnter(src, id.hostUID, id.hostGID)
+}
+
+// guestHostname is the workspace's name without its hash: readable in a
+// prompt, and a valid hostname (WorkspaceName keeps [a-z0-9-]).
+func guestHostname(src string) string {
+	name := state.WorkspaceName(src)
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		return name[:i]
+	}
+	return name
 }

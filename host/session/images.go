@@ -40,38 +40,19 @@ func OpenStore(e IO, cfg *Config, st state.State) (*rootfs.Store, error) {
 	return store, nil
 }
 
-// prepareImageRoot resolves the image (a cache hit does no network and no
-// copy) and materializes the task's private root from it.
-func (s *session) prepareImageRoot() error {
-	ctx := s.ctx // a stop signal cancels the pull and the ingestion
-	store, err := OpenStore(s.io, s.cfg, s.state)
-	if err != nil {
-		return err
-	}
-	s.undo = append(s.undo, store.Close)
-	img, err := s.resolveImage(ctx, store)
-	if err != nil {
-		return err
-	}
-	task, err := store.NewTask(ctx, img, s.taskDir, s.opts.Backend)
-	if err != nil {
-		return err
-	}
-	s.io.Log.Debug("task root", "path", task.Root, "backend", task.Backend, "why", task.Reason, "image", img.Ref, "digest", img.Digest, "cache_hit", img.CacheHit)
-	s.keepTaskRoot(task)
-	return nil
-}
-
-func (s *session) resolveImage(ctx context.Context, store *rootfs.Store) (*rootfs.Image, error) {
-	policy, err := rootfs.ParsePullPolicy(s.cfg.Image.Pull)
+// resolveImage finds the session's image in store: opts.Image, else the
+// default image when it is built, else cfg's default, else (agentbox, in a
+// terminal) the one it offers to build.
+func resolveImage(ctx context.Context, e IO, store *rootfs.Store, cfg *Config, opts *Options) (*rootfs.Image, error) {
+	policy, err := rootfs.ParsePullPolicy(cfg.Image.Pull)
 	if err != nil {
 		return nil, err
 	}
-	if s.opts.PullLatest {
+	if opts.PullLatest {
 		policy = rootfs.PullAlways
 	}
 	progress := rootfs.ProgressWriter(os.Stderr)
-	ref := s.opts.Image
+	ref := opts.Image
 	if ref == "" {
 		img, err := store.Resolve(ctx, defaultImage, rootfs.PullNever, nil)
 		if err == nil {
@@ -80,8 +61,8 @@ func (s *session) resolveImage(ctx context.Context, store *rootfs.Store) (*rootf
 		if !errors.Is(err, rootfs.ErrImageNotFound) {
 			return nil, err
 		}
-		if ref = s.cfg.Image.Default; ref == "" {
-			if built, err := s.offerBuild(ctx, store); err != nil || built {
+		if ref = cfg.Image.Default; ref == "" {
+			if built, err := offerBuild(ctx, e, store); err != nil || built {
 				if err != nil {
 					return nil, err
 				}

@@ -1,3 +1,8 @@
+// Package session is loftd's session engine, below the command line
+// (host): options and config → state, disks, task, root, guest config →
+// launch plan → helper, supervised → exit status → cleanup, and the
+// maintenance VM that resize and reset-nix boot. It gets the process's
+// streams, environment and logger as an IO, and never imports host.
 package session
 
 import (

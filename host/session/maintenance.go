@@ -64,8 +64,8 @@ func RunMaintenance(e IO, st state.State, m Maintenance) (status int, err error)
 	// The guest reads nothing: its stdin is /dev/null, not the user's.
 	quiet := e
 	quiet.Stdin = nil
-	s := &session{io: quiet, sigs: sigs, opts: &Options{Debug: m.Debug}, taskDir: task.Dir, prof: newProfiler(false)}
-	return s.boot(ctx, plan)
+	v := &supervisor{io: quiet, sigs: sigs, debug: m.Debug, taskDir: task.Dir, prof: newProfiler(false)}
+	return v.boot(ctx, plan)
 }
 
 // writeMaintenanceRoot makes root: the empty mount points, the static

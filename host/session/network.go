@@ -149,11 +149,11 @@ func unwrapOp(err error) error {
 	return err
 }
 
-// network is the plan's network for backend vmm (krun or qemu): the
+// planNetwork is the plan's network for backend vmm (krun or qemu): the
 // publishes as typed values (each backend renders its own syntax) and, for
-// passt, the binary as found and probed here, once.
-func (s *session) network(vmm launch.VMM) (launch.Network, error) {
-	o := s.opts
+// passt, the binary as found and probed here, once (cacheDir keeps the
+// probe).
+func planNetwork(o *Options, vmm launch.VMM, cacheDir string) (launch.Network, error) {
 	switch o.Network {
 	case launch.NetworkNone:
 		return launch.Network{Mode: launch.NetworkNone}, nil
@@ -164,7 +164,7 @@ func (s *session) network(vmm launch.VMM) (launch.Network, error) {
 		n := launch.Network{Mode: launch.NetworkTSI, Publish: o.Publish}
 		return n, checkHostPorts(o.Publish)
 	}
-	f, feat, err := FindPasst(s.state.Kernels())
+	f, feat, err := FindPasst(cacheDir)
 	if err != nil {
 		return launch.Network{}, fmt.Errorf("guest network: %w; or run without a network: --network none", err)
 	}

@@ -19,8 +19,8 @@ import (
 // on the imported offline base when the store has one (loftd image
 // import), else on the recipe's registry base. It reports whether it
 // built; a "no" (or no terminal, or loftd rather than agentbox) is false.
-func (s *session) offerBuild(ctx context.Context, store *rootfs.Store) (bool, error) {
-	if s.io.Prog != "agentbox" || !isTerminal(os.Stdin) || !isTerminal(os.Stderr) {
+func offerBuild(ctx context.Context, e IO, store *rootfs.Store) (bool, error) {
+	if e.Prog != "agentbox" || !isTerminal(os.Stdin) || !isTerminal(os.Stderr) {
 		return false, nil
 	}
 	base := "the recipe's base (docker.io/library/debian:bookworm)"
@@ -28,12 +28,12 @@ func (s *session) offerBuild(ctx context.Context, store *rootfs.Store) (bool, er
 	if _, err := store.Resolve(ctx, images.DefaultBase, rootfs.PullNever, nil); err == nil {
 		base, args["BASE"] = images.DefaultBase, images.DefaultBase
 	}
-	fmt.Fprintf(s.io.Stderr, "%s: the default image %s is not built. Build it now on %s (a few minutes)? [Y/n] ", s.io.Prog, images.Default, base)
-	yes, err := askYes(s.io.Stdin)
+	fmt.Fprintf(e.Stderr, "%s: the default image %s is not built. Build it now on %s (a few minutes)? [Y/n] ", e.Prog, images.Default, base)
+	yes, err := askYes(e.Stdin)
 	if err != nil || !yes {
 		return false, err
 	}
-	opts := imagebuild.Options{Tag: images.Default, Containerfile: images.DefaultContainerfile, Out: s.io.Stderr, Args: args, Log: s.io.Log}
+	opts := imagebuild.Options{Tag: images.Default, Containerfile: images.DefaultContainerfile, Out: e.Stderr, Args: args, Log: e.Log}
 	if _, err := imagebuild.Build(ctx, store, opts); err != nil {
 		return false, fmt.Errorf("build the default image: %w (%s)", err, BuildHint)
 	}

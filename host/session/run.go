@@ -13,8 +13,8 @@ import (
 	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/inroot"
-	"golang.org/x/term"
 )
 
 // Start runs one session with opts, merged over cfg: it adds the
@@ -36,29 +36,6 @@ func Start(e IO, opts *Options, cfg *Config) (int, error) {
 		return 0, ExitError{Status: ExitSetup, Err: err}
 	}
 	return runSession(context.Background(), e, opts, cfg)
-}
-
-// ReadConfig reads the config file the environment names (or the default
-// one; none is no error).
-func ReadConfig(e IO) (*Config, error) {
-	path, err := ConfigPath(e.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	return LoadConfig(path)
-}
-
-// OpenState makes the state directory cfg and the environment name, and
-// opens it.
-func OpenState(e IO, cfg *Config) (state.State, error) {
-	dir, err := StateDir(cfg, e.Getenv)
-	if err != nil {
-		return state.State{}, err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return state.State{}, fmt.Errorf("create state directory: %w", err)
-	}
-	return state.State{Dir: dir}, nil
 }
 
 // session is one run's resources, released in reverse order by close.
@@ -126,9 +103,10 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 	if err != nil {
 		return 0, ExitError{Status: ExitSetup, Err: err}
 	}
-	status, err = s.boot(ctx, plan)
+	v := &supervisor{io: s.io, sigs: s.sigs, debug: s.opts.Debug, dryRun: s.opts.DryRun, taskDir: s.taskDir, root: s.root, prof: s.prof}
+	status, err = v.boot(ctx, plan)
 	if err == nil && !s.opts.DryRun {
-		if derr := s.diskWriteError(status); derr != nil {
+		if derr := diskWriteError(s.taskDir, s.ws.NixDisk(), status); derr != nil {
 			return 0, derr
 		}
 	}
@@ -164,7 +142,7 @@ func (s *session) prepareState() error {
 	if s.id, err = guestIdentity(s.opts.UID, s.opts.GID, src); err != nil {
 		return err
 	}
-	if err := s.checkWorkspaceEntry(); err != nil {
+	if err := checkWorkspaceEntry(src, s.id); err != nil {
 		return err
 	}
 	// A crashed run (killed parent) left its task behind: collect it now.
@@ -220,14 +198,6 @@ func (s *session) diskSpecs() []diskSpec {
 	}
 }
 
-// SizeOr is the disk size s names, or the default size.
-func SizeOr(s string) int64 {
-	if n, err := disks.ParseSize(s); err == nil {
-		return n
-	}
-	return disks.DefaultSize
-}
-
 // prepareTask claims the task directory for the session's whole life. A
 // --preserve-debug task is marked kept at once, so a killed run keeps it
 // too.
@@ -263,6 +233,78 @@ func (s *session) releaseTask() error {
 	}
 	fmt.Fprintf(s.io.Stderr, "%s: kept task directory %s (%s); remove it with: %s gc\n", s.io.Prog, s.task.Dir, why, s.io.Prog)
 	return nil
+}
+
+// prepareRoot decides the task's root filesystem: a private overlay over
+// the directory the user named with --rootfs (the directory itself is
+// never written, so it may be read-only or shared by concurrent runs), or
+// a private snapshot of an image.
+func (s *session) prepareRoot() error {
+	if s.opts.RootfsDir == "" {
+		return s.prepareImageRoot()
+	}
+	dir, err := checkRootfsDir(s.opts.RootfsDir, s.state.Dir, s.ws.Source)
+	if err != nil {
+		return err
+	}
+	if rootfs.InKeepID() {
+		if err := checkRootlessRootfs(dir); err != nil {
+			return err
+		}
+	}
+	task, err := rootfs.NewDirTask(dir, s.taskDir, s.opts.Backend, s.io.Log)
+	if err != nil {
+		return err
+	}
+	s.io.Log.Debug("task root", "path", task.Root, "backend", task.Backend, "why", task.Reason, "rootfs", dir)
+	s.keepTaskRoot(task)
+	return nil
+}
+
+// keepTaskRoot makes task the session's root and removes it at the end,
+// unless --preserve-debug keeps it.
+func (s *session) keepTaskRoot(task *rootfs.Task) {
+	s.undo = append(s.undo, func() error {
+		if s.opts.Preserve {
+			fmt.Fprintf(s.io.Stderr, "%s: kept task root %s (%s); remove it and its task with: %s gc\n", s.io.Prog, task.Root, task.Backend, s.io.Prog)
+			return nil
+		}
+		return task.Remove()
+	})
+	s.root = task.Root
+}
+
+// prepareImageRoot resolves the image (a cache hit does no network and no
+// copy) and materializes the task's private root from it.
+func (s *session) prepareImageRoot() error {
+	ctx := s.ctx // a stop signal cancels the pull and the ingestion
+	store, err := OpenStore(s.io, s.cfg, s.state)
+	if err != nil {
+		return err
+	}
+	s.undo = append(s.undo, store.Close)
+	img, err := resolveImage(ctx, s.io, store, s.cfg, s.opts)
+	if err != nil {
+		return err
+	}
+	task, err := store.NewTask(ctx, img, s.taskDir, s.opts.Backend)
+	if err != nil {
+		return err
+	}
+	s.io.Log.Debug("task root", "path", task.Root, "backend", task.Backend, "why", task.Reason, "image", img.Ref, "digest", img.Digest, "cache_hit", img.CacheHit)
+	s.keepTaskRoot(task)
+	return nil
+}
+
+// writeVolumes tells the guest which shares to mount where, and copies the
+// single-file volumes into the task root.
+func (s *session) writeVolumes() error {
+	_, mounts := volumeShares(s.opts.Volumes)
+	if env := contract.VolumesEnv(mounts); env != "" {
+		s.kc.Env = append(s.kc.Env, env)
+	}
+	_, _, inside := rootfs.KeepIDUser()
+	return copyVolumeFiles(s.root, s.opts.Volumes, s.id, os.Geteuid() == 0 && !inside)
 }
 
 // writeGuestConfig injects the guest init and writes /.krun_config.json.
@@ -324,16 +366,6 @@ func (s *session) guest() contract.Guest {
 	}
 }
 
-// guestHostname is the workspace's name without its hash: readable in a
-// prompt, and a valid hostname (WorkspaceName keeps [a-z0-9-]).
-func guestHostname(src string) string {
-	name := state.WorkspaceName(src)
-	if i := strings.LastIndexByte(name, '-'); i > 0 {
-		return name[:i]
-	}
-	return name
-}
-
 func (s *session) plan() (*launch.Plan, error) {
 	choice := s.opts.VMM
 	if s.opts.KrunInit != "" {
@@ -348,7 +380,7 @@ func (s *session) plan() (*launch.Plan, error) {
 		return nil, err
 	}
 	s.io.Log.Debug("vmm", "backend", vmm.name, "why", why)
-	network, err := s.network(vmm.name)
+	network, err := planNetwork(s.opts, vmm.name, s.state.Kernels())
 	if err != nil {
 		return nil, err
 	}
@@ -380,14 +412,4 @@ func (s *session) plan() (*launch.Plan, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-// interactive: the session gets a terminal in the guest (a pty, the host
-// terminal raw) only when both stdin and stdout are terminals. With stdout
-// redirected (loftd -- cmd > file) the streams stay separate and exact: a
-// pty would put \r\n and echo into the file.
-func interactive() bool { return isTerminal(os.Stdin) && isTerminal(os.Stdout) }
-
-func isTerminal(f *os.File) bool {
-	return term.IsTerminal(int(f.Fd()))
 }

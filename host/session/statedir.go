@@ -2,8 +2,11 @@ package session
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/loftd/loftd/host/state"
 )
 
 // StateDir picks the state directory: [state] location, else
@@ -30,4 +33,27 @@ func expandHome(p string, getenv func(string) string) string {
 		return filepath.Join(getenv("HOME"), rest)
 	}
 	return p
+}
+
+// ReadConfig reads the config file the environment names (or the default
+// one; none is no error).
+func ReadConfig(e IO) (*Config, error) {
+	path, err := ConfigPath(e.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return LoadConfig(path)
+}
+
+// OpenState makes the state directory cfg and the environment name, and
+// opens it.
+func OpenState(e IO, cfg *Config) (state.State, error) {
+	dir, err := StateDir(cfg, e.Getenv)
+	if err != nil {
+		return state.State{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return state.State{}, fmt.Errorf("create state directory: %w", err)
+	}
+	return state.State{Dir: dir}, nil
 }

@@ -97,10 +97,21 @@ func signalStatus(sig os.Signal) int {
 	return ExitSetup
 }
 
+// supervisor starts the helper on a written plan and supervises it to its
+// end: a session's last phase, and a maintenance VM's only one.
+type supervisor struct {
+	io            IO
+	sigs          *signalWatch // the stop signals, forwarded once the helper runs
+	debug, dryRun bool         // passed on to the helper
+	taskDir       string
+	root          string // the task root, where libkrun's init leaves its status
+	prof          *profiler
+}
+
 // boot starts the helper on the plan, supervises it and maps its end to
 // loftd's exit status: the workload's status verbatim, 128+n when the
 // helper died of signal n, 125 when the helper reported a setup failure.
-func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
+func (v *supervisor) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	start := time.Now()
 	exe, err := executable()
 	if err != nil {
@@ -112,25 +123,25 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	}
 	defer errR.Close()
 	args := []string{"internal", "enter", "--error-fd=3", "--parent-pid=" + strconv.Itoa(os.Getpid())}
-	if s.opts.Debug {
+	if v.debug {
 		args = append(args, "--debug")
 	}
-	if s.opts.DryRun {
+	if v.dryRun {
 		args = append(args, "--dry-run")
 	}
-	cmd := exec.CommandContext(ctx, exe, append(args, s.taskDir)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.io.Stdin, s.io.Stdout, s.io.Stderr
+	cmd := exec.CommandContext(ctx, exe, append(args, v.taskDir)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = v.io.Stdin, v.io.Stdout, v.io.Stderr
 	cmd.ExtraFiles = []*os.File{errW}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 
 	// From here on, signals go to the helper; one caught during setup
 	// means the helper never starts.
-	sigs, caught := s.sigs.takeOver()
+	sigs, caught := v.sigs.takeOver()
 	if caught != nil {
 		errW.Close()
 		return signalStatus(caught), nil
 	}
-	restore := rawTerminal(plan.Console.Interactive, s.io.Log)
+	restore := rawTerminal(plan.Console.Interactive, v.io.Log)
 	defer restore()
 
 	// The helper (and through it the VM) must not outlive us: it gets
@@ -141,19 +152,31 @@ func (s *session) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	if err != nil {
 		return 0, ExitError{Status: ExitSetup, Err: err}
 	}
-	s.prof.add("helper-start", time.Since(start))
+	v.prof.add("helper-start", time.Since(start))
 	helperErr := make(chan *helper.Error, 1)
 	go func() { helperErr <- readHelperError(errR) }()
 	for {
 		select {
 		case sig := <-sigs:
-			s.io.Log.Debug("forward signal", "signal", sig)
+			v.io.Log.Debug("forward signal", "signal", sig)
 			_ = proc.Signal(sig)
 		case <-proc.Done():
-			s.prof.add("vm", time.Since(start))
-			return mapStatus(cmd.ProcessState, proc.Wait(), <-helperErr, s.guestReport(plan), s.io.Log)
+			v.prof.add("vm", time.Since(start))
+			return mapStatus(cmd.ProcessState, proc.Wait(), <-helperErr, v.guestReport(plan), v.io.Log)
 		}
 	}
+}
+
+func (v *supervisor) guestReport(plan *launch.Plan) guestReport {
+	if (plan.VMM != launch.VMMKrun && plan.KrunInit == "") || v.dryRun {
+		return guestReport{}
+	}
+	gr := guestReport{required: true}
+	gr.data, gr.err = inroot.ReadFile(v.root, contract.StatusPath, 64)
+	if c := filepath.Join(v.taskDir, "console.log"); fileExists(c) {
+		gr.console = c
+	}
+	return gr
 }
 
 func readHelperError(r io.Reader) *helper.Error {
@@ -214,18 +237,6 @@ type guestReport struct {
 	console  string // the task's console log, when there is one
 }
 
-func (s *session) guestReport(plan *launch.Plan) guestReport {
-	if (plan.VMM != launch.VMMKrun && plan.KrunInit == "") || s.opts.DryRun {
-		return guestReport{}
-	}
-	gr := guestReport{required: true}
-	gr.data, gr.err = inroot.ReadFile(s.root, contract.StatusPath, 64)
-	if c := filepath.Join(s.taskDir, "console.log"); fileExists(c) {
-		gr.console = c
-	}
-	return gr
-}
-
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
@@ -246,4 +257,14 @@ func rawTerminal(interactive bool, log interface{ Debug(string, ...any) }) func(
 		return func() {}
 	}
 	return func() { _ = term.Restore(fd, old) }
+}
+
+// interactive: the session gets a terminal in the guest (a pty, the host
+// terminal raw) only when both stdin and stdout are terminals. With stdout
+// redirected (loftd -- cmd > file) the streams stay separate and exact: a
+// pty would put \r\n and echo into the file.
+func interactive() bool { return isTerminal(os.Stdin) && isTerminal(os.Stdout) }
+
+func isTerminal(f *os.File) bool {
+	return term.IsTerminal(int(f.Fd()))
 }

@@ -10,49 +10,9 @@ import (
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/helper/krunline"
-	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/inroot"
 	"golang.org/x/sys/unix"
 )
-
-// prepareRoot decides the task's root filesystem: a private overlay over
-// the directory the user named with --rootfs (the directory itself is
-// never written, so it may be read-only or shared by concurrent runs), or
-// a private snapshot of an image.
-func (s *session) prepareRoot() error {
-	if s.opts.RootfsDir == "" {
-		return s.prepareImageRoot()
-	}
-	dir, err := checkRootfsDir(s.opts.RootfsDir, s.state.Dir, s.ws.Source)
-	if err != nil {
-		return err
-	}
-	if rootfs.InKeepID() {
-		if err := checkRootlessRootfs(dir); err != nil {
-			return err
-		}
-	}
-	task, err := rootfs.NewDirTask(dir, s.taskDir, s.opts.Backend, s.io.Log)
-	if err != nil {
-		return err
-	}
-	s.io.Log.Debug("task root", "path", task.Root, "backend", task.Backend, "why", task.Reason, "rootfs", dir)
-	s.keepTaskRoot(task)
-	return nil
-}
-
-// keepTaskRoot makes task the session's root and removes it at the end,
-// unless --preserve-debug keeps it.
-func (s *session) keepTaskRoot(task *rootfs.Task) {
-	s.undo = append(s.undo, func() error {
-		if s.opts.Preserve {
-			fmt.Fprintf(s.io.Stderr, "%s: kept task root %s (%s); remove it and its task with: %s gc\n", s.io.Prog, task.Root, task.Backend, s.io.Prog)
-			return nil
-		}
-		return task.Remove()
-	})
-	s.root = task.Root
-}
 
 // checkRootfsDir resolves a --rootfs directory and refuses one that holds
 // loftd's state or the workspace: the task's overlay would stack on its own

@@ -14,7 +14,6 @@ import (
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/launch"
-	"github.com/loftd/loftd/rootfs"
 	"github.com/loftd/loftd/rootfs/inroot"
 )
 
@@ -139,17 +138,6 @@ func copyIntoRoot(root string, v Volume, id identity, asRoot bool) error {
 		return err
 	}
 	return os.Lchown(filepath.Join(root, v.Target), id.guestUID, id.guestGID)
-}
-
-// writeVolumes tells the guest which shares to mount where, and copies the
-// single-file volumes into the task root.
-func (s *session) writeVolumes() error {
-	_, mounts := volumeShares(s.opts.Volumes)
-	if env := contract.VolumesEnv(mounts); env != "" {
-		s.kc.Env = append(s.kc.Env, env)
-	}
-	_, _, inside := rootfs.KeepIDUser()
-	return copyVolumeFiles(s.root, s.opts.Volumes, s.id, os.Geteuid() == 0 && !inside)
 }
 
 // dropShadowedTools leaves out the tool-state mounts whose guest target a
