@@ -19,7 +19,7 @@ const BuildHint = "build it with: loftd image build (no registry here? scripts/m
 // defaultImage is used when no --image is given and it is in the cache.
 const defaultImage = "localhost/loftd:latest"
 
-// storeInNamespace enters the keep-id namespace (the store belongs to its
+// StoreInNamespace enters the keep-id namespace (the store belongs to its
 // ids) and opens the image store: the common start of images and image
 // build/import. The caller closes the store.
 func StoreInNamespace(e IO) (*rootfs.Store, error) {
@@ -30,6 +30,7 @@ func StoreInNamespace(e IO) (*rootfs.Store, error) {
 	return OpenStore(e, cfg, st)
 }
 
+// OpenStore opens the image store of st with cfg's storage driver.
 func OpenStore(e IO, cfg *Config, st state.State) (*rootfs.Store, error) {
 	store, err := rootfs.Open(rootfs.Options{Root: st.Images(), RunRoot: runRoot(e.Getenv), Driver: cfg.Rootfs.Driver, Log: e.Log})
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/loftd/loftd/rootfs"
 )
 
-// enterUserNamespace re-runs loftd inside the user's keep-id namespace when
+// EnterUserNamespace re-runs loftd inside the user's keep-id namespace when
 // it is not real root (DESIGN.md "Identity and user namespaces"): image
 // ingestion, the task root and the helper all run there, so image files
 // owned by root stay root in the guest and /workspace stays the user's. It
@@ -47,7 +47,7 @@ const exeEnv = parts.ExeEnv
 // the guest init beside it.
 func executable() (string, error) { return parts.Executable() }
 
-// stateInNamespace loads the config, enters the keep-id namespace (the
+// StateInNamespace loads the config, enters the keep-id namespace (the
 // store and task directories belong to its ids) and opens the state
 // directory: the common start of gc, images and ps.
 func StateInNamespace(e IO) (*Config, state.State, error) {
