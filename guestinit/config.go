@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 )
 
 // readConfig reads /.krun_config.json strictly and the LOFTD_* contract in

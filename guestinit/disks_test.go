@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/internal/testenv"
 )
 

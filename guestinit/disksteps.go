@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 )
 
 // diskSteps prepare the workspace's persistent disks (DESIGN.md "Guest

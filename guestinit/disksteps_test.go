@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 )
 
 // guestRoot makes a guest root in a temporary directory with the given

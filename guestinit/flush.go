@@ -26,7 +26,7 @@ import (
 // reaps every other process first: their shared mappings are then gone, and
 // FUSE writes a mapping's dirty pages back when it is unmapped
 // (fuse_vma_close), so the shares hold no dirty pages at all: virtiofsd
-// runs without a write-back cache (vmm/qemu virtiofsdArgs), so plain writes
+// runs without a write-back cache (helper/qemu virtiofsdArgs), so plain writes
 // reach the host at once, and nothing is left to ask of the shares.
 // (Unmounting them would also write back without FUSE_SYNCFS, but costs the
 // eviction of every inode the guest cached, which grows with the workload.)

@@ -3,8 +3,8 @@
 // workload, then reports its exit status to the host.
 //
 // It runs in a minimal VM as a CGO_ENABLED=0 static binary, so it imports
-// only guestinit/contract, golang.org/x/sys and the standard library: never
-// host, krun/..., rootfs, buildah, containers/* or purego (a test checks it).
+// only contract, golang.org/x/sys and the standard library: never
+// host, libkrun/..., rootfs, buildah, containers/* or purego (a test checks it).
 package guestinit
 
 import (
@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"golang.org/x/sys/unix"
 )
 

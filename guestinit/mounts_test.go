@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"golang.org/x/sys/unix"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 )
 
 func TestHostAliasLines(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"golang.org/x/sys/unix"
 )
 

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/disks"
-	"github.com/loftd/loftd/guestinit/contract"
 	"golang.org/x/sys/unix"
 )
 

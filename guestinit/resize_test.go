@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 )
 
 // In resize mode the contract is accepted and the steps are the resize's:

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 )
 
 // TestWriteStatusFile: the file holds the last status written, and no

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/internal/testenv"
 	"golang.org/x/sys/unix"
 )

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 )
 
 // TestToolStateSteps: an overlaid tool-state share is mounted read-only out

@@ -1,7 +1,7 @@
 package guestinit
 
 import (
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 	"golang.org/x/sys/unix"
 )
 

@@ -1,52 +1,27 @@
-// Package host is loftd's host side: the command line, configuration, state
-// layout, the session flow (image → task root → disks → launch plan →
-// helper → exit status), the helper's supervision and the maintenance
-// commands. It is the only package that knows the whole flow; krun, rootfs
-// and disks never import it.
+// Package host is loftd's command line: the commands and their flags, the
+// output formats, doctor, shell completion and the generated command docs.
+// A session (and a maintenance VM) is run by the engine, host/session,
+// which never imports this package: it gets its streams and environment as
+// a session.IO.
 package host
 
 import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/loftd/loftd/host/session"
 	"github.com/spf13/pflag"
 )
 
 // Version is set at build time (-ldflags "-X github.com/loftd/loftd/host.Version=…").
 var Version = "dev"
 
-// Exit statuses of loftd itself (the workload's own status passes through).
-const (
-	exitOK    = 0
-	exitFail  = 1
-	exitUsage = 2
-	exitSetup = 125
-)
-
-// errUsage marks a command-line mistake: one-line error plus usage, exit 2.
-var errUsage = errors.New("usage")
-
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-func (e usageError) Is(t error) bool {
-	return t == errUsage
-}
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
 // env is what a command may read of the process: swappable in tests.
 type env struct {
-	prog   string
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	getenv func(string) string
-	log    *slog.Logger
+	session.IO
 	// flagSets, when set, receives every flag set a command makes: the docs
 	// generator runs each command with --help and reads its flags there.
 	flagSets func(usage string, fs *pflag.FlagSet)
@@ -80,22 +55,22 @@ func commands() []command {
 // Main runs loftd (profile "loftd") or agentbox (profile "agentbox") with
 // args (without the program name) and returns the process exit status.
 func Main(profile string, args []string) int {
-	e := &env{prog: profile, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
-	e.log = newLogger(e.stderr, false)
+	e := &env{IO: session.IO{Prog: profile, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}}
+	e.Log = session.NewLogger(e.Stderr, false)
 	return e.main(args)
 }
 
 func (e *env) main(args []string) int {
 	if !cgoEnabled {
-		fmt.Fprintf(e.stderr, "%s: this binary was built without cgo; Buildah's storage needs it (rebuild with CGO_ENABLED=1, see README)\n", e.prog)
-		return exitSetup
+		fmt.Fprintf(e.Stderr, "%s: this binary was built without cgo; Buildah's storage needs it (rebuild with CGO_ENABLED=1, see README)\n", e.Prog)
+		return session.ExitSetup
 	}
 	var err error
 	var status int
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, ok := e.lookup(args[0])
 		if !ok {
-			err = usagef("unknown command %q (to run it in a VM: %s -- %s)", args[0], e.prog, strings.Join(args, " "))
+			err = session.Usagef("unknown command %q (to run it in a VM: %s -- %s)", args[0], e.Prog, strings.Join(args, " "))
 		} else {
 			err = cmd.run(e, args[1:])
 		}
@@ -103,6 +78,36 @@ func (e *env) main(args []string) int {
 		status, err = e.session(args)
 	}
 	return e.finish(status, err)
+}
+
+// session parses the flags of a VM session and runs it (host/session).
+func (e *env) session(args []string) (int, error) {
+	fs := e.newFlagSet(e.Prog, "")
+	fs.SetInterspersed(false)
+	var r session.Flags
+	r.Register(fs)
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() { e.rootUsage(fs) }
+	if err := e.parse(fs, args); err != nil {
+		return 0, err
+	}
+	if *version {
+		return 0, runVersion(e, nil)
+	}
+	rest := fs.Args()
+	if len(rest) > 0 && fs.ArgsLenAtDash() != 0 {
+		return 0, session.Usagef("unknown command %q (to run it in a VM: %s -- %s)", rest[0], e.Prog, strings.Join(rest, " "))
+	}
+	cfg, err := session.ReadConfig(e.IO)
+	if err != nil {
+		return 0, err
+	}
+	opts, err := r.Options(fs, cfg, rest)
+	if err != nil {
+		return 0, session.Usagef("%v", err)
+	}
+	opts.Profile = e.Prog
+	return session.Start(e.IO, opts, cfg)
 }
 
 func (e *env) lookup(name string) (command, bool) {
@@ -116,37 +121,24 @@ func (e *env) lookup(name string) (command, bool) {
 
 // finish prints err the way its kind asks and picks the exit status.
 func (e *env) finish(status int, err error) int {
-	var exit exitError
+	var exit session.ExitError
 	switch {
 	case err == nil:
 		return status
 	case errors.Is(err, pflag.ErrHelp):
-		return exitOK
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(e.stderr, "%s: %v\nRun '%s --help' for usage.\n", e.prog, err, e.prog)
-		return exitUsage
+		return session.ExitOK
+	case errors.Is(err, session.ErrUsage):
+		fmt.Fprintf(e.Stderr, "%s: %v\nRun '%s --help' for usage.\n", e.Prog, err, e.Prog)
+		return session.ExitUsage
 	case errors.As(err, &exit):
-		if exit.err != nil {
-			fmt.Fprintf(e.stderr, "%s: %v\n", e.prog, exit.err)
+		if exit.Err != nil {
+			fmt.Fprintf(e.Stderr, "%s: %v\n", e.Prog, exit.Err)
 		}
-		return exit.status
+		return exit.Status
 	default:
-		fmt.Fprintf(e.stderr, "%s: %v\n", e.prog, err)
-		return exitFail
+		fmt.Fprintf(e.Stderr, "%s: %v\n", e.Prog, err)
+		return session.ExitFail
 	}
-}
-
-// exitError carries a specific exit status (with an optional message).
-type exitError struct {
-	status int
-	err    error
-}
-
-func (e exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.status)
-	}
-	return e.err.Error()
 }
 
 // newFlagSet returns a flag set whose errors are usage errors and whose
@@ -155,7 +147,7 @@ func (e *env) newFlagSet(name, usage string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stdout, "Usage: %s\n\nFlags:\n%s", usage, fs.FlagUsages())
+		fmt.Fprintf(e.Stdout, "Usage: %s\n\nFlags:\n%s", usage, fs.FlagUsages())
 	}
 	if e.flagSets != nil {
 		e.flagSets(usage, fs)
@@ -175,35 +167,27 @@ func (e *env) parse(fs *pflag.FlagSet, args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return err
 		}
-		return usagef("%v", err)
+		return session.Usagef("%v", err)
 	}
 	return nil
 }
 
 func (e *env) rootUsage(fs *pflag.FlagSet) {
-	fmt.Fprintf(e.stdout, "Usage:\n  %s [flags] [-- CMD ARGS…]   run CMD (default: a login shell) in a fresh microVM\n  %s COMMAND [flags]\n\nCommands:\n", e.prog, e.prog)
+	fmt.Fprintf(e.Stdout, "Usage:\n  %s [flags] [-- CMD ARGS…]   run CMD (default: a login shell) in a fresh microVM\n  %s COMMAND [flags]\n\nCommands:\n", e.Prog, e.Prog)
 	for _, c := range commands() {
 		if !c.hidden {
-			fmt.Fprintf(e.stdout, "  %-10s %s\n", c.name, c.summary)
+			fmt.Fprintf(e.Stdout, "  %-10s %s\n", c.name, c.summary)
 		}
 	}
-	fmt.Fprintf(e.stdout, "\nFlags:\n%s", fs.FlagUsages())
-	fmt.Fprintf(e.stdout, "\nThe workload's exit status is %s's; 125 means loftd or the guest init failed to set up.\n", e.prog)
+	fmt.Fprintf(e.Stdout, "\nFlags:\n%s", fs.FlagUsages())
+	fmt.Fprintf(e.Stdout, "\nThe workload's exit status is %s's; 125 means loftd or the guest init failed to set up.\n", e.Prog)
 }
 
 func runVersion(e *env, args []string) error {
-	fs := e.newFlagSet("version", e.prog+" version")
+	fs := e.newFlagSet("version", e.Prog+" version")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s %s\n", e.prog, Version)
+	fmt.Fprintf(e.Stdout, "%s %s\n", e.Prog, Version)
 	return nil
-}
-
-func newLogger(w io.Writer, debug bool) *slog.Logger {
-	level := slog.LevelInfo
-	if debug {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

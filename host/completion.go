@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/loftd/loftd/host/session"
+	"github.com/loftd/loftd/internal/parts"
 	"github.com/spf13/pflag"
 )
 
@@ -28,19 +30,19 @@ var subcommands = map[string][]string{"image": {"build", "import"}}
 var errFlagsCaptured = errors.New("flags captured for completion")
 
 func runCompletion(e *env, args []string) error {
-	fs := e.newFlagSet("completion", e.prog+" completion bash|zsh|fish")
+	fs := e.newFlagSet("completion", e.Prog+" completion bash|zsh|fish")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("completion: want one shell (bash, zsh or fish), got %q", fs.Args())
+		return session.Usagef("completion: want one shell (bash, zsh or fish), got %q", fs.Args())
 	}
 	script, ok := completionScripts[fs.Arg(0)]
 	if !ok {
-		return usagef("completion: unknown shell %q (want bash, zsh or fish)", fs.Arg(0))
+		return session.Usagef("completion: unknown shell %q (want bash, zsh or fish)", fs.Arg(0))
 	}
-	fn := strings.NewReplacer("-", "_", ".", "_").Replace(e.prog)
-	_, err := io.WriteString(e.stdout, strings.NewReplacer("@PROG@", e.prog, "@FUNC@", fn).Replace(script))
+	fn := strings.NewReplacer("-", "_", ".", "_").Replace(e.Prog)
+	_, err := io.WriteString(e.Stdout, strings.NewReplacer("@PROG@", e.Prog, "@FUNC@", fn).Replace(script))
 	return err
 }
 
@@ -48,13 +50,13 @@ func runCompletion(e *env, args []string) error {
 // (the word under the cursor, "" for a new one); the words before it are
 // the command line after the program name.
 func runComplete(e *env, args []string) error {
-	for _, c := range e.complete(args) {
-		fmt.Fprintln(e.stdout, c)
+	for _, c := range complete(e, args) {
+		fmt.Fprintln(e.Stdout, c)
 	}
 	return nil
 }
 
-func (e *env) complete(words []string) []string {
+func complete(e *env, words []string) []string {
 	if len(words) == 0 {
 		words = []string{""}
 	}
@@ -88,13 +90,13 @@ func (e *env) complete(words []string) []string {
 	if slices.Contains(rest, "--") {
 		return nil // the guest's command line: the shell's own completion
 	}
-	fs := e.flagsOf(run, args)
+	fs := flagsOf(e, run, args)
 	if fs == nil {
 		return nil
 	}
 	if len(rest) > 0 {
 		if f := valueFlag(fs, rest[len(rest)-1]); f != nil {
-			return e.flagValues(f, cur, "")
+			return flagValues(e, f, cur, "")
 		}
 	}
 	if !strings.HasPrefix(cur, "-") {
@@ -102,7 +104,7 @@ func (e *env) complete(words []string) []string {
 	}
 	if name, _, ok := strings.Cut(cur, "="); ok && strings.HasPrefix(name, "--") {
 		if f := fs.Lookup(name[2:]); f != nil {
-			return e.flagValues(f, cur, name+"=")
+			return flagValues(e, f, cur, name+"=")
 		}
 		return nil
 	}
@@ -121,10 +123,10 @@ func (e *env) complete(words []string) []string {
 
 // flagsOf runs a command with flag capture on: it returns the flag set the
 // command declared, before the command did anything else.
-func (e *env) flagsOf(run func(*env, []string) error, args []string) *pflag.FlagSet {
+func flagsOf(e *env, run func(*env, []string) error, args []string) *pflag.FlagSet {
 	var got *pflag.FlagSet
 	c := *e
-	c.stdout, c.stderr = io.Discard, io.Discard
+	c.Stdout, c.Stderr = io.Discard, io.Discard
 	c.captureFlags = func(fs *pflag.FlagSet) { got = fs }
 	_ = run(&c, args)
 	return got
@@ -148,12 +150,12 @@ func valueFlag(fs *pflag.FlagSet, word string) *pflag.Flag {
 
 // flagValues completes a flag's value; only --image knows its values (the
 // image store's references). The others get the shell's file completion.
-func (e *env) flagValues(f *pflag.Flag, cur, prefix string) []string {
+func flagValues(e *env, f *pflag.Flag, cur, prefix string) []string {
 	if f.Name != "image" {
 		return nil
 	}
 	var out []string
-	for _, ref := range e.imageRefs() {
+	for _, ref := range imageRefs(e) {
 		out = append(out, prefix+ref)
 	}
 	return withPrefix(out, cur)
@@ -162,7 +164,7 @@ func (e *env) flagValues(f *pflag.Flag, cur, prefix string) []string {
 // imageRefs lists the references `loftd images` prints. It runs loftd
 // itself: images may re-execute into the keep-id namespace, which this
 // process must not do in the middle of a completion.
-func (e *env) imageRefs() []string {
+func imageRefs(e *env) []string {
 	out, err := listImages()
 	if err != nil {
 		return nil
@@ -185,7 +187,7 @@ func (e *env) imageRefs() []string {
 
 // listImages is `loftd images`' output (tests swap it).
 var listImages = func() ([]byte, error) {
-	exe, err := executable()
+	exe, err := parts.Executable()
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/internal/testenv"
 )
 
@@ -57,8 +58,8 @@ func TestCompletionCandidates(t *testing.T) {
 		{[]string{"internal", "--"}, nil, []string{"--error-fd"}},
 	}
 	for _, tt := range tests {
-		e := &env{prog: "loftd", getenv: func(string) string { return "" }}
-		got := e.complete(tt.words)
+		e := &env{IO: session.IO{Prog: "loftd", Getenv: func(string) string { return "" }}}
+		got := complete(e, tt.words)
 		for _, w := range tt.want {
 			if !slices.Contains(got, w) {
 				t.Errorf("complete(%q) = %q, want %q among them", tt.words, got, w)
@@ -75,18 +76,18 @@ func TestCompletionCandidates(t *testing.T) {
 // TestCompletionSubcommands: each listed subcommand is real (it declares
 // flags), and an unknown one is refused, so the list cannot name a ghost.
 func TestCompletionSubcommands(t *testing.T) {
-	e := &env{prog: "loftd", getenv: func(string) string { return "" }}
+	e := &env{IO: session.IO{Prog: "loftd", Getenv: func(string) string { return "" }}}
 	for name, subs := range subcommands {
 		cmd, ok := e.lookup(name)
 		if !ok {
 			t.Fatalf("subcommands names %q, which is no command", name)
 		}
 		for _, sub := range subs {
-			if fs := e.flagsOf(cmd.run, []string{sub}); fs == nil {
+			if fs := flagsOf(e, cmd.run, []string{sub}); fs == nil {
 				t.Errorf("%s %s declares no flags: not a subcommand", name, sub)
 			}
 		}
-		if fs := e.flagsOf(cmd.run, []string{"no-such-sub"}); fs != nil {
+		if fs := flagsOf(e, cmd.run, []string{"no-such-sub"}); fs != nil {
 			t.Errorf("%s no-such-sub declared flags; the check above proves nothing", name)
 		}
 	}
@@ -98,7 +99,7 @@ func TestCompletionScripts(t *testing.T) {
 	for _, shell := range []string{"bash", "zsh", "fish"} {
 		for _, prog := range []string{"loftd", "agentbox"} {
 			var out bytes.Buffer
-			e := &env{prog: prog, stdout: &out, getenv: func(string) string { return "" }}
+			e := &env{IO: session.IO{Prog: prog, Stdout: &out, Getenv: func(string) string { return "" }}}
 			if err := runCompletion(e, []string{shell}); err != nil {
 				t.Fatalf("%s completion %s: %v", prog, shell, err)
 			}
@@ -119,7 +120,7 @@ func TestCompletionScripts(t *testing.T) {
 			}
 		}
 	}
-	e := &env{prog: "loftd", stdout: &bytes.Buffer{}, getenv: func(string) string { return "" }}
+	e := &env{IO: session.IO{Prog: "loftd", Stdout: &bytes.Buffer{}, Getenv: func(string) string { return "" }}}
 	if err := runCompletion(e, []string{"tcsh"}); err == nil {
 		t.Errorf("loftd completion tcsh = nil error, want a usage error")
 	}

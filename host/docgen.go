@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/loftd/loftd/host/session"
 	"github.com/spf13/pflag"
 )
 
@@ -78,9 +79,9 @@ func GenerateDocs() (map[string][]byte, error) {
 func helpFlags(run func(*env, []string) error, args []string) (string, *pflag.FlagSet, error) {
 	var usage string
 	var fs *pflag.FlagSet
-	e := &env{prog: "loftd", stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard,
-		getenv: func(string) string { return "" }}
-	e.log = newLogger(io.Discard, false)
+	e := &env{IO: session.IO{Prog: "loftd", Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard,
+		Getenv: func(string) string { return "" }}}
+	e.Log = session.NewLogger(io.Discard, false)
 	e.flagSets = func(u string, f *pflag.FlagSet) { usage, fs = u, f }
 	if err := run(e, args); !errors.Is(err, pflag.ErrHelp) {
 		return "", nil, fmt.Errorf("%v with --help returned %v, want the help", args, err)
@@ -93,9 +94,9 @@ func helpFlags(run func(*env, []string) error, args []string) (string, *pflag.Fl
 
 func sessionPage(prog string) ([]byte, error) {
 	var fs *pflag.FlagSet
-	e := &env{prog: prog, stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard,
-		getenv: func(string) string { return "" }}
-	e.log = newLogger(io.Discard, false)
+	e := &env{IO: session.IO{Prog: prog, Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard,
+		Getenv: func(string) string { return "" }}}
+	e.Log = session.NewLogger(io.Discard, false)
 	e.flagSets = func(_ string, f *pflag.FlagSet) { fs = f }
 	if _, err := e.session([]string{"--help"}); !errors.Is(err, pflag.ErrHelp) || fs == nil {
 		return nil, fmt.Errorf("gen-docs %s: --help returned %v, want the help", prog, err)

@@ -11,14 +11,14 @@ import (
 	"strings"
 
 	"github.com/containers/storage/pkg/idtools"
-	"github.com/moby/sys/mountinfo"
-
+	"github.com/loftd/loftd/helper/qemu"
+	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/host/state"
-	"github.com/loftd/loftd/krun"
-	"github.com/loftd/loftd/krun/krunfw"
 	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/libkrun"
+	"github.com/loftd/loftd/libkrun/krunfw"
 	"github.com/loftd/loftd/rootfs"
-	"github.com/loftd/loftd/vmm/qemu"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +31,7 @@ type check struct {
 }
 
 func runDoctor(e *env, args []string) error {
-	fs := e.newFlagSet("doctor", e.prog+" doctor [--format table|json]")
+	fs := e.newFlagSet("doctor", e.Prog+" doctor [--format table|json]")
 	format := formatFlag(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -39,11 +39,11 @@ func runDoctor(e *env, args []string) error {
 	if err := checkFormat("doctor", *format); err != nil {
 		return err
 	}
-	cfg, err := e.loadConfig()
+	cfg, err := session.ReadConfig(e.IO)
 	if err != nil {
 		return err
 	}
-	stateDir, err := StateDir(cfg, e.getenv)
+	stateDir, err := session.StateDir(cfg, e.Getenv)
 	if err != nil {
 		return err
 	}
@@ -51,10 +51,10 @@ func runDoctor(e *env, args []string) error {
 	fwCheck, qemuCheck := checkKrunfw(), checkQEMU()
 	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkVirtiofsd(), checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
 	checks = append(checks, checkImageBuild())
-	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkPasst(configNetworkMode(cfg)))
+	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkPasst(cfg.NetworkMode()))
 	checks = append(checks, checkRootless()...)
 	if tasks, err := (state.State{Dir: stateDir}).ListTasks(); err == nil {
-		ram, _ := hostResources()
+		ram, _ := session.HostResources()
 		checks = append(checks, checkMemoryCeilings(tasks, ram))
 	}
 	qemuOK := fwCheck.level == "ok" && qemuCheck.level == "ok"
@@ -65,11 +65,11 @@ func runDoctor(e *env, args []string) error {
 	case qemuOK:
 		backend = launch.VMMQEMU
 	}
-	if err := printDoctor(e.stdout, *format, checks, backend); err != nil {
+	if err := printDoctor(e.Stdout, *format, checks, backend); err != nil {
 		return err
 	}
 	if backend == "" {
-		return exitError{status: exitFail, err: fmt.Errorf("doctor: no VM backend can run here (fix libkrun, or QEMU and libkrunfw, as listed above)")}
+		return session.ExitError{Status: session.ExitFail, Err: fmt.Errorf("doctor: no VM backend can run here (fix libkrun, or QEMU and libkrunfw, as listed above)")}
 	}
 	return nil
 }
@@ -103,12 +103,12 @@ func printDoctor(w io.Writer, format string, checks []check, backend launch.VMM)
 	return nil
 }
 
-// checkKVM is libkrun's own precondition (krun.CheckKVM): /dev/kvm opens,
+// checkKVM is libkrun's own precondition (libkrun.CheckKVM): /dev/kvm opens,
 // creates a VM, and is not a PVM /dev/kvm that cannot boot libkrunfw's
 // kernel.
 func checkKVM() check {
 	c := check{name: "/dev/kvm", level: "ok", detail: "read-write, creates VMs"}
-	if err := kvmUsable(); err != nil {
+	if err := libkrun.CheckKVM(); err != nil {
 		c.level, c.detail = "warn", err.Error()
 		c.fix = "load kvm (modprobe kvm_intel or kvm_amd) and join the kvm group: sudo usermod -aG kvm $USER; without it only QEMU's slow TCG works"
 		return c
@@ -121,17 +121,17 @@ func checkKVM() check {
 // sessions can run on it (the same rule --vmm auto applies).
 func checkLibkrun() (bool, check) {
 	c := check{name: "libkrun", level: "ok"}
-	r := DescribeLibkrun()
+	r := session.DescribeLibkrun()
 	if r.Path == "" {
 		c.level, c.detail = "warn", r.Err.Error()
-		c.fix = fmt.Sprintf("install libkrun >= %s (Fedora: dnf install libkrun; Nix: nixpkgs#libkrun) or set %s=/path/to/libkrun.so.1", krun.MinVersion, krun.LibraryEnv)
+		c.fix = fmt.Sprintf("install libkrun >= %s (Fedora: dnf install libkrun; Nix: nixpkgs#libkrun) or set %s=/path/to/libkrun.so.1", libkrun.MinVersion, libkrun.LibraryEnv)
 		return false, c
 	}
 	c.detail = strings.Join(r.Lines(), "; ")
 	if r.Err != nil {
 		c.level = "warn"
 		c.fix = "install the libkrunfw that libkrun names above (Fedora: dnf install libkrunfw), or use --vmm qemu"
-		if kvmUsable() != nil {
+		if libkrun.CheckKVM() != nil {
 			c.fix = "libkrun runs only on a usable /dev/kvm (see /dev/kvm above); --vmm auto uses QEMU here"
 		}
 		return false, c
@@ -187,7 +187,7 @@ func checkVirtiofsd() check {
 }
 
 // checkStore says which containers/storage driver the image store uses.
-func checkStore(st state.State, cfg *Config) check {
+func checkStore(st state.State, cfg *session.Config) check {
 	c := check{name: "image store", level: "ok"}
 	driver, why, err := rootfs.DriverFor(st.Images(), cfg.Rootfs.Driver)
 	if err != nil {

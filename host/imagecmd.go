@@ -8,19 +8,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/imagebuild"
 	"github.com/loftd/loftd/images"
 )
 
-// buildHint names the commands that make the default image, for the error
-// of a run that finds none.
-const buildHint = "build it with: loftd image build (no registry here? scripts/make-base base.tar && loftd image import base.tar && loftd image build --base " + images.DefaultBase + ")"
-
 // runImage dispatches `loftd image build|import`.
 func runImage(e *env, args []string) error {
-	usage := e.prog + " image build|import [flags]"
+	usage := e.Prog + " image build|import [flags]"
 	if len(args) == 0 {
-		return usagef("image: want a subcommand (%s)", usage)
+		return session.Usagef("image: want a subcommand (%s)", usage)
 	}
 	switch args[0] {
 	case "build":
@@ -28,14 +25,14 @@ func runImage(e *env, args []string) error {
 	case "import":
 		return runImageImport(e, args[1:])
 	case "-h", "--help":
-		fmt.Fprintf(e.stdout, "Usage: %s\n\n  build   build a Containerfile (default: loftd's own recipe) into the image store\n  import  make a base image from a root filesystem tar (scripts/make-base)\n", usage)
+		fmt.Fprintf(e.Stdout, "Usage: %s\n\n  build   build a Containerfile (default: loftd's own recipe) into the image store\n  import  make a base image from a root filesystem tar (scripts/make-base)\n", usage)
 		return nil
 	}
-	return usagef("image: unknown subcommand %q (want build or import)", args[0])
+	return session.Usagef("image: unknown subcommand %q (want build or import)", args[0])
 }
 
 func runImageBuild(e *env, args []string) error {
-	fs := e.newFlagSet("image build", e.prog+" image build [--tag NAME] [--file Containerfile] [--base REF] [--build-arg KEY=VAL]… [CONTEXT]")
+	fs := e.newFlagSet("image build", e.Prog+" image build [--tag NAME] [--file Containerfile] [--base REF] [--build-arg KEY=VAL]… [CONTEXT]")
 	tag := fs.String("tag", images.Default, "name of the image")
 	file := fs.String("file", "", "Containerfile to build, relative to the current directory as with docker build -f, not to CONTEXT (default: loftd's default image recipe, built into loftd)")
 	base := fs.String("base", "", "base image: sets the BASE build argument (e.g. "+images.DefaultBase+" after loftd image import)")
@@ -47,16 +44,16 @@ func runImageBuild(e *env, args []string) error {
 		return err
 	}
 	if fs.NArg() > 1 {
-		return usagef("image build: want at most one CONTEXT directory, got %q", fs.Args())
+		return session.Usagef("image build: want at most one CONTEXT directory, got %q", fs.Args())
 	}
 	if _, err := imagebuild.NormalizeTag(*tag); err != nil {
-		return usagef("image build: --tag: %v", err)
+		return session.Usagef("image build: --tag: %v", err)
 	}
-	opts := imagebuild.Options{Tag: *tag, NoCache: *noCache, Out: e.stderr, Args: map[string]string{}}
+	opts := imagebuild.Options{Tag: *tag, NoCache: *noCache, Out: e.Stderr, Args: map[string]string{}}
 	for _, a := range *buildArgs {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return usagef("image build: --build-arg %q: want KEY=VAL", a)
+			return session.Usagef("image build: --build-arg %q: want KEY=VAL", a)
 		}
 		opts.Args[k] = v
 	}
@@ -68,18 +65,18 @@ func runImageBuild(e *env, args []string) error {
 	if *file == "" {
 		opts.Containerfile = images.DefaultContainerfile
 	} else if opts.File, err = imagebuild.Containerfile(*file); err != nil {
-		return usagef("image build: --file %v", err)
+		return session.Usagef("image build: --file %v", err)
 	}
 	if fs.NArg() == 1 {
 		if opts.ContextDir, err = imagebuild.ContextDir(fs.Arg(0)); err != nil {
-			return usagef("image build: CONTEXT %v", err)
+			return session.Usagef("image build: CONTEXT %v", err)
 		}
 	}
 	if *debug {
-		e.log = newLogger(e.stderr, true)
+		e.Log = session.NewLogger(e.Stderr, true)
 	}
-	opts.Log = e.log
-	store, err := e.storeInNamespace()
+	opts.Log = e.Log
+	store, err := session.StoreInNamespace(e.IO)
 	if err != nil {
 		return err
 	}
@@ -89,32 +86,32 @@ func runImageBuild(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	e.log.Info("image built", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", megabytes(img.Size), "took", time.Since(start).Round(time.Millisecond))
-	fmt.Fprintln(e.stdout, img.ID)
+	e.Log.Info("image built", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", megabytes(img.Size), "took", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(e.Stdout, img.ID)
 	return nil
 }
 
 func runImageImport(e *env, args []string) error {
-	fs := e.newFlagSet("image import", e.prog+" image import [--tag NAME] ROOTFS.tar")
+	fs := e.newFlagSet("image import", e.Prog+" image import [--tag NAME] ROOTFS.tar")
 	tag := fs.String("tag", images.DefaultBase, "name of the image")
 	debug := fs.Bool("debug", false, "debug logs on stderr")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("image import: want one root filesystem tar (make one with scripts/make-base OUT.tar)")
+		return session.Usagef("image import: want one root filesystem tar (make one with scripts/make-base OUT.tar)")
 	}
 	if _, err := imagebuild.NormalizeTag(*tag); err != nil {
-		return usagef("image import: --tag: %v", err)
+		return session.Usagef("image import: --tag: %v", err)
 	}
 	tarPath, err := filepath.Abs(fs.Arg(0))
 	if err != nil {
-		return usagef("image import: %v", err)
+		return session.Usagef("image import: %v", err)
 	}
 	if *debug {
-		e.log = newLogger(e.stderr, true)
+		e.Log = session.NewLogger(e.Stderr, true)
 	}
-	store, err := e.storeInNamespace()
+	store, err := session.StoreInNamespace(e.IO)
 	if err != nil {
 		return err
 	}
@@ -124,8 +121,8 @@ func runImageImport(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	e.log.Info("image imported", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", megabytes(img.Size), "took", time.Since(start).Round(time.Millisecond))
-	fmt.Fprintln(e.stdout, img.ID)
+	e.Log.Info("image imported", "ref", img.Ref, "id", shortDigest("sha256:"+img.ID), "size", megabytes(img.Size), "took", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(e.Stdout, img.ID)
 	return nil
 }
 

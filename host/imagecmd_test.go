@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loftd/loftd/images"
+	"github.com/loftd/loftd/host/session"
 )
 
 // TestImageCommandUsage: mistakes on `loftd image` are usage errors (exit
@@ -28,19 +28,8 @@ func TestImageCommandUsage(t *testing.T) {
 		{[]string{"image", "build", "/nonexistent-context"}, "CONTEXT /nonexistent-context: no such file or directory"},
 	} {
 		status, _, stderr := newCLI(t).run(tt.args...)
-		if status != exitUsage || !strings.Contains(stderr, tt.want) {
-			t.Errorf("loftd %q = %d, %q; want %d and %q", tt.args, status, stderr, exitUsage, tt.want)
+		if status != session.ExitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("loftd %q = %d, %q; want %d and %q", tt.args, status, stderr, session.ExitUsage, tt.want)
 		}
-	}
-}
-
-// TestDefaultImageName: the name a run looks for without --image is the
-// name `loftd image build` gives, and the recipe is embedded.
-func TestDefaultImageName(t *testing.T) {
-	if defaultImage != images.Default {
-		t.Errorf("run's default image %q, image build's default tag %q: want one name", defaultImage, images.Default)
-	}
-	if !strings.Contains(string(images.DefaultContainerfile), "ARG BASE=docker.io/library/debian:bookworm") {
-		t.Errorf("embedded recipe lacks the registry BASE default:\n%s", images.DefaultContainerfile)
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/loftd/loftd/vmm"
-
+	"github.com/loftd/loftd/helper"
+	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/launch"
 )
 
@@ -14,7 +14,7 @@ import (
 // not be called directly.
 func runInternal(e *env, args []string) error {
 	if len(args) == 0 {
-		return usagef("internal: want a subcommand (enter, decode-plan, gen-docs)")
+		return session.Usagef("internal: want a subcommand (enter, decode-plan, gen-docs)")
 	}
 	switch args[0] {
 	case "enter":
@@ -23,17 +23,17 @@ func runInternal(e *env, args []string) error {
 		return runDecodePlan(e, args[1:])
 	case "gen-docs":
 		if len(args) != 2 {
-			return usagef("internal gen-docs: want the output directory (docs/commands)")
+			return session.Usagef("internal gen-docs: want the output directory (docs/commands)")
 		}
 		return WriteDocs(args[1])
 	}
-	return usagef("internal: unknown subcommand %q (enter, decode-plan, gen-docs)", args[0])
+	return session.Usagef("internal: unknown subcommand %q (enter, decode-plan, gen-docs)", args[0])
 }
 
 // runEnter is the helper: `loftd internal enter [--error-fd N]
 // [--parent-pid N] TASKDIR`. Its exit status is the workload's.
 func runEnter(e *env, args []string) error {
-	fs := e.newFlagSet("internal enter", e.prog+" internal enter [--error-fd N] [--parent-pid N] TASKDIR")
+	fs := e.newFlagSet("internal enter", e.Prog+" internal enter [--error-fd N] [--parent-pid N] TASKDIR")
 	errFD := fs.Int("error-fd", -1, "inherited fd to report a setup failure on (JSON)")
 	parent := fs.Int("parent-pid", 0, "the loftd that started this helper, which it must not outlive")
 	debug := fs.Bool("debug", false, "debug logs on stderr")
@@ -42,23 +42,23 @@ func runEnter(e *env, args []string) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("internal enter: want exactly one TASKDIR")
+		return session.Usagef("internal enter: want exactly one TASKDIR")
 	}
-	h := &vmm.Helper{TaskDir: fs.Arg(0), Log: newLogger(e.stderr, *debug), DryRun: *dryRun, Parent: *parent}
+	h := &helper.Helper{TaskDir: fs.Arg(0), Log: session.NewLogger(e.Stderr, *debug), DryRun: *dryRun, Parent: *parent}
 	if *errFD >= 0 {
 		h.ErrFile = os.NewFile(uintptr(*errFD), "error-fd")
 	}
-	return exitError{status: h.Run()}
+	return session.ExitError{Status: h.Run()}
 }
 
 // runDecodePlan prints a task's launch plan, for debugging.
 func runDecodePlan(e *env, args []string) error {
-	fs := e.newFlagSet("internal decode-plan", e.prog+" internal decode-plan TASKDIR")
+	fs := e.newFlagSet("internal decode-plan", e.Prog+" internal decode-plan TASKDIR")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("internal decode-plan: want exactly one TASKDIR")
+		return session.Usagef("internal decode-plan: want exactly one TASKDIR")
 	}
 	p, err := launch.Read(fs.Arg(0))
 	if err != nil {
@@ -68,6 +68,6 @@ func runDecodePlan(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s\n", out)
+	fmt.Fprintf(e.Stdout, "%s\n", out)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loftd/loftd/host/session"
 	"github.com/spf13/pflag"
 )
 
@@ -61,7 +62,7 @@ func formatFlag(fs *pflag.FlagSet) *string {
 // checkFormat validates a --format value.
 func checkFormat(cmd, f string) error {
 	if f != "table" && f != "json" {
-		return usagef("%s: --format %q: want table or json", cmd, f)
+		return session.Usagef("%s: --format %q: want table or json", cmd, f)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/rootfs"
 )
 
@@ -140,7 +141,7 @@ func TestFormatFlagRejectsUnknown(t *testing.T) {
 	c := newCLI(t)
 	for _, cmd := range []string{"images", "ps", "doctor"} {
 		status, stdout, stderr := c.run(cmd, "--format", "yaml")
-		if status != exitUsage || !strings.Contains(stderr, "want table or json") {
+		if status != session.ExitUsage || !strings.Contains(stderr, "want table or json") {
 			t.Errorf("loftd %s --format yaml: status %d, stdout %q, stderr %q; want 2 and the allowed formats", cmd, status, stdout, stderr)
 		}
 	}

@@ -6,13 +6,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/internal/vmmproc"
 )
 
 // runPs lists the live tasks: those whose lock a loftd holds.
 func runPs(e *env, args []string) error {
-	fs := e.newFlagSet("ps", e.prog+" ps [--format table|json]")
+	fs := e.newFlagSet("ps", e.Prog+" ps [--format table|json]")
 	format := formatFlag(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -20,7 +21,7 @@ func runPs(e *env, args []string) error {
 	if err := checkFormat("ps", *format); err != nil {
 		return err
 	}
-	_, st, err := e.stateInNamespace()
+	_, st, err := session.StateInNamespace(e.IO)
 	if err != nil {
 		return err
 	}
@@ -28,7 +29,7 @@ func runPs(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printTasks(e.stdout, *format, liveTasks(tasks, "/proc"))
+	return printTasks(e.Stdout, *format, liveTasks(tasks, "/proc"))
 }
 
 // liveTasks describes the running tasks, with the host memory each VM's
@@ -89,7 +90,7 @@ func orDash(s string) string {
 // runGC removes the dead tasks, kept ones included (only an explicit gc
 // removes those), then tidies the image store.
 func runGC(e *env, args []string) error {
-	fs := e.newFlagSet("gc", e.prog+" gc [--images [--older-than AGE | --all]]")
+	fs := e.newFlagSet("gc", e.Prog+" gc [--images [--older-than AGE | --all]]")
 	images := fs.Bool("images", false, "also remove cached images no running task uses and none used for --older-than")
 	olderThan := fs.String("older-than", "7d", "with --images: remove images last used longer ago than this (7d, 36h, 0 for all)")
 	all := fs.Bool("all", false, "with --images: remove every image no running task uses, however recently used")
@@ -100,11 +101,11 @@ func runGC(e *env, args []string) error {
 	if *images || *all || fs.Changed("older-than") {
 		age, err := parseAge(*olderThan)
 		if err != nil {
-			return usagef("gc: --older-than %v", err)
+			return session.Usagef("gc: --older-than %v", err)
 		}
 		g = &imageGC{all: *all, cutoff: time.Now().Add(-age)}
 	}
-	cfg, st, err := e.stateInNamespace()
+	cfg, st, err := session.StateInNamespace(e.IO)
 	if err != nil {
 		return err
 	}
@@ -114,10 +115,10 @@ func runGC(e *env, args []string) error {
 		if t.Kept {
 			what = "kept"
 		}
-		fmt.Fprintf(e.stdout, "removed %s task %s\n", what, t.ID)
+		fmt.Fprintf(e.Stdout, "removed %s task %s\n", what, t.ID)
 	}
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
-	return e.gcStore(cfg, st, g)
+	return gcStore(e, cfg, st, g)
 }

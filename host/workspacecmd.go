@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/disks"
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/launch"
 	"github.com/spf13/pflag"
@@ -18,12 +19,12 @@ func workspaceFlag(fs *pflag.FlagSet) *string {
 }
 
 // openWorkspace resolves the state of the workspace at dir ("" = here).
-func (e *env) openWorkspace(dir string) (*Config, state.State, state.Workspace, error) {
-	cfg, err := e.loadConfig()
+func openWorkspace(e *env, dir string) (*session.Config, state.State, state.Workspace, error) {
+	cfg, err := session.ReadConfig(e.IO)
 	if err != nil {
 		return nil, state.State{}, state.Workspace{}, err
 	}
-	st, err := e.state(cfg)
+	st, err := session.OpenState(e.IO, cfg)
 	if err != nil {
 		return nil, state.State{}, state.Workspace{}, err
 	}
@@ -38,7 +39,7 @@ func (e *env) openWorkspace(dir string) (*Config, state.State, state.Workspace, 
 }
 
 func runResize(e *env, args []string) error {
-	fs := e.newFlagSet("resize", e.prog+" resize --target nix|containers --size N [--workspace DIR]")
+	fs := e.newFlagSet("resize", e.Prog+" resize --target nix|containers --size N [--workspace DIR]")
 	target := fs.String("target", "", "disk to grow: nix or containers")
 	size := fs.String("size", "", "new size: 128 (GiB), 128G, 512MiB, 1T; must be larger than the current one")
 	wsDir := workspaceFlag(fs)
@@ -49,25 +50,25 @@ func runResize(e *env, args []string) error {
 		return err
 	}
 	if *target != "nix" && *target != "containers" {
-		return usagef("resize: --target %q: want nix or containers", *target)
+		return session.Usagef("resize: --target %q: want nix or containers", *target)
 	}
 	vmm, err := launch.ParseVMM(*vmmFlag)
 	if err != nil {
-		return usagef("resize: --vmm %v", err)
+		return session.Usagef("resize: --vmm %v", err)
 	}
 	n, err := disks.ParseSize(*size)
 	if err != nil {
-		return usagef("resize: --size: %v", err)
+		return session.Usagef("resize: --size: %v", err)
 	}
-	e.log = newLogger(e.stderr, *debug)
-	cfg, st, ws, err := e.openWorkspace(*wsDir)
+	e.Log = session.NewLogger(e.Stderr, *debug)
+	cfg, st, ws, err := openWorkspace(e, *wsDir)
 	if err != nil {
 		return err
 	}
 	// Rootless, the maintenance VM runs in the keep-id namespace like a
 	// session's (virtiofsd needs its capabilities there).
-	if err := e.enterUserNamespace(cfg); err != nil {
-		return exitError{status: exitSetup, err: err}
+	if err := session.EnterUserNamespace(e.IO, cfg); err != nil {
+		return session.ExitError{Status: session.ExitSetup, Err: err}
 	}
 	if *vmmFlag == "" {
 		vmm, _ = launch.ParseVMM(cfg.VM.VMM) // checked when the config was read
@@ -77,7 +78,7 @@ func runResize(e *env, args []string) error {
 		id, path = contract.ContainersDiskID, ws.ContainersDisk()
 	}
 	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("resize %s: workspace %s has no %s disk yet (it is made on the first run; start one with '%s -- true')", *target, ws.Source, *target, e.prog)
+		return fmt.Errorf("resize %s: workspace %s has no %s disk yet (it is made on the first run; start one with '%s -- true')", *target, ws.Source, *target, e.Prog)
 	}
 	lock, err := disks.Lock(ws.Lock(), true)
 	if err != nil {
@@ -87,25 +88,25 @@ func runResize(e *env, args []string) error {
 	if err := growFile(path, n); err != nil {
 		return fmt.Errorf("resize %s: %w", *target, err)
 	}
-	m := maintenance{
-		disk: launch.Disk{ID: id, Path: path}, vmm: vmm, guestInit: *guestInit, debug: *debug,
+	m := session.Maintenance{
+		Disk: launch.Disk{ID: id, Path: path}, VMM: vmm, GuestInit: *guestInit, Debug: *debug,
 	}
-	if m.guestInit == "" {
-		m.guestInit = cfg.Guest.Init
+	if m.GuestInit == "" {
+		m.GuestInit = cfg.Guest.Init
 	}
-	uid, gid := userIDs(-1, -1)
-	m.guest = contract.Guest{Mode: contract.ModeResize, UID: uid, GID: gid, User: contract.DefaultUser, ResizeDisk: id}
-	status, err := e.runMaintenance(st, m)
+	uid, gid := session.UserIDs(-1, -1)
+	m.Guest = contract.Guest{Mode: contract.ModeResize, UID: uid, GID: gid, User: contract.DefaultUser, ResizeDisk: id}
+	status, err := session.RunMaintenance(e.IO, st, m)
 	if err != nil || status != 0 {
 		why := fmt.Sprintf("the maintenance VM ended with status %d", status)
 		if err != nil {
 			why = err.Error()
 		}
-		return exitError{status: exitFail, err: fmt.Errorf(
+		return session.ExitError{Status: session.ExitFail, Err: fmt.Errorf(
 			"resize %s: %s now holds %s, but its btrfs filesystem was NOT grown: %s. Nothing was lost: run the same command again to finish it",
 			*target, path, disks.FormatSize(n), why)}
 	}
-	fmt.Fprintf(e.stderr, "%s: %s disk %s and its filesystem now hold %s\n", e.prog, *target, path, disks.FormatSize(n))
+	fmt.Fprintf(e.Stderr, "%s: %s disk %s and its filesystem now hold %s\n", e.Prog, *target, path, disks.FormatSize(n))
 	return nil
 }
 
@@ -130,18 +131,18 @@ func growFile(path string, n int64) error {
 }
 
 func runResetNix(e *env, args []string) error {
-	fs := e.newFlagSet("reset-nix", e.prog+" reset-nix --force [--workspace DIR]")
+	fs := e.newFlagSet("reset-nix", e.Prog+" reset-nix --force [--workspace DIR]")
 	force := fs.Bool("force", false, "really discard the workspace's /nix disk")
 	wsDir := workspaceFlag(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	cfg, _, ws, err := e.openWorkspace(*wsDir)
+	cfg, _, ws, err := openWorkspace(e, *wsDir)
 	if err != nil {
 		return err
 	}
 	if !*force {
-		return usagef("reset-nix discards everything in /nix of workspace %s (%s); rerun with --force to do it", ws.Source, ws.NixDisk())
+		return session.Usagef("reset-nix discards everything in /nix of workspace %s (%s); rerun with --force to do it", ws.Source, ws.NixDisk())
 	}
 	if err := os.MkdirAll(ws.Dir, 0o700); err != nil {
 		return fmt.Errorf("reset-nix: %w", err)
@@ -151,10 +152,10 @@ func runResetNix(e *env, args []string) error {
 		return fmt.Errorf("reset-nix: %w", err)
 	}
 	defer lock.Close()
-	size := sizeOr(cfg.Disks.NixSize)
+	size := session.SizeOr(cfg.Disks.NixSize)
 	if err := disks.Reset(ws.NixDisk(), contract.NixLabel, size); err != nil {
 		return fmt.Errorf("reset-nix: %w", err)
 	}
-	fmt.Fprintf(e.stderr, "%s: %s is a fresh, empty %s nix disk\n", e.prog, ws.NixDisk(), disks.FormatSize(size))
+	fmt.Fprintf(e.Stderr, "%s: %s is a fresh, empty %s nix disk\n", e.Prog, ws.NixDisk(), disks.FormatSize(size))
 	return nil
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/loftd/loftd/guestinit/contract"
+	"github.com/loftd/loftd/contract"
 )
 
 // VMM is a VM backend. The names are the --vmm values and the plan's wire
@@ -94,5 +94,5 @@ func GiB(n uint64) MiB { return MiB(n) << 10 }
 
 // MaxVCPUs is the most vCPUs a VM can have: libkrun's krun_set_vm_config
 // takes a uint8, and QEMU gets the same so both backends accept the same
-// --cpus. A libkrun may lower it to what KVM allows (vmm/krun).
+// --cpus. A libkrun may lower it to what KVM allows (helper/krun).
 const MaxVCPUs = 255

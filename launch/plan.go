@@ -69,7 +69,7 @@ type Plan struct {
 	VsockPorts []VsockPort `json:"vsock_ports,omitempty"`
 	// KrunInit, for testing only (--krun-init), is a libkrun init binary
 	// (init.krun) the host injected as /init.krun: the qemu backend then
-	// boots the guest as krun_start_enter would (vmm/krunline), so the
+	// boots the guest as krun_start_enter would (helper/krunline), so the
 	// guest contract is checked through libkrun's own init under QEMU.
 	KrunInit string `json:"krun_init,omitempty"`
 }
@@ -138,7 +138,7 @@ type Passt struct {
 
 // PasstFeatures are the options of one passt binary that loftd cares
 // about, read from its --help (passt has no feature query, and Debian's
-// 0.0~git20230309 prints "unknown version"); vmm/passt probes them.
+// 0.0~git20230309 prints "unknown version"); helper/passt probes them.
 type PasstFeatures struct {
 	Version string `json:"version"`
 	// FD: --fd, a pre-opened connected socket (required).

@@ -18,7 +18,7 @@ const (
 // Publish is one published guest port range: host ports HostFirst to
 // HostLast on HostIP ("" = every address) go to guest ports GuestFirst
 // on. The ranges are equally long (the parser's rule). Each backend renders
-// it in its own syntax (vmm/passt, vmm/krun); the plan holds none.
+// it in its own syntax (helper/passt, helper/krun); the plan holds none.
 type Publish struct {
 	HostIP     string   `json:"host_ip,omitempty"`
 	HostFirst  int      `json:"host_first"`

@@ -1,7 +1,8 @@
 // Package deptest checks the import rules of docs/architecture.md with
 // `go list`, in one place: the guest init stays small and static, purego
-// stays in krun/..., the launch plan and the libkrun binding stay pure, and
-// nothing below host imports it.
+// stays in libkrun/..., the launch plan and the libkrun binding stay pure,
+// nothing below host imports it, and the session engine (host/session)
+// never imports the command line (host).
 package deptest
 
 import (
@@ -59,8 +60,12 @@ func deps(t *testing.T, env []string, pkg string) []string {
 }
 
 // hasPrefix: pkg is prefix or below it; a prefix ending in "/" matches any
-// package path that starts with it (a whole organisation).
+// package path that starts with it (a whole organisation), and one ending
+// in "$" only that package (host$ is the command line, not host/session).
 func hasPrefix(pkg, prefix string) bool {
+	if exact, ok := strings.CutSuffix(prefix, "$"); ok {
+		return pkg == exact
+	}
 	if strings.HasSuffix(prefix, "/") {
 		return strings.HasPrefix(pkg, prefix)
 	}
@@ -79,18 +84,24 @@ func TestLinkRules(t *testing.T) {
 		forbidden []string
 		why       string
 	}{
-		{"./cmd/loftd-guest-init", noCgo, append([]string{module + "/host", module + "/krun", module + "/rootfs", module + "/vmm", module + "/launch", "runtime/cgo"}, heavy...),
+		{"./cmd/loftd-guest-init", noCgo, append([]string{module + "/host", module + "/libkrun", module + "/rootfs", module + "/helper", module + "/launch", "runtime/cgo"}, heavy...),
 			"the guest init must stay small and static (CGO_ENABLED=0)"},
-		{"./disks", nil, append([]string{module + "/host", module + "/rootfs", module + "/krun", module + "/vmm", module + "/guestinit", "runtime/cgo"}, heavy...),
+		{"./disks", nil, append([]string{module + "/host", module + "/rootfs", module + "/libkrun", module + "/helper", module + "/guestinit", "runtime/cgo"}, heavy...),
 			"the guest init links disks"},
-		{"./rootfs", nil, []string{module + "/host", module + "/krun", module + "/vmm", module + "/disks", module + "/guestinit"},
+		{"./rootfs", nil, []string{module + "/host", module + "/libkrun", module + "/helper", module + "/disks", module + "/guestinit"},
 			"rootfs sits below host and knows no VM"},
-		{"./krun", nil, append([]string{module + "/host", module + "/vmm", module + "/launch", module + "/rootfs", module + "/disks"}, heavy[:2]...),
-			"krun is the pure libkrun binding"},
-		{"./launch", nil, append([]string{module + "/host", module + "/vmm", module + "/krun", module + "/rootfs"}, heavy...),
+		{"./libkrun", nil, append([]string{module + "/host", module + "/helper", module + "/launch", module + "/rootfs", module + "/disks"}, heavy[:2]...),
+			"libkrun is the pure libkrun binding"},
+		{"./launch", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/rootfs"}, heavy...),
 			"the launch plan is pure data, the one VM model the backends read"},
-		{"./vmm/...", nil, []string{module + "/host", module + "/rootfs"},
-			"the backends never import host"},
+		{"./host/session", nil, []string{module + "/host$"},
+			"the session engine never links the command line (host): it gets a session.IO"},
+		{"./host/state", nil, []string{module + "/host$", module + "/host/session"},
+			"the on-disk state knows no CLI and no flow"},
+		{"./helper/...", nil, []string{module + "/host", module + "/rootfs"},
+			"the helper and its backends never import host"},
+		{"./contract", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/launch", module + "/rootfs", module + "/guestinit", "runtime/cgo"}, heavy...),
+			"the host↔guest contract is linked by the guest init and imports nothing above it"},
 	}
 	for _, r := range rules {
 		for _, dep := range deps(t, r.env, r.pkg) {
@@ -111,18 +122,21 @@ func TestImportRules(t *testing.T) {
 	}
 	for pkg, imports := range pkgs {
 		for _, imp := range imports {
-			if imp == "github.com/ebitengine/purego" && !hasPrefix(pkg, module+"/krun") {
-				t.Errorf("%s imports purego: it belongs to krun/... only", pkg)
+			if imp == "github.com/ebitengine/purego" && !hasPrefix(pkg, module+"/libkrun") {
+				t.Errorf("%s imports purego: it belongs to libkrun/... only", pkg)
 			}
 			if hasPrefix(imp, module+"/host") && !hasPrefix(pkg, module+"/host") && !hasPrefix(pkg, module+"/cmd") && !hasPrefix(pkg, module+"/internal") {
 				t.Errorf("%s imports %s: imports point down, nothing below host imports it", pkg, imp)
 			}
-			if imp == module+"/guestinit" && !hasPrefix(pkg, module+"/guestinit") && pkg != module+"/cmd/loftd-guest-init" {
-				t.Errorf("%s imports guestinit: only guestinit/contract is shared with the host", pkg)
+			if imp == module+"/host" && !hasPrefix(pkg, module+"/cmd") {
+				t.Errorf("%s imports %s: the command line is the mains' only; the engine is host/session", pkg, imp)
+			}
+			if hasPrefix(imp, module+"/guestinit") && !hasPrefix(pkg, module+"/guestinit") && pkg != module+"/cmd/loftd-guest-init" {
+				t.Errorf("%s imports %s: the guest init is the guest's; the host shares only contract with it", pkg, imp)
 			}
 			if hasPrefix(pkg, module+"/guestinit") && hasPrefix(imp, module) &&
-				!hasPrefix(imp, module+"/guestinit") && !hasPrefix(imp, module+"/disks") {
-				t.Errorf("%s imports %s: the guest init may import only guestinit/... and disks of loftd", pkg, imp)
+				!hasPrefix(imp, module+"/guestinit") && !hasPrefix(imp, module+"/contract") && !hasPrefix(imp, module+"/disks") {
+				t.Errorf("%s imports %s: the guest init may import only guestinit/..., contract and disks of loftd", pkg, imp)
 			}
 		}
 	}

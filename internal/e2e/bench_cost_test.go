@@ -18,11 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftd/loftd/helper/qemu"
 	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/internal/vmmproc"
-	"github.com/loftd/loftd/krun/krunfw"
 	"github.com/loftd/loftd/launch"
-	"github.com/loftd/loftd/vmm/qemu"
+	"github.com/loftd/loftd/libkrun/krunfw"
 )
 
 // BenchmarkCostBoot alternates `loftd -- true` with a raw boot of the same
@@ -114,7 +114,7 @@ func rawVirtiofsBoot(b *testing.B) func() error {
 }
 
 // rawMachine is what both raw boots share with loftd's: libkrunfw's
-// kernel, the QEMU binary and the accelerator as loftd runs it (vmm/qemu
+// kernel, the QEMU binary and the accelerator as loftd runs it (helper/qemu
 // accelOpt: single-threaded TCG).
 func rawMachine(b *testing.B) (kernel, qemuBin, accel string) {
 	b.Helper()

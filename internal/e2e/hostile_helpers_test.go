@@ -17,8 +17,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/loftd/loftd/helper/virtiofs"
 	"github.com/loftd/loftd/rootfs"
-	"github.com/loftd/loftd/vmm/virtiofs"
 	"golang.org/x/sys/unix"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/loftd/loftd/internal/testenv"
-	"github.com/loftd/loftd/krun"
+	"github.com/loftd/loftd/libkrun"
 )
 
 // TestRealLibkrunWithoutKVM: with the real libkrun (make deps builds it
@@ -16,7 +16,7 @@ import (
 // id-map shares; and --vmm auto boots with QEMU, saying why.
 func TestRealLibkrunWithoutKVM(t *testing.T) {
 	lib := testenv.RequireLibkrun(t)
-	if krun.CheckKVM() == nil {
+	if libkrun.CheckKVM() == nil {
 		testenv.Missing(t, "KVM runs libkrun's guests here: this test is for hosts without it (CI's)")
 	}
 	rl := newRootlessWorld(t)

@@ -9,8 +9,8 @@
 //  4. the user's data directory: $XDG_DATA_HOME/loftd (lib/ for libraries,
 //     libexec/ for programs), where scripts/fetch-libkrunfw puts libkrunfw.
 //
-// It owns only the order and the reasons; each finder (krun, krun/krunfw,
-// vmm/qemu, host) describes its part. It imports nothing of loftd, and not
+// It owns only the order and the reasons; each finder (libkrun, libkrun/krunfw,
+// helper/qemu, host) describes its part. It imports nothing of loftd, and not
 // purego: how the system finds a library is the caller's function.
 package parts
 

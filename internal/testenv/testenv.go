@@ -173,7 +173,7 @@ func RequireVM(t testing.TB) VM {
 	return vm
 }
 
-// KrunfwEnv names the libkrunfw to use, as the krun/krunfw package reads it.
+// KrunfwEnv names the libkrunfw to use, as the libkrun/krunfw package reads it.
 const KrunfwEnv = "LOFTD_LIBKRUNFW_LIBRARY"
 
 // RequireKrunfw returns the path of a libkrunfw.so.N: $LOFTD_LIBKRUNFW_LIBRARY,

@@ -1,0 +1,48 @@
+package helper
+
+import (
+	"github.com/loftd/loftd/helper/krun"
+	"github.com/loftd/loftd/launch"
+	"github.com/loftd/loftd/libkrun"
+)
+
+// runKrun configures libkrun from the plan (helper/krun does the conversion)
+// and hands the process over to the VM: krun_start_enter returns only on
+// failure, and on success exits this process with the guest's status.
+func (h *Helper) runKrun(p *launch.Plan) int {
+	lib, err := libkrun.Open(p.Library)
+	if err != nil {
+		return h.fail("load libkrun", err)
+	}
+	netFD := -1
+	if !h.DryRun {
+		// passt lives as long as the VM's end of its socket: this
+		// process is the VM, and krun_start_enter never returns on
+		// success, so passt ends when this process exits (the socket
+		// closes), however it exits.
+		proc, vmEnd, err := h.startPasst(p)
+		if err != nil {
+			return h.fail("start passt", err)
+		}
+		defer h.stopPasst(proc) // only reached when the VM failed to start
+		if vmEnd != nil {
+			defer vmEnd.Close()
+			netFD = int(vmEnd.Fd())
+		}
+	} else if p.Network.Mode == launch.NetworkPasst && p.Network.Passt != nil {
+		netFD = 1 << 20 // a placeholder: a dry run configures but never boots
+	}
+	ctx, err := krun.ConfigureNet(lib, p, netFD)
+	if err != nil {
+		return h.fail("configure libkrun", err)
+	}
+	if h.DryRun {
+		return 0
+	}
+	// Without KVM libkrun panics inside krun_start_enter: say so first.
+	if err := libkrun.CheckKVM(); err != nil {
+		return h.fail("krun_start_enter", err)
+	}
+	h.Log.Debug("krun_start_enter", "root", p.Root, "vcpus", p.VCPUs, "ram_mib", p.RAMMiB)
+	return h.fail("krun_start_enter", lib.StartEnter(ctx))
+}

@@ -1,0 +1,241 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/loftd/loftd/disks"
+	"github.com/loftd/loftd/launch"
+)
+
+// Config is $XDG_CONFIG_HOME/loftd/loftd.toml. Every key is documented in
+// docs/configuration.md; flags override it.
+type Config struct {
+	State    StateConfig    `toml:"state"`
+	VM       VMConfig       `toml:"vm"`
+	Image    ImageConfig    `toml:"image"`
+	Rootfs   RootfsConfig   `toml:"rootfs"`
+	Guest    GuestConfig    `toml:"guest"`
+	Network  NetworkConfig  `toml:"network"`
+	Env      EnvConfig      `toml:"env"`
+	Disks    DisksConfig    `toml:"disks"`
+	Volumes  []string       `toml:"volumes"`
+	Agentbox AgentboxConfig `toml:"agentbox"`
+
+	path string // where it was read from ("" when no file)
+}
+
+type StateConfig struct {
+	Location string `toml:"location"`
+}
+
+type VMConfig struct {
+	Mem  int    `toml:"mem"`  // GiB
+	CPUs int    `toml:"cpus"` // vCPUs
+	VMM  string `toml:"vmm"`
+}
+
+type ImageConfig struct {
+	Default string `toml:"default"`
+	Pull    string `toml:"pull"` // missing, always, never
+}
+
+type RootfsConfig struct {
+	Backend string `toml:"backend"`
+	Driver  string `toml:"driver"` // containers/storage graph driver: auto, btrfs, overlay, vfs
+}
+
+type GuestConfig struct {
+	Init string `toml:"init"`
+}
+
+type NetworkConfig struct {
+	Mode    string   `toml:"mode"` // passt, tsi or none
+	Publish []string `toml:"publish"`
+}
+
+type EnvConfig struct {
+	Pass []string `toml:"pass"`
+}
+
+// AgentboxConfig applies to the agentbox profile only.
+type AgentboxConfig struct {
+	// Mounts are tool-state paths under the host's home ("~/.codex"),
+	// shared at the same path under the guest user's home when they
+	// exist. nil (no key) means defaultToolMounts; [] means none.
+	Mounts *[]string `toml:"mounts"`
+	// LiveMounts shares the tool-state directories read-write, so the
+	// guest's changes reach the host's files (and a guest can plant a
+	// hook the host's tool then runs). Off: each is a read-only share
+	// under a guest overlay whose changes stay with the workspace.
+	LiveMounts bool `toml:"live_mounts"`
+}
+
+type DisksConfig struct {
+	NixSize        string `toml:"nix_size"`
+	ContainersSize string `toml:"containers_size"`
+}
+
+// ConfigPath is where the config file lives for this environment.
+func ConfigPath(getenv func(string) string) (string, error) {
+	if d := getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "loftd", "loftd.toml"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		return "", errors.New("config: neither XDG_CONFIG_HOME nor HOME is set")
+	}
+	return filepath.Join(home, ".config", "loftd", "loftd.toml"), nil
+}
+
+// LoadConfig reads path; a missing file is an empty config. An unknown key
+// is an error naming the key and the file, so a typo never silently does
+// nothing.
+func LoadConfig(path string) (*Config, error) {
+	cfg := &Config{}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	md, err := toml.Decode(string(data), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return nil, fmt.Errorf("config %s: unknown key %s (see docs/configuration.md for the keys)", path, strings.Join(keys, ", "))
+	}
+	cfg.path = path
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	// TOML cannot tell "mem = 0" from no key once decoded; the flags refuse
+	// 0, so the file does too rather than read it as "default".
+	for _, k := range []string{"mem", "cpus"} {
+		if md.IsDefined("vm", k) && ((k == "mem" && cfg.VM.Mem == 0) || (k == "cpus" && cfg.VM.CPUs == 0)) {
+			return nil, fmt.Errorf("config %s: vm.%s = 0: omit the key for the default", path, k)
+		}
+	}
+	return cfg, nil
+}
+
+func (c *Config) validate() error {
+	checks := []struct {
+		key, v  string
+		allowed []string
+	}{
+		{"image.pull", c.Image.Pull, []string{"missing", "always", "never"}},
+		{"rootfs.backend", c.Rootfs.Backend, []string{"auto", "btrfs-snapshot", "overlay", "fuse-overlay"}},
+		{"rootfs.driver", c.Rootfs.Driver, []string{"auto", "btrfs", "overlay", "vfs"}},
+	}
+	if _, err := launch.ParseVMM(c.VM.VMM); err != nil {
+		return fmt.Errorf("config %s: vm.vmm %w", c.path, err)
+	}
+	if _, err := launch.ParseNetworkMode(c.Network.Mode); err != nil {
+		return fmt.Errorf("config %s: network.mode %w", c.path, err)
+	}
+	for _, ch := range checks {
+		if err := oneOf(ch.key, ch.v, ch.allowed...); err != nil {
+			return fmt.Errorf("config %s: %w", c.path, err)
+		}
+	}
+	if c.VM.Mem < 0 || c.VM.CPUs < 0 {
+		return fmt.Errorf("config %s: vm.mem and vm.cpus must be positive", c.path)
+	}
+	// A bad size used to become the 64 GiB default without a word.
+	for _, d := range []struct{ key, v string }{{"disks.nix_size", c.Disks.NixSize}, {"disks.containers_size", c.Disks.ContainersSize}} {
+		if d.v == "" {
+			continue
+		}
+		if _, err := disks.ParseSize(d.v); err != nil {
+			// ParseSize's message is `size "X": want …`; name the key instead.
+			return fmt.Errorf("config %s: %s%s", c.path, d.key, strings.TrimPrefix(err.Error(), "size"))
+		}
+	}
+	if c.Agentbox.Mounts != nil {
+		for _, m := range *c.Agentbox.Mounts {
+			if err := checkToolMount(m); err != nil {
+				return fmt.Errorf("config %s: %w", c.path, err)
+			}
+		}
+	}
+	return c.checkStateLocation()
+}
+
+// keyError names the file and key for an error about a value that came
+// from the config file (fromFile): the parsers it shares with the flags
+// say `--volume "x": why`, naming a flag the user never typed. key is as
+// the file spells it: "[network] publish", or "volumes" at the top level.
+// An error about a flag's value is returned as it is.
+func (c *Config) keyError(fromFile bool, key, flag string, err error) error {
+	if !fromFile {
+		return err
+	}
+	return &configKeyError{file: c.file(), key: key, flag: flag, err: err}
+}
+
+// file names the config file in messages ("config" for one not read from
+// NetworkMode is the config file's network mode (validated when the
+// file was read), for doctor.
+func (c *Config) NetworkMode() launch.NetworkMode {
+	m, err := launch.ParseNetworkMode(c.Network.Mode)
+	if err != nil {
+		return launch.NetworkPasst
+	}
+	return m
+}
+
+// a file, as in tests).
+func (c *Config) file() string {
+	if c.path == "" {
+		return "config"
+	}
+	return c.path
+}
+
+type configKeyError struct {
+	file, key, flag string
+	err             error
+}
+
+func (e *configKeyError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.file, e.key, strings.TrimPrefix(e.err.Error(), e.flag+" "))
+}
+
+func (e *configKeyError) Unwrap() error { return e.err }
+
+// checkStateLocation refuses a relative [state] location: it would name a
+// different directory from every working directory. "~/" is the one
+// relative form, resolved against HOME.
+func (c *Config) checkStateLocation() error {
+	loc := c.State.Location
+	if loc == "" || filepath.IsAbs(loc) || strings.HasPrefix(loc, "~/") {
+		return nil
+	}
+	file := c.path
+	if file == "" {
+		file = "(no file)"
+	}
+	return fmt.Errorf("config %s: state.location %q: want an absolute path or one starting with ~/", file, loc)
+}
+
+// SizeOr is the disk size s names, or the default size.
+func SizeOr(s string) int64 {
+	if n, err := disks.ParseSize(s); err == nil {
+		return n
+	}
+	return disks.DefaultSize
+}

@@ -1,0 +1,312 @@
+package session
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/loftd/loftd/launch"
+	"github.com/spf13/pflag"
+)
+
+// Options is one session's settings after flags and the config file merged.
+type Options struct {
+	Profile    string // "loftd" or "agentbox"
+	Image      string
+	PullLatest bool
+	Mem        launch.MiB // 0: the default (DefaultMem)
+	CPUs       int
+	Root       bool
+	Network    launch.NetworkMode
+	Publish    []PortMap
+	Volumes    []Volume
+	Env        []string // NAME, NAME=VALUE or PREFIX*
+	Workspace  string
+	VMM        launch.VMM
+	RootfsDir  string
+	Backend    string
+	GuestInit  string
+	KrunInit   string // testing only: libkrun's init, booted under QEMU as libkrun would
+	Preserve   bool
+	DryRun     bool
+	Debug      bool
+	ProfileOut bool
+	UID, GID   int // -1: derive (SUDO_UID/GID, else 1000) when root
+	// LiveMounts: agentbox's tool-state directories are shared read-write
+	// (--live-mounts, [agentbox] live_mounts) instead of overlaid.
+	LiveMounts bool
+	Command    []string
+}
+
+// Flags holds the raw flags of a session (loftd / agentbox without a
+// subcommand): Register declares them, Options validates them and merges
+// them over the config file.
+type Flags struct {
+	image, workspace, vmm, rootfs, backend, guestInit string
+	krunInit, network                                 string
+	pullLatest, root, tsi, preserve, debug, profile   bool
+	dryRun, liveMounts                                bool
+	mem, cpus, uid, gid                               int
+	publish, volumes, env                             []string
+	host                                              func() (memBytes uint64, cpus int)
+}
+
+// Register declares the session's flags on fs.
+func (r *Flags) Register(fs *pflag.FlagSet) {
+	fs.StringVar(&r.image, "image", "", "OCI image to boot (any containers/image transport: docker://, oci:DIR:TAG, …)")
+	fs.BoolVar(&r.pullLatest, "pull-latest", false, "pull the image even when it is cached")
+	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB, at most the host's RAM (omit for 80% of host RAM)")
+	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the host's CPUs and 255 (omit for all when the host has ≤ 6, else all but 2)")
+	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
+	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt (krun backend only; TCP publishes without ranges or addresses)")
+	fs.StringVar(&r.network, "network", "", "guest network: passt (default: outbound TCP/UDP, DNS, --publish, the host reachable by name) or none (lo only)")
+	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
+	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
+	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
+	fs.StringVar(&r.workspace, "workspace", "", "project directory mounted at /workspace (default: git top level, else the current directory)")
+	fs.StringVar(&r.vmm, "vmm", "", "VM backend: krun, qemu or auto (krun when libkrun loads, else qemu)")
+	fs.StringVar(&r.rootfs, "rootfs", "", "boot a private overlay of this directory as the root instead of an image\n(the directory itself is never written; the guest's changes end with the run)")
+	fs.StringVar(&r.backend, "rootfs-backend", "", "task root backend: auto, btrfs-snapshot, overlay or fuse-overlay")
+	fs.StringVar(&r.guestInit, "guest-init", "", "guest init binary to inject (default: loftd-guest-init next to loftd; \"image\" keeps the image's own)")
+	// Hidden, for the conformance tests: the guest contract through
+	// libkrun's real init on machines that cannot run libkrun.
+	fs.StringVar(&r.krunInit, "krun-init", "", "testing: boot under QEMU as libkrun would, with this libkrun init binary (init.krun) as /init.krun")
+	_ = fs.MarkHidden("krun-init")
+	fs.BoolVar(&r.preserve, "preserve-debug", false, "keep the task directory after the run and print how to remove it")
+	fs.BoolVar(&r.dryRun, "dry-run", false, "prepare everything and start the helper, which stops just before booting the VM")
+	fs.BoolVar(&r.debug, "debug", false, "debug logs on stderr")
+	fs.BoolVar(&r.profile, "profile", false, "print a timing table of host phases and guest steps on stderr")
+	fs.BoolVar(&r.liveMounts, "live-mounts", false, "agentbox: share the tool-state directories (~/.claude, …) read-write, so the guest's changes reach\nthe host's files; a guest can then plant hooks the host's tools run (default: the guest writes an overlay kept with the workspace)")
+	fs.IntVar(&r.uid, "uid", -1, "as root, the host user the guest user works as: its files in the shares are this uid's\n(default: SUDO_UID, else the workspace's owner; the guest user's uid is the same, or 1000 for root)")
+	fs.IntVar(&r.gid, "gid", -1, "as root, the host group of the guest user's files (default: SUDO_GID, else the workspace's group)")
+}
+
+// Options validates r and merges it over cfg: a flag that was set wins.
+func (r *Flags) Options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options, error) {
+	set := func(name string) bool { return fs.Changed(name) }
+	o := &Options{
+		Image: cfg.Image.Default, CPUs: cfg.VM.CPUs,
+		Backend: cfg.Rootfs.Backend, GuestInit: cfg.Guest.Init,
+		PullLatest: cfg.Image.Pull == "always", UID: -1, GID: -1, Command: args,
+	}
+	o.Env = append(o.Env, cfg.Env.Pass...)
+	pick := func(name string, dst *string, v string) {
+		if set(name) {
+			*dst = v
+		}
+	}
+	pick("image", &o.Image, r.image)
+	pick("rootfs-backend", &o.Backend, r.backend)
+	pick("guest-init", &o.GuestInit, r.guestInit)
+	pick("workspace", &o.Workspace, r.workspace)
+	pick("rootfs", &o.RootfsDir, r.rootfs)
+	pick("krun-init", &o.KrunInit, r.krunInit)
+	memGiB := cfg.VM.Mem
+	if set("mem") {
+		memGiB = r.mem
+	}
+	if set("cpus") {
+		o.CPUs = r.cpus
+	}
+	o.PullLatest = o.PullLatest || r.pullLatest
+	o.LiveMounts = cfg.Agentbox.LiveMounts || r.liveMounts
+	o.Root, o.Preserve, o.Debug, o.ProfileOut, o.DryRun = r.root, r.preserve, r.debug, r.profile, r.dryRun
+	if err := o.parseModes(fs, cfg, r); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		name string
+		id   int
+	}{{"uid", r.uid}, {"gid", r.gid}} {
+		if set(f.name) && (f.id < 0 || f.id > maxID) {
+			return nil, fmt.Errorf("--%s %d: want an id from 0 to %d", f.name, f.id, maxID)
+		}
+	}
+	o.UID, o.GID = r.uid, r.gid
+	o.Env = append(o.Env, r.env...)
+	if err := o.validate(fs, cfg, r, memGiB); err != nil {
+		return nil, err
+	}
+	o.Mem = launch.GiB(uint64(memGiB)) // checkResources refused a negative one
+	return o, nil
+}
+
+// parseModes reads --vmm and --network (or --tsi) over the config's: the
+// one place their names are read.
+func (o *Options) parseModes(fs *pflag.FlagSet, cfg *Config, r *Flags) error {
+	vmm, network := cfg.VM.VMM, cfg.Network.Mode
+	if fs.Changed("vmm") {
+		vmm = r.vmm
+	}
+	if fs.Changed("network") {
+		network = r.network
+	}
+	var err error
+	if o.VMM, err = launch.ParseVMM(vmm); err != nil {
+		return fmt.Errorf("--vmm %w", err)
+	}
+	if o.Network, err = launch.ParseNetworkMode(network); err != nil {
+		return fmt.Errorf("--network %w", err)
+	}
+	if r.tsi {
+		if fs.Changed("network") && o.Network != launch.NetworkTSI {
+			return fmt.Errorf("--tsi and --network %s exclude each other: pick one", r.network)
+		}
+		o.Network = launch.NetworkTSI
+	}
+	return nil
+}
+
+func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *Flags, memGiB int) error {
+	if err := oneOf("--rootfs-backend", o.Backend, "auto", "btrfs-snapshot", "overlay", "fuse-overlay"); err != nil {
+		return err
+	}
+	if err := o.checkResources(fs, cfg.file(), memGiB, r.hostResources); err != nil {
+		return err
+	}
+	for i, s := range append(append([]string{}, cfg.Network.Publish...), r.publish...) {
+		pm, err := ParsePublish(s)
+		if err != nil {
+			return cfg.keyError(i < len(cfg.Network.Publish), "[network] publish", "--publish", err)
+		}
+		o.Publish = append(o.Publish, pm)
+	}
+	for i, s := range append(append([]string{}, cfg.Volumes...), r.volumes...) {
+		v, err := ParseVolume(s)
+		if err != nil {
+			return cfg.keyError(i < len(cfg.Volumes), "volumes", "--volume", err)
+		}
+		o.Volumes = append(o.Volumes, v)
+	}
+	if err := checkVolumeTargets(o.Volumes); err != nil {
+		return err
+	}
+	for i, e := range o.Env { // the config's [env] pass first, as options put them
+		if err := checkEnvSpec(e); err != nil {
+			return cfg.keyError(i < len(cfg.Env.Pass), "[env] pass", "--env", err)
+		}
+	}
+	if o.KrunInit != "" && o.VMM == launch.VMMKrun {
+		return fmt.Errorf("--krun-init boots libkrun's init under QEMU: drop --vmm krun")
+	}
+	if err := checkPublishes(o.Network, o.Publish); err != nil {
+		return err
+	}
+	if o.RootfsDir != "" && o.Image != "" && o.Image != cfg.Image.Default {
+		return fmt.Errorf("--rootfs and --image exclude each other: pick one")
+	}
+	return nil
+}
+
+func (r *Flags) hostResources() (memBytes uint64, cpus int) {
+	if r.host != nil {
+		return r.host()
+	}
+	return HostResources()
+}
+
+// checkResources refuses 0 (it used to mean "default" for the flags while
+// -1 was refused; omitting the flag is the one way to ask for the default)
+// and sizes the host cannot give, before a VMM fails on them with a less
+// clear message. Memory is compared in GiB, so a huge value cannot
+// overflow into a negative byte count.
+func (o *Options) checkResources(fs *pflag.FlagSet, cfgFile string, memGiB int, host func() (uint64, int)) error {
+	// A value no flag set came from the config file (a default is 0).
+	memName, cpuName := "--mem", "--cpus"
+	if !fs.Changed("mem") {
+		memName = cfgFile + ": [vm] mem"
+	}
+	if !fs.Changed("cpus") {
+		cpuName = cfgFile + ": [vm] cpus"
+	}
+	switch {
+	case fs.Changed("mem") && memGiB == 0:
+		return fmt.Errorf("--mem 0: omit the flag for the default (80%% of host RAM)")
+	case fs.Changed("cpus") && o.CPUs == 0:
+		return fmt.Errorf("--cpus 0: omit the flag for the default")
+	case memGiB < 0:
+		return fmt.Errorf("%s %d: want a whole number of GiB, at least 1", memName, memGiB)
+	case o.CPUs < 0:
+		return fmt.Errorf("%s %d: want a whole number of vCPUs, at least 1", cpuName, o.CPUs)
+	case o.CPUs > launch.MaxVCPUs:
+		return fmt.Errorf("%s %d: more than the %d vCPUs a VM can have", cpuName, o.CPUs, launch.MaxVCPUs)
+	}
+	if memGiB == 0 && o.CPUs == 0 {
+		return nil
+	}
+	memBytes, cpus := host()
+	if hostGiB := memBytes >> 30; memBytes > 0 && uint64(memGiB) > hostGiB {
+		return fmt.Errorf("%s %d: more than the host's %d GiB of RAM; give at most %d", memName, memGiB, hostGiB, hostGiB)
+	}
+	if cpus > 0 && o.CPUs > cpus {
+		return fmt.Errorf("%s %d: more than the host's %d CPUs; give at most %d", cpuName, o.CPUs, cpus, cpus)
+	}
+	return nil
+}
+
+func oneOf(flag, v string, allowed ...string) error {
+	if v == "" {
+		return nil
+	}
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %q: want one of %s", flag, v, strings.Join(allowed, ", "))
+}
+
+// reservedEnv is the prefix of the host↔guest contract
+// (contract): a workload value would override LOFTD_MODE,
+// LOFTD_HOST_UID and the rest.
+const reservedEnv = "LOFTD_"
+
+// checkEnvSpec validates one -e value: NAME, NAME=VALUE or PREFIX*.
+func checkEnvSpec(s string) error {
+	name, _, hasValue := strings.Cut(s, "=")
+	prefix := false
+	if !hasValue {
+		name, prefix = strings.CutSuffix(name, "*")
+	}
+	if name == "" || strings.ContainsAny(name, " \t\n*") {
+		return fmt.Errorf("--env %q: want NAME=VALUE, NAME (pass the host's value) or PREFIX* (pass every host variable with that prefix)", s)
+	}
+	// LOFTD* names every LOFTD_ variable too; L* does not (GuestEnv skips
+	// them), so only a prefix that is itself inside LOFTD_ is refused.
+	if strings.HasPrefix(name, reservedEnv) || (prefix && strings.HasPrefix(reservedEnv, name) && len(name) >= len("LOFTD")) {
+		shown, _, _ := strings.Cut(s, "=")
+		return fmt.Errorf("--env %s: LOFTD_* names are loftd's own (the guest init reads them); pick another name", shown)
+	}
+	return nil
+}
+
+// GuestEnv expands -e specs against the host environment, in order; a
+// later NAME wins over an earlier one.
+func GuestEnv(specs []string, hostEnv []string) []string {
+	var out []string
+	index := map[string]int{}
+	put := func(name, value string) {
+		if i, ok := index[name]; ok {
+			out[i] = name + "=" + value
+			return
+		}
+		index[name] = len(out)
+		out = append(out, name+"="+value)
+	}
+	for _, spec := range specs {
+		if name, value, ok := strings.Cut(spec, "="); ok {
+			put(name, value)
+			continue
+		}
+		prefix, isPrefix := strings.CutSuffix(spec, "*")
+		for _, kv := range hostEnv {
+			name, value, _ := strings.Cut(kv, "=")
+			if isPrefix && strings.HasPrefix(name, reservedEnv) {
+				continue // the host's own LOFTD_* (e.g. LOFTD_LIBKRUN_LIBRARY) stay out
+			}
+			if (isPrefix && strings.HasPrefix(name, prefix)) || (!isPrefix && name == spec) {
+				put(name, value)
+			}
+		}
+	}
+	return out
+}
