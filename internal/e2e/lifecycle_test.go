@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/internal/testenv"
+	"github.com/loftd/loftd/launch"
 )
 
 // longScript marks /workspace/started and then sleeps (a shell redirect,
@@ -156,7 +157,7 @@ func TestPreserveDebug(t *testing.T) {
 	c := w.cmd()
 	c.Args = []string{bins.loftd, "internal", "decode-plan", taskDir}
 	out, err := c.CombinedOutput()
-	for _, want := range []string{`"version": 1`, `"vmm": "`, `"exec_path": "/.loftd/guest-init"`, w.workspace, `"loftd-nix"`} {
+	for _, want := range []string{fmt.Sprintf(`"version": %d`, launch.Version), `"vmm": "`, `"exec_path": "/.loftd/guest-init"`, w.workspace, `"loftd-nix"`} {
 		if err != nil || !strings.Contains(string(out), want) {
 			t.Errorf("loftd internal decode-plan of the kept task: %v, output lacks %q:\n%s", err, want, out)
 		}
