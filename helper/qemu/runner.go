@@ -75,6 +75,12 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	// A guest init that failed before the workload (a bad contract, 125)
 	// reported a status: that is its answer, not an early death.
 	if !ports.hasStarted() && strings.TrimSpace(ports.statusText()) == "" && r.consoleEmpty() {
+		// A virtiofsd that failed (it refused its share, or could not
+		// start) takes QEMU down with it before the kernel prints a line:
+		// that is its error to report, not an early death to boot again.
+		if vfs := r.failedVirtiofsd(); vfs != nil {
+			return 0, fmt.Errorf("qemu vm: %s failed before the guest ran (%s)%s", vfs.name, exitText(vfs.exitErr()), r.logTails(filepath.Base(vfs.log)))
+		}
 		return 0, fmt.Errorf("%w (qemu: %v)%s", errEarlyDeath, exitText(qemu.exitErr()), r.logTails())
 	}
 	return r.status(qemu.exitErr(), ports.statusText())
@@ -181,6 +187,16 @@ func (r *runner) abort(qemu *proc, p *ports, copies *sync.WaitGroup) {
 	_ = qemu.Stop(2 * time.Second)
 	p.close()
 	copies.Wait()
+}
+
+// failedVirtiofsd is a virtiofsd that has ended with an error, or nil.
+func (r *runner) failedVirtiofsd() *proc {
+	for _, c := range r.children {
+		if done, err := c.Exited(); c.name != "qemu" && done && err != nil {
+			return c
+		}
+	}
+	return nil
 }
 
 // firstExit delivers the first virtiofsd that exits.

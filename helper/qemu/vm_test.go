@@ -345,3 +345,31 @@ func TestVirtiofsdFlavorFromPlan(t *testing.T) {
 		t.Errorf("virtiofsd ran as %q; want once, for the root, with a %s virtiofsd's options (%s)", runs, flavor, wantOpt)
 	}
 }
+
+// TestVirtiofsdFailsAtStart: a virtiofsd that refuses its share ends QEMU
+// before the kernel prints a line. That is reported as virtiofsd's failure,
+// quoting its log, and not booted again as an early kernel death (which
+// once said "the kernel died in early boot" and booted twice).
+func TestVirtiofsdFailsAtStart(t *testing.T) {
+	g := setup(t)
+	standIn := filepath.Join(t.TempDir(), "virtiofsd")
+	script := "#!/bin/sh\necho 'stand-in virtiofsd: refusing this share' >&2\nexit 3\n"
+	if err := os.WriteFile(standIn, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	flavor := qemu.VirtiofsdFlavorOf(g.vm.Virtiofsd)
+	r := &run{cmd: []string{"true"}}
+	_, err := g.bootWith(t, context.Background(), r, func(c *qemu.Config) {
+		c.Plan.Virtiofsd, c.Plan.VirtiofsdFlavor = standIn, flavor
+		*c = helper.QEMUConfig(c.Plan, c.Kernel, c.RunDir)
+		c.Stdout, c.Stderr, c.Accel = &r.out, &r.errb, os.Getenv(qemu.AccelEnv)
+	})
+	if err == nil || !strings.Contains(err.Error(), "virtiofsd") || !strings.Contains(err.Error(), "refusing this share") ||
+		strings.Contains(err.Error(), "early boot") {
+		t.Errorf("Run() with a virtiofsd that refuses its share = %v; want its failure, quoting its log", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.runDir, "console.log.boot1")); err == nil {
+		t.Errorf("the VM was booted again after virtiofsd failed")
+	}
+	t.Logf("Run() = %v", err)
+}
