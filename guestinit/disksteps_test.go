@@ -75,7 +75,7 @@ func TestDiskStepList(t *testing.T) {
 	}
 	uid, _ := testIDs()
 	podman := []string{
-		"podman system migrate & (as dev)",
+		"podman info & (as dev; system migrate first when another Podman used the store)",
 		"listen /run/user/" + strconv.Itoa(uid) + "/podman/podman.sock (podman system service on first use); DOCKER_HOST",
 	}
 	shim := "write /usr/local/bin/docker (exec podman)"
@@ -280,5 +280,50 @@ func TestSubIDRange(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("subIDRange(%d, %d) = %d, want %d", tt.uid, tt.gid, got, tt.want)
 		}
+	}
+}
+
+// TestNeedsMigrate: `podman system migrate` runs only for a store another
+// Podman used last (it stops the rootless pause process under the user's
+// first commands); a new disk gets the stamp at once.
+func TestNeedsMigrate(t *testing.T) {
+	tests := []struct {
+		name    string
+		stamp   string // on the disk; "-" for none
+		storage bool   // the disk holds a store
+		want    bool
+	}{
+		{"new disk", "-", false, false},
+		{"same podman", "CUR", true, false},
+		{"another podman", "OLD", true, true},
+		{"a store from before the stamp", "-", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			uid, gid := testIDs()
+			d := &diskPrep{e: diskPrepFor(t, root, &fakeSystem{}), user: "dev", uid: uid, gid: gid, home: "/home/dev"}
+			dir := filepath.Join(root, d.containersDir())
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tt.storage {
+				if err := os.Mkdir(filepath.Join(dir, "storage"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.stamp != "-" {
+				if err := os.WriteFile(filepath.Join(root, d.podmanStampPath()), []byte(tt.stamp), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := d.needsMigrate("CUR")
+			if err != nil || got != tt.want {
+				t.Fatalf("needsMigrate(%s) = %v, %v; want %v", tt.name, got, err, tt.want)
+			}
+			if data, err := os.ReadFile(filepath.Join(root, d.podmanStampPath())); tt.name == "new disk" && (err != nil || string(data) != "CUR") {
+				t.Errorf("a new disk's stamp = %q, %v; want CUR", data, err)
+			}
+		})
 	}
 }

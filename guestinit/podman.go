@@ -40,7 +40,7 @@ func (d *diskPrep) containerSteps() []Step {
 	}
 	if d.lookBin("sh") != "" {
 		steps = append(steps,
-			Step{Desc: "podman system migrate & (as " + d.user + ")", Do: d.startPodmanPrep},
+			Step{Desc: "podman info & (as " + d.user + "; system migrate first when another Podman used the store)", Do: d.startPodmanPrep},
 			Step{Desc: "listen " + d.podmanSocket() + " (podman system service on first use); DOCKER_HOST", Do: d.listenPodman},
 		)
 	}
@@ -247,11 +247,11 @@ func (d *diskPrep) writeDockerShim() error {
 	return d.writeOwned("/usr/local/bin/docker", "#!/bin/sh\n# Written by loftd's guest init: the image has no docker.\nexec podman \"$@\"\n", 0o755, 0, 0)
 }
 
-// startPodmanPrep runs what is slow in the background as the user:
-// `podman system migrate` (after an image with a newer Podman) and a
-// first `podman info`, which sets up the btrfs storage and the pause
-// process. Its status (exit code and milliseconds) lands in
-// PodmanPrepStatus; nothing waits for it.
+// startPodmanPrep runs what is slow in the background as the user: a first
+// `podman info`, which sets up the btrfs storage and the pause process,
+// after `podman system migrate` when the disk's store was last used by
+// another Podman (needsMigrate). Its status (exit code and milliseconds)
+// lands in PodmanPrepStatus; nothing waits for it.
 func (d *diskPrep) startPodmanPrep() error {
 	for _, f := range []string{PodmanPrepStatus, PodmanPrepLog} {
 		if err := d.writeOwned(f, "", 0o644, d.uid, d.gid); err != nil {
@@ -259,9 +259,53 @@ func (d *diskPrep) startPodmanPrep() error {
 		}
 	}
 	d.writeStatus(PodmanPrepStatus, "running")
-	script := fmt.Sprintf(`s=$(date +%%s%%N); podman system migrate && podman info --format '{{.Store.GraphDriverName}} {{.Store.GraphRoot}}'; rc=$?; e=$(date +%%s%%N); echo "exit $rc $(( (e - s) / 1000000 ))ms" > %s`, PodmanPrepStatus)
+	prep := "podman info --format '{{.Store.GraphDriverName}} {{.Store.GraphRoot}}'"
+	stamp := d.podmanStamp()
+	switch migrate, err := d.needsMigrate(stamp); {
+	case err != nil:
+		return err
+	case migrate:
+		// The stamp is written once the migration succeeded, so an
+		// interrupted one runs again at the next boot.
+		prep = fmt.Sprintf("podman system migrate && printf %%s '%s' > %s && %s", stamp, d.podmanStampPath(), prep)
+	}
+	script := fmt.Sprintf(`s=$(date +%%s%%N); %s; rc=$?; e=$(date +%%s%%N); echo "exit $rc $(( (e - s) / 1000000 ))ms" > %s`, prep, PodmanPrepStatus)
 	_, err := d.spawn([]string{d.path(d.lookBin("sh")), "-c", script}, d.userEnv(), d.userCred(), PodmanPrepLog)
 	return err
+}
+
+// podmanStampPath records, on the containers disk, which Podman last used
+// its store.
+func (d *diskPrep) podmanStampPath() string { return d.containersDir() + "/.loftd-podman" }
+
+// podmanStamp identifies the image's Podman by its binary's size and
+// modification time: no exec, which costs seconds under TCG.
+func (d *diskPrep) podmanStamp() string {
+	fi, err := os.Stat(d.path(d.lookBin("podman")))
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d", fi.Size(), fi.ModTime().UnixNano())
+}
+
+// needsMigrate says whether the store needs `podman system migrate`: only
+// when another Podman used it last. The migration also stops the rootless
+// pause process, so running it at every boot, next to the user's first
+// Podman commands, pulled the namespace out from under them (a `podman
+// load` once hung with the guest idle for 12 minutes). A disk with no store
+// yet gets the stamp now and needs none.
+func (d *diskPrep) needsMigrate(stamp string) (bool, error) {
+	old, err := os.ReadFile(d.path(d.podmanStampPath()))
+	switch {
+	case err == nil:
+		return string(old) != stamp, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return true, nil
+	}
+	if _, err := os.Stat(d.path(d.containersDir() + "/storage")); err == nil {
+		return true, nil // a store from before the stamp
+	}
+	return false, d.writeOwned(d.podmanStampPath(), stamp, 0o644, d.uid, d.gid)
 }
 
 // listenPodman binds the user's Podman socket now and starts
