@@ -182,6 +182,10 @@ type Guest struct {
 	TTY            bool
 	Hostname       string
 	Workdir        string
+	// Live workspaces (live.go).
+	Hold        bool
+	Detached    bool
+	IdleTimeout int // seconds, 0: none
 }
 
 // Env renders g as NAME=VALUE entries, omitting empty optional values.
@@ -213,6 +217,15 @@ func (g Guest) Env() []string {
 		add(EnvTTY, "1")
 	}
 	add(EnvWorkdir, g.Workdir)
+	if g.Hold {
+		add(EnvHold, "1")
+	}
+	if g.Detached {
+		add(EnvDetached, "1")
+	}
+	if g.IdleTimeout > 0 {
+		add(EnvIdleTimeout, strconv.Itoa(g.IdleTimeout))
+	}
 	return env
 }
 
@@ -239,6 +252,15 @@ func Parse(env []string) (Guest, error) {
 		TTY:            vals[EnvTTY] == "1",
 		Hostname:       vals[EnvHostname],
 		Workdir:        vals[EnvWorkdir],
+		Hold:           vals[EnvHold] == "1",
+		Detached:       vals[EnvDetached] == "1",
+	}
+	if s := vals[EnvIdleTimeout]; s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return Guest{}, fmt.Errorf("contract: %s=%q is not a non-negative number of seconds", EnvIdleTimeout, s)
+		}
+		g.IdleTimeout = n
 	}
 	if g.User == "" {
 		g.User = DefaultUser

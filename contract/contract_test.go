@@ -14,6 +14,7 @@ func TestGuestEnvRoundTrip(t *testing.T) {
 		{Mode: ModeEnter, UID: 0, GID: 0, User: "dev", Root: true, Network: NetworkTSI, Profile: true},
 		{Mode: ModeResize, UID: 1000, GID: 1000, User: "dev", ResizeDisk: NixDiskID},
 		{Mode: ModeCheck, UID: 1000, GID: 1000, User: "alice"},
+		{Mode: ModeEnter, UID: 1000, GID: 1000, User: "dev", TTY: true, Hold: true, Detached: true, IdleTimeout: 600},
 	}
 	for _, g := range tests {
 		env := append(g.Env(), "PATH=/bin", "LOFTD_UNKNOWN=x")
@@ -49,6 +50,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"LOFTD_MODE=enter", "LOFTD_HOSTNAME=-x"}, "LOFTD_HOSTNAME"},
 		{[]string{"LOFTD_MODE=enter", "LOFTD_HOSTNAME=" + strings.Repeat("a", 65)}, "LOFTD_HOSTNAME"},
 		{[]string{"LOFTD_MODE=enter", "LOFTD_WORKDIR=workspace"}, "LOFTD_WORKDIR"},
+		{[]string{"LOFTD_MODE=enter", "LOFTD_IDLE_TIMEOUT=-5"}, "LOFTD_IDLE_TIMEOUT"},
+		{[]string{"LOFTD_MODE=enter", "LOFTD_IDLE_TIMEOUT=1h"}, "LOFTD_IDLE_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		if _, err := Parse(tt.env); err == nil || !strings.Contains(err.Error(), tt.want) {
