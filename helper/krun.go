@@ -1,6 +1,10 @@
 package helper
 
 import (
+	"os"
+	"syscall"
+
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/helper/krun"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/libkrun"
@@ -31,6 +35,22 @@ func (h *Helper) runKrun(p *launch.Plan) int {
 		}
 	} else if p.Network.Mode == launch.NetworkPasst && p.Network.Passt != nil {
 		netFD = 1 << 20 // a placeholder: a dry run configures but never boots
+	}
+	// The control channel is configured in a dry run too: it is part
+	// of what libkrun is told.
+	mux, keys, err := h.startLive()
+	if err != nil {
+		return h.fail("control channel", err)
+	}
+	if mux != nil {
+		defer mux.Close() // only reached when the VM did not start
+		// This process becomes the VM: kill ends it.
+		mux.OnKill = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+		path, err := mux.ListenVsock(keys)
+		if err != nil {
+			return h.fail("control channel", err)
+		}
+		p.VsockPorts = append(p.VsockPorts, launch.VsockPort{Port: contract.VsockControlPort, Path: path})
 	}
 	ctx, err := krun.ConfigureNet(lib, p, netFD)
 	if err != nil {

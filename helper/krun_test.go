@@ -1,15 +1,21 @@
 package helper
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/loftd/loftd/helper/live"
 	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/libkrun"
 	"github.com/loftd/loftd/libkrun/krundouble"
+	"golang.org/x/crypto/ssh"
 )
 
 // krunPlan writes a krun plan whose library is the libkrun test double into
@@ -110,4 +116,56 @@ func TestHelperRealLibkrunWithoutKVM(t *testing.T) {
 	if he.Phase != "krun_start_enter" || !strings.Contains(he.Err, "libkrun needs KVM") || !strings.Contains(he.Err, "--vmm qemu") {
 		t.Errorf("Error = %+v, want phase krun_start_enter naming KVM and the fix", he)
 	}
+}
+
+// A task with the workspace's keys gets the control channel: under libkrun
+// the guest's vsock port contract.VsockControlPort, connected to the
+// helper's socket (the guest connects; listen=0), on an explicit vsock
+// device when the network is none.
+func TestHelperKrunControlPort(t *testing.T) {
+	dir := krunPlan(t, func(*launch.Plan) {})
+	client, host := testKeys(t)
+	if err := live.WriteKeys(dir, client, host); err != nil {
+		t.Fatal(err)
+	}
+	log := krundouble.Record(t)
+	h := &Helper{TaskDir: dir, DryRun: true, Log: slog.New(slog.DiscardHandler)}
+	if status := h.Run(); status != 0 {
+		t.Fatalf("Helper{krun, keys, DryRun}.Run() = %d, want 0", status)
+	}
+	krundouble.Compare(t, "Helper.Run()", krundouble.Calls(t, log), []string{
+		`krun_get_max_vcpus`,
+		`krun_set_log_level level=0`,
+		`krun_create_ctx`,
+		`krun_set_vm_config ctx=0 vcpus=2 ram_mib=1024`,
+		`krun_set_root ctx=0 path="/s/tasks/t1/rootfs"`,
+		`krun_add_disk ctx=0 block_id="loftd-nix" path="/s/w/nix.raw" read_only=0`,
+		`krun_add_virtiofs ctx=0 tag="loftd-workspace" path="/home/u/proj"`,
+		`krun_disable_implicit_vsock ctx=0`,
+		`krun_add_vsock ctx=0 tsi_features=0`,
+		`krun_add_vsock_port2 ctx=0 port=1025 path="` + dir + `/control-vsock.sock" listen=0`,
+	})
+}
+
+// testKeys are a client private key (OpenSSH PEM) and a host public key
+// (authorized_keys line), as the host writes them.
+func testKeys(t *testing.T) (clientPEM, hostPub []byte) {
+	t.Helper()
+	_, c, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := ssh.MarshalPrivateKey(c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hpub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := ssh.NewPublicKey(hpub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(blk), ssh.MarshalAuthorizedKey(hk)
 }

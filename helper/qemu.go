@@ -2,6 +2,7 @@ package helper
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -64,6 +65,19 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 	cfg.Stdin, cfg.Stdout, cfg.Stderr, cfg.Log = os.Stdin, os.Stdout, os.Stderr, h.Log
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var got atomic.Int32
+	mux, keys, err := h.startLive()
+	if err != nil {
+		return h.fail("control channel", err)
+	}
+	if mux != nil {
+		defer mux.Close()
+		cfg.Control = func(port net.Conn) { mux.Start(port, keys) }
+		mux.OnKill = func() {
+			got.CompareAndSwap(0, int32(syscall.SIGKILL))
+			cancel()
+		}
+	}
 	sigs, stop := stopSignals()
 	defer stop()
 	if p.Console.Interactive {
@@ -75,7 +89,6 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 		defer signal.Stop(winch)
 		cfg.WinSize, cfg.Resized = stdinWinSize, winch
 	}
-	var got atomic.Int32
 	go func() {
 		select {
 		case sig := <-sigs:

@@ -11,8 +11,12 @@ import (
 )
 
 // portNames are the virtio-serial ports, in the order their sockets are
-// passed to QEMU as fds 3, 4, 5 and 6.
-var portNames = []string{contract.PortStdin, contract.PortStdout, contract.PortStderr, contract.PortStatus}
+// passed to QEMU as fds 3 to 7. Every VM has the control port (issue 19),
+// whether or not anyone connects to it: the guest init serves SSH on it.
+var portNames = []string{contract.PortStdin, contract.PortStdout, contract.PortStderr, contract.PortStatus, contract.PortControl}
+
+// controlPort is PortControl's index in portNames.
+const controlPort = 4
 
 // firstPortFD is the fd of the first port socket in QEMU (ExtraFiles start at 3).
 const firstPortFD = 3

@@ -37,17 +37,18 @@ func TestArgs(t *testing.T) {
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-kernel", "/k.elf",
 		"-append", "console=hvc0 root=/dev/root rootfstype=virtiofs rw init=/.loftd/guest-init reboot=t panic=-1 quiet page_reporting.page_reporting_order=3 lpj=550000",
-		"-chardev", "socket,id=fs0,fd=7", "-device", "vhost-user-fs-device,chardev=fs0,tag=/dev/root",
-		"-chardev", "socket,id=fs1,fd=8", "-device", "vhost-user-fs-device,chardev=fs1,tag=loftd-workspace",
-		"-drive", "file=/proc/self/fd/9,if=none,id=blk0,format=raw,werror=report,rerror=report", "-device", "virtio-blk-device,drive=blk0,serial=loftd-nix",
-		"-drive", "file=/proc/self/fd/10,if=none,id=blk1,format=raw,werror=report,rerror=report,readonly=on", "-device", "virtio-blk-device,drive=blk1,serial=ro",
+		"-chardev", "socket,id=fs0,fd=8", "-device", "vhost-user-fs-device,chardev=fs0,tag=/dev/root",
+		"-chardev", "socket,id=fs1,fd=9", "-device", "vhost-user-fs-device,chardev=fs1,tag=loftd-workspace",
+		"-drive", "file=/proc/self/fd/10,if=none,id=blk0,format=raw,werror=report,rerror=report", "-device", "virtio-blk-device,drive=blk0,serial=loftd-nix",
+		"-drive", "file=/proc/self/fd/11,if=none,id=blk1,format=raw,werror=report,rerror=report,readonly=on", "-device", "virtio-blk-device,drive=blk1,serial=ro",
 		"-device", "virtio-balloon-device,free-page-reporting=on",
 		"-device", "virtio-serial-device",
-		"-chardev", "file,id=con,append=on,path=/proc/self/fd/11", "-device", "virtconsole,chardev=con",
+		"-chardev", "file,id=con,append=on,path=/proc/self/fd/12", "-device", "virtconsole,chardev=con",
 		"-chardev", "socket,id=port0,fd=3", "-device", "virtserialport,chardev=port0,name=krun-stdin",
 		"-chardev", "socket,id=port1,fd=4", "-device", "virtserialport,chardev=port1,name=krun-stdout",
 		"-chardev", "socket,id=port2,fd=5", "-device", "virtserialport,chardev=port2,name=krun-stderr",
 		"-chardev", "socket,id=port3,fd=6", "-device", "virtserialport,chardev=port3,name=loftd-status",
+		"-chardev", "socket,id=port4,fd=7", "-device", "virtserialport,chardev=port4,name=loftd-control",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Args() =\n  %s\nwant\n  %s", strings.Join(got, " "), strings.Join(want, " "))

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -59,6 +60,11 @@ type Config struct {
 	// Net, when set, is the VM's end of passt's socketpair: the guest
 	// gets a virtio-net device on it (QEMU's fd after the port sockets).
 	Net *os.File
+	// Control, when set, gets the host end of the control port
+	// (contract.PortControl) once QEMU holds the guest end; the VM's
+	// control channel (helper/live) runs on it. Without it the port
+	// stays open and unread.
+	Control func(port net.Conn)
 }
 
 // QEMU's inherited fds, from firstPortFD on: the port sockets, Net (when

@@ -55,6 +55,9 @@ func (r *runner) run(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	tl.mark("qemu exec")
+	if r.cfg.Control != nil {
+		r.cfg.Control(ports.host[controlPort])
+	}
 	copies := ports.pump(r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr)
 	if r.cfg.WinSize != nil {
 		stopSizes := ports.followSize(r.cfg.WinSize, r.cfg.Resized)
