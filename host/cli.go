@@ -43,7 +43,13 @@ func commands() []command {
 		{name: "doctor", summary: "check KVM, libkrun, QEMU, btrfs and subordinate ids; print the fix for each failure", run: runDoctor},
 		{name: "images", summary: "list the image cache", run: runImages},
 		{name: "image", summary: "build the default image (image build) or import a base root tar (image import)", run: runImage},
-		{name: "ps", summary: "list running tasks", run: runPs},
+		{name: "ps", summary: "list running tasks and workspace VMs with their sessions", run: runPs},
+		{name: "exec", summary: "run a command in the workspace's running VM: exec [-i] [-t] -- CMD", run: runExec},
+		{name: "attach", summary: "attach to the workspace VM's main session (detach: ctrl-p,ctrl-q)", run: runAttach},
+		{name: "stop", summary: "stop the workspace VM: SIGTERM its processes, wait --time, power off", run: runStop},
+		{name: "kill", summary: "end the workspace VM at once", run: runKill},
+		{name: "ssh-config", summary: "print (or --install) an OpenSSH Host block for the workspace VM", run: runSSHConfig},
+		{name: "ssh-proxy", summary: "ProxyCommand: carry ssh to the workspace VM, starting it if needed", hidden: false, run: runSSHProxy},
 		{name: "gc", summary: "remove stale task state (and, with --images, unused images)", run: runGC},
 		{name: "version", summary: "print the version", run: runVersion},
 		{name: "completion", summary: "print a shell completion script: completion bash|zsh|fish", run: runCompletion},
@@ -107,7 +113,7 @@ func (e *env) session(args []string) (int, error) {
 		return 0, session.Usagef("%v", err)
 	}
 	opts.Profile = e.Prog
-	return session.Start(e.IO, opts, cfg)
+	return e.startOrJoin(args, opts, cfg)
 }
 
 func (e *env) lookup(name string) (command, bool) {

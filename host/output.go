@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/host/session"
 	"github.com/spf13/pflag"
 )
@@ -37,6 +38,12 @@ type taskJSON struct {
 	// RSS is the host memory the VM's process holds now, in bytes (0
 	// before the VM runs, or when its process cannot be read).
 	RSS int64 `json:"rss"`
+	// A workspace VM that can be joined (issue 19): how long it has run,
+	// whether it outlives its sessions (-d), and its live sessions.
+	Live     bool                   `json:"live"`
+	Detached bool                   `json:"detached"`
+	Uptime   float64                `json:"uptime_seconds"`
+	Sessions []contract.LiveSession `json:"sessions"`
 }
 
 // doctorJSON is `loftd doctor --format json`.

@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"github.com/loftd/loftd/contract"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +78,8 @@ func TestJSONSchema(t *testing.T) {
 ]`},
 		{"images empty", func(b *bytes.Buffer) error { return printImages(b, "json", nil) }, `[]`},
 		{"ps", func(b *bytes.Buffer) error {
-			return printTasks(b, "json", []taskJSON{{ID: "20250101T000000-0000000a", PID: 42, Started: at, VMM: "qemu", Workspace: "/src/p", RSS: 1 << 30}})
+			return printTasks(b, "json", []taskJSON{{ID: "20250101T000000-0000000a", PID: 42, Started: at, VMM: "qemu", Workspace: "/src/p", RSS: 1 << 30,
+				Live: true, Detached: true, Uptime: 90, Sessions: []contract.LiveSession{{ID: "3", Kind: "exec", User: "dev", Command: []string{"make"}, TTY: false, Started: at}}}})
 		}, `[
   {
     "id": "20250101T000000-0000000a",
@@ -85,7 +87,11 @@ func TestJSONSchema(t *testing.T) {
     "started": "2025-01-02T03:04:05Z",
     "vmm": "qemu",
     "workspace": "/src/p",
-    "rss": 1073741824
+    "rss": 1073741824,
+    "live": true,
+    "detached": true,
+    "uptime_seconds": 90,
+    "sessions": [{"id": "3", "kind": "exec", "user": "dev", "command": ["make"], "tty": false, "started": "2025-01-02T03:04:05Z"}]
   }
 ]`},
 		{"ps empty", func(b *bytes.Buffer) error { return printTasks(b, "json", []taskJSON{}) }, `[]`},

@@ -3,9 +3,12 @@ package host
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/helper/live"
 	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/internal/vmmproc"
@@ -29,7 +32,31 @@ func runPs(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printTasks(e.Stdout, *format, liveTasks(tasks, "/proc"))
+	vms, _ := st.ListLive()
+	return printTasks(e.Stdout, *format, withSessions(liveTasks(tasks, "/proc"), tasks, vms, time.Now()))
+}
+
+// withSessions adds to each task that runs a workspace VM its uptime, mode
+// and the sessions its guest reports (asked through its control socket).
+func withSessions(out []taskJSON, tasks []state.TaskInfo, vms []state.LiveVM, now time.Time) []taskJSON {
+	dirs := map[string]string{}
+	for _, t := range tasks {
+		dirs[t.ID] = t.Dir
+	}
+	for i := range out {
+		out[i].Sessions = []contract.LiveSession{}
+		for _, v := range vms {
+			if v.Task != dirs[out[i].ID] {
+				continue
+			}
+			out[i].Live, out[i].Detached = true, v.Detached
+			out[i].Uptime = now.Sub(v.Started).Seconds()
+			if rep, err := live.Ask(v.Task, live.Request{Op: live.OpSessions}); err == nil {
+				out[i].Sessions = rep.Sessions
+			}
+		}
+	}
+	return out
 }
 
 // liveTasks describes the running tasks, with the host memory each VM's
@@ -62,9 +89,23 @@ func printTasks(w io.Writer, format string, tasks []taskJSON) error {
 		return writeJSON(w, tasks)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tPID\tSTARTED\tVMM\tRSS\tWORKSPACE")
+	fmt.Fprintln(tw, "TASK\tPID\tSTARTED\tUPTIME\tVMM\tRSS\tWORKSPACE")
 	for _, t := range tasks {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, t.PID, t.Started.Local().Format(time.DateTime), orDash(t.VMM), rssText(t.RSS), orDash(t.Workspace))
+		up := "-"
+		if t.Live {
+			up = (time.Duration(t.Uptime) * time.Second).String()
+			if t.Detached {
+				up += " (detached)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.PID, t.Started.Local().Format(time.DateTime), up, orDash(t.VMM), rssText(t.RSS), orDash(t.Workspace))
+		for _, s := range t.Sessions {
+			tty := "-"
+			if s.TTY {
+				tty = "tty"
+			}
+			fmt.Fprintf(tw, "  session %s\t%s\t%s\t%s %s\t%s\n", s.ID, s.Kind, s.Started.Local().Format(time.DateTime), s.User, tty, orDash(strings.Join(s.Command, " ")))
+		}
 	}
 	return tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/loftd/loftd/disks"
@@ -27,6 +28,7 @@ type Config struct {
 	Disks    DisksConfig    `toml:"disks"`
 	Volumes  []string       `toml:"volumes"`
 	Agentbox AgentboxConfig `toml:"agentbox"`
+	Live     LiveConfig     `toml:"live"`
 
 	path string // where it was read from ("" when no file)
 }
@@ -75,6 +77,30 @@ type AgentboxConfig struct {
 	// hook the host's tool then runs). Off: each is a read-only share
 	// under a guest overlay whose changes stay with the workspace.
 	LiveMounts bool `toml:"live_mounts"`
+}
+
+// LiveConfig is how a workspace VM that outlives its command behaves
+// (issue 19).
+type LiveConfig struct {
+	// IdleTimeout: a detached VM with no session and its main command
+	// ended powers off after this long ("30m"; "" or "0": never).
+	IdleTimeout string `toml:"idle_timeout"`
+	// DetachKeys end `attach` without ending the session (Podman's form;
+	// default ctrl-p,ctrl-q).
+	DetachKeys string `toml:"detach_keys"`
+}
+
+// ParseIdleTimeout reads an idle timeout: a Go duration ("90s", "30m"),
+// "" or "0" for none, in whole seconds.
+func ParseIdleTimeout(s string) (int, error) {
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("idle timeout %q: want a duration such as 90s or 30m (0: never)", s)
+	}
+	return int((d + time.Second - 1) / time.Second), nil
 }
 
 type DisksConfig struct {
@@ -164,6 +190,9 @@ func (c *Config) validate() error {
 			// ParseSize's message is `size "X": want …`; name the key instead.
 			return fmt.Errorf("config %s: %s%s", c.path, d.key, strings.TrimPrefix(err.Error(), "size"))
 		}
+	}
+	if _, err := ParseIdleTimeout(c.Live.IdleTimeout); err != nil {
+		return fmt.Errorf("config %s: live.idle_timeout: %w", c.path, err)
 	}
 	if c.Agentbox.Mounts != nil {
 		for _, m := range *c.Agentbox.Mounts {

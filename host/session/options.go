@@ -34,6 +34,17 @@ type Options struct {
 	// LiveMounts: agentbox's tool-state directories are shared read-write
 	// (--live-mounts, [agentbox] live_mounts) instead of overlaid.
 	LiveMounts bool
+	// Detach (-d): the VM runs in the background, outliving its
+	// sessions, until stop or its idle timeout (IdleTimeout seconds).
+	Detach      bool
+	IdleTimeout int
+	// Hold: the main command runs on a pty the guest holds for attach
+	// (contract.EnvHold); set for -d and for an interactive start.
+	Hold bool
+	// Background: this loftd is the VM owner a -d (or an interactive
+	// start) spawned; it reports ready on ReadyFD and logs to the task.
+	Background bool
+	ReadyFD    int
 	Command    []string
 }
 
@@ -44,7 +55,8 @@ type Flags struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
 	krunInit, network                                 string
 	pullLatest, root, tsi, preserve, debug, profile   bool
-	dryRun, liveMounts                                bool
+	dryRun, liveMounts, detach                        bool
+	idleTimeout                                       string
 	mem, cpus, uid, gid                               int
 	publish, volumes, env                             []string
 	host                                              func() (memBytes uint64, cpus int)
@@ -74,6 +86,8 @@ func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.preserve, "preserve-debug", false, "keep the task directory after the run and print how to remove it")
 	fs.BoolVar(&r.dryRun, "dry-run", false, "prepare everything and start the helper, which stops just before booting the VM")
 	fs.BoolVar(&r.debug, "debug", false, "debug logs on stderr")
+	fs.BoolVarP(&r.detach, "detach", "d", false, "start the workspace VM in the background and return once it is ready;\nit runs until `loftd stop` (or --idle-timeout); reach it with exec, attach or ssh")
+	fs.StringVar(&r.idleTimeout, "idle-timeout", "", "a detached VM with no session left powers off after this long (90s, 30m; default [live] idle_timeout, 0: never)")
 	fs.BoolVar(&r.profile, "profile", false, "print a timing table of host phases and guest steps on stderr")
 	fs.BoolVar(&r.liveMounts, "live-mounts", false, "agentbox: share the tool-state directories (~/.claude, …) read-write, so the guest's changes reach\nthe host's files; a guest can then plant hooks the host's tools run (default: the guest writes an overlay kept with the workspace)")
 	fs.IntVar(&r.uid, "uid", -1, "as root, the host user the guest user works as: its files in the shares are this uid's\n(default: SUDO_UID, else the workspace's owner; the guest user's uid is the same, or 1000 for root)")
@@ -122,6 +136,15 @@ func (r *Flags) Options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options
 		}
 	}
 	o.UID, o.GID = r.uid, r.gid
+	o.Detach = r.detach
+	idle := cfg.Live.IdleTimeout
+	if set("idle-timeout") {
+		idle = r.idleTimeout
+	}
+	var err error
+	if o.IdleTimeout, err = ParseIdleTimeout(idle); err != nil {
+		return nil, fmt.Errorf("--idle-timeout: %w", err)
+	}
 	o.Env = append(o.Env, r.env...)
 	if err := o.validate(fs, cfg, r, memGiB); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/disks"
+	"github.com/loftd/loftd/host/liveclient"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/rootfs"
@@ -54,6 +55,8 @@ type session struct {
 	id      identity // the guest user's, in the guest and on the host
 	kc      contract.KrunConfig
 	prof    *profiler
+	keys    *liveclient.Keys // the workspace's ssh keys (live.go)
+	ready   *readyNotifier   // a background owner's report to its parent
 	undo    []func() error
 }
 
@@ -69,6 +72,10 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 	// must not kill loftd halfway through it.
 	defer sigs.stop()
 	s := &session{io: e, ctx: ctx, sigs: sigs, opts: opts, cfg: cfg, prof: newProfiler(opts.ProfileOut)}
+	if opts.Background {
+		s.ready = newReadyNotifier(opts.ReadyFD)
+		defer func() { s.ready.ended(status, err) }()
+	}
 	defer func() {
 		s.failure = err
 		if cerr := s.prof.time("cleanup", s.close); cerr != nil {
@@ -76,11 +83,27 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 		}
 		s.prof.print(e.Stderr)
 	}()
+	if err := s.prof.time("state", s.prepareState); err != nil {
+		if errors.Is(err, ErrUsage) {
+			return 0, err
+		}
+		return 0, ExitError{Status: ExitSetup, Err: err}
+	}
+	if !opts.DryRun {
+		v, err := FindLive(s.ws)
+		if err != nil {
+			return 0, ExitError{Status: ExitSetup, Err: err}
+		}
+		if v != nil {
+			e.Log.Debug("joining the workspace's running VM", "task", v.Task, "owner", v.PID, "detached", v.Detached)
+			return s.join(v)
+		}
+		e.Log.Debug("no VM runs for this workspace: booting a fresh one")
+	}
 	steps := []struct {
 		name string
 		fn   func() error
 	}{
-		{"state", s.prepareState},
 		{"disks", s.prepareDisks},
 		{"task", s.prepareTask},
 		{"rootfs", s.prepareRoot},
@@ -104,6 +127,9 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 		return 0, ExitError{Status: ExitSetup, Err: err}
 	}
 	v := &supervisor{io: s.io, sigs: s.sigs, debug: s.opts.Debug, dryRun: s.opts.DryRun, taskDir: s.taskDir, root: s.root, prof: s.prof}
+	if !s.opts.DryRun {
+		v.started = s.started
+	}
 	status, err = v.boot(ctx, plan)
 	if err == nil && !s.opts.DryRun {
 		if derr := diskWriteError(s.taskDir, s.ws.NixDisk(), status); derr != nil {
@@ -208,6 +234,14 @@ func (s *session) prepareTask() error {
 	}
 	s.task, s.taskDir = task, task.Dir
 	s.undo = append(s.undo, s.releaseTask)
+	if s.opts.Background {
+		if err := logToTask(task.Dir); err != nil {
+			return err
+		}
+	}
+	if err := s.prepareLive(); err != nil {
+		return err
+	}
 	if s.opts.Preserve {
 		return task.Keep()
 	}
@@ -325,6 +359,16 @@ func (s *session) writeGuestConfig() error {
 	if err := s.writeVolumes(); err != nil {
 		return err
 	}
+	if err := s.writeSSHFiles(); err != nil {
+		return err
+	}
+	if s.opts.Hold && !interactive() {
+		// The held pty's programs draw for the terminals that attach:
+		// the starting one's TERM is the best guess.
+		if term := s.io.Getenv("TERM"); term != "" {
+			s.kc.Env = append(s.kc.Env, "TERM="+term)
+		}
+	}
 	if interactive() {
 		if term := os.Getenv("TERM"); term != "" {
 			s.kc.Env = append(s.kc.Env, "TERM="+term)
@@ -363,6 +407,7 @@ func (s *session) guest() contract.Guest {
 		Network: s.opts.Network.String(), Profile: s.opts.ProfileOut,
 		TTY: interactive(), Workdir: contract.WorkspaceMount,
 		Hostname: guestHostname(s.ws.Source),
+		Hold:     s.opts.Hold, Detached: s.opts.Detach, IdleTimeout: s.opts.IdleTimeout,
 	}
 }
 

@@ -106,6 +106,9 @@ type supervisor struct {
 	taskDir       string
 	root          string // the task root, where libkrun's init leaves its status
 	prof          *profiler
+	// started, when set, runs once the helper runs (the session records
+	// the live VM and reports readiness).
+	started func()
 }
 
 // boot starts the helper on the plan, supervises it and maps its end to
@@ -153,6 +156,9 @@ func (v *supervisor) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 		return 0, ExitError{Status: ExitSetup, Err: err}
 	}
 	v.prof.add("helper-start", time.Since(start))
+	if v.started != nil {
+		v.started()
+	}
 	helperErr := make(chan *helper.Error, 1)
 	go func() { helperErr <- readHelperError(errR) }()
 	for {
