@@ -27,3 +27,11 @@ func asNetConn(rwc io.ReadWriteCloser) net.Conn {
 	}
 	return streamConn{rwc}
 }
+
+// CloseWrite passes a half close on when the stream has one.
+func (c streamConn) CloseWrite() error {
+	if hc, ok := c.ReadWriteCloser.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite()
+	}
+	return nil
+}
