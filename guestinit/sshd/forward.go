@@ -143,11 +143,6 @@ func (c *nestedConn) agentSocket() string {
 	return filepath.Join(c.agentDir, "agent")
 }
 
-// agentBase is where agent directories are made: /run/loftd in the guest
-// (a tmpfs only root writes to), else the temporary directory.
-func agentBase() string {
-	if st, err := os.Stat("/run/loftd"); err == nil && st.IsDir() && os.Geteuid() == 0 {
-		return "/run/loftd"
-	}
-	return os.TempDir()
-}
+// agentBase is where agent directories are made, as OpenSSH does: the
+// temporary directory (/tmp), each one 0700 and the user's.
+func agentBase() string { return os.TempDir() }

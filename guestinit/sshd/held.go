@@ -145,15 +145,19 @@ func (a *attachment) detach() {
 }
 
 // startAttach attaches the session's channel to the held main session.
-func (s *session) startAttach() bool {
+func (s *session) startAttach() (bool, func()) {
 	h := s.c.s.cfg.Held
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h == nil || s.started {
-		return false
+		return false, nil
 	}
 	s.started = true
 	s.untrack = s.c.s.track(contract.LiveSession{Kind: "attach", User: s.c.user.Name, TTY: s.tty})
-	s.attach = h.attach(s.ch, s.cols, s.rows)
-	return true
+	return true, func() {
+		a := h.attach(s.ch, s.cols, s.rows)
+		s.mu.Lock()
+		s.attach = a
+		s.mu.Unlock()
+	}
 }

@@ -58,9 +58,14 @@ func (c *nestedConn) session(nc ssh.NewChannel) {
 	}
 	s := &session{c: c, ch: ch}
 	for r := range reqs {
-		ok := s.request(r)
+		ok, then := s.request(r)
 		if r.WantReply {
 			_ = r.Reply(ok, nil)
+		}
+		if then != nil {
+			// The program starts after the reply: one that ended at
+			// once would close the channel before it.
+			go then()
 		}
 	}
 	// The client closed the channel: hang up what still runs, as a
@@ -76,7 +81,34 @@ func (c *nestedConn) session(nc ssh.NewChannel) {
 	}
 }
 
-func (s *session) request(r *ssh.Request) bool {
+func (s *session) request(r *ssh.Request) (bool, func()) {
+	switch r.Type {
+	case "shell":
+		return s.start("shell", nil)
+	case "exec":
+		var cmd struct{ Command string }
+		if ssh.Unmarshal(r.Payload, &cmd) != nil {
+			return false, nil
+		}
+		return s.start("exec", &cmd.Command)
+	case "subsystem":
+		var sub struct{ Name string }
+		if ssh.Unmarshal(r.Payload, &sub) != nil {
+			return false, nil
+		}
+		switch sub.Name {
+		case "sftp":
+			return s.start("sftp", nil)
+		case contract.SubsystemAttach:
+			return s.startAttach()
+		}
+		return false, nil
+	}
+	return s.setting(r), nil
+}
+
+// setting handles the requests that start nothing.
+func (s *session) setting(r *ssh.Request) bool {
 	switch r.Type {
 	case "env":
 		var kv struct{ Name, Value string }
@@ -128,37 +160,17 @@ func (s *session) request(r *ssh.Request) bool {
 		return syscall.Kill(s.pid, n) == nil
 	case "auth-agent-req@openssh.com":
 		return s.c.startAgent() == nil
-	case "shell":
-		return s.start("shell", nil)
-	case "exec":
-		var cmd struct{ Command string }
-		if ssh.Unmarshal(r.Payload, &cmd) != nil {
-			return false
-		}
-		return s.start("exec", &cmd.Command)
-	case "subsystem":
-		var sub struct{ Name string }
-		if ssh.Unmarshal(r.Payload, &sub) != nil {
-			return false
-		}
-		switch sub.Name {
-		case "sftp":
-			return s.start("sftp", nil)
-		case contract.SubsystemAttach:
-			return s.startAttach()
-		}
-		return false
 	}
 	return false
 }
 
 // start runs the session's program in the background; false when one
 // already runs or it could not start (the channel is then closed).
-func (s *session) start(kind string, command *string) bool {
+func (s *session) start(kind string, command *string) (bool, func()) {
 	s.mu.Lock()
 	if s.started {
 		s.mu.Unlock()
-		return false
+		return false, nil
 	}
 	s.started = true
 	s.mu.Unlock()
@@ -182,7 +194,7 @@ func (s *session) start(kind string, command *string) bool {
 		ls.Command = []string{*command}
 	}
 	untrack := s.c.s.track(ls)
-	go func() {
+	return true, func() {
 		defer untrack()
 		var err error
 		if ls.TTY {
@@ -195,8 +207,7 @@ func (s *session) start(kind string, command *string) bool {
 			sendExit(s.ch, syscall.WaitStatus(uint32(contract.ExitSetup)<<8))
 			_ = s.ch.Close()
 		}
-	}()
-	return true
+	}
 }
 
 // procAttr is the start of a session's process: the user's credentials,
