@@ -98,7 +98,8 @@ func (e *enter) workdir() string {
 // runCommand runs argv in dir with files as its stdin, stdout and stderr,
 // attr (may be nil) and this process's environment, and returns its status: the exit code
 // verbatim, 128+n for signal n, 127 when the command is not found, 126 when
-// it cannot be executed. It reaps every child while it waits (see reap).
+// it cannot be executed. The init's reaper waits for it (reap.go), and
+// reaps every orphan meanwhile.
 func runCommand(argv []string, dir string, files []*os.File, attr *syscall.SysProcAttr, stderr io.Writer) int {
 	return runChecked(argv, dir, files, attr, nil, stderr)
 }
@@ -113,47 +114,20 @@ func runChecked(argv []string, dir string, files []*os.File, attr *syscall.SysPr
 		fmt.Fprintf(stderr, "guest-init: %v\n", err)
 		return startStatus(err)
 	}
-	proc, err := os.StartProcess(path, argv, &os.ProcAttr{Dir: dir, Env: os.Environ(), Files: files, Sys: attr})
+	pid, done, err := initReaper.Start(path, argv, &os.ProcAttr{Dir: dir, Env: os.Environ(), Files: files, Sys: attr})
 	if err != nil {
 		fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
 		return startStatus(err)
 	}
-	pid := proc.Pid
-	_ = proc.Release() // reaped by pid below, not through proc
 	if verify != nil {
 		if err := verify(pid); err != nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			_, _ = reap(pid)
+			<-done
 			fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
 			return contract.ExitSetup
 		}
 	}
-	ws, err := reap(pid)
-	if err != nil {
-		fmt.Fprintf(stderr, "guest-init: wait %s: %v\n", argv[0], err)
-		return contract.ExitSetup
-	}
-	return waitStatus(ws)
-}
-
-// reap waits for pid and reaps every other child that ends meanwhile: as
-// PID 1 (or a subreaper) the init inherits every orphan of the workload, and
-// one it does not wait for stays a zombie. A wait4(-1) loop and exec.Cmd.Wait
-// would race for the workload's status, so the workload is reaped here too.
-func reap(pid int) (syscall.WaitStatus, error) {
-	for {
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if got == pid {
-			return ws, nil
-		}
-	}
+	return waitStatus(<-done)
 }
 
 func startStatus(err error) int {
