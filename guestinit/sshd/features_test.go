@@ -174,7 +174,7 @@ func rawAttach(t *testing.T, c *ssh.Client, cols, rows uint32) (ssh.Channel, *li
 // TestAttach holds a main command on a pty, attaches twice while it runs
 // (the second replays what the first saw) and once after it ended.
 func TestAttach(t *testing.T) {
-	master, slave, err := openPTY()
+	master, slave, err := OpenPTY()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openPTY opens a new pty: the master (pollable, so a deadline or Close
+// OpenPTY opens a new pty: the master (pollable, so a deadline or Close
 // ends a pending Read) and its slave (blocking: a child's fds). The
 // guest's devpts is a newinstance mount, so /dev/pts/ptmx comes first.
-func openPTY() (master, slave *os.File, err error) {
+func OpenPTY() (master, slave *os.File, err error) {
 	for _, p := range []string{"/dev/pts/ptmx", "/dev/ptmx"} {
 		master, err = os.OpenFile(p, os.O_RDWR|unix.O_NOCTTY, 0)
 		if err == nil {

@@ -339,7 +339,7 @@ func closeAll(files []*os.File) {
 // runPTY runs a session on a new pty whose master is copied to and from
 // the channel.
 func (s *session) runPTY(path string, argv []string) error {
-	master, slave, err := openPTY()
+	master, slave, err := OpenPTY()
 	if err != nil {
 		return err
 	}
