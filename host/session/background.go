@@ -2,6 +2,7 @@ package session
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,12 +64,12 @@ func SpawnOwner(e IO, args []string, mode string) error {
 		_ = cmd.Process.Release()
 		return nil
 	}
-	// It failed: wait for it, so its last words are on our stderr.
-	_ = cmd.Wait()
+	// It failed; it ends on its own (its session's clean-up runs).
+	_ = cmd.Process.Release()
 	if msg, ok := strings.CutPrefix(line, "error: "); ok {
 		return ExitError{Status: ExitSetup, Err: fmt.Errorf("the workspace VM did not start: %s", msg)}
 	}
-	return ExitError{Status: ExitSetup, Err: fmt.Errorf("the workspace VM did not start (%v)", cmd.ProcessState)}
+	return ExitError{Status: ExitSetup, Err: errors.New("the workspace VM did not start (its owner ended without a word)")}
 }
 
 // LiveWorkspace is the workspace named by dir ("" : the current one) and

@@ -49,6 +49,8 @@ func (s *session) prepareLive() error {
 		return err
 	}
 	s.keys = keys
+	// The record (written once the helper listens) goes before the task.
+	s.undo = append(s.undo, func() error { return s.ws.RemoveLive(s.taskDir) })
 	if err := RecordSource(s.ws); err != nil {
 		return err
 	}
@@ -70,17 +72,13 @@ func (s *session) writeSSHFiles() error {
 }
 
 // recordLive tells a second loftd for this workspace where the VM runs,
-// once the helper started; the record goes with the session.
+// once the helper listens; prepareLive's undo removes it.
 func (s *session) recordLive() error {
 	v := state.LiveVM{
 		Workspace: s.ws.Source, Task: s.taskDir, PID: os.Getpid(), Started: time.Now().UTC(),
 		Detached: s.opts.Detach, Hold: s.opts.Hold, Command: s.opts.Command,
 	}
-	if err := s.ws.WriteLive(v); err != nil {
-		return err
-	}
-	s.undo = append(s.undo, func() error { return s.ws.RemoveLive(s.taskDir) })
-	return nil
+	return s.ws.WriteLive(v)
 }
 
 // FindLive returns the running VM of workspace ws, or nil when none
@@ -116,19 +114,30 @@ func logToTask(taskDir string) error {
 	return nil
 }
 
-// started runs once the helper runs: the VM is recorded for a second
-// loftd, and a background owner tells its parent when the guest's server
-// answers (or that it never did).
-func (s *session) started() {
-	if err := s.recordLive(); err != nil {
-		s.io.Log.Warn("the running VM cannot be joined", "err", err)
-	}
-	if s.ready != nil {
-		go func() {
-			_, err := live.Ask(s.taskDir, live.Request{Op: live.OpReady})
-			s.ready.send(err)
-		}()
-	}
+// started runs once the helper runs (until done, its end): as soon as the
+// helper's control socket exists the VM is recorded for a second loftd,
+// and a background owner tells its parent when the guest's server answers
+// (or that it never did).
+func (s *session) started(done <-chan struct{}) {
+	go func() {
+		sock := filepath.Join(s.taskDir, live.ControlSocket)
+		for {
+			if _, err := os.Stat(sock); err == nil {
+				break
+			}
+			select {
+			case <-done:
+				s.ready.send(errors.New("the VM ended before its control channel was up"))
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if err := s.recordLive(); err != nil {
+			s.io.Log.Warn("the running VM cannot be joined", "err", err)
+		}
+		_, err := live.Ask(s.taskDir, live.Request{Op: live.OpReady})
+		s.ready.send(err)
+	}()
 }
 
 // join runs the session's command in the workspace's running VM, with the
@@ -201,6 +210,9 @@ func newReadyNotifier(fd int) *readyNotifier {
 }
 
 func (n *readyNotifier) send(err error) {
+	if n == nil {
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.sent || n.f == nil {
@@ -217,6 +229,9 @@ func (n *readyNotifier) send(err error) {
 
 // ended reports a session that ended before it was ready.
 func (n *readyNotifier) ended(status int, err error) {
+	if n == nil {
+		return
+	}
 	if err == nil {
 		err = fmt.Errorf("the VM ended (status %d) before it was ready", status)
 	}

@@ -108,7 +108,7 @@ type supervisor struct {
 	prof          *profiler
 	// started, when set, runs once the helper runs (the session records
 	// the live VM and reports readiness).
-	started func()
+	started func(done <-chan struct{})
 }
 
 // boot starts the helper on the plan, supervises it and maps its end to
@@ -157,7 +157,7 @@ func (v *supervisor) boot(ctx context.Context, plan *launch.Plan) (int, error) {
 	}
 	v.prof.add("helper-start", time.Since(start))
 	if v.started != nil {
-		v.started()
+		v.started(proc.Done())
 	}
 	helperErr := make(chan *helper.Error, 1)
 	go func() { helperErr <- readHelperError(errR) }()
