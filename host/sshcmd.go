@@ -23,13 +23,17 @@ var sshSafe = regexp.MustCompile(`^[A-Za-z0-9/._+@,=-]+$`)
 
 // runSSHConfig is `loftd ssh-config [--install] [WORKSPACE]`.
 func runSSHConfig(e *env, args []string) error {
-	fs := e.newFlagSet("ssh-config", e.Prog+" ssh-config [--install] [WORKSPACE]")
+	fs := e.newFlagSet("ssh-config", e.Prog+" ssh-config [--install] [WORKSPACE] [-- START FLAGS…]")
 	install := fs.Bool("install", false, "write the block to ~/.ssh/loftd.d/HOST.conf and Include it from ~/.ssh/config (once)")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 1 {
-		return session.Usagef("ssh-config: want at most one WORKSPACE")
+	pos, start := fs.Args(), []string(nil)
+	if at := fs.ArgsLenAtDash(); at >= 0 {
+		pos, start = fs.Args()[:at], fs.Args()[at:]
+	}
+	if len(pos) > 1 {
+		return session.Usagef("ssh-config: want at most one WORKSPACE (session flags for the VM ssh-proxy starts go after --)")
 	}
 	cfg, err := session.ReadConfig(e.IO)
 	if err != nil {
@@ -40,8 +44,8 @@ func runSSHConfig(e *env, args []string) error {
 		return err
 	}
 	dir := "."
-	if fs.NArg() == 1 {
-		dir = fs.Arg(0)
+	if len(pos) == 1 {
+		dir = pos[0]
 	}
 	src, err := state.FindWorkspace(dir)
 	if err != nil {
@@ -59,6 +63,9 @@ func runSSHConfig(e *env, args []string) error {
 		return err
 	}
 	if err := session.RecordSource(ws); err != nil {
+		return err
+	}
+	if err := session.WriteStartFlags(ws, start); err != nil {
 		return err
 	}
 	exe, err := os.Executable()
@@ -157,7 +164,12 @@ func runSSHProxy(e *env, args []string) error {
 	}
 	if v == nil {
 		e.Log.Debug("ssh-proxy: starting the workspace VM", "workspace", ws.Source)
-		if err := session.SpawnOwner(e.IO, []string{"-d", "--workspace", ws.Source}, session.BackgroundDetached); err != nil {
+		flags, err := session.ReadStartFlags(ws)
+		if err != nil {
+			return err
+		}
+		args := append(append([]string{"-d"}, flags...), "--workspace", ws.Source)
+		if err := session.SpawnOwner(e.IO, args, session.BackgroundDetached); err != nil {
 			return err
 		}
 		if v, err = session.FindLive(ws); err != nil || v == nil {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -266,4 +267,44 @@ func WorkspaceByAlias(st state.State, alias string) (state.Workspace, error) {
 		return state.Workspace{}, fmt.Errorf("ssh host %s: its record names %s, another workspace", alias, src)
 	}
 	return ws, nil
+}
+
+// startFlagsFile keeps the session flags `ssh-config … -- FLAGS` gave for
+// the VM that ssh-proxy starts (the image, memory, …), so that the
+// ProxyCommand line carries none of them.
+const startFlagsFile = "start-flags.json"
+
+// WriteStartFlags records flags for ReadStartFlags (none: remove them).
+func WriteStartFlags(ws state.Workspace, flags []string) error {
+	p := filepath.Join(ws.Dir, startFlagsFile)
+	if len(flags) == 0 {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("ssh-config: %w", err)
+		}
+		return nil
+	}
+	data, err := json.Marshal(flags)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		return fmt.Errorf("ssh-config: %w", err)
+	}
+	return ownByUser(p)
+}
+
+// ReadStartFlags returns the flags WriteStartFlags recorded.
+func ReadStartFlags(ws state.Workspace) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(ws.Dir, startFlagsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ssh-proxy: %w", err)
+	}
+	var flags []string
+	if err := json.Unmarshal(data, &flags); err != nil {
+		return nil, fmt.Errorf("ssh-proxy: %s: %w", startFlagsFile, err)
+	}
+	return flags, nil
 }
