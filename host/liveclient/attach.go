@@ -6,9 +6,12 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/helper/live"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultDetachKeys is Podman's (and Docker's) detach sequence.
@@ -49,54 +52,99 @@ var ErrDetached = errors.New("detached")
 // Attach attaches the terminal to the VM's held main session
 // (contract.SubsystemAttach): the guest replays the screen, then relays
 // both ways until the main session ends (its exit status is returned) or
-// the user types keys (ErrDetached; the VM keeps running).
+// the user types keys (ErrDetached; the VM keeps running). It drives the
+// session channel itself: x/crypto's Session cannot wait for a subsystem.
 func Attach(task string, keys *Keys, user string, keySeq []byte, s Streams, termName string) (int, error) {
 	c, err := live.Connect(task, user, keys.Client, keys.Host.PublicKey())
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	sess, err := c.NewSession()
+	ch, reqs, err := c.OpenChannel("session", nil)
 	if err != nil {
 		return 0, fmt.Errorf("attach: open a session: %w", err)
 	}
-	defer sess.Close()
+	defer ch.Close()
 	if s.Terminal != nil {
-		restore, err := ttySession(sess, s.Terminal, termName)
+		w, h := termSize(s.Terminal)
+		req := ptyRequest{Term: termName, Columns: uint32(w), Rows: uint32(h), Modes: string([]byte{0})}
+		if ok, err := ch.SendRequest("pty-req", true, ssh.Marshal(&req)); err != nil || !ok {
+			return 0, fmt.Errorf("attach: the guest refused the pty (%v)", err)
+		}
+	}
+	if ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(&struct{ Name string }{contract.SubsystemAttach})); err != nil || !ok {
+		return 0, fmt.Errorf("attach: the VM has no held session to attach to (started with a command and without -d?) (%v)", err)
+	}
+	if s.Terminal != nil {
+		restore, err := rawTerminal(s.Terminal, func(h, w int) {
+			_, _ = ch.SendRequest("window-change", false, ssh.Marshal(&windowChange{Columns: uint32(w), Rows: uint32(h)}))
+		})
 		if err != nil {
 			return 0, fmt.Errorf("attach: %w", err)
 		}
 		defer restore()
 	}
-	sess.Stdout, sess.Stderr = s.Stdout, s.Stderr
-	stdin, err := sess.StdinPipe()
-	if err != nil {
-		return 0, err
-	}
-	if err := sess.RequestSubsystem(contract.SubsystemAttach); err != nil {
-		return 0, fmt.Errorf("attach: the VM has no held session to attach to (it was started with a command and without -d?): %w", err)
-	}
+	var out sync.WaitGroup
+	out.Go(func() { _, _ = io.Copy(s.Stdout, ch) })
+	out.Go(func() { _, _ = io.Copy(s.Stderr, ch.Stderr()) })
 	detached := make(chan struct{})
 	go func() {
-		if s.Stdin != nil {
-			f := &detachFilter{w: stdin, keys: keySeq}
-			_, err := io.Copy(f, s.Stdin)
-			if errors.Is(err, ErrDetached) {
-				close(detached)
-				_ = sess.Close()
-				return
+		if s.Stdin == nil {
+			return
+		}
+		f := &detachFilter{w: ch, keys: keySeq}
+		if _, err := io.Copy(f, s.Stdin); errors.Is(err, ErrDetached) {
+			close(detached)
+			_ = ch.Close()
+		}
+		// The terminal's EOF is not the end of the held session: it
+		// keeps running, as after a detach.
+	}()
+	status, statusErr := -1, error(nil)
+	for r := range reqs {
+		switch r.Type {
+		case "exit-status":
+			var m struct{ Status uint32 }
+			if ssh.Unmarshal(r.Payload, &m) == nil {
+				status = int(m.Status)
+			}
+		case "exit-signal":
+			var m struct {
+				Signal     string
+				CoreDumped bool
+				Error      string
+				Lang       string
+			}
+			if ssh.Unmarshal(r.Payload, &m) == nil {
+				status = 128 + int(unix.SignalNum("SIG"+m.Signal))
 			}
 		}
-		// The terminal's EOF (a closed stdin) is not the end of the
-		// held session: it keeps running, like a detach.
-	}()
-	werr := sess.Wait()
+		if r.WantReply {
+			_ = r.Reply(false, nil)
+		}
+	}
 	select {
 	case <-detached:
 		return 0, ErrDetached
 	default:
 	}
-	return ExitStatus(werr)
+	out.Wait()
+	if status < 0 {
+		statusErr = errors.New("the held session ended without an exit status (the VM stopped?)")
+	}
+	return status, statusErr
+}
+
+// ptyRequest and windowChange are RFC 4254 6.2 and 6.7.
+type ptyRequest struct {
+	Term          string
+	Columns, Rows uint32
+	Width, Height uint32
+	Modes         string
+}
+
+type windowChange struct {
+	Columns, Rows, Width, Height uint32
 }
 
 // detachFilter passes bytes to w until the detach sequence is typed; a

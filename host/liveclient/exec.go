@@ -169,14 +169,25 @@ func forwardSignals(sess *ssh.Session) (stop func()) {
 // ttySession asks for a pty of the terminal's size, puts the terminal in
 // raw mode and follows its size (SIGWINCH → window-change).
 func ttySession(sess *ssh.Session, tty *os.File, termName string) (restore func(), err error) {
-	fd := int(tty.Fd())
-	w, h, err := term.GetSize(fd)
-	if err != nil {
-		w, h = 80, 24
-	}
+	w, h := termSize(tty)
 	if err := sess.RequestPty(termName, h, w, ssh.TerminalModes{}); err != nil {
 		return nil, fmt.Errorf("pty: %w", err)
 	}
+	return rawTerminal(tty, func(h, w int) { _ = sess.WindowChange(h, w) })
+}
+
+func termSize(tty *os.File) (w, h int) {
+	w, h, err := term.GetSize(int(tty.Fd()))
+	if err != nil {
+		return 80, 24
+	}
+	return w, h
+}
+
+// rawTerminal puts tty in raw mode and calls resized with its new size on
+// every SIGWINCH, until restore.
+func rawTerminal(tty *os.File, resized func(h, w int)) (restore func(), err error) {
+	fd := int(tty.Fd())
 	old, err := term.MakeRaw(fd)
 	if err != nil {
 		return nil, fmt.Errorf("raw terminal: %w", err)
@@ -189,7 +200,7 @@ func ttySession(sess *ssh.Session, tty *os.File, termName string) (restore func(
 			select {
 			case <-winch:
 				if w, h, err := term.GetSize(fd); err == nil {
-					_ = sess.WindowChange(h, w)
+					resized(h, w)
 				}
 			case <-done:
 				return

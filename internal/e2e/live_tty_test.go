@@ -38,6 +38,7 @@ func (w *world) paneScript(t *testing.T, cmd []string) string {
 func TestLiveTmux(t *testing.T) {
 	w := newWorld(t)
 	testenv.RequireCommand(t, "tmux", "tmux")
+	t.Cleanup(func() { w.sub("", "kill", w.workspace) })
 	main := newTmuxPane(t, 100, 30, w.paneScript(t, w.cmd().Args))
 	main.line("echo READY $((40+2))")
 	main.waitText("READY 42", 3*time.Minute)
