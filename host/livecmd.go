@@ -38,6 +38,7 @@ func (e *env) startOrJoin(args []string, opts *session.Options, cfg *session.Con
 		return 0, session.ExitError{Status: session.ExitSetup, Err: err}
 	}
 	if v == nil {
+		e.Log.Debug("no VM runs for this workspace: starting one in the background", "detach", opts.Detach)
 		mode := session.BackgroundHold
 		if opts.Detach {
 			mode = session.BackgroundDetached
@@ -48,8 +49,8 @@ func (e *env) startOrJoin(args []string, opts *session.Options, cfg *session.Con
 		if v, err = session.FindLive(ws); err != nil || v == nil {
 			return 0, session.ExitError{Status: session.ExitSetup, Err: fmt.Errorf("the workspace VM started but cannot be found (%v)", err)}
 		}
-	} else if opts.Detach {
-		e.Log.Debug("the workspace VM already runs", "task", v.Task, "owner", v.PID)
+	} else {
+		e.Log.Debug("joining the workspace's running VM", "task", v.Task, "owner", v.PID, "detached", v.Detached)
 	}
 	if opts.Detach {
 		return 0, nil // `attach`, `exec` and ssh reach it from here on
