@@ -88,7 +88,9 @@ func (s *session) recordLive() error {
 func FindLive(ws state.Workspace) (*state.LiveVM, error) {
 	v, err := ws.ReadLive()
 	if err != nil || v == nil {
-		return nil, err
+		// An unreadable record (a crash mid-write) is a stale one: a VM
+		// that still runs holds the workspace lock, which says so.
+		return nil, nil
 	}
 	if _, err := live.Ask(v.Task, live.Request{Op: live.OpReady}); err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, os.ErrNotExist) {
