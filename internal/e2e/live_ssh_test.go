@@ -125,6 +125,19 @@ func TestSSHOpenSSH(t *testing.T) {
 	if body != "served-by-guest\n" {
 		t.Errorf("ssh -L to guest port 8088: got %q; ssh stderr:\n%s", body, ferr.String())
 	}
+	fwd.Process.Kill()
+	fwd.Wait()
+
+	// A stopped workspace: ssh starts it again.
+	if status, _, errs := s.sub("", "stop", "--time", "1", s.workspace); status != 0 {
+		t.Fatalf("loftd stop: %d\n%s", status, errs)
+	}
+	if ps := s.ps(t); len(ps) != 0 {
+		t.Fatalf("after stop: %+v", ps)
+	}
+	if status, out, errs := s.ssh(t, nil, "ssh", s.host, "cat /tmp/blob2 >/dev/null 2>&1 || echo fresh"); status != 0 || out != "fresh\n" {
+		t.Errorf("ssh to the stopped workspace = %d, %q; want a fresh VM; stderr:\n%s", status, out, errs)
+	}
 }
 
 // TestSSHAgentAndTTY: ssh -A forwards the host agent (Debian's ssh-add,

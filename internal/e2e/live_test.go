@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"io"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -105,6 +106,27 @@ func TestLiveExec(t *testing.T) {
 			t.Errorf("%s: loftd exec %q = %d, %q; want %d, %q; stderr:\n%s", tt.name, tt.args, status, out, tt.wantStatus, tt.wantOut, errs)
 		}
 	}
+	// A stop signal to loftd exec reaches the command (an ssh signal
+	// request): its trap runs and its status comes back.
+	c := w.subCmd("exec", "--workspace", w.workspace, "--", "sh", "-c", `trap "echo got-INT; exit 9" INT; echo ready; while :; do sleep 0.1; done`)
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+		t.Fatalf("exec with a trap: read %q, %v", buf, err)
+	}
+	c.Process.Signal(os.Interrupt)
+	rest, _ := io.ReadAll(stdout)
+	c.Wait()
+	if st := c.ProcessState.ExitCode(); st != 9 || string(rest) != "got-INT\n" {
+		t.Errorf("SIGINT to loftd exec: status %d, output %q; want 9, \"got-INT\\n\"", st, rest)
+	}
+
 	// loftd -- CMD joins the running VM: the file exec wrote in its /tmp.
 	status, out, errs := w.run("", "--debug", "--", "cat", "/tmp/mark")
 	if status != 0 || out != "live\n" || !strings.Contains(errs, "joining the workspace's running VM") {
