@@ -9,6 +9,7 @@ import (
 
 	"github.com/loftd/loftd/contract"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // RingSize is how much of the held session's latest output an attach
@@ -99,6 +100,13 @@ func (h *Held) End(ws syscall.WaitStatus) {
 	h.attached = map[*attachment]bool{}
 }
 
+// snapshot returns a copy of the ring.
+func (h *Held) snapshot() []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]byte(nil), h.ring...)
+}
+
 // Ended reports whether the main command has ended.
 func (h *Held) Ended() bool {
 	h.mu.Lock()
@@ -118,6 +126,9 @@ func (h *Held) attach(ch ssh.Channel, cols, rows uint32) *attachment {
 	if cols > 0 && rows > 0 {
 		SetWinsize(h.master, cols, rows)
 	}
+	// A full-screen program redraws on SIGWINCH, which the kernel sends
+	// only when the size changed: the replay alone may not restore it.
+	h.winch()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, _ = ch.Write(h.ring)
@@ -128,6 +139,17 @@ func (h *Held) attach(ch ssh.Channel, cols, rows uint32) *attachment {
 	h.attached[a] = true
 	go func() { _, _ = io.Copy(h.master, ch) }()
 	return a
+}
+
+// winch sends SIGWINCH to the pty's foreground process group.
+func (h *Held) winch() {
+	_ = control(h.master, func(fd int) error {
+		pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+		if err != nil || pgrp <= 0 {
+			return err
+		}
+		return unix.Kill(-pgrp, unix.SIGWINCH)
+	})
 }
 
 func (a *attachment) end(ws syscall.WaitStatus) {
