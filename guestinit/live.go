@@ -151,11 +151,15 @@ func consolef(root, format string, args ...any) {
 	fmt.Fprintf(f, format+"\n", args...)
 }
 
-// stop is ReqStop: SIGTERM to every process but the init, up to
+// stop is ReqStop: SIGHUP to the held session (its terminal hangs up),
+// SIGTERM to every process but the init, up to
 // GraceSeconds for them to end, SIGKILL to what is left; then the VM ends
 // as soon as its main command has.
 func (l *live) stop(req contract.StopRequest) {
 	l.stopOnce.Do(func() {
+		if l.held != nil {
+			l.held.Hangup() // a login shell ignores SIGTERM
+		}
 		_ = syscall.Kill(-1, syscall.SIGTERM)
 		deadline := time.Now().Add(time.Duration(req.GraceSeconds) * time.Second)
 		for time.Now().Before(deadline) && haveChildren() {

@@ -274,3 +274,29 @@ func TestAttachRedraw(t *testing.T) {
 		t.Errorf("status after SIGKILL: %d, want 137", got)
 	}
 }
+
+// TestHeldHangup: Hangup ends an interactive shell on the held pty, which
+// SIGTERM would not.
+func TestHeldHangup(t *testing.T) {
+	master, slave, err := OpenPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := []string{"sh", "-i"}
+	_, done, err := DirectSpawner{}.Start("/bin/sh", argv, &os.ProcAttr{Files: []*os.File{slave, slave, slave},
+		Env: []string{"PS1=prompt$ "}, Sys: &syscall.SysProcAttr{Setsid: true, Setctty: true}})
+	slave.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHeld(master, "dev", argv)
+	for !bytes.Contains(h.snapshot(), []byte("prompt$")) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.Hangup()
+	ws := <-done
+	h.End(ws)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
+		t.Errorf("shell after Hangup: %v, want killed by SIGHUP", ws)
+	}
+}

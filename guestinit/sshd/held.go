@@ -141,6 +141,18 @@ func (h *Held) attach(ch ssh.Channel, cols, rows uint32) *attachment {
 	return a
 }
 
+// Hangup sends SIGHUP to the held pty's session, as a terminal that goes
+// away does: an interactive shell ignores SIGTERM but not that.
+func (h *Held) Hangup() {
+	_ = control(h.master, func(fd int) error {
+		sid, err := unix.IoctlGetInt(fd, unix.TIOCGSID)
+		if err != nil || sid <= 0 {
+			return err
+		}
+		return unix.Kill(-sid, unix.SIGHUP)
+	})
+}
+
 // winch sends SIGWINCH to the pty's foreground process group.
 func (h *Held) winch() {
 	_ = control(h.master, func(fd int) error {
