@@ -143,3 +143,35 @@ func TestSessionUser(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenControlPort finds the control port by its name under /sys, as
+// the stdio ports are found, and reports a missing one.
+func TestOpenControlPort(t *testing.T) {
+	root := t.TempDir()
+	if _, err := openControl(root, true); err == nil {
+		t.Fatal("openControl with no port: no error")
+	}
+	for name, port := range map[string]string{"vport1p1": contract.PortStatus, "vport1p5": contract.PortControl} {
+		dir := root + "/sys/class/virtio-ports/" + name
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dir+"/name", []byte(port+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(root+"/dev", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root+"/dev/vport1p5", nil, 0o600); err != nil { // a file stands for the device
+		t.Fatal(err)
+	}
+	f, err := openControl(root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Name() != root+"/dev/vport1p5" {
+		t.Errorf("control port opened %s, want %s/dev/vport1p5", f.Name(), root)
+	}
+}
