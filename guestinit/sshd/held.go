@@ -189,9 +189,21 @@ func (s *session) startAttach() (bool, func()) {
 	s.started = true
 	s.untrack = s.c.s.track(contract.LiveSession{Kind: "attach", User: s.c.user.Name, TTY: s.tty})
 	return true, func() {
-		a := h.attach(s.ch, s.cols, s.rows)
+		s.mu.Lock()
+		cols, rows := s.cols, s.rows
+		s.mu.Unlock()
+		a := h.attach(s.ch, cols, rows)
 		s.mu.Lock()
 		s.attach = a
+		s.mu.Unlock()
+		if a.h.Ended() {
+			return
+		}
+		// A window-change that came between the two locks.
+		s.mu.Lock()
+		if s.cols != cols || s.rows != rows {
+			a.resize(s.cols, s.rows)
+		}
 		s.mu.Unlock()
 	}
 }

@@ -77,6 +77,8 @@ func (c *nestedConn) session(nc ssh.NewChannel) {
 	}
 	if s.attach != nil {
 		s.attach.detach()
+	}
+	if s.untrack != nil {
 		s.untrack()
 	}
 }
