@@ -6,10 +6,12 @@ import (
 	"net"
 	"os"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/guestinit/sshd"
+	"github.com/loftd/loftd/internal/testenv"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
@@ -173,5 +175,22 @@ func TestOpenControlPort(t *testing.T) {
 	defer f.Close()
 	if f.Name() != root+"/dev/vport1p5" {
 		t.Errorf("control port opened %s, want %s/dev/vport1p5", f.Name(), root)
+	}
+}
+
+// TestCheckedSpawner: a session started as a user passes the privilege
+// drop check and keeps its status.
+func TestCheckedSpawner(t *testing.T) {
+	testenv.RequireRoot(t)
+	devnull, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	defer devnull.Close()
+	_, done, err := checkedSpawner{newReaper()}.Start("/bin/sh", []string{"sh", "-c", `test "$(id -u)" = 65534 && exit 6`},
+		&os.ProcAttr{Files: []*os.File{devnull, devnull, devnull},
+			Sys: &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStatus(<-done); got != 6 {
+		t.Errorf("status %d, want 6", got)
 	}
 }
