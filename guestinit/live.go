@@ -49,7 +49,7 @@ func (e *enter) startLive() error {
 	cfg := sshd.Config{
 		User:    sessionUser(e.account, env, e.cfg.Env),
 		Root:    sessionUser(e.rootAcct, env, e.cfg.Env),
-		Spawner: initReaper,
+		Spawner: checkedSpawner{initReaper},
 		Dir:     e.workdir(),
 		Exe:     "/proc/self/exe",
 		Held:    l.held,
@@ -58,6 +58,29 @@ func (e *enter) startLive() error {
 	root, pid1 := e.sys.SysRoot, e.pid1
 	go l.serve(cfg, root, pid1)
 	return nil
+}
+
+// checkedSpawner starts SSH sessions through the reaper and checks, as for
+// the workload, that a session started as a user has no way back to root
+// (verifyDropped); one that has is killed and never runs.
+type checkedSpawner struct{ r *reaper }
+
+func (c checkedSpawner) Start(path string, argv []string, attr *os.ProcAttr) (int, <-chan syscall.WaitStatus, error) {
+	pid, done, release, err := c.r.startGated(path, argv, attr)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
+	if attr.Sys != nil && attr.Sys.Credential != nil && attr.Sys.Credential.Uid != 0 {
+		cred := attr.Sys.Credential
+		if err := verifyDropped(pid, int(cred.Uid), int(cred.Gid)); err != nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			release()
+			<-done
+			return 0, nil, err
+		}
+	}
+	return pid, done, nil
 }
 
 // sessionUser is a's account for SSH sessions, with the workload's
@@ -151,11 +174,15 @@ func consolef(root, format string, args ...any) {
 	fmt.Fprintf(f, format+"\n", args...)
 }
 
-// stop is ReqStop: SIGTERM to every process but the init, up to
+// stop is ReqStop: SIGHUP to the held session (its terminal hangs up),
+// SIGTERM to every process but the init, up to
 // GraceSeconds for them to end, SIGKILL to what is left; then the VM ends
 // as soon as its main command has.
 func (l *live) stop(req contract.StopRequest) {
 	l.stopOnce.Do(func() {
+		if l.held != nil {
+			l.held.Hangup() // a login shell ignores SIGTERM
+		}
 		_ = syscall.Kill(-1, syscall.SIGTERM)
 		deadline := time.Now().Add(time.Duration(req.GraceSeconds) * time.Second)
 		for time.Now().Before(deadline) && haveChildren() {

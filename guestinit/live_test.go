@@ -6,10 +6,12 @@ import (
 	"net"
 	"os"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/guestinit/sshd"
+	"github.com/loftd/loftd/internal/testenv"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
@@ -141,5 +143,54 @@ func TestSessionUser(t *testing.T) {
 		if !slices.Contains(u.Env, want) {
 			t.Errorf("env %q lacks %s", u.Env, want)
 		}
+	}
+}
+
+// TestOpenControlPort finds the control port by its name under /sys, as
+// the stdio ports are found, and reports a missing one.
+func TestOpenControlPort(t *testing.T) {
+	root := t.TempDir()
+	if _, err := openControl(root, true); err == nil {
+		t.Fatal("openControl with no port: no error")
+	}
+	for name, port := range map[string]string{"vport1p1": contract.PortStatus, "vport1p5": contract.PortControl} {
+		dir := root + "/sys/class/virtio-ports/" + name
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dir+"/name", []byte(port+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(root+"/dev", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root+"/dev/vport1p5", nil, 0o600); err != nil { // a file stands for the device
+		t.Fatal(err)
+	}
+	f, err := openControl(root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Name() != root+"/dev/vport1p5" {
+		t.Errorf("control port opened %s, want %s/dev/vport1p5", f.Name(), root)
+	}
+}
+
+// TestCheckedSpawner: a session started as a user passes the privilege
+// drop check and keeps its status.
+func TestCheckedSpawner(t *testing.T) {
+	testenv.RequireRoot(t)
+	devnull, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	defer devnull.Close()
+	_, done, err := checkedSpawner{newReaper()}.Start("/bin/sh", []string{"sh", "-c", `test "$(id -u)" = 65534 && exit 6`},
+		&os.ProcAttr{Files: []*os.File{devnull, devnull, devnull},
+			Sys: &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStatus(<-done); got != 6 {
+		t.Errorf("status %d, want 6", got)
 	}
 }

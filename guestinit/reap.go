@@ -6,6 +6,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // reaper is the init's one waiter for its children. As PID 1 (or a
@@ -16,10 +19,14 @@ import (
 // through Start, which registers its pid before the loop can see it end;
 // the loop hands each status to its waiter and drops the orphans'.
 //
+// A child can be gated (startGated): the loop leaves it a zombie, its
+// /proc entry readable, until the starter has checked it (verifyDropped).
+//
 // It implements sshd.Spawner.
 type reaper struct {
 	mu      sync.Mutex
 	waiting map[int]chan syscall.WaitStatus
+	gates   map[int]chan struct{} // closed when the starter is done with it
 	running bool
 	// always keeps the loop up when nobody waits (the guest init: orphans
 	// end at any time); otherwise it stops once the last waiter has its
@@ -29,7 +36,8 @@ type reaper struct {
 }
 
 func newReaper() *reaper {
-	return &reaper{waiting: map[int]chan syscall.WaitStatus{}, kick: make(chan struct{}, 1)}
+	return &reaper{waiting: map[int]chan syscall.WaitStatus{}, gates: map[int]chan struct{}{},
+		kick: make(chan struct{}, 1)}
 }
 
 // initReaper is the guest init's reaper (reapOrphans is set by Main).
@@ -46,24 +54,45 @@ func (r *reaper) reapOrphans() {
 // Start starts path and registers it; the channel receives its wait
 // status once it has been reaped.
 func (r *reaper) Start(path string, argv []string, attr *os.ProcAttr) (int, <-chan syscall.WaitStatus, error) {
+	pid, done, release, err := r.startGated(path, argv, attr)
+	if err == nil {
+		release()
+	}
+	return pid, done, err
+}
+
+// startGated is Start for a child that stays unreaped (a zombie once it
+// ended) until release is called, so its /proc entry can be read.
+func (r *reaper) startGated(path string, argv []string, attr *os.ProcAttr) (int, <-chan syscall.WaitStatus, func(), error) {
 	// Held across the start: the loop takes the lock before it looks a
 	// pid up, so it cannot miss one that ended at once.
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	proc, err := os.StartProcess(path, argv, attr)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	pid := proc.Pid
 	_ = proc.Release() // reaped by the loop, not through proc
 	done := make(chan syscall.WaitStatus, 1)
+	gate := make(chan struct{})
 	r.waiting[pid] = done
+	r.gates[pid] = gate
 	r.startLoop()
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
-	return pid, done, nil
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			r.mu.Lock()
+			delete(r.gates, pid)
+			r.mu.Unlock()
+			close(gate)
+		})
+	}
+	return pid, done, release, nil
 }
 
 // startLoop runs the loop unless it runs; r.mu is held.
@@ -76,31 +105,54 @@ func (r *reaper) startLoop() {
 
 func (r *reaper) loop() {
 	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		// Which child ended, without reaping it yet: a gated one waits
+		// for its starter.
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOWAIT, nil)
 		switch {
-		case errors.Is(err, syscall.EINTR):
-		case errors.Is(err, syscall.ECHILD):
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ECHILD):
 			// No child at all: wait for the next start.
 			if r.stopIfIdle() {
 				return
 			}
 			<-r.kick
+			continue
 		case err != nil:
 			time.Sleep(10 * time.Millisecond) // cannot happen with these arguments
-		default:
-			r.mu.Lock()
-			done, ok := r.waiting[pid]
-			delete(r.waiting, pid)
-			r.mu.Unlock()
-			if ok {
-				done <- ws
-			}
-			if r.stopIfIdle() {
-				return
-			}
+			continue
+		}
+		pid := siginfoPid(&info)
+		r.mu.Lock()
+		gate := r.gates[pid]
+		r.mu.Unlock()
+		if gate != nil {
+			<-gate
+		}
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		if err != nil || got != pid {
+			continue // reaped by someone else (flush's reapAll at the end)
+		}
+		r.mu.Lock()
+		done, ok := r.waiting[pid]
+		delete(r.waiting, pid)
+		r.mu.Unlock()
+		if ok {
+			done <- ws
+		}
+		if r.stopIfIdle() {
+			return
 		}
 	}
+}
+
+// siginfoPid is si_pid of a SIGCHLD siginfo: after si_signo, si_errno,
+// si_code and, on 64-bit, the union's alignment padding.
+func siginfoPid(info *unix.Siginfo) int {
+	const off = 3*4 + (unsafe.Sizeof(uintptr(0)) - 4)
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(info), off)))
 }
 
 // stopIfIdle ends the loop when nobody waits and orphans are not its job.

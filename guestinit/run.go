@@ -148,7 +148,9 @@ func runStatus(argv []string, dir string, files []*os.File, attr *syscall.SysPro
 		fmt.Fprintf(stderr, "guest-init: %v\n", err)
 		return status(startStatus(err))
 	}
-	pid, done, err := initReaper.Start(path, argv, &os.ProcAttr{Dir: dir, Env: os.Environ(), Files: files, Sys: attr})
+	// Gated: a command that ends at once stays a zombie, its /proc
+	// entry there for verify, until verify is done.
+	pid, done, release, err := initReaper.startGated(path, argv, &os.ProcAttr{Dir: dir, Env: os.Environ(), Files: files, Sys: attr})
 	if err != nil {
 		fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
 		return status(startStatus(err))
@@ -156,11 +158,13 @@ func runStatus(argv []string, dir string, files []*os.File, attr *syscall.SysPro
 	if verify != nil {
 		if err := verify(pid); err != nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+			release()
 			<-done
 			fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
 			return status(contract.ExitSetup)
 		}
 	}
+	release()
 	*ws = <-done
 	return waitStatus(*ws)
 }

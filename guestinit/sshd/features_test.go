@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/internal/testenv"
@@ -149,13 +150,19 @@ func rawAttach(t *testing.T, c *ssh.Client, cols, rows uint32) (ssh.Channel, *li
 	status := make(chan int, 1)
 	go func() {
 		for r := range reqs {
-			if r.Type == "exit-status" {
+			switch r.Type {
+			case "exit-status":
 				var st struct{ Status uint32 }
 				_ = ssh.Unmarshal(r.Payload, &st)
 				status <- int(st.Status)
+			case "exit-signal":
+				var sig struct{ Signal string }
+				_ = ssh.Unmarshal(r.Payload, &sig)
+				n, _ := signalNumber(sig.Signal)
+				status <- 128 + int(n)
 			}
 		}
-		close(status)
+		close(status) // a status of 0 from here: none was sent
 	}()
 	if cols > 0 {
 		ok, err := ch.SendRequest("pty-req", true, ssh.Marshal(ptyRequest{Term: "xterm", Cols: cols, Rows: rows}))
@@ -230,5 +237,66 @@ func TestRing(t *testing.T) {
 	h.output([]byte("tail"))
 	if len(h.ring) != RingSize || !bytes.HasSuffix(h.ring, []byte("xtail")) {
 		t.Errorf("ring: %d bytes ending %q, want %d ending xtail", len(h.ring), h.ring[len(h.ring)-5:], RingSize)
+	}
+}
+
+// TestAttachRedraw: each attach sends SIGWINCH to the held session's
+// foreground program even when the size did not change, so a full-screen
+// program redraws.
+func TestAttachRedraw(t *testing.T) {
+	master, slave, err := OpenPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := []string{"sh", "-c", `n=0; trap 'n=$((n+1)); echo winch$n' WINCH; echo ready; while :; do sleep 0.05; done`}
+	pid, done, err := DirectSpawner{}.Start("/bin/sh", argv, &os.ProcAttr{Files: []*os.File{slave, slave, slave},
+		Sys: &syscall.SysProcAttr{Setsid: true, Setctty: true}})
+	slave.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHeld(master, "dev", argv)
+	f := newFixture(t, h)
+	c := f.dial(t, "dev")
+	// The trap is set once "ready" is out (an attach before it would
+	// signal a shell that ignores SIGWINCH).
+	for !bytes.Contains(h.snapshot(), []byte("ready")) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ch1, w1, _ := rawAttach(t, c, 80, 24)
+	w1.waitFor(t, "winch1")
+	ch1.Close()
+	_, w2, st := rawAttach(t, c, 80, 24) // the same size
+	w2.waitFor(t, "winch2")
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	h.End(<-done)
+	if got := <-st; got != 128+9 {
+		t.Errorf("status after SIGKILL: %d, want 137", got)
+	}
+}
+
+// TestHeldHangup: Hangup ends an interactive shell on the held pty, which
+// SIGTERM would not.
+func TestHeldHangup(t *testing.T) {
+	master, slave, err := OpenPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := []string{"sh", "-i"}
+	_, done, err := DirectSpawner{}.Start("/bin/sh", argv, &os.ProcAttr{Files: []*os.File{slave, slave, slave},
+		Env: []string{"PS1=prompt$ "}, Sys: &syscall.SysProcAttr{Setsid: true, Setctty: true}})
+	slave.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHeld(master, "dev", argv)
+	for !bytes.Contains(h.snapshot(), []byte("prompt$")) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.Hangup()
+	ws := <-done
+	h.End(ws)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGHUP {
+		t.Errorf("shell after Hangup: %v, want killed by SIGHUP", ws)
 	}
 }

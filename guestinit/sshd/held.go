@@ -9,6 +9,7 @@ import (
 
 	"github.com/loftd/loftd/contract"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // RingSize is how much of the held session's latest output an attach
@@ -99,6 +100,13 @@ func (h *Held) End(ws syscall.WaitStatus) {
 	h.attached = map[*attachment]bool{}
 }
 
+// snapshot returns a copy of the ring.
+func (h *Held) snapshot() []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]byte(nil), h.ring...)
+}
+
 // Ended reports whether the main command has ended.
 func (h *Held) Ended() bool {
 	h.mu.Lock()
@@ -118,6 +126,9 @@ func (h *Held) attach(ch ssh.Channel, cols, rows uint32) *attachment {
 	if cols > 0 && rows > 0 {
 		SetWinsize(h.master, cols, rows)
 	}
+	// A full-screen program redraws on SIGWINCH, which the kernel sends
+	// only when the size changed: the replay alone may not restore it.
+	h.winch()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, _ = ch.Write(h.ring)
@@ -128,6 +139,29 @@ func (h *Held) attach(ch ssh.Channel, cols, rows uint32) *attachment {
 	h.attached[a] = true
 	go func() { _, _ = io.Copy(h.master, ch) }()
 	return a
+}
+
+// Hangup sends SIGHUP to the held pty's session, as a terminal that goes
+// away does: an interactive shell ignores SIGTERM but not that.
+func (h *Held) Hangup() {
+	_ = control(h.master, func(fd int) error {
+		sid, err := unix.IoctlGetInt(fd, unix.TIOCGSID)
+		if err != nil || sid <= 0 {
+			return err
+		}
+		return unix.Kill(-sid, unix.SIGHUP)
+	})
+}
+
+// winch sends SIGWINCH to the pty's foreground process group.
+func (h *Held) winch() {
+	_ = control(h.master, func(fd int) error {
+		pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+		if err != nil || pgrp <= 0 {
+			return err
+		}
+		return unix.Kill(-pgrp, unix.SIGWINCH)
+	})
 }
 
 func (a *attachment) end(ws syscall.WaitStatus) {
@@ -155,9 +189,21 @@ func (s *session) startAttach() (bool, func()) {
 	s.started = true
 	s.untrack = s.c.s.track(contract.LiveSession{Kind: "attach", User: s.c.user.Name, TTY: s.tty})
 	return true, func() {
-		a := h.attach(s.ch, s.cols, s.rows)
+		s.mu.Lock()
+		cols, rows := s.cols, s.rows
+		s.mu.Unlock()
+		a := h.attach(s.ch, cols, rows)
 		s.mu.Lock()
 		s.attach = a
+		s.mu.Unlock()
+		if a.h.Ended() {
+			return
+		}
+		// A window-change that came between the two locks.
+		s.mu.Lock()
+		if s.cols != cols || s.rows != rows {
+			a.resize(s.cols, s.rows)
+		}
 		s.mu.Unlock()
 	}
 }

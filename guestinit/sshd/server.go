@@ -52,6 +52,9 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
+// OuterCipher is the outer connection's only cipher.
+const OuterCipher = "chacha20-poly1305@openssh.com"
+
 // Server serves the outer connection and the nested ones.
 type Server struct {
 	cfg    Config
@@ -97,6 +100,11 @@ func New(cfg Config) (*Server, error) {
 	s.nested = &ssh.ServerConfig{PublicKeyCallback: s.auth(true)}
 	s.nested.AddHostKey(cfg.HostKey)
 	s.outer = &ssh.ServerConfig{PublicKeyCallback: s.auth(false)}
+	// The outer connection is a local link whose only client is loftd's
+	// helper, and everything on it is encrypted twice (each tunnel is a
+	// whole SSH connection): its cipher is the one cheapest for a guest
+	// without AES hardware (TCG: 41 MiB/s against 22 for AES-GCM).
+	s.outer.Ciphers = []string{OuterCipher}
 	s.outer.AddHostKey(cfg.HostKey)
 	return s, nil
 }

@@ -48,6 +48,11 @@ func TestExecEnvAndDir(t *testing.T) {
 	if status != 0 || out != want {
 		t.Errorf("status %d, stdout %q (stderr %q); want %q", status, out, errOut, want)
 	}
+	// TERM comes with a pty only, not from the user's environment.
+	f.srv.cfg.User.Env = append(f.srv.cfg.User.Env, "TERM=host-term")
+	if out, _, _ = run(t, f.dial(t, "dev"), `echo "[$TERM]"`, nil); out != "[]\n" {
+		t.Errorf("TERM without a pty: %q", out)
+	}
 	out, _, _ = run(t, c, "pwd", nil, contract.EnvWorkdir+"=/")
 	if out != "/\n" {
 		t.Errorf("with %s=/: pwd %q", contract.EnvWorkdir, out)

@@ -77,6 +77,8 @@ func (c *nestedConn) session(nc ssh.NewChannel) {
 	}
 	if s.attach != nil {
 		s.attach.detach()
+	}
+	if s.untrack != nil {
 		s.untrack()
 	}
 }
@@ -257,7 +259,9 @@ func (s *session) environ() []string {
 	var env []string
 	for _, kv := range u.Env {
 		name, _, _ := strings.Cut(kv, "=")
-		if _, ok := set[name]; !ok {
+		if _, ok := set[name]; !ok && (name != "TERM" || s.tty) {
+			// TERM is the pty's: the workload's may name the host's
+			// terminal, which a session without a pty does not have.
 			env = append(env, kv)
 		}
 	}
