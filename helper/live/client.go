@@ -60,6 +60,7 @@ func Connect(dir, user string, key ssh.Signer, host ssh.PublicKey) (*ssh.Client,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
 		HostKeyCallback: ssh.FixedHostKey(host),
 		Timeout:         time.Minute,
+		Config:          ssh.Config{Ciphers: PreferredCiphers},
 	}
 	conn, chans, reqs, err := ssh.NewClientConn(c, "loftd-guest", cfg)
 	if err != nil {
@@ -68,3 +69,8 @@ func Connect(dir, user string, key ssh.Signer, host ssh.PublicKey) (*ssh.Client,
 	}
 	return ssh.NewClient(conn, chans, reqs), nil
 }
+
+// PreferredCiphers put chacha20-poly1305 first, as OpenSSH does: a TCG
+// guest encrypts with it at about twice AES-GCM's speed, and a tunnel's
+// bytes are encrypted twice (nested in the outer connection).
+var PreferredCiphers = []string{"chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr"}

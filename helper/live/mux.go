@@ -86,6 +86,7 @@ func (m *Mux) Start(port net.Conn, keys Keys) {
 			User:            OuterUser,
 			Auth:            []ssh.AuthMethod{ssh.PublicKeys(keys.Client)},
 			HostKeyCallback: ssh.FixedHostKey(keys.Host),
+			Config:          ssh.Config{Ciphers: PreferredCiphers},
 		}
 		c, chans, reqs, err := ssh.NewClientConn(port, "loftd-guest", cfg)
 		if err != nil {
