@@ -29,7 +29,7 @@ func (w *world) paneScript(t *testing.T, cmd []string) string {
 	return "sh " + shQuote(p)
 }
 
-// TestLiveTmux: `loftd` with no command in a terminal starts the workspace
+// TestLiveTmux: `agentbox` (as `loftd` with no command) in a terminal starts the workspace
 // VM with its login shell held and attaches to it. While that session is
 // open, `loftd exec` runs beside it (output, exit status), and `exec -t`
 // gets a pty that follows its pane's size and passes ^C to its foreground
@@ -39,7 +39,8 @@ func TestLiveTmux(t *testing.T) {
 	w := newWorld(t)
 	testenv.RequireCommand(t, "tmux", "tmux")
 	t.Cleanup(func() { w.sub("", "kill", w.workspace) })
-	main := newTmuxPane(t, 100, 30, w.paneScript(t, w.cmd().Args))
+	// agentbox: the same start-or-join as loftd with no command.
+	main := newTmuxPane(t, 100, 30, w.paneScript(t, append([]string{agentboxBin(t)}, w.cmd().Args[1:]...)))
 	main.line("echo READY $((40+2))")
 	main.waitText("READY 42", 3*time.Minute)
 
