@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Live workspaces (issue 19): one VM per workspace that exec, attach, a
@@ -196,4 +197,25 @@ func TestLiveConcurrentExecs(t *testing.T) {
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestLiveIdleTimeout: a detached VM with no session left and its main
+// command ended powers off after --idle-timeout, leaving nothing behind.
+func TestLiveIdleTimeout(t *testing.T) {
+	w := newWorld(t)
+	w.startDetached(t, "--idle-timeout", "2s", "--", "true")
+	if status, out, errs := w.sub("", "exec", "--workspace", w.workspace, "--", "echo", "still-up"); status != 0 || out != "still-up\n" {
+		t.Fatalf("exec before the idle timeout = %d, %q\n%s", status, out, errs)
+	}
+	deadline := time.Now().Add(2 * time.Minute) // a bound on failure, not a timing check
+	for len(w.ps(t)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle VM still runs: %+v", w.ps(t))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	records, _ := filepath.Glob(filepath.Join(w.state, "loftd", "workspaces", "*", "live.json"))
+	if len(records) != 0 {
+		t.Errorf("records left after the idle timeout: %q", records)
+	}
 }

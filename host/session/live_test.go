@@ -1,0 +1,26 @@
+package session
+
+import "testing"
+
+func TestParseIdleTimeout(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{"", 0, false},
+		{"0", 0, false},
+		{"90s", 90, false},
+		{"30m", 1800, false},
+		{"1500ms", 2, false}, // whole seconds, rounded up
+		{"-5s", 0, true},
+		{"soon", 0, true},
+		{"10", 0, true}, // a unit is required
+	}
+	for _, tt := range tests {
+		got, err := ParseIdleTimeout(tt.in)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("ParseIdleTimeout(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
