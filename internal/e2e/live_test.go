@@ -2,10 +2,10 @@ package e2e
 
 import (
 	"bytes"
-	"io"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
