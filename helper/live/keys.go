@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // The keys the host puts in the task directory for the helper: the
@@ -47,12 +49,23 @@ func ReadKeys(taskDir string) (k Keys, ok bool, err error) {
 
 // ListenVsock creates the socket libkrun connects the guest's control
 // vsock port to, and starts m's outer connection on the first connection
-// it gets (libkrun makes one per guest connect; the guest makes one).
+// it gets (libkrun makes one per guest connect; the guest makes one). It
+// returns the path to give libkrun.
 func (m *Mux) ListenVsock(keys Keys) (string, error) {
 	path := filepath.Join(m.dir, VsockSocket)
 	ln, err := listenUnix(path)
 	if err != nil {
 		return "", err
+	}
+	if len(path) > maxSunPath {
+		// libkrun connects in this process: give it the path through a
+		// descriptor of the directory, held for the VM's life.
+		fd, err := unix.Open(m.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ln.Close()
+			return "", fmt.Errorf("control vsock: %w", err)
+		}
+		path = "/proc/self/fd/" + strconv.Itoa(fd) + "/" + VsockSocket
 	}
 	go func() {
 		defer ln.Close()
