@@ -1,6 +1,8 @@
 package host
 
 import (
+	"fmt"
+
 	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/launch"
 )
@@ -46,4 +48,15 @@ func checkPasst(mode launch.NetworkMode) check {
 		c.fix = session.PasstTCPHint
 	}
 	return c
+}
+
+// checkVMSize reports the default VM size and what bounds it: the host, a
+// cgroup limit (a container or pod) or the pod's Downward API variables.
+func checkVMSize(getenv func(string) string) check {
+	r, err := session.ReadResources(getenv)
+	if err != nil {
+		return check{name: "vm size", level: "fail", detail: err.Error(), fix: "set it from the pod's resourceFieldRef (limits.memory in bytes, limits.cpu with divisor 1), or unset it"}
+	}
+	return check{name: "vm size", level: "ok", detail: fmt.Sprintf("default %d vCPUs (of %d, from %s) and %d GiB (80%% of %.1f GiB, from %s)",
+		session.DefaultCPUs(r.CPUs), r.CPUs, r.CPUsFrom, session.DefaultMem(r.MemBytes)>>10, float64(r.MemBytes)/(1<<30), r.MemFrom)}
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/loftd/loftd/launch"
@@ -54,8 +55,8 @@ type Flags struct {
 func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&r.image, "image", "", "OCI image to boot (any containers/image transport: docker://, oci:DIR:TAG, …)")
 	fs.BoolVar(&r.pullLatest, "pull-latest", false, "pull the image even when it is cached")
-	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB, at most the host's RAM (omit for 80% of host RAM)")
-	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the host's CPUs and 255 (omit for all when the host has ≤ 6, else all but 2)")
+	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB, at most the RAM this host or its cgroup allows (omit for 80% of it)")
+	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the CPUs this host or its cgroup allows, and 255 (omit for all when that is ≤ 6, else all but 2)")
 	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
 	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt (krun backend only; TCP publishes without ranges or addresses)")
 	fs.StringVar(&r.network, "network", "", "guest network: passt (default: outbound TCP/UDP, DNS, --publish, the host reachable by name) or none (lo only)")
@@ -160,6 +161,9 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *Flags, memGiB int)
 	if err := oneOf("--rootfs-backend", o.Backend, "auto", "btrfs-snapshot", "overlay", "fuse-overlay"); err != nil {
 		return err
 	}
+	if err := r.checkResourceEnv(); err != nil {
+		return err
+	}
 	if err := o.checkResources(fs, cfg.file(), memGiB, r.hostResources); err != nil {
 		return err
 	}
@@ -204,6 +208,16 @@ func (r *Flags) hostResources() (memBytes uint64, cpus int) {
 	return HostResources()
 }
 
+// checkResourceEnv reports a malformed EnvCPUs or EnvMemory (a pod's
+// Downward API values), which HostResources would ignore.
+func (r *Flags) checkResourceEnv() error {
+	if r.host != nil {
+		return nil
+	}
+	_, err := ReadResources(os.Getenv)
+	return err
+}
+
 // checkResources refuses 0 (it used to mean "default" for the flags while
 // -1 was refused; omitting the flag is the one way to ask for the default)
 // and sizes the host cannot give, before a VMM fails on them with a less
@@ -235,10 +249,10 @@ func (o *Options) checkResources(fs *pflag.FlagSet, cfgFile string, memGiB int, 
 	}
 	memBytes, cpus := host()
 	if hostGiB := memBytes >> 30; memBytes > 0 && uint64(memGiB) > hostGiB {
-		return fmt.Errorf("%s %d: more than the host's %d GiB of RAM; give at most %d", memName, memGiB, hostGiB, hostGiB)
+		return fmt.Errorf("%s %d: more than the %d GiB of RAM this host (or its cgroup, or %s) allows; give at most %d", memName, memGiB, hostGiB, EnvMemory, hostGiB)
 	}
 	if cpus > 0 && o.CPUs > cpus {
-		return fmt.Errorf("%s %d: more than the host's %d CPUs; give at most %d", cpuName, o.CPUs, cpus, cpus)
+		return fmt.Errorf("%s %d: more than the %d CPUs this host (or its cgroup, or %s) allows; give at most %d", cpuName, o.CPUs, cpus, EnvCPUs, cpus)
 	}
 	return nil
 }

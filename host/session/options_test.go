@@ -74,10 +74,10 @@ func TestOptionsHostLimits(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--mem", "16", "--cpus", "8"}, Config{}, 16 * gib, 8, ""},
-		{[]string{"--mem", "17"}, Config{}, 16*gib + gib/2, 8, "--mem 17: more than the host's 16 GiB of RAM"},
-		{[]string{"--cpus", "9"}, Config{}, 16 * gib, 8, "--cpus 9: more than the host's 8 CPUs"},
+		{[]string{"--mem", "17"}, Config{}, 16*gib + gib/2, 8, "--mem 17: more than the 16 GiB of RAM this host (or its cgroup, or LOFTD_MEMORY) allows"},
+		{[]string{"--cpus", "9"}, Config{}, 16 * gib, 8, "--cpus 9: more than the 8 CPUs this host (or its cgroup, or LOFTD_CPUS) allows"},
 		{[]string{"--cpus", "256"}, Config{}, 16 * gib, 512, "--cpus 256: more than the 255 vCPUs"},
-		{nil, Config{VM: VMConfig{Mem: 1 << 62}, path: "/c/loftd.toml"}, 16 * gib, 8, "/c/loftd.toml: [vm] mem 4611686018427387904: more than the host's 16 GiB"},
+		{nil, Config{VM: VMConfig{Mem: 1 << 62}, path: "/c/loftd.toml"}, 16 * gib, 8, "/c/loftd.toml: [vm] mem 4611686018427387904: more than the 16 GiB"},
 		{nil, Config{VM: VMConfig{CPUs: 9}, path: "/c/loftd.toml"}, 16 * gib, 8, "/c/loftd.toml: [vm] cpus 9"},
 	}
 	for _, tt := range tests {
