@@ -38,6 +38,7 @@ func runImageBuild(e *env, args []string) error {
 	base := fs.String("base", "", "base image: sets the BASE build argument (e.g. "+images.DefaultBase+" after loftd image import)")
 	buildArgs := fs.StringArray("build-arg", nil, "KEY=VAL build argument (repeatable)")
 	noCache := fs.Bool("no-cache", false, "rebuild every step")
+	authFile := fs.String("authfile", "", "registry credentials for FROM images (containers-auth.json)\n(default: $REGISTRY_AUTH_FILE, else [image] authfile, else containers' default places)")
 	debug := fs.Bool("debug", false, "debug logs on stderr")
 	err := e.parse(fs, args)
 	if err != nil {
@@ -76,7 +77,7 @@ func runImageBuild(e *env, args []string) error {
 		e.Log = session.NewLogger(e.Stderr, true)
 	}
 	opts.Log = e.Log
-	store, err := session.StoreInNamespace(e.IO)
+	store, err := session.StoreInNamespace(e.IO, *authFile)
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func runImageImport(e *env, args []string) error {
 	if *debug {
 		e.Log = session.NewLogger(e.Stderr, true)
 	}
-	store, err := session.StoreInNamespace(e.IO)
+	store, err := session.StoreInNamespace(e.IO, "")
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,8 @@ type VMConfig struct {
 type ImageConfig struct {
 	Default string `toml:"default"`
 	Pull    string `toml:"pull"` // missing, always, never
+	// AuthFile is the registry credentials file (see AuthFile).
+	AuthFile string `toml:"authfile"`
 }
 
 type RootfsConfig struct {

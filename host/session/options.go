@@ -14,6 +14,7 @@ type Options struct {
 	Profile    string // "loftd" or "agentbox"
 	Image      string
 	PullLatest bool
+	AuthFile   string     // registry credentials file ("": containers' defaults)
 	Mem        launch.MiB // 0: the default (DefaultMem)
 	CPUs       int
 	Root       bool
@@ -43,7 +44,7 @@ type Options struct {
 // them over the config file.
 type Flags struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
-	krunInit, network                                 string
+	krunInit, network, authFile                       string
 	pullLatest, root, tsi, preserve, debug, profile   bool
 	dryRun, liveMounts                                bool
 	mem, cpus, uid, gid                               int
@@ -55,6 +56,7 @@ type Flags struct {
 func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&r.image, "image", "", "OCI image to boot (any containers/image transport: docker://, oci:DIR:TAG, …)")
 	fs.BoolVar(&r.pullLatest, "pull-latest", false, "pull the image even when it is cached")
+	fs.StringVar(&r.authFile, "authfile", "", "registry credentials for --image (containers-auth.json; a pull secret's .dockerconfigjson works)\n(default: $REGISTRY_AUTH_FILE, else [image] authfile, else containers' default places)")
 	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB, at most the RAM this host or its cgroup allows (omit for 80% of it)")
 	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the CPUs this host or its cgroup allows, and 255 (omit for all when that is ≤ 6, else all but 2)")
 	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
@@ -96,6 +98,10 @@ func (r *Flags) Options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options
 		}
 	}
 	pick("image", &o.Image, r.image)
+	var err error
+	if o.AuthFile, err = AuthFile(r.authFile, os.Getenv, cfg); err != nil {
+		return nil, err
+	}
 	pick("rootfs-backend", &o.Backend, r.backend)
 	pick("guest-init", &o.GuestInit, r.guestInit)
 	pick("workspace", &o.Workspace, r.workspace)

@@ -278,7 +278,7 @@ func (s *session) keepTaskRoot(task *rootfs.Task) {
 // copy) and materializes the task's private root from it.
 func (s *session) prepareImageRoot() error {
 	ctx := s.ctx // a stop signal cancels the pull and the ingestion
-	store, err := OpenStore(s.io, s.cfg, s.state)
+	store, err := OpenStore(s.io, s.cfg, s.state, s.opts.AuthFile)
 	if err != nil {
 		return err
 	}
