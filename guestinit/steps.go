@@ -84,6 +84,7 @@ func (e *enter) planSteps() []Step {
 	steps = append(steps, e.toolStateSteps()...)
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
+		e.bootstrapStep(), // bootstrap.go: after stdio, so a failure can be said
 		Step{Desc: "run " + e.runDesc(), Do: e.runWorkload},
 		Step{Desc: "report status on " + contract.PortStatus, Do: e.report},
 	)

@@ -97,6 +97,7 @@ func TestStepList(t *testing.T) {
 		return []string{
 			"user " + user,
 			"wire stdio krun-stdin krun-stdout krun-stderr",
+			"bootstrap /.loftd/bootstrap",
 			"run " + cmd,
 			"report status on loftd-status",
 		}

@@ -17,16 +17,17 @@ import (
 // Config is $XDG_CONFIG_HOME/loftd/loftd.toml. Every key is documented in
 // docs/configuration.md; flags override it.
 type Config struct {
-	State    StateConfig    `toml:"state"`
-	VM       VMConfig       `toml:"vm"`
-	Image    ImageConfig    `toml:"image"`
-	Rootfs   RootfsConfig   `toml:"rootfs"`
-	Guest    GuestConfig    `toml:"guest"`
-	Network  NetworkConfig  `toml:"network"`
-	Env      EnvConfig      `toml:"env"`
-	Disks    DisksConfig    `toml:"disks"`
-	Volumes  []string       `toml:"volumes"`
-	Agentbox AgentboxConfig `toml:"agentbox"`
+	State     StateConfig     `toml:"state"`
+	VM        VMConfig        `toml:"vm"`
+	Image     ImageConfig     `toml:"image"`
+	Rootfs    RootfsConfig    `toml:"rootfs"`
+	Guest     GuestConfig     `toml:"guest"`
+	Network   NetworkConfig   `toml:"network"`
+	Env       EnvConfig       `toml:"env"`
+	Disks     DisksConfig     `toml:"disks"`
+	Volumes   []string        `toml:"volumes"`
+	Agentbox  AgentboxConfig  `toml:"agentbox"`
+	Workspace WorkspaceConfig `toml:"workspace"`
 
 	path string // where it was read from ("" when no file)
 }
@@ -77,6 +78,16 @@ type AgentboxConfig struct {
 	// hook the host's tool then runs). Off: each is a read-only share
 	// under a guest overlay whose changes stay with the workspace.
 	LiveMounts bool `toml:"live_mounts"`
+}
+
+// WorkspaceConfig sets up each workspace (envbox's CODER_BOOTSTRAP_SCRIPT
+// and CODER_INNER_HOSTNAME).
+type WorkspaceConfig struct {
+	// Bootstrap is a script run once per new workspace, before its first
+	// workload (bootstrap.go); a relative path is relative to the workspace.
+	Bootstrap string `toml:"bootstrap"`
+	// Hostname is the guest's hostname; "" is the workspace's name.
+	Hostname string `toml:"hostname"`
 }
 
 type DisksConfig struct {

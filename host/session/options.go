@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/launch"
 	"github.com/spf13/pflag"
 )
@@ -15,6 +16,8 @@ type Options struct {
 	Image      string
 	PullLatest bool
 	AuthFile   string     // registry credentials file ("": containers' defaults)
+	Bootstrap  string     // the workspace's bootstrap script ("": none); relative to the workspace
+	Hostname   string     // the guest's hostname ("": the workspace's name)
 	Mem        launch.MiB // 0: the default (DefaultMem)
 	CPUs       int
 	Root       bool
@@ -44,7 +47,7 @@ type Options struct {
 // them over the config file.
 type Flags struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
-	krunInit, network, authFile                       string
+	krunInit, network, authFile, bootstrap, hostname  string
 	pullLatest, root, tsi, preserve, debug, profile   bool
 	dryRun, liveMounts                                bool
 	mem, cpus, uid, gid                               int
@@ -56,6 +59,8 @@ type Flags struct {
 func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&r.image, "image", "", "OCI image to boot (any containers/image transport: docker://, oci:DIR:TAG, …)")
 	fs.BoolVar(&r.pullLatest, "pull-latest", false, "pull the image even when it is cached")
+	fs.StringVar(&r.bootstrap, "bootstrap", "", "a script run once per new workspace, as the guest user, before its first workload;\na relative path is relative to the workspace (default: [workspace] bootstrap)")
+	fs.StringVar(&r.hostname, "hostname", "", "the guest's hostname (default: [workspace] hostname, else the workspace's name)")
 	fs.StringVar(&r.authFile, "authfile", "", "registry credentials for --image (containers-auth.json; a pull secret's .dockerconfigjson works)\n(default: $REGISTRY_AUTH_FILE, else [image] authfile, else containers' default places)")
 	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB, at most the RAM this host or its cgroup allows (omit for 80% of it)")
 	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the CPUs this host or its cgroup allows, and 255 (omit for all when that is ≤ 6, else all but 2)")
@@ -101,6 +106,16 @@ func (r *Flags) Options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options
 	var err error
 	if o.AuthFile, err = AuthFile(r.authFile, os.Getenv, cfg); err != nil {
 		return nil, err
+	}
+	o.Bootstrap, o.Hostname = cfg.Workspace.Bootstrap, cfg.Workspace.Hostname
+	pick("bootstrap", &o.Bootstrap, r.bootstrap)
+	pick("hostname", &o.Hostname, r.hostname)
+	if o.Hostname != "" && !contract.ValidHostname(o.Hostname) {
+		herr := fmt.Errorf("%q is not a hostname: want up to 64 of a-z, 0-9, - and ., not starting with - or .", o.Hostname)
+		if set("hostname") {
+			return nil, fmt.Errorf("--hostname %w", herr)
+		}
+		return nil, cfg.keyError(true, "[workspace] hostname", "--hostname", herr)
 	}
 	pick("rootfs-backend", &o.Backend, r.backend)
 	pick("guest-init", &o.GuestInit, r.guestInit)

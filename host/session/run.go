@@ -53,8 +53,10 @@ type session struct {
 	root    string
 	id      identity // the guest user's, in the guest and on the host
 	kc      contract.KrunConfig
-	prof    *profiler
-	undo    []func() error
+	// bootstrap is the script put on the task root this boot (nil: none).
+	bootstrap []byte
+	prof      *profiler
+	undo      []func() error
 }
 
 // runSession runs one session. Stop signals are caught from its first
@@ -105,6 +107,9 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 	}
 	v := &supervisor{io: s.io, sigs: s.sigs, debug: s.opts.Debug, dryRun: s.opts.DryRun, taskDir: s.taskDir, root: s.root, prof: s.prof}
 	status, err = v.boot(ctx, plan)
+	if !s.opts.DryRun {
+		s.finishBootstrap()
+	}
 	if err == nil && !s.opts.DryRun {
 		if derr := diskWriteError(s.taskDir, s.ws.NixDisk(), status); derr != nil {
 			return 0, derr
@@ -325,6 +330,9 @@ func (s *session) writeGuestConfig() error {
 	if err := s.writeVolumes(); err != nil {
 		return err
 	}
+	if err := s.prepareBootstrap(); err != nil { // bootstrap.go
+		return err
+	}
 	if interactive() {
 		if term := os.Getenv("TERM"); term != "" {
 			s.kc.Env = append(s.kc.Env, "TERM="+term)
@@ -362,7 +370,7 @@ func (s *session) guest() contract.Guest {
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: s.opts.Network.String(), Profile: s.opts.ProfileOut,
 		TTY: interactive(), Workdir: contract.WorkspaceMount,
-		Hostname: guestHostname(s.ws.Source),
+		Hostname: s.hostname(),
 	}
 }
 

@@ -88,3 +88,9 @@ func FindWorkspace(dir string) (string, error) {
 		}
 	}
 }
+
+// BootstrapDone is the stamp of a bootstrap script that succeeded: while it
+// is there, the script does not run again. BootstrapLog keeps the output
+// of its last run.
+func (w Workspace) BootstrapDone() string { return filepath.Join(w.Dir, "bootstrap.done") }
+func (w Workspace) BootstrapLog() string  { return filepath.Join(w.Dir, "bootstrap.log") }
