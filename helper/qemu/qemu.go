@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/loftd/loftd/contract"
@@ -166,5 +167,19 @@ func resolve(cfg Config) (Config, error) {
 	var reason string
 	cfg.Accel, reason = PickAccelCached(cfg.Accel, cfg.QEMU, cfg.CacheDir)
 	cfg.Log.Debug("qemu accelerator", "accel", cfg.Accel, "reason", reason)
+	if msg := tcgWarning(cfg.Accel, reason); msg != "" {
+		cfg.Log.Warn(msg)
+	}
 	return cfg, nil
+}
+
+// tcgWarning is said once per probe (a fresh state directory, a pod, a new
+// QEMU or kernel): a VM under TCG is many times slower than under KVM, and
+// on a Kubernetes node the cause is a missing device plugin. A cached
+// verdict, or TCG asked for, says nothing.
+func tcgWarning(accel, reason string) string {
+	if accel != "tcg" || strings.HasPrefix(reason, "cached probe:") || reason == "asked for" || strings.HasPrefix(reason, AccelEnv) {
+		return ""
+	}
+	return "no usable KVM (" + reason + "): the VM runs under QEMU's TCG emulation, many times slower; give this host /dev/kvm (in a pod: a KVM device plugin, see docs/kubernetes.md)"
 }
