@@ -111,7 +111,7 @@ func (r *Flags) Options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options
 	pick("bootstrap", &o.Bootstrap, r.bootstrap)
 	pick("hostname", &o.Hostname, r.hostname)
 	if o.Hostname != "" && !contract.ValidHostname(o.Hostname) {
-		herr := fmt.Errorf("%q is not a hostname: want up to 64 of a-z, 0-9, - and ., not starting with - or .", o.Hostname)
+		herr := fmt.Errorf("%q is not a hostname: want up to 64 letters, digits, '-' and '.', not starting with '-' or '.'", o.Hostname)
 		if set("hostname") {
 			return nil, fmt.Errorf("--hostname %w", herr)
 		}
