@@ -88,6 +88,11 @@ func TestCLIUsageErrors(t *testing.T) {
 		{args: []string{"--", "true"}, config: "volumes = [\"/a:b\"]\n", wantErr: `loftd.toml: volumes: "/a:b": `},
 		{args: []string{"--", "true"}, config: "[network]\npublish = [\"80\"]\n", wantErr: `loftd.toml: [network] publish: "80": `},
 		{args: []string{"--", "true"}, config: "[env]\npass = [\"*\"]\n", wantErr: `loftd.toml: [env] pass: "*": `},
+		// Issue 24: the guest's hostname, from the flag or the config.
+		{args: []string{"--hostname", "bad host", "--", "true"}, wantErr: `--hostname "bad host" is not a hostname`},
+		{args: []string{"--hostname", "-x", "--", "true"}, wantErr: `--hostname "-x" is not a hostname`},
+		{args: []string{"--", "true"}, config: "[workspace]\nhostname = \"a_b\"\n", wantErr: `loftd.toml: [workspace] hostname: "a_b" is not a hostname`},
+		{args: []string{"--", "true"}, config: "[workspace]\nbootstrap = 3\n", wantErr: `loftd.toml`},
 		{args: []string{"--", "true"}, config: "[env]\npass = [\"LOFTD_USER=x\"]\n", wantErr: "loftd.toml: [env] pass: LOFTD_USER: LOFTD_* names"},
 		{args: []string{"--", "true"}, config: "volumes = [\"/tmp:/\"]\n", wantErr: `loftd.toml: volumes: "/tmp:/"`},
 		{args: []string{"--", "true"}, config: "[state]\nlocation = \"relstate\"\n", wantErr: `state.location "relstate"`},
