@@ -9,8 +9,8 @@ import (
 
 // overlayXattrs is what an upper entry's overlay metadata says of it.
 type overlayXattrs struct {
-	opaque   bool   // a directory that hides the lower one's contents
-	whiteout bool   // an xattr whiteout (Linux 6.7+), not a 0:0 device
+	opaque   bool // a directory that hides the lower one's contents
+	whiteout bool // an xattr whiteout (Linux 6.7+), not a 0:0 device
 	// unsupported names metadata this package does not interpret
 	// (a redirect or metacopy: loftd mounts with both off).
 	unsupported string
