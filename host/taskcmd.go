@@ -90,8 +90,9 @@ func orDash(s string) string {
 // runGC removes the dead tasks, kept ones included (only an explicit gc
 // removes those), then tidies the image store.
 func runGC(e *env, args []string) error {
-	fs := e.newFlagSet("gc", e.Prog+" gc [--images [--older-than AGE | --all]]")
+	fs := e.newFlagSet("gc", e.Prog+" gc [--images] [--reviews] [--older-than AGE | --all]")
 	images := fs.Bool("images", false, "also remove cached images no running task uses and none used for --older-than")
+	reviews := fs.Bool("reviews", false, "also remove pending review runs that ended longer ago than --older-than (--all: every pending one);\ndiscarded and applied runs are always removed")
 	olderThan := fs.String("older-than", "7d", "with --images: remove images last used longer ago than this (7d, 36h, 0 for all)")
 	all := fs.Bool("all", false, "with --images: remove every image no running task uses, however recently used")
 	if err := e.parse(fs, args); err != nil {
@@ -119,6 +120,9 @@ func runGC(e *env, args []string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
+	}
+	if err := gcReviews(e, st, *reviews, *all, *olderThan); err != nil {
+		return err
 	}
 	return gcStore(e, cfg, st, g)
 }

@@ -17,16 +17,17 @@ import (
 // Config is $XDG_CONFIG_HOME/loftd/loftd.toml. Every key is documented in
 // docs/configuration.md; flags override it.
 type Config struct {
-	State    StateConfig    `toml:"state"`
-	VM       VMConfig       `toml:"vm"`
-	Image    ImageConfig    `toml:"image"`
-	Rootfs   RootfsConfig   `toml:"rootfs"`
-	Guest    GuestConfig    `toml:"guest"`
-	Network  NetworkConfig  `toml:"network"`
-	Env      EnvConfig      `toml:"env"`
-	Disks    DisksConfig    `toml:"disks"`
-	Volumes  []string       `toml:"volumes"`
-	Agentbox AgentboxConfig `toml:"agentbox"`
+	State     StateConfig     `toml:"state"`
+	VM        VMConfig        `toml:"vm"`
+	Image     ImageConfig     `toml:"image"`
+	Rootfs    RootfsConfig    `toml:"rootfs"`
+	Guest     GuestConfig     `toml:"guest"`
+	Network   NetworkConfig   `toml:"network"`
+	Env       EnvConfig       `toml:"env"`
+	Disks     DisksConfig     `toml:"disks"`
+	Volumes   []string        `toml:"volumes"`
+	Agentbox  AgentboxConfig  `toml:"agentbox"`
+	Workspace WorkspaceConfig `toml:"workspace"`
 
 	path string // where it was read from ("" when no file)
 }
@@ -75,6 +76,14 @@ type AgentboxConfig struct {
 	// hook the host's tool then runs). Off: each is a read-only share
 	// under a guest overlay whose changes stay with the workspace.
 	LiveMounts bool `toml:"live_mounts"`
+	// Review makes every agentbox session a review run (--review).
+	Review bool `toml:"review"`
+}
+
+// WorkspaceConfig is how sessions share the workspace.
+type WorkspaceConfig struct {
+	// Review makes every session a review run (--review).
+	Review bool `toml:"review"`
 }
 
 type DisksConfig struct {
