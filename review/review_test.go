@@ -157,7 +157,7 @@ func TestScan(t *testing.T) {
 			want: "  deleted     d/drop\n"},
 		{name: "redirect refused", prefix: UserXattrs, ws: tree{"d": {dir: true}},
 			up:   tree{"e": {dir: true, xattrs: map[string]string{"user.overlay.redirect": "/etc"}}},
-			want: "  unsupported e/ [overlay redirect metadata: never applied (loftd mounts review overlays with redirect_dir and metacopy off)]\n"},
+			want: "  unsupported e/ [overlay redirect metadata: never applied (loftd mounts review overlays with redirect_dir=nofollow and metacopy off)]\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.root {

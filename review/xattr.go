@@ -58,7 +58,7 @@ func (s *scanner) xattrs(rel string, st unix.Stat_t) (overlayXattrs, error) {
 			return x, err
 		}
 		if ok {
-			x.unsupported = "overlay " + name + " metadata: never applied (loftd mounts review overlays with redirect_dir and metacopy off)"
+			x.unsupported = "overlay " + name + " metadata: never applied (loftd mounts review overlays with redirect_dir=nofollow and metacopy off)"
 		}
 	}
 	return x, nil

@@ -19,14 +19,14 @@ type overlayLayers struct {
 	upper, work  string
 	userxattr    bool // unprivileged overlay: metadata in user.* xattrs
 	volatileSync bool // volatile: the overlay need not pass syncs on
-	// selfContained: redirect_dir, metacopy and index off, so that the
+	// selfContained: redirect_dir=nofollow (no redirect made or followed; "off" means follow), metacopy and index off, so that the
 	// upper layer alone says what changed (a review run's layer is read
 	// back by package review, which interprets no redirect or metacopy).
 	selfContained bool
 }
 
 // selfContainedOptions are the overlay options selfContained sets.
-var selfContainedOptions = [][2]string{{"redirect_dir", "off"}, {"metacopy", "off"}, {"index", "off"}}
+var selfContainedOptions = [][2]string{{"redirect_dir", "nofollow"}, {"metacopy", "off"}, {"index", "off"}}
 
 // mountKernelOverlay mounts l at target with the new mount API, handing
 // the kernel every layer as an open directory (fsconfig FSCONFIG_SET_FD,

@@ -229,3 +229,59 @@ func TestReviewApplyAll(t *testing.T) {
 		t.Errorf("reviews after a full apply:\n%s\nwant the run applied", out)
 	}
 }
+
+// sub runs a loftd subcommand as the unprivileged user, from the workspace.
+func (w *rootlessWorld) sub(args ...string) (int, string, string) {
+	w.t.Helper()
+	c := w.cmd()
+	c.Args = append([]string{c.Args[0]}, args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	if err != nil && c.ProcessState == nil {
+		w.t.Fatalf("loftd %q: %v", args, err)
+	}
+	return c.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// TestReviewRootless: a review run as an unprivileged user (the overlay
+// mounted in the keep-id namespace with userxattr) keeps the workspace
+// byte-identical, and its diff and apply work as that user; applied files
+// are the user's.
+func TestReviewRootless(t *testing.T) {
+	w := newRootlessWorld(t)
+	writeFiles(t, w.ws, map[string]string{"edit.txt": "one\n", "keep.txt": "keep\n"}, w.uid)
+	before := treeDigest(t, w.ws)
+	c := w.cmd("--review", "--", "sh", "-c", "echo two > /workspace/edit.txt; echo new > /workspace/new.txt; cat /workspace/edit.txt")
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil || string(out) != "two\n" {
+		t.Fatalf("rootless loftd --review: %v, stdout %q; stderr:\n%s", err, out, stderr.String())
+	}
+	if d := diffDigests(before, treeDigest(t, w.ws)); len(d) > 0 {
+		t.Fatalf("the rootless review run changed the workspace:\n%s", strings.Join(d, "\n"))
+	}
+	status, diff, errs := w.sub("diff")
+	if status != 0 || !strings.Contains(diff, "  modified    edit.txt\n") || !strings.Contains(diff, "  added       new.txt") {
+		t.Fatalf("rootless diff = %d:\n%s\nstderr %s", status, diff, errs)
+	}
+	if status, out, errs := w.sub("apply"); status != 0 {
+		t.Fatalf("rootless apply = %d %s %s", status, out, errs)
+	}
+	for p, want := range map[string]string{"edit.txt": "two\n", "new.txt": "new\n"} {
+		fp := filepath.Join(w.ws, p)
+		b, err := os.ReadFile(fp)
+		if err != nil || string(b) != want {
+			t.Errorf("%s after apply = %q %v, want %q", p, b, err, want)
+			continue
+		}
+		fi, _ := os.Lstat(fp)
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != w.uid {
+			t.Errorf("%s after a rootless apply belongs to uid %d, want the user's %d", p, st.Uid, w.uid)
+		}
+	}
+	if status, out, errs := w.sub("gc", "--reviews", "--all"); status != 0 || !strings.Contains(out, "removed applied review run") {
+		t.Errorf("rootless gc = %d %q %s, want the applied run removed", status, out, errs)
+	}
+}
