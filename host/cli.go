@@ -39,6 +39,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "resize", summary: "grow a workspace disk: --target nix|containers --size 128G", run: runResize},
+		{name: "snapshot", summary: "save, list, restore or remove copies of a workspace disk: snapshot save|list|restore|rm --target nix|containers [NAME]", run: runSnapshot},
 		{name: "reset-nix", summary: "discard and recreate the workspace's /nix disk (needs --force)", run: runResetNix},
 		{name: "doctor", summary: "check KVM, libkrun, QEMU, btrfs and subordinate ids; print the fix for each failure", run: runDoctor},
 		{name: "images", summary: "list the image cache", run: runImages},

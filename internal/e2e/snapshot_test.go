@@ -1,0 +1,64 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/loftd/loftd/internal/testenv"
+)
+
+// TestSnapshotNix: a file installed in /nix after a save is gone after the
+// restore, and what was there at the save is back; a restore while a VM
+// uses the disk is refused naming the session. Both copy paths: the state
+// directory on a btrfs loop mount (reflink) and on this machine's ext4
+// (sparse copy).
+func TestSnapshotNix(t *testing.T) {
+	for _, tc := range []struct {
+		name, method string
+		btrfs        bool
+	}{
+		{"reflink", "reflink", true},
+		{"sparse copy", "sparse-copy", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			if tc.btrfs {
+				w.state = testenv.Btrfs(t)
+			}
+			run := func(script string) string {
+				t.Helper()
+				status, out, stderr := w.run("", "--vmm", "qemu", "--root", "--", "sh", "-c", script)
+				if status != 0 {
+					t.Fatalf("loftd --root -- sh -c %q = %d\n%s\n%s", script, status, out, stderr)
+				}
+				return out
+			}
+			run("echo saved > /nix/kept")
+			status, out, errs := w.sub("snapshot", "save", "--target", "nix", "s1")
+			if want := "saved nix snapshot s1 (" + tc.method + ")\n"; status != 0 || out != want {
+				t.Fatalf("snapshot save = %d %q %s, want %q", status, out, errs, want)
+			}
+			run("echo later > /nix/installed-after")
+			pid, wait := w.startLong("--vmm", "qemu")
+			status, _, errs = w.sub("snapshot", "restore", "--target", "nix", "s1")
+			if want := fmt.Sprintf("pid %d", pid); status == 0 || !strings.Contains(errs, want) {
+				t.Errorf("snapshot restore while a session runs = %d %q, want a refusal naming %q", status, errs, want)
+			}
+			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			wait()
+			if status, out, errs = w.sub("snapshot", "restore", "--target", "nix", "s1"); status != 0 {
+				t.Fatalf("snapshot restore = %d %q %s", status, out, errs)
+			}
+			if got := run("cat /nix/kept; test -e /nix/installed-after && echo still-there || echo gone"); got != "saved\ngone\n" {
+				t.Errorf("/nix after restore: %q, want the saved file and the later one gone", got)
+			}
+			if _, out, _ = w.sub("snapshot", "list", "--target", "nix"); !strings.Contains(out, "s1") {
+				t.Errorf("snapshot list = %q, want s1", out)
+			}
+		})
+	}
+}
