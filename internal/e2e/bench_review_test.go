@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -21,6 +22,9 @@ func BenchmarkReviewOverhead(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			w := benchWorld(b)
+			if err := os.Chown(w.workspace, guestUID, guestUID); err != nil { // the guest user's project
+				b.Fatal(err)
+			}
 			var plain, review time.Duration
 			for b.Loop() {
 				for _, rv := range []bool{false, true} {
