@@ -320,3 +320,11 @@ func GuestEnv(specs []string, hostEnv []string) []string {
 	}
 	return out
 }
+
+// profileReview applies [agentbox] review to an agentbox session, unless
+// --review was given either way.
+func (o *Options) profileReview(cfg *Config) {
+	if !o.reviewSet && o.Profile == "agentbox" && cfg.Agentbox.Review {
+		o.Review = true
+	}
+}

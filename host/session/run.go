@@ -27,9 +27,7 @@ func Start(e IO, opts *Options, cfg *Config) (int, error) {
 		return 0, Usagef("%v", err)
 	}
 	tools = capToolShares(e, dropShadowedTools(e, tools, opts.Volumes))
-	if !opts.reviewSet && opts.Profile == "agentbox" && cfg.Agentbox.Review {
-		opts.Review = true
-	}
+	opts.profileReview(cfg)
 	opts.Volumes = append(tools, opts.Volumes...)
 	if err := resolveSessionVolumes(opts); err != nil {
 		return 0, Usagef("%v", err)
