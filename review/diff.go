@@ -161,8 +161,27 @@ func textDiff(w io.Writer, up, ws int, c Change) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(w, text)
+	_, err = io.WriteString(w, visible(text))
 	return err
+}
+
+// visible escapes the control characters of guest-written text other
+// than tab and newline (as \x1b, \r, \u009b): a diff line must not move
+// the cursor, clear the screen or overwrite the flagged lines above it.
+func visible(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func whyNot(err error) string {

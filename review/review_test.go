@@ -293,6 +293,23 @@ func TestApplyDeletedDirConflict(t *testing.T) {
 	}
 }
 
+// TestDiffNoTerminalControl: a text file's escape sequences and carriage
+// returns are printed escaped, so its diff cannot hide the flagged lines.
+func TestDiffNoTerminalControl(t *testing.T) {
+	l := layers(t, nil, tree{"a.txt": {data: "ok\r\x1b[2A\x1b[Kclean\u009b\n"}}, TrustedXattrs)
+	cs, err := Scan(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := Diff(&b, l, cs); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(b.String(), "\r\x1b\u009b") || !strings.Contains(b.String(), `+ok\r\x1b[2A\x1b[Kclean\u009b`) {
+		t.Errorf("Diff() =\n%q\nwant the control characters escaped", b.String())
+	}
+}
+
 func TestShow(t *testing.T) {
 	for in, want := range map[string]string{"plain/path.go": "plain/path.go", "a\nb": `"a\nb"`, "\xff": `"\xff"`, "é": "é", "\u009b": `"\u009b"`} {
 		if got := Show(in); got != want {
