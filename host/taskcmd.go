@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -29,7 +30,9 @@ func runPs(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printTasks(e.Stdout, *format, liveTasks(tasks, "/proc"))
+	live := liveTasks(tasks, "/proc")
+	reviewWorkspaces(st, live)
+	return printTasks(e.Stdout, *format, live)
 }
 
 // liveTasks describes the running tasks, with the host memory each VM's
@@ -67,6 +70,19 @@ func printTasks(w io.Writer, format string, tasks []taskJSON) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, t.PID, t.Started.Local().Format(time.DateTime), orDash(t.VMM), rssText(t.RSS), orDash(t.Workspace))
 	}
 	return tw.Flush()
+}
+
+// reviewWorkspaces names the workspace of a review run, whose plan shares
+// the run's overlay (STATE/reviews/<id>/merged) rather than the workspace.
+func reviewWorkspaces(st state.State, tasks []taskJSON) {
+	for i, t := range tasks {
+		if t.Workspace != (state.Review{ID: t.ID, Dir: filepath.Join(st.Reviews(), t.ID)}).Merged() {
+			continue
+		}
+		if _, rec, err := st.Review(t.ID); err == nil {
+			tasks[i].Workspace = rec.Workspace
+		}
+	}
 }
 
 // rssText prints a resident set in MiB (GiB from 10 GiB), "-" when unknown.
