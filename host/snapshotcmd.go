@@ -47,22 +47,7 @@ func runSnapshot(e *env, args []string) error {
 	}
 	switch verb {
 	case "list":
-		list, err := disks.ListSnapshots(dir)
-		if err != nil {
-			return err
-		}
-		if *format == "json" {
-			if list == nil {
-				list = []disks.SnapshotInfo{}
-			}
-			return writeJSON(e.Stdout, list)
-		}
-		tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tCREATED\tUSED")
-		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Created.Local().Format(time.DateTime), humanSize(s.Used))
-		}
-		return tw.Flush()
+		return listSnapshots(e, dir, *format)
 	case "rm":
 		if name == "" {
 			return session.Usagef("snapshot rm: name the snapshot (see snapshot list)")
@@ -75,7 +60,13 @@ func runSnapshot(e *env, args []string) error {
 	if _, err := os.Lstat(disk); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("snapshot %s: workspace %s has no %s disk yet (it is made on the first run)", verb, ws.Source, *target)
 	}
-	lock, err := disks.Lock(ws.Lock(), true)
+	return copySnapshot(e, verb, *target, name, disk, dir, ws.Lock())
+}
+
+// copySnapshot saves or restores under the workspace lock, taken
+// exclusively: a VM using the disk holds it, and the refusal names it.
+func copySnapshot(e *env, verb, target, name, disk, dir, lockPath string) error {
+	lock, err := disks.Lock(lockPath, true)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", verb, err)
 	}
@@ -88,7 +79,7 @@ func runSnapshot(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.Stdout, "saved %s snapshot %s (%s)\n", *target, name, how)
+		fmt.Fprintf(e.Stdout, "saved %s snapshot %s (%s)\n", target, name, how)
 		return nil
 	}
 	if name == "" {
@@ -98,6 +89,25 @@ func runSnapshot(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Stdout, "restored %s snapshot %s (%s)\n", *target, name, how)
+	fmt.Fprintf(e.Stdout, "restored %s snapshot %s (%s)\n", target, name, how)
 	return nil
+}
+
+func listSnapshots(e *env, dir, format string) error {
+	list, err := disks.ListSnapshots(dir)
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		if list == nil {
+			list = []disks.SnapshotInfo{}
+		}
+		return writeJSON(e.Stdout, list)
+	}
+	tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCREATED\tUSED")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Created.Local().Format(time.DateTime), humanSize(s.Used))
+	}
+	return tw.Flush()
 }

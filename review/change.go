@@ -61,7 +61,7 @@ func (c Change) Touches(p string) bool {
 	return under(c.Path) || (c.From != "" && under(c.From))
 }
 
-// hostCodePaths are the workspace files that make the host run code when
+// hostCodeFlags names why a change makes the host run code when
 // the user next runs git or enters the directory.
 func hostCodeFlags(c Change) []string {
 	var flags []string
