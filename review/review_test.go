@@ -310,6 +310,33 @@ func TestDiffNoTerminalControl(t *testing.T) {
 	}
 }
 
+func TestTouches(t *testing.T) {
+	c := Change{Kind: Renamed, Path: "new/b.txt", From: "old/a.txt"}
+	for p, want := range map[string]bool{"new/b.txt": true, "new": true, "new/": true, "old/a.txt": true, "old": true,
+		"": true, "ne": false, "new/b": false, "old/a.txt/x": false, "other": false} {
+		if got := c.Touches(p); got != want {
+			t.Errorf("Touches(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+// TestDiffBounded: a text file past maxTextDiff is listed, not diffed.
+func TestDiffBounded(t *testing.T) {
+	big := strings.Repeat("line\n", maxTextDiff/5+10)
+	l := layers(t, tree{"big.txt": {data: "x\n"}}, tree{"big.txt": {data: big}}, TrustedXattrs)
+	cs, err := Scan(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := Diff(&b, l, cs); err != nil {
+		t.Fatal(err)
+	}
+	if want := "--- big.txt: not diffed (larger than 1048576 bytes)\n"; !strings.Contains(b.String(), want) || b.Len() > 200 {
+		t.Errorf("Diff() of a %d-byte file = %d bytes:\n%.300s\nwant the line %q only", len(big), b.Len(), b.String(), want)
+	}
+}
+
 func TestShow(t *testing.T) {
 	for in, want := range map[string]string{"plain/path.go": "plain/path.go", "a\nb": `"a\nb"`, "\xff": `"\xff"`, "é": "é", "\u009b": `"\u009b"`} {
 		if got := Show(in); got != want {
