@@ -81,8 +81,8 @@ func TestResetNixNeedsForce(t *testing.T) {
 	}
 	before := fileSum(t, ws.NixDisk())
 	status, _, stderr := c.run("reset-nix", "--workspace", src)
-	if status != 2 || !strings.Contains(stderr, "--force") {
-		t.Errorf("reset-nix without --force: status %d, stderr %q; want 2 and a hint to --force", status, stderr)
+	if status != 2 || !strings.Contains(stderr, "--force") || !strings.Contains(stderr, "snapshot save --target nix") {
+		t.Errorf("reset-nix without --force: status %d, stderr %q; want 2, a hint to --force and the snapshot command", status, stderr)
 	}
 	if fileSum(t, ws.NixDisk()) != before {
 		t.Errorf("reset-nix without --force changed the nix disk")
