@@ -173,3 +173,48 @@ func TestWorkspaceLockNamesHolder(t *testing.T) {
 		t.Errorf("reset-nix while the workspace is locked: status %d, stderr %q; want a refusal naming the holder (%q)", status, stderr, want)
 	}
 }
+
+// TestSnapshotCommand: the verbs, a name that is no file name, a missing
+// disk, and save, list, restore and rm of a disk (a sparse copy here, or a
+// reflink where the temporary directory has them).
+func TestSnapshotCommand(t *testing.T) {
+	c, src := newCLI(t), t.TempDir()
+	ws := c.workspace(src)
+	for _, tc := range []struct {
+		args   []string
+		status int
+		stderr string
+	}{
+		{[]string{"snapshot"}, 2, "want save|list|restore|rm"},
+		{[]string{"snapshot", "copy", "x"}, 2, `snapshot "copy"`},
+		{[]string{"snapshot", "save", "--target", "home"}, 2, `--target "home"`},
+		{[]string{"snapshot", "save", "x", "--workspace", src}, 1, "has no nix disk yet"},
+	} {
+		if status, _, stderr := c.run(tc.args...); status != tc.status || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("%q: status %d, stderr %q; want %d and %q", tc.args, status, stderr, tc.status, tc.stderr)
+		}
+	}
+	makeDisk(t, ws.NixDisk(), contract.NixLabel, disks.MinSize)
+	if status, _, stderr := c.run("snapshot", "save", "../x", "--workspace", src); status != 1 || !strings.Contains(stderr, "snapshot name") {
+		t.Errorf("snapshot save ../x: %d %q; want a refusal of the name", status, stderr)
+	}
+	before := fileSum(t, ws.NixDisk())
+	if status, out, stderr := c.run("snapshot", "save", "s1", "--workspace", src); status != 0 || !strings.HasPrefix(out, "saved nix snapshot s1 (") {
+		t.Fatalf("snapshot save s1: %d %q %q", status, out, stderr)
+	}
+	if err := os.WriteFile(ws.NixDisk(), []byte("changed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, stderr := c.run("snapshot", "restore", "s1", "--workspace", src); status != 0 || fileSum(t, ws.NixDisk()) != before {
+		t.Errorf("snapshot restore s1: %d %q; disk restored %v", status, stderr, fileSum(t, ws.NixDisk()) == before)
+	}
+	if _, out, _ := c.run("snapshot", "list", "--format", "json", "--workspace", src); !strings.Contains(out, `"name": "s1"`) {
+		t.Errorf("snapshot list --format json = %s, want s1", out)
+	}
+	if status, _, stderr := c.run("snapshot", "rm", "s1", "--workspace", src); status != 0 {
+		t.Errorf("snapshot rm s1: %d %q", status, stderr)
+	}
+	if status, _, stderr := c.run("snapshot", "restore", "s1", "--workspace", src); status != 1 || !strings.Contains(stderr, "no such snapshot") {
+		t.Errorf("snapshot restore of a removed one: %d %q", status, stderr)
+	}
+}
