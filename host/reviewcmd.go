@@ -71,7 +71,7 @@ func openReview(e *env, id string) (state.Review, state.ReviewRecord, error) {
 	return state.Review{}, state.ReviewRecord{}, session.Usagef("no pending review run of %s (list them with '%s reviews', or name one)", ws, e.Prog)
 }
 
-// layers reads a pending run's layer against its workspace. A running
+// reviewLayers reads a pending run's layer against its workspace. A running
 // run's layer is still being written, and a discarded one is gone.
 func reviewLayers(r state.Review, rec state.ReviewRecord) (review.Layers, error) {
 	switch rec.State {
