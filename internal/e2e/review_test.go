@@ -250,9 +250,10 @@ func (w *rootlessWorld) sub(args ...string) (int, string, string) {
 // are the user's.
 func TestReviewRootless(t *testing.T) {
 	w := newRootlessWorld(t)
-	writeFiles(t, w.ws, map[string]string{"edit.txt": "one\n", "keep.txt": "keep\n"}, w.uid)
+	writeFiles(t, w.ws, map[string]string{"edit.txt": "one\n", "keep.txt": "keep\n", "gone.txt": "bye\n", "d/x": "x\n", "d/y": "y\n"}, w.uid)
 	before := treeDigest(t, w.ws)
-	c := w.cmd("--review", "--", "sh", "-c", "echo two > /workspace/edit.txt; echo new > /workspace/new.txt; cat /workspace/edit.txt")
+	// A deletion and a directory made again (opaque) in a userxattr overlay.
+	c := w.cmd("--review", "--", "sh", "-c", "cd /workspace; echo two > edit.txt; echo new > new.txt; busybox rm gone.txt; busybox rm -r d; busybox mkdir d; echo z > d/z; cat edit.txt")
 	var stderr bytes.Buffer
 	c.Stderr = &stderr
 	out, err := c.Output()
@@ -263,13 +264,19 @@ func TestReviewRootless(t *testing.T) {
 		t.Fatalf("the rootless review run changed the workspace:\n%s", strings.Join(d, "\n"))
 	}
 	status, diff, errs := w.sub("diff")
-	if status != 0 || !strings.Contains(diff, "  modified    edit.txt\n") || !strings.Contains(diff, "  added       new.txt") {
+	if status != 0 || !strings.Contains(diff, "  modified    edit.txt\n") || !strings.Contains(diff, "  added       new.txt") ||
+		!strings.Contains(diff, "  deleted     gone.txt\n") || !strings.Contains(diff, "  deleted     d/x\n") || !strings.Contains(diff, "  added       d/z") {
 		t.Fatalf("rootless diff = %d:\n%s\nstderr %s", status, diff, errs)
 	}
 	if status, out, errs := w.sub("apply"); status != 0 {
 		t.Fatalf("rootless apply = %d %s %s", status, out, errs)
 	}
-	for p, want := range map[string]string{"edit.txt": "two\n", "new.txt": "new\n"} {
+	for _, p := range []string{"gone.txt", "d/x", "d/y"} {
+		if _, err := os.Lstat(filepath.Join(w.ws, p)); !os.IsNotExist(err) {
+			t.Errorf("%s after a rootless apply: %v, want it deleted", p, err)
+		}
+	}
+	for p, want := range map[string]string{"edit.txt": "two\n", "new.txt": "new\n", "d/z": "z\n"} {
 		fp := filepath.Join(w.ws, p)
 		b, err := os.ReadFile(fp)
 		if err != nil || string(b) != want {
