@@ -111,6 +111,7 @@ rm gone.txt
 mv old-name.txt renamed.txt
 chmod +x script.sh
 ln -s /etc/passwd link
+rm -r sub; mkdir sub; echo z > sub/z
 printf '#!/bin/sh\necho pwned\n' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit
 cat edit.txt`
 
@@ -121,7 +122,7 @@ cat edit.txt`
 func TestReviewRun(t *testing.T) {
 	w := newWorld(t)
 	writeFiles(t, w.workspace, map[string]string{"edit.txt": "one\n", "gone.txt": "bye\n", "old-name.txt": "rename me\n",
-		"script.sh": "echo hi\n", "keep.txt": "keep\n", ".git/hooks/README": "hooks\n", ".git/config": "[core]\n"}, guestUID)
+		"script.sh": "echo hi\n", "keep.txt": "keep\n", ".git/hooks/README": "hooks\n", ".git/config": "[core]\n", "sub/a": "a\n"}, guestUID)
 	before := treeDigest(t, w.workspace)
 	status, stdout, stderr := w.run("", "--review", "--", "sh", "-c", reviewScript)
 	if status != 0 || stdout != "two\n" {
@@ -145,7 +146,8 @@ func TestReviewRun(t *testing.T) {
 	}
 	for _, want := range []string{"  modified    edit.txt\n", "  added       new.txt mode -rw-r--r--\n", "  deleted     gone.txt\n",
 		"  renamed     renamed.txt (from old-name.txt)\n", "! mode        script.sh mode -rw-r--r-- -> -rwxr-xr-x\n",
-		"  added       link -> /etc/passwd (symlink)\n", "-one\n+two\n", "+++ b/new.txt\n"} {
+		"  added       link -> /etc/passwd (symlink)\n", "  deleted     sub/a\n", "  added       sub/z mode -rw-r--r--\n",
+		"-one\n+two\n", "+++ b/new.txt\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("diff lacks %q:\n%s", want, out)
 		}
@@ -194,14 +196,14 @@ func TestReviewRun(t *testing.T) {
 func TestReviewApplyAll(t *testing.T) {
 	w := newWorld(t)
 	writeFiles(t, w.workspace, map[string]string{"edit.txt": "one\n", "gone.txt": "bye\n", "old-name.txt": "rename me\n",
-		"script.sh": "echo hi\n", ".git/hooks/README": "hooks\n"}, guestUID)
+		"script.sh": "echo hi\n", ".git/hooks/README": "hooks\n", "sub/a": "a\n"}, guestUID)
 	if status, _, stderr := w.run("", "--review", "--", "sh", "-c", reviewScript); status != 0 {
 		t.Fatalf("loftd --review: %d\n%s", status, stderr)
 	}
 	if status, out, errs := w.sub("apply"); status != 0 {
 		t.Fatalf("apply: %d %s %s", status, out, errs)
 	}
-	want := map[string]string{"edit.txt": "two\n", "new.txt": "new\n", "renamed.txt": "rename me\n", ".git/hooks/pre-commit": "#!/bin/sh\necho pwned\n"}
+	want := map[string]string{"edit.txt": "two\n", "new.txt": "new\n", "renamed.txt": "rename me\n", "sub/z": "z\n", ".git/hooks/pre-commit": "#!/bin/sh\necho pwned\n"}
 	for p, data := range want {
 		b, err := os.ReadFile(filepath.Join(w.workspace, p))
 		if err != nil || string(b) != data {
@@ -213,7 +215,7 @@ func TestReviewApplyAll(t *testing.T) {
 			t.Errorf("%s after apply belongs to uid %d, want the workspace owner %d", p, st.Uid, guestUID)
 		}
 	}
-	for _, p := range []string{"gone.txt", "old-name.txt"} {
+	for _, p := range []string{"gone.txt", "old-name.txt", "sub/a"} {
 		if _, err := os.Lstat(filepath.Join(w.workspace, p)); !os.IsNotExist(err) {
 			t.Errorf("%s after apply: %v, want it gone", p, err)
 		}
