@@ -128,10 +128,11 @@ func SaveInDisk(top, name string) error {
 	if err != nil {
 		return err
 	}
-	src, err := d.open(filepath.Join(InDiskDir, act))
-	if act == "" {
-		src, err = d.open(".")
+	srcPath := "."
+	if act != "" {
+		srcPath = filepath.Join(InDiskDir, act)
 	}
+	src, err := d.open(srcPath)
 	if err != nil {
 		return fmt.Errorf("save snapshot %s: %w", name, err)
 	}

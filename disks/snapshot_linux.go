@@ -49,6 +49,67 @@ type SnapshotInfo struct {
 	Created time.Time `json:"created"`
 	Size    int64     `json:"size"` // the disk's apparent size
 	Used    int64     `json:"used"` // blocks allocated to the file (shared extents counted in full)
+	// Kind: "file" (a reflink or sparse copy of the disk file) or
+	// "in-disk" (a btrfs snapshot inside the disk; Size and Used 0).
+	Kind string `json:"kind"`
+}
+
+// InDisk is the method of a snapshot kept inside the disk (indisk_linux.go);
+// the host records it as an empty NAME.in-disk file, to list it without a VM.
+const InDisk SnapshotMethod = "in-disk"
+
+func inDiskMarker(dir, name string) string { return filepath.Join(dir, name+".in-disk") }
+
+// HasSnapshot says how the snapshot name is kept: "file", "in-disk", or
+// "" when there is none.
+func HasSnapshot(dir, name string) string {
+	if _, err := os.Lstat(snapshotPath(dir, name)); err == nil {
+		return "file"
+	}
+	if _, err := os.Lstat(inDiskMarker(dir, name)); err == nil {
+		return string(InDisk)
+	}
+	return ""
+}
+
+// MarkInDisk records (or with present false, forgets) an in-disk snapshot.
+func MarkInDisk(dir, name string, present bool) error {
+	if err := CheckSnapshotName(name); err != nil {
+		return err
+	}
+	if !present {
+		if err := os.Remove(inDiskMarker(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(inDiskMarker(dir, name), nil, 0o600)
+}
+
+// CanReflink reports whether dir's filesystem clones files (FICLONE).
+func CanReflink(dir string) bool {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false
+	}
+	a, err := newTemp(dir, "reflink-probe")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(a.Name())
+	defer a.Close()
+	if _, err := a.Write([]byte("x")); err != nil {
+		return false
+	}
+	b, err := newTemp(dir, "reflink-probe")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(b.Name())
+	defer b.Close()
+	return unix.IoctlFileClone(int(b.Fd()), int(a.Fd())) == nil
 }
 
 func snapshotPath(dir, name string) string { return filepath.Join(dir, name+".raw") }
@@ -63,7 +124,7 @@ func SaveSnapshot(disk, dir, name string) (SnapshotMethod, error) {
 		return "", fmt.Errorf("save snapshot %s: %w", name, err)
 	}
 	dst := snapshotPath(dir, name)
-	if _, err := os.Lstat(dst); err == nil {
+	if HasSnapshot(dir, name) != "" {
 		return "", fmt.Errorf("save snapshot %s: %s exists (pick another name, or remove it with snapshot rm)", name, dst)
 	}
 	how, err := copyDisk(disk, dir, name, dst, false)
@@ -193,6 +254,11 @@ func ListSnapshots(dir string) ([]SnapshotInfo, error) {
 	var out []SnapshotInfo
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ".raw")
+		kind := "file"
+		if !ok {
+			name, ok = strings.CutSuffix(e.Name(), ".in-disk")
+			kind = string(InDisk)
+		}
 		if !ok || CheckSnapshotName(name) != nil || !e.Type().IsRegular() {
 			continue // a temporary file, or not ours
 		}
@@ -200,8 +266,11 @@ func ListSnapshots(dir string) ([]SnapshotInfo, error) {
 		if err != nil {
 			continue
 		}
-		info := SnapshotInfo{Name: name, Created: fi.ModTime(), Size: fi.Size()}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		info := SnapshotInfo{Name: name, Created: fi.ModTime(), Kind: kind}
+		if kind == "file" {
+			info.Size = fi.Size()
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && kind == "file" {
 			info.Used = st.Blocks * 512
 		}
 		out = append(out, info)

@@ -11,16 +11,18 @@ import (
 
 // TestSnapshotNix: a file installed in /nix after a save is gone after the
 // restore, and what was there at the save is back; a restore while a VM
-// uses the disk is refused naming the session. Both copy paths: the state
-// directory on a btrfs loop mount (reflink) and on this machine's ext4
-// (sparse copy).
+// uses the disk is refused naming the session. Every path: the state
+// directory on a btrfs loop mount (a reflink of the disk file), on this
+// machine's ext4 (auto: a btrfs snapshot inside the disk, made and
+// restored by maintenance VMs) and there with --method file (a sparse copy).
 func TestSnapshotNix(t *testing.T) {
 	for _, tc := range []struct {
-		name, method string
-		btrfs        bool
+		name, flag, method string
+		btrfs              bool
 	}{
-		{"reflink", "reflink", true},
-		{"sparse copy", "sparse-copy", false},
+		{"reflink", "auto", "reflink", true},
+		{"in-disk", "auto", "in-disk", false},
+		{"sparse copy", "file", "sparse-copy", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
@@ -36,7 +38,7 @@ func TestSnapshotNix(t *testing.T) {
 				return out
 			}
 			run("echo saved > /nix/kept")
-			status, out, errs := w.sub("snapshot", "save", "--target", "nix", "s1")
+			status, out, errs := w.sub("snapshot", "save", "--target", "nix", "--method", tc.flag, "--vmm", "qemu", "--guest-init", bins.guestInit, "s1")
 			if want := "saved nix snapshot s1 (" + tc.method + ")\n"; status != 0 || out != want {
 				t.Fatalf("snapshot save = %d %q %s, want %q", status, out, errs, want)
 			}
@@ -50,7 +52,7 @@ func TestSnapshotNix(t *testing.T) {
 				t.Fatal(err)
 			}
 			wait()
-			if status, out, errs = w.sub("snapshot", "restore", "--target", "nix", "s1"); status != 0 {
+			if status, out, errs = w.sub("snapshot", "restore", "--target", "nix", "--vmm", "qemu", "--guest-init", bins.guestInit, "s1"); status != 0 {
 				t.Fatalf("snapshot restore = %d %q %s", status, out, errs)
 			}
 			if got := run("cat /nix/kept; test -e /nix/installed-after && echo still-there || echo gone"); got != "saved\ngone\n" {
@@ -58,6 +60,26 @@ func TestSnapshotNix(t *testing.T) {
 			}
 			if _, out, _ = w.sub("snapshot", "list", "--target", "nix"); !strings.Contains(out, "s1") {
 				t.Errorf("snapshot list = %q, want s1", out)
+			}
+			// A second save and restore, from the restored state.
+			run("echo second > /nix/second")
+			if status, out, errs = w.sub("snapshot", "save", "--target", "nix", "--method", tc.flag, "--vmm", "qemu", "--guest-init", bins.guestInit, "s2"); status != 0 {
+				t.Fatalf("snapshot save s2 = %d %q %s", status, out, errs)
+			}
+			run("rm /nix/second /nix/kept")
+			if status, out, errs = w.sub("snapshot", "restore", "--target", "nix", "--vmm", "qemu", "--guest-init", bins.guestInit, "s2"); status != 0 {
+				t.Fatalf("snapshot restore s2 = %d %q %s", status, out, errs)
+			}
+			if got := run("cat /nix/kept /nix/second"); got != "saved\nsecond\n" {
+				t.Errorf("/nix after the second restore: %q", got)
+			}
+			for _, s := range []string{"s1", "s2"} {
+				if status, out, errs = w.sub("snapshot", "rm", "--target", "nix", "--vmm", "qemu", "--guest-init", bins.guestInit, s); status != 0 {
+					t.Errorf("snapshot rm %s = %d %q %s", s, status, out, errs)
+				}
+			}
+			if _, out, _ = w.sub("snapshot", "list", "--target", "nix"); strings.Contains(out, "s1") || strings.Contains(out, "s2") {
+				t.Errorf("snapshot list after rm = %q", out)
 			}
 		})
 	}
