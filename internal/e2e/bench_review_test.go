@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -48,4 +51,40 @@ func BenchmarkReviewOverhead(b *testing.B) {
 			b.ReportMetric(review.Seconds()/float64(b.N), "review-s/run")
 		})
 	}
+}
+
+// BenchmarkSnapshotInDisk2GiB: an in-disk snapshot save and restore of a
+// nix disk holding 2 GiB, each a maintenance VM, against a plain `true`
+// session in the same op (the VM boot both pay).
+func BenchmarkSnapshotInDisk2GiB(b *testing.B) {
+	w := benchWorld(b)
+	sub := func(args ...string) {
+		c := exec.Command(bins.loftd, append(args, "--workspace", w.workspace, "--vmm", "qemu", "--guest-init", bins.guestInit)...)
+		c.Env = append(os.Environ(), "XDG_STATE_HOME="+w.state, "XDG_CONFIG_HOME="+filepath.Join(w.state, "config"))
+		if out, err := c.CombinedOutput(); err != nil {
+			b.Fatalf("loftd %q: %v\n%s", args, err, out)
+		}
+	}
+	if out, err := w.cmd("--vmm", "qemu", "--root", "--", "sh", "-c", "dd if=/dev/zero of=/nix/big bs=1M count=2048 2>/dev/null && sync").CombinedOutput(); err != nil {
+		b.Fatalf("fill /nix: %v\n%s", err, out)
+	}
+	var plain, save, restore time.Duration
+	for i := 0; b.Loop(); i++ {
+		name := "b" + strconv.Itoa(i)
+		t0 := time.Now()
+		if out, err := w.cmd("--vmm", "qemu", "--", "true").CombinedOutput(); err != nil {
+			b.Fatalf("true: %v\n%s", err, out)
+		}
+		t1 := time.Now()
+		sub("snapshot", "save", "--method", "in-disk", name)
+		t2 := time.Now()
+		sub("snapshot", "restore", name)
+		t3 := time.Now()
+		plain, save, restore = plain+t1.Sub(t0), save+t2.Sub(t1), restore+t3.Sub(t2)
+	}
+	n := float64(b.N)
+	b.ReportMetric(plain.Seconds()/n, "true-s/run")
+	b.ReportMetric(save.Seconds()/n, "save-s")
+	b.ReportMetric(restore.Seconds()/n, "restore-s")
+	b.ReportMetric(save.Seconds()/plain.Seconds(), "save/true")
 }
