@@ -84,3 +84,31 @@ func TestSnapshotNix(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotRootless: an in-disk snapshot saved and restored by the
+// unprivileged user (the maintenance VMs run in the keep-id namespace).
+func TestSnapshotRootless(t *testing.T) {
+	w := newRootlessWorld(t)
+	run := func(script string) string {
+		t.Helper()
+		c := w.cmd("--root", "--", "sh", "-c", script)
+		var stderr strings.Builder
+		c.Stderr = &stderr
+		out, err := c.Output()
+		if err != nil {
+			t.Fatalf("rootless loftd --root -- sh -c %q: %v\n%s", script, err, stderr.String())
+		}
+		return string(out)
+	}
+	run("echo saved > /nix/kept")
+	if status, out, errs := w.sub("snapshot", "save", "--vmm", "qemu", "s1"); status != 0 || out != "saved nix snapshot s1 (in-disk)\n" {
+		t.Fatalf("rootless snapshot save = %d %q %s", status, out, errs)
+	}
+	run("echo later > /nix/installed-after")
+	if status, out, errs := w.sub("snapshot", "restore", "--vmm", "qemu", "s1"); status != 0 {
+		t.Fatalf("rootless snapshot restore = %d %q %s", status, out, errs)
+	}
+	if got := run("cat /nix/kept; test -e /nix/installed-after && echo still-there || echo gone"); got != "saved\ngone\n" {
+		t.Errorf("/nix after a rootless restore: %q", got)
+	}
+}
