@@ -25,7 +25,11 @@ const (
 	EnvContainersDisk = "LOFTD_CONTAINERS_DISK"
 	EnvNetwork        = "LOFTD_NETWORK"
 	EnvResizeDisk     = "LOFTD_RESIZE_DISK"
-	EnvProfile        = "LOFTD_PROFILE"
+	// EnvSnapshotOp and EnvSnapshotName: snapshot mode's work (save,
+	// restore or rm) and snapshot; the disk is EnvResizeDisk's.
+	EnvSnapshotOp   = "LOFTD_SNAPSHOT_OP"
+	EnvSnapshotName = "LOFTD_SNAPSHOT_NAME"
+	EnvProfile      = "LOFTD_PROFILE"
 	// EnvTTY=1: the host's stdin is a terminal; under QEMU the guest runs
 	// the workload on a pty relayed over the stdin and stdout ports.
 	EnvTTY = "LOFTD_TTY"
@@ -60,7 +64,9 @@ var HostAliases = []string{"host.containers.internal", "host.docker.internal"}
 const (
 	ModeEnter  = "enter"
 	ModeResize = "resize"
-	ModeCheck  = "check"
+	// ModeSnapshot is the maintenance VM of an in-disk snapshot.
+	ModeSnapshot = "snapshot"
+	ModeCheck    = "check"
 )
 
 // Network modes.
@@ -177,7 +183,9 @@ type Guest struct {
 	NixDisk        string
 	ContainersDisk string
 	Network        string
-	ResizeDisk     string
+	ResizeDisk     string // resize and snapshot mode: the disk worked on
+	SnapshotOp     string // save, restore or rm
+	SnapshotName   string
 	Profile        bool
 	TTY            bool
 	Hostname       string
@@ -209,6 +217,8 @@ func (g Guest) Env() []string {
 	add(EnvContainersDisk, g.ContainersDisk)
 	add(EnvNetwork, g.Network)
 	add(EnvResizeDisk, g.ResizeDisk)
+	add(EnvSnapshotOp, g.SnapshotOp)
+	add(EnvSnapshotName, g.SnapshotName)
 	add(EnvHostname, g.Hostname)
 	if g.Profile {
 		add(EnvProfile, "1")
@@ -248,6 +258,8 @@ func Parse(env []string) (Guest, error) {
 		ContainersDisk: vals[EnvContainersDisk],
 		Network:        vals[EnvNetwork],
 		ResizeDisk:     vals[EnvResizeDisk],
+		SnapshotOp:     vals[EnvSnapshotOp],
+		SnapshotName:   vals[EnvSnapshotName],
 		Profile:        vals[EnvProfile] == "1",
 		TTY:            vals[EnvTTY] == "1",
 		Hostname:       vals[EnvHostname],
@@ -295,6 +307,14 @@ func (g Guest) Validate() error {
 		if g.ResizeDisk != NixDiskID && g.ResizeDisk != ContainersDiskID {
 			return fmt.Errorf("contract: %s=%s needs %s=%s or %s, got %q",
 				EnvMode, ModeResize, EnvResizeDisk, NixDiskID, ContainersDiskID, g.ResizeDisk)
+		}
+	case ModeSnapshot:
+		if g.ResizeDisk != NixDiskID && g.ResizeDisk != ContainersDiskID {
+			return fmt.Errorf("contract: %s=%s needs %s=%s or %s, got %q",
+				EnvMode, ModeSnapshot, EnvResizeDisk, NixDiskID, ContainersDiskID, g.ResizeDisk)
+		}
+		if (g.SnapshotOp != "save" && g.SnapshotOp != "restore" && g.SnapshotOp != "rm") || g.SnapshotName == "" {
+			return fmt.Errorf("contract: %s=%s needs %s=save, restore or rm (got %q) and %s", EnvMode, ModeSnapshot, EnvSnapshotOp, g.SnapshotOp, EnvSnapshotName)
 		}
 	case "":
 		return fmt.Errorf("contract: %s is not set (want %s, %s or %s)", EnvMode, ModeEnter, ModeResize, ModeCheck)

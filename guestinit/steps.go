@@ -109,8 +109,11 @@ func (e *enter) run() int {
 	}
 	e.logBootTimes()
 	steps := e.planSteps()
-	if e.guest.Mode == contract.ModeResize {
+	switch e.guest.Mode {
+	case contract.ModeResize:
 		steps = e.resizeSteps()
+	case contract.ModeSnapshot:
+		steps = e.snapshotSteps()
 	}
 	last := len(steps) - 1 // the report: what is written after its ack may be lost
 	if err := e.runSteps(steps[:last]); err != nil {

@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -29,7 +30,9 @@ func runPs(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return printTasks(e.Stdout, *format, liveTasks(tasks, "/proc"))
+	live := liveTasks(tasks, "/proc")
+	reviewWorkspaces(st, live)
+	return printTasks(e.Stdout, *format, live)
 }
 
 // liveTasks describes the running tasks, with the host memory each VM's
@@ -69,6 +72,19 @@ func printTasks(w io.Writer, format string, tasks []taskJSON) error {
 	return tw.Flush()
 }
 
+// reviewWorkspaces names the workspace of a review run, whose plan shares
+// the run's overlay (STATE/reviews/<id>/merged) rather than the workspace.
+func reviewWorkspaces(st state.State, tasks []taskJSON) {
+	for i, t := range tasks {
+		if t.Workspace != (state.Review{ID: t.ID, Dir: filepath.Join(st.Reviews(), t.ID)}).Merged() {
+			continue
+		}
+		if _, rec, err := st.Review(t.ID); err == nil {
+			tasks[i].Workspace = rec.Workspace
+		}
+	}
+}
+
 // rssText prints a resident set in MiB (GiB from 10 GiB), "-" when unknown.
 func rssText(b int64) string {
 	switch {
@@ -90,8 +106,9 @@ func orDash(s string) string {
 // runGC removes the dead tasks, kept ones included (only an explicit gc
 // removes those), then tidies the image store.
 func runGC(e *env, args []string) error {
-	fs := e.newFlagSet("gc", e.Prog+" gc [--images [--older-than AGE | --all]]")
+	fs := e.newFlagSet("gc", e.Prog+" gc [--images] [--reviews] [--older-than AGE | --all]")
 	images := fs.Bool("images", false, "also remove cached images no running task uses and none used for --older-than")
+	reviews := fs.Bool("reviews", false, "also remove pending review runs that ended longer ago than --older-than (--all: every pending one);\ndiscarded and applied runs are always removed")
 	olderThan := fs.String("older-than", "7d", "with --images: remove images last used longer ago than this (7d, 36h, 0 for all)")
 	all := fs.Bool("all", false, "with --images: remove every image no running task uses, however recently used")
 	if err := e.parse(fs, args); err != nil {
@@ -119,6 +136,9 @@ func runGC(e *env, args []string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
+	}
+	if err := gcReviews(e, st, *reviews, *all, *olderThan); err != nil {
+		return err
 	}
 	return gcStore(e, cfg, st, g)
 }

@@ -78,6 +78,14 @@ type AgentboxConfig struct {
 	// hook the host's tool then runs). Off: each is a read-only share
 	// under a guest overlay whose changes stay with the workspace.
 	LiveMounts bool `toml:"live_mounts"`
+	// Review makes every agentbox session a review run (--review).
+	Review bool `toml:"review"`
+}
+
+// WorkspaceConfig is how sessions share the workspace.
+type WorkspaceConfig struct {
+	// Review makes every session a review run (--review).
+	Review bool `toml:"review"`
 }
 
 // WorkspaceConfig sets up each workspace (envbox's CODER_BOOTSTRAP_SCRIPT

@@ -39,7 +39,12 @@ type Options struct {
 	// LiveMounts: agentbox's tool-state directories are shared read-write
 	// (--live-mounts, [agentbox] live_mounts) instead of overlaid.
 	LiveMounts bool
-	Command    []string
+	// Review: the guest writes the workspace through an overlay kept in
+	// the state directory, applied or discarded after the run (--review,
+	// [workspace] review, agentbox's [agentbox] review).
+	Review    bool
+	reviewSet bool // --review given: it beats [agentbox] review
+	Command   []string
 }
 
 // Flags holds the raw flags of a session (loftd / agentbox without a
@@ -49,7 +54,7 @@ type Flags struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
 	krunInit, network, authFile, bootstrap, hostname  string
 	pullLatest, root, tsi, preserve, debug, profile   bool
-	dryRun, liveMounts                                bool
+	dryRun, liveMounts, review                        bool
 	mem, cpus, uid, gid                               int
 	publish, volumes, env                             []string
 	host                                              func() (memBytes uint64, cpus int)
@@ -84,6 +89,7 @@ func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.debug, "debug", false, "debug logs on stderr")
 	fs.BoolVar(&r.profile, "profile", false, "print a timing table of host phases and guest steps on stderr")
 	fs.BoolVar(&r.liveMounts, "live-mounts", false, "agentbox: share the tool-state directories (~/.claude, …) read-write, so the guest's changes reach\nthe host's files; a guest can then plant hooks the host's tools run (default: the guest writes an overlay kept with the workspace)")
+	fs.BoolVar(&r.review, "review", false, "review run: the guest's writes to the workspace go to a layer kept after the run, and reach\nthe workspace only with 'apply' (see 'diff', 'apply', 'discard', 'reviews')")
 	fs.IntVar(&r.uid, "uid", -1, "as root, the host user the guest user works as: its files in the shares are this uid's\n(default: SUDO_UID, else the workspace's owner; the guest user's uid is the same, or 1000 for root)")
 	fs.IntVar(&r.gid, "gid", -1, "as root, the host group of the guest user's files (default: SUDO_GID, else the workspace's group)")
 }
@@ -131,6 +137,10 @@ func (r *Flags) Options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options
 	}
 	o.PullLatest = o.PullLatest || r.pullLatest
 	o.LiveMounts = cfg.Agentbox.LiveMounts || r.liveMounts
+	o.Review, o.reviewSet = cfg.Workspace.Review, set("review")
+	if o.reviewSet {
+		o.Review = r.review
+	}
 	o.Root, o.Preserve, o.Debug, o.ProfileOut, o.DryRun = r.root, r.preserve, r.debug, r.profile, r.dryRun
 	if err := o.parseModes(fs, cfg, r); err != nil {
 		return nil, err
@@ -344,4 +354,12 @@ func GuestEnv(specs []string, hostEnv []string) []string {
 		}
 	}
 	return out
+}
+
+// profileReview applies [agentbox] review to an agentbox session, unless
+// --review was given either way.
+func (o *Options) profileReview(cfg *Config) {
+	if !o.reviewSet && o.Profile == "agentbox" && cfg.Agentbox.Review {
+		o.Review = true
+	}
 }

@@ -137,3 +137,40 @@ func TestOptionsLiveMounts(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionsReview: --review beats [workspace] review and agentbox's
+// [agentbox] review, which the loftd profile ignores.
+func TestOptionsReview(t *testing.T) {
+	tests := []struct {
+		profile      string
+		ws, agentbox bool
+		args         []string
+		want         bool
+	}{
+		{"loftd", false, false, nil, false},
+		{"loftd", true, false, nil, true},
+		{"loftd", false, true, nil, false},
+		{"agentbox", false, true, nil, true},
+		{"agentbox", false, true, []string{"--review=false"}, false},
+		{"loftd", true, false, []string{"--review=false"}, false},
+		{"loftd", false, false, []string{"--review"}, true},
+	}
+	for _, tt := range tests {
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		r := Flags{host: func() (uint64, int) { return 64 << 30, 8 }}
+		r.Register(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg := &Config{Workspace: WorkspaceConfig{Review: tt.ws}, Agentbox: AgentboxConfig{Review: tt.agentbox}}
+		o, err := r.Options(fs, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Profile = tt.profile
+		o.profileReview(cfg)
+		if o.Review != tt.want {
+			t.Errorf("%s, [workspace] review %v, [agentbox] review %v, args %q: Review %v, want %v", tt.profile, tt.ws, tt.agentbox, tt.args, o.Review, tt.want)
+		}
+	}
+}

@@ -27,6 +27,7 @@ func Start(e IO, opts *Options, cfg *Config) (int, error) {
 		return 0, Usagef("%v", err)
 	}
 	tools = capToolShares(e, dropShadowedTools(e, tools, opts.Volumes))
+	opts.profileReview(cfg)
 	opts.Volumes = append(tools, opts.Volumes...)
 	if err := resolveSessionVolumes(opts); err != nil {
 		return 0, Usagef("%v", err)
@@ -51,6 +52,7 @@ type session struct {
 	task    *state.Task
 	failure error // the session's error, for the clean-up to see
 	root    string
+	share   string   // the workspace as the guest gets it: the source, or a review overlay
 	id      identity // the guest user's, in the guest and on the host
 	kc      contract.KrunConfig
 	// bootstrap is the script put on the task root this boot (nil: none).
@@ -85,6 +87,7 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 		{"state", s.prepareState},
 		{"disks", s.prepareDisks},
 		{"task", s.prepareTask},
+		{"review", s.prepareReview},
 		{"rootfs", s.prepareRoot},
 		{"guest-config", s.writeGuestConfig},
 	}
@@ -397,7 +400,7 @@ func (s *session) plan() (*launch.Plan, error) {
 		Version: launch.Version, VMM: vmm.name, Library: vmm.library, KrunfwLibrary: vmm.krunfw,
 		QEMU: vmm.qemu, Virtiofsd: vmm.virtiofsd, VirtiofsdFlavor: vmm.virtiofsdFlavor,
 		VCPUs: s.opts.CPUs, RAMMiB: s.opts.Mem, Root: s.root,
-		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
+		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.share}},
 		ShareIDs: shareIDs,
 		Network:  network,
 		Console:  launch.Console{Interactive: interactive()},

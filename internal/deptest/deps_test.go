@@ -100,6 +100,8 @@ func TestLinkRules(t *testing.T) {
 			"the on-disk state knows no CLI and no flow"},
 		{"./helper/...", nil, []string{module + "/host", module + "/rootfs"},
 			"the helper and its backends never import host"},
+		{"./review", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/launch", module + "/rootfs", module + "/disks", module + "/guestinit", "runtime/cgo"}, heavy...),
+			"review reads a layer and writes a workspace: no session, state, VM or image store"},
 		{"./contract", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/launch", module + "/rootfs", module + "/guestinit", "runtime/cgo"}, heavy...),
 			"the host↔guest contract is linked by the guest init and imports nothing above it"},
 	}
