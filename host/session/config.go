@@ -82,15 +82,11 @@ type AgentboxConfig struct {
 	Review bool `toml:"review"`
 }
 
-// WorkspaceConfig is how sessions share the workspace.
+// WorkspaceConfig is how sessions share and set up the workspace
+// (envbox's CODER_BOOTSTRAP_SCRIPT and CODER_INNER_HOSTNAME).
 type WorkspaceConfig struct {
 	// Review makes every session a review run (--review).
 	Review bool `toml:"review"`
-}
-
-// WorkspaceConfig sets up each workspace (envbox's CODER_BOOTSTRAP_SCRIPT
-// and CODER_INNER_HOSTNAME).
-type WorkspaceConfig struct {
 	// Bootstrap is a script run once per new workspace, before its first
 	// workload (bootstrap.go); a relative path is relative to the workspace.
 	Bootstrap string `toml:"bootstrap"`
