@@ -55,6 +55,11 @@ func (r *runner) run(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	tl.mark("qemu exec")
+	if r.cfg.Confine != nil {
+		if err := r.cfg.Confine(); err != nil {
+			return 0, err
+		}
+	}
 	copies := ports.pump(r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr)
 	if r.cfg.WinSize != nil {
 		stopSizes := ports.followSize(r.cfg.WinSize, r.cfg.Resized)
@@ -102,8 +107,12 @@ func (r *runner) startQEMU(conns []*os.File, p *ports) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(r.cfg.QEMU, Args(r.cfg)...)
-	cmd.ExtraFiles = files
+	cmd, done, err := r.qemuCommand(files)
+	if err != nil {
+		closeFiles(files[own:])
+		return nil, err
+	}
+	defer done()
 	r.log.Debug("qemu start", "argv", cmd.Args)
 	qemu, err := start("qemu", cmd, filepath.Join(r.cfg.RunDir, "qemu.log"))
 	// QEMU holds its copies: with ours closed, virtiofsd sees QEMU's end.
@@ -137,11 +146,14 @@ func (r *runner) qemuFiles(conns []*os.File, p *ports) (files []*os.File, own in
 		if d.ReadOnly {
 			flag = os.O_RDONLY
 		}
-		f, err := os.OpenFile(d.Path, flag, 0)
-		if err != nil {
-			return fail(fmt.Errorf("qemu disk %s: %w", d.ID, err))
+		// Read-only first, then the disk's access (Config.diskFD).
+		for _, fl := range []int{os.O_RDONLY, flag} {
+			f, err := os.OpenFile(d.Path, fl, 0)
+			if err != nil {
+				return fail(fmt.Errorf("qemu disk %s: %w", d.ID, err))
+			}
+			files = append(files, f)
 		}
-		files = append(files, f)
 	}
 	con, err := os.OpenFile(filepath.Join(r.cfg.RunDir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -152,7 +164,12 @@ func (r *runner) qemuFiles(conns []*os.File, p *ports) (files []*os.File, own in
 	// still land, and they are how the run tells the user (host's
 	// diskWriteError). QEMU appends (append=on) into the reserve.
 	_ = unix.Fallocate(int(con.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, consoleReserve)
-	return append(files, con), own, nil
+	files = append(files, con)
+	kernel, err := os.Open(r.cfg.Kernel)
+	if err != nil {
+		return fail(fmt.Errorf("qemu kernel: %w", err))
+	}
+	return append(files, kernel), own, nil
 }
 
 // consoleReserve is how much of the console log is allocated up front.
