@@ -83,6 +83,19 @@ func (c Config) qemuPolicy() confine.Policy {
 	return p
 }
 
+// wrapperPlan is what the wrapper reads from its policy fd.
+type wrapperPlan struct {
+	Policy confine.Policy `json:"policy"`
+	// Drop, when set, is who QEMU runs as (loftd runs as root).
+	Drop *ids `json:"drop,omitempty"`
+}
+
+type ids struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups"`
+}
+
 // qemuCommand is QEMU with files as its fds 3…, started directly (mode
 // off) or through the wrapper, which applies qemuPolicy and execs QEMU
 // (opened here, passed as the next fd, with the policy's JSON after it).
@@ -103,7 +116,17 @@ func (r *runner) qemuCommand(files []*os.File) (cmd *exec.Cmd, done func(), err 
 		return nil, nil, &os.PathError{Op: "open qemu", Path: r.cfg.QEMU, Err: err}
 	}
 	exe := os.NewFile(uintptr(fd), r.cfg.QEMU)
-	pol, err := json.Marshal(r.cfg.qemuPolicy())
+	wp := wrapperPlan{Policy: r.cfg.qemuPolicy()}
+	if os.Geteuid() == 0 {
+		wp.Drop = &ids{UID: VMMUID, GID: VMMUID, Groups: []uint32{}}
+		if r.cfg.Accel == "kvm" {
+			var st unix.Stat_t
+			if unix.Stat("/dev/kvm", &st) == nil {
+				wp.Drop.Groups = []uint32{st.Gid}
+			}
+		}
+	}
+	pol, err := json.Marshal(wp)
 	if err != nil {
 		exe.Close()
 		return nil, nil, err
@@ -125,17 +148,6 @@ func (r *runner) qemuCommand(files []*os.File) (cmd *exec.Cmd, done func(), err 
 	cmd = exec.Command("/proc/self/exe", append([]string{fmt.Sprintf("--exec-fd=%d", execFD), fmt.Sprintf("--policy-fd=%d", execFD+1), r.cfg.QEMU}, args...)...)
 	cmd.Args[0] = WrapperName
 	cmd.ExtraFiles = append(append([]*os.File{}, files...), exe, pr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	if os.Geteuid() == 0 {
-		cred := &syscall.Credential{Uid: VMMUID, Gid: VMMUID, Groups: []uint32{}}
-		if r.cfg.Accel == "kvm" {
-			var st unix.Stat_t
-			if unix.Stat("/dev/kvm", &st) == nil {
-				cred.Groups = []uint32{st.Gid}
-			}
-		}
-		cmd.SysProcAttr.Credential = cred
-	}
 	return cmd, func() { exe.Close(); pr.Close() }, nil
 }
 
@@ -159,8 +171,8 @@ func wrapperMain() {
 	}
 	runtime.LockOSThread()
 	pf := os.NewFile(uintptr(polFD), "policy")
-	var pol confine.Policy
-	if err := json.NewDecoder(pf).Decode(&pol); err != nil {
+	var wp wrapperPlan
+	if err := json.NewDecoder(pf).Decode(&wp); err != nil {
 		fail("read policy: %v", err)
 	}
 	pf.Close()
@@ -168,9 +180,40 @@ func wrapperMain() {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		fail("no_new_privs: %v", err)
 	}
-	if err := confine.RestrictPaths(pol); err != nil {
+	// Landlock first, still root: its rules open their paths, which
+	// VMMUID may not be able to search.
+	if err := confine.RestrictPaths(wp.Policy); err != nil {
 		fail("%v", err)
+	}
+	if wp.Drop != nil {
+		if err := dropIDs(*wp.Drop); err != nil {
+			fail("%v", err)
+		}
 	}
 	err := syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", execFD), os.Args[3:], os.Environ())
 	fail("exec %s (fd %d): %v", os.Args[3], execFD, err)
+}
+
+// dropIDs makes every thread of the wrapper id's: supplementary groups,
+// then gid, then uid (after the uid no other change is allowed), and
+// checks that root cannot be had back. Go's syscall package changes the
+// ids of all threads.
+func dropIDs(id ids) error {
+	groups := make([]int, len(id.Groups))
+	for i, g := range id.Groups {
+		groups[i] = int(g)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("drop to uid %d: setgroups: %w", id.UID, err)
+	}
+	if err := syscall.Setresgid(int(id.GID), int(id.GID), int(id.GID)); err != nil {
+		return fmt.Errorf("drop to uid %d: setresgid: %w", id.UID, err)
+	}
+	if err := syscall.Setresuid(int(id.UID), int(id.UID), int(id.UID)); err != nil {
+		return fmt.Errorf("drop to uid %d: setresuid: %w", id.UID, err)
+	}
+	if err := syscall.Setresuid(0, 0, 0); err == nil {
+		return fmt.Errorf("drop to uid %d: setresuid(0) still succeeds", id.UID)
+	}
+	return nil
 }

@@ -152,7 +152,7 @@ func Filter(m Mode, p Policy) (seccomp.Filter, error) {
 		}
 		allow = append(allow, name)
 	}
-	deny := errnoAction(unix.EPERM)
+	deny := seccomp.ActionErrno // EPERM (the library's only errno for a default)
 	if m == Audit {
 		deny = seccomp.ActionLog
 	}

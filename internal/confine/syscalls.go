@@ -28,11 +28,11 @@ var GoRuntime = Group{"go-runtime", []string{
 // FileIO is reading and writing files the process may reach (Landlock
 // decides which): logs, the task directory, disks.
 var FileIO = Group{"file-io", []string{
-	"access", "dup", "dup2", "dup3", "faccessat", "faccessat2", "fadvise64", "fallocate",
+	"access", "copy_file_range", "dup", "dup2", "dup3", "faccessat", "faccessat2", "fadvise64", "fallocate",
 	"fdatasync", "fstat", "fstatfs", "fsync", "ftruncate", "getcwd", "getdents64",
 	"ioctl", "lseek", "newfstatat", "open", "openat", "pread64", "preadv", "preadv2",
 	"pwrite64", "pwritev", "pwritev2", "readlink", "readlinkat", "rename", "renameat",
-	"renameat2", "stat", "lstat", "statfs", "statx", "unlink", "unlinkat",
+	"renameat2", "sendfile", "splice", "stat", "lstat", "statfs", "statx", "tee", "unlink", "unlinkat",
 }}
 
 // Children is supervising processes started before confinement: waiting
