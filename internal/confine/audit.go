@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/sys/unix"
 )
 
 // Denial is one system call an audit run made outside its allow-list, as
@@ -62,4 +65,32 @@ func Missing(ds []Denial) []string {
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// ReadKmsg reads the seccomp records in the kernel's log buffer
+// (/dev/kmsg, root only) without waiting for new ones.
+func ReadKmsg() ([]Denial, error) {
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: "/dev/kmsg", Err: err}
+	}
+	defer unix.Close(fd)
+	var b strings.Builder
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EPIPE { // a record was overwritten: go on
+			continue
+		}
+		if err == unix.EAGAIN || n <= 0 {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read /dev/kmsg: %w", err)
+		}
+		// One record per read: "PRIO,SEQ,USEC,FLAGS;TEXT\n".
+		_, text, _ := strings.Cut(string(buf[:n]), ";")
+		b.WriteString(text)
+	}
+	return ReadDenials(strings.NewReader(b.String()), "")
 }
