@@ -16,6 +16,7 @@ import (
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/helper/virtiofs"
+	"github.com/loftd/loftd/internal/confine"
 	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
@@ -302,9 +303,19 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (*os.File, error) {
 	args := virtiofsdArgs(r.cfg.VirtiofsdFlavor, shareFD, s.ReadOnly, guarded)
 	cmd := exec.Command(r.cfg.Virtiofsd, args...)
 	cmd.ExtraFiles = []*os.File{lf, dir}
-	if guarded {
+	if guarded || r.cfg.Sandbox != confine.Off && r.cfg.Sandbox != "" {
+		// The root's virtiofsd goes through the wrapper too when the
+		// VMM is confined: no_new_privs and a deny-list filter.
+		command := func() (*exec.Cmd, func(), error) {
+			return virtiofs.CommandRoot(r.cfg.Virtiofsd, []*os.File{lf, dir}, args...)
+		}
+		if guarded {
+			command = func() (*exec.Cmd, func(), error) {
+				return virtiofs.Command(r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, []*os.File{lf, dir}, args...)
+			}
+		}
 		var done func()
-		if cmd, done, err = virtiofs.Command(r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, []*os.File{lf, dir}, args...); err != nil {
+		if cmd, done, err = command(); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("virtiofsd %s: %w", s.Tag, err)
 		}

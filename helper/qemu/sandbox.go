@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/containers/storage/pkg/reexec"
+	"github.com/loftd/loftd/helper/virtiofs"
 	"github.com/loftd/loftd/internal/confine"
 	"golang.org/x/sys/unix"
 )
@@ -45,17 +46,28 @@ func sandboxArgs(m confine.Mode) []string {
 // Confinement describes the confinement of QEMU and virtiofsd in mode m,
 // for the task's record and doctor.
 func Confinement(m confine.Mode) map[string]string {
+	root := os.Geteuid() == 0
+	share := "own sandbox (chroot), modcaps " + virtiofs.DropCaps + ", no_new_privs, seccomp guard (no setuid/setgid bits, no device nodes)"
+	if root {
+		share += ", user namespace (guest ids are subordinate ids)"
+	}
+	out := map[string]string{"qemu": "none", "virtiofsd root": "own sandbox (chroot)", "virtiofsd share": share}
 	if m == confine.Off {
-		return map[string]string{"qemu": "none", "virtiofsd": "its own sandbox (chroot), no_new_privs, the share guard"}
+		return out
+	}
+	out["virtiofsd root"] += ", no_new_privs, seccomp deny-list"
+	if root {
+		out["virtiofsd root"] += ", uid 0 (it serves the image's ownership)"
 	}
 	q := "-sandbox (seccomp), no_new_privs"
 	if m == confine.Enforce {
 		q += ", landlock"
-		if os.Geteuid() == 0 {
+		if root {
 			q += fmt.Sprintf(", uid %d", VMMUID)
 		}
 	}
-	return map[string]string{"qemu": q, "virtiofsd": "its own sandbox (chroot), no_new_privs, the share guard"}
+	out["qemu"] = q
+	return out
 }
 
 // qemuPolicy is the Landlock part of QEMU's confinement: what QEMU opens

@@ -109,3 +109,48 @@ func InstallFilter() error {
 	}
 	return nil
 }
+
+// rootDenied are the calls no virtiofsd needs: kernel modules, kexec,
+// BPF, perf, keyrings, ptrace, swap, reboot, clock changes, accounting.
+// virtiofsd's own sandbox (mounts, pivot_root, namespaces) and serving
+// files (setuid files included) stay allowed.
+var rootDenied = []string{
+	"acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "delete_module", "finit_module",
+	"init_module", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
+	"perf_event_open", "process_vm_readv", "process_vm_writev", "ptrace", "quotactl", "reboot",
+	"request_key", "settimeofday", "swapoff", "swapon", "syslog", "userfaultfd", "uselib",
+	"io_uring_setup", "io_uring_enter", "io_uring_register",
+}
+
+// RootPolicy is the filter of the task root's virtiofsd: a deny-list
+// (EPERM), not the share guard, which would refuse the image's setuid
+// files.
+func RootPolicy() (seccomp.Policy, error) {
+	native, err := arch.GetInfo("")
+	if err != nil {
+		return seccomp.Policy{}, err
+	}
+	var names []string
+	for _, n := range rootDenied {
+		if _, ok := native.SyscallNames[n]; ok {
+			names = append(names, n)
+		}
+	}
+	return seccomp.Policy{
+		DefaultAction: seccomp.ActionAllow,
+		Syscalls:      []seccomp.SyscallGroup{{Action: errnoAction(unix.EPERM), Names: names}},
+	}, nil
+}
+
+// InstallRootFilter is InstallFilter with RootPolicy.
+func InstallRootFilter() error {
+	p, err := RootPolicy()
+	if err != nil {
+		return fmt.Errorf("virtiofsd seccomp filter: %w", err)
+	}
+	f := seccomp.Filter{NoNewPrivs: true, Flag: seccomp.FilterFlagTSync, Policy: p}
+	if err := seccomp.LoadFilter(f); err != nil {
+		return fmt.Errorf("virtiofsd seccomp filter: %w", err)
+	}
+	return nil
+}

@@ -86,7 +86,7 @@ func VMM(procs []Proc, pid int) int {
 		cur := queue[0]
 		queue = queue[1:]
 		for _, c := range children[cur] {
-			if strings.HasPrefix(c.Comm, "qemu-system") {
+			if isQEMU(c) {
 				return c.PID
 			}
 			if helper == 0 && isHelper(c.Args) {
@@ -96,6 +96,16 @@ func VMM(procs []Proc, pid int) int {
 		}
 	}
 	return helper
+}
+
+// isQEMU: QEMU's comm is qemu-system-*, unless it was exec'd from an fd
+// (the confined QEMU's wrapper), which names it by the fd's number: then
+// its argv[0] still names it.
+func isQEMU(p Proc) bool {
+	if strings.HasPrefix(p.Comm, "qemu-system") {
+		return true
+	}
+	return len(p.Args) > 0 && strings.HasPrefix(filepath.Base(p.Args[0]), "qemu-system")
 }
 
 // isHelper: the helper's command line is `loftd internal enter [flags] TASKDIR`.
