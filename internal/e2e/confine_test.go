@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,7 +13,9 @@ import (
 // --vmm-sandbox=enforce), QEMU and every virtiofsd run with no_new_privs
 // and a seccomp filter, QEMU and the workspace's virtiofsd as non-root
 // ids, and the helper (`loftd internal enter`) has confined itself; with
-// --vmm-sandbox=off QEMU is root and unfiltered.
+// --vmm-sandbox=off QEMU is root and unfiltered. passt confines itself in
+// both (docs/architecture.md, "Confinement"): its filter, no_new_privs and
+// nobody's uid show in its status.
 func TestVMMConfinement(t *testing.T) {
 	for _, tt := range []struct {
 		mode     confine.Mode
@@ -28,7 +29,7 @@ func TestVMMConfinement(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen := map[string]int{}
-			for _, p := range descendants(procs, pid) {
+			for _, p := range vmmproc.Descendants(procs, pid) {
 				kind := procKind(p)
 				t.Logf("below loftd: %d %s %q", p.PID, p.Comm, p.Args)
 				if kind == "" {
@@ -46,11 +47,14 @@ func TestVMMConfinement(t *testing.T) {
 					t.Errorf("%s (pid %d): %v, want Seccomp 2 and NoNewPrivs 1", kind, p.PID, st)
 				case tt.confined && kind != "helper" && kind != "virtiofsd root" && st.UID == 0:
 					t.Errorf("%s (pid %d) runs as root (%v)", kind, p.PID, st)
+				case kind == "passt" && (!filtered || st.UID == 0):
+					// passt confines itself whatever the mode.
+					t.Errorf("passt (pid %d): %v, want its own seccomp filter, no_new_privs and a non-root uid", p.PID, st)
 				case !tt.confined && kind == "qemu" && (filtered || st.UID != 0):
 					t.Errorf("qemu with the sandbox off: %v, want root without a filter", st)
 				}
 			}
-			for _, kind := range []string{"helper", "qemu", "virtiofsd root", "virtiofsd share"} {
+			for _, kind := range []string{"helper", "qemu", "virtiofsd root", "virtiofsd share", "passt"} {
 				if seen[kind] == 0 {
 					t.Errorf("no %s process below loftd (pid %d); saw %v", kind, pid, seen)
 				}
@@ -63,41 +67,15 @@ func TestVMMConfinement(t *testing.T) {
 	}
 }
 
-// procKind names the VMM processes: the helper, QEMU, and virtiofsd for
-// the task root (--root-share) or a share.
+// procKind names the VMM processes (vmmproc.Role), telling the task
+// root's virtiofsd from a share's (--modcaps).
 func procKind(p vmmproc.Proc) string {
-	args := strings.Join(p.Args, " ")
-	// Exec'd from an fd, comm is the fd's number: argv[0] names it.
-	name := p.Comm
-	if len(p.Args) > 0 {
-		name = filepath.Base(p.Args[0])
-	}
-	switch {
-	case strings.HasPrefix(name, "qemu-system"):
-		return "qemu"
-	case strings.Contains(name, "virtiofsd") && strings.Contains(args, "--modcaps"):
-		return "virtiofsd share"
-	case strings.Contains(name, "virtiofsd"):
-		return "virtiofsd root"
-	case strings.Contains(args, "internal enter"):
-		return "helper"
-	}
-	return ""
-}
-
-// descendants are the processes below pid.
-func descendants(procs []vmmproc.Proc, pid int) []vmmproc.Proc {
-	var out []vmmproc.Proc
-	queue := []int{pid}
-	for len(queue) > 0 {
-		cur := queue[0]
-		queue = queue[1:]
-		for _, p := range procs {
-			if p.PPID == cur {
-				out = append(out, p)
-				queue = append(queue, p.PID)
-			}
+	role := vmmproc.Role(p)
+	if role == "virtiofsd" {
+		if strings.Contains(strings.Join(p.Args, " "), "--modcaps") {
+			return "virtiofsd share"
 		}
+		return "virtiofsd root"
 	}
-	return out
+	return role
 }
