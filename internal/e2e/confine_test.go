@@ -4,6 +4,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/loftd/loftd/internal/confine"
 	"github.com/loftd/loftd/internal/vmmproc"
@@ -78,4 +79,28 @@ func procKind(p vmmproc.Proc) string {
 		return "virtiofsd root"
 	}
 	return role
+}
+
+// BenchmarkBootConfined alternates `loftd -- true` confined (the default,
+// --vmm-sandbox=enforce) and unconfined (off) and reports both and their
+// ratio: what the wrappers, Landlock and the filters cost a boot.
+func BenchmarkBootConfined(b *testing.B) {
+	w := benchWorld(b)
+	var tOn, tOff time.Duration
+	for b.Loop() {
+		for _, mode := range []string{"enforce", "off"} {
+			start := time.Now()
+			if out, err := w.cmd("--vmm", "qemu", "--vmm-sandbox="+mode, "--", "true").CombinedOutput(); err != nil {
+				b.Fatalf("loftd --vmm-sandbox=%s -- true: %v\n%s", mode, err, out)
+			}
+			if mode == "enforce" {
+				tOn += time.Since(start)
+			} else {
+				tOff += time.Since(start)
+			}
+		}
+	}
+	b.ReportMetric(float64(tOn.Milliseconds())/float64(b.N), "ms-confined")
+	b.ReportMetric(float64(tOff.Milliseconds())/float64(b.N), "ms-unconfined")
+	b.ReportMetric(float64(tOn)/float64(tOff), "ratio")
 }
