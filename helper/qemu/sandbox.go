@@ -46,7 +46,7 @@ func sandboxArgs(m confine.Mode) []string {
 // Confinement describes the confinement of QEMU and virtiofsd in mode m,
 // for the task's record and doctor.
 func Confinement(m confine.Mode) map[string]string {
-	root := os.Geteuid() == 0
+	root := confine.HostRoot()
 	share := "own sandbox (chroot), modcaps " + virtiofs.DropCaps + ", no_new_privs, seccomp guard (no setuid/setgid bits, no device nodes)"
 	if root {
 		share += ", user namespace (guest ids are subordinate ids)"
@@ -129,7 +129,7 @@ func (r *runner) qemuCommand(files []*os.File) (cmd *exec.Cmd, done func(), err 
 	}
 	exe := os.NewFile(uintptr(fd), r.cfg.QEMU)
 	wp := wrapperPlan{Policy: r.cfg.qemuPolicy()}
-	if os.Geteuid() == 0 {
+	if confine.HostRoot() {
 		wp.Drop = &ids{UID: VMMUID, GID: VMMUID, Groups: []uint32{}}
 		if r.cfg.Accel == "kvm" {
 			var st unix.Stat_t

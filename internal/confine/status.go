@@ -71,3 +71,19 @@ func ParseStatus(text string) (ProcStatus, error) {
 	}
 	return s, nil
 }
+
+// HostRoot says whether this process is the host's root: euid 0 in the
+// initial user namespace (its uid map is the identity over every id). A
+// rootless loftd's helper is root only in its own namespace, where it
+// already holds no host privilege.
+func HostRoot() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(data))
+	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
+}
