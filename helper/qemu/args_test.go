@@ -121,10 +121,10 @@ func TestVirtiofsdArgs(t *testing.T) {
 		want        []string
 	}{
 		{launch.VirtiofsdC, false, false, c},
-		{launch.VirtiofsdC, true, true, append(slices.Clone(c), "-o", "modcaps=-setfcap:-mknod")},
+		{launch.VirtiofsdC, true, true, append(slices.Clone(c), "-o", "modcaps=-setfcap:-mknod:-fsetid")},
 		{launch.VirtiofsdRust, false, false, rust},
 		{launch.VirtiofsdRust, true, false, append(slices.Clone(rust), "--readonly")},
-		{launch.VirtiofsdRust, true, true, append(slices.Clone(rust), "--readonly", "--modcaps=-setfcap:-mknod")},
+		{launch.VirtiofsdRust, true, true, append(slices.Clone(rust), "--readonly", "--modcaps=-setfcap:-mknod:-fsetid")},
 	}
 	for _, tt := range tests {
 		if got := virtiofsdArgs(tt.flavor, 4, tt.ro, tt.guarded); !slices.Equal(got, tt.want) {

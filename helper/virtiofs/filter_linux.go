@@ -18,9 +18,12 @@ const setIDBits = unix.S_ISUID | unix.S_ISGID
 // DropCaps is virtiofsd's modcaps value for a share (both flavors): no
 // CAP_SETFCAP, so no file capability can be written through it (a
 // capability whose root id the guest names as an id mapped to host root
-// would be effective on the host), and no CAP_MKNOD (Policy refuses
-// device nodes too).
-const DropCaps = "-setfcap:-mknod"
+// would be effective on the host); no CAP_MKNOD (Policy refuses device
+// nodes too); no CAP_FSETID, which only keeps setuid and setgid bits
+// where the kernel would clear them, bits Policy never lets a share have.
+// What sharing needs stays: CHOWN, DAC_OVERRIDE, FOWNER, SETUID and
+// SETGID (virtiofsd acts as each guest user).
+const DropCaps = "-setfcap:-mknod:-fsetid"
 
 // createFlags are the open flags that make open's mode argument count.
 const createFlags = unix.O_CREAT | unix.O_TMPFILE
