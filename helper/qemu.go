@@ -2,6 +2,7 @@ package helper
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -97,7 +98,7 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 		return 128 + int(n)
 	}
 	if err != nil {
-		return h.fail("run qemu", err)
+		return h.report(&Error{Phase: "run qemu", Err: err.Error(), Retry: errors.Is(err, qemu.ErrEarlyDeath) && cfg.Confine != nil})
 	}
 	return status
 }

@@ -60,7 +60,8 @@ type Config struct {
 	// Sandbox is how QEMU is confined (sandbox.go); Confine, when set,
 	// confines the caller once QEMU and virtiofsd started and before a
 	// byte of the guest is read. A confined caller cannot start them
-	// again: Run then boots once (no retry after an early death).
+	// again: Run then boots once and returns ErrEarlyDeath, for the
+	// helper's parent to start a new helper.
 	Sandbox confine.Mode
 	Confine func() error
 	// Net, when set, is the VM's end of passt's socketpair: the guest

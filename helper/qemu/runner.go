@@ -96,7 +96,12 @@ func (r *runner) run(ctx context.Context) (int, error) {
 // and the kernel wrote nothing on its console: it died in early boot, before
 // hvc0 was up (under TCG about 1 boot in 300 here). Nothing of the workload
 // ran and stdin was not read, so Run boots it again.
-var errEarlyDeath = errors.New("qemu vm ended without reporting a status, and before the guest init started the workload: no console output (the kernel died in early boot, or the init could not run)")
+var errEarlyDeath = ErrEarlyDeath
+
+// ErrEarlyDeath is errEarlyDeath for the caller of a confined Run, which
+// boots once: its caller may start the whole helper again (a confined
+// helper cannot start QEMU again itself).
+var ErrEarlyDeath = errors.New("qemu vm ended without reporting a status, and before the guest init started the workload: no console output (the kernel died in early boot, or the init could not run)")
 
 func (r *runner) consoleEmpty() bool {
 	fi, err := os.Stat(filepath.Join(r.cfg.RunDir, "console.log"))

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,4 +105,34 @@ func BenchmarkBootConfined(b *testing.B) {
 	b.ReportMetric(float64(tOn.Milliseconds())/float64(b.N), "ms-confined")
 	b.ReportMetric(float64(tOff.Milliseconds())/float64(b.N), "ms-unconfined")
 	b.ReportMetric(float64(tOn)/float64(tOff), "ratio")
+}
+
+// TestEarlyDeathRebootsConfined: a confined helper cannot start QEMU again
+// after the guest kernel died in early boot, so it reports the failure as
+// one to retry and loftd starts the helper once more, keeping the first
+// boot's logs. The stand-in QEMU (a script Landlock will not let the
+// wrapper run: its interpreter is not in QEMU's rules) dies before the
+// kernel prints a line, both times.
+func TestEarlyDeathRebootsConfined(t *testing.T) {
+	w := newWorld(t)
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "qemu-system-x86_64"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := w.cmd("--vmm", "qemu", "--", "true")
+	c.Env = append(c.Env, "PATH="+bin+":"+os.Getenv("PATH"), "LOFTD_QEMU_ACCEL=tcg")
+	out, _ := c.CombinedOutput()
+	if c.ProcessState.ExitCode() != 125 || !strings.Contains(string(out), "booting the VM again") {
+		t.Fatalf("loftd with a QEMU that dies at once: status %d, output:\n%s\nwant 125 after booting again", c.ProcessState.ExitCode(), out)
+	}
+	tasks := w.tasks()
+	if len(tasks) != 1 {
+		t.Fatalf("task dirs %q, want the failed task kept", tasks)
+	}
+	for _, name := range []string{"qemu.log.boot1", "qemu.log"} {
+		if _, err := os.Stat(filepath.Join(w.state, "loftd", "tasks", tasks[0], name)); err != nil {
+			t.Errorf("the logs of both boots: %v", err)
+		}
+	}
+	w.gc("removed kept task " + tasks[0])
 }
