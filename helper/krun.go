@@ -39,13 +39,14 @@ func (h *Helper) runKrun(p *launch.Plan) int {
 	if h.DryRun {
 		return 0
 	}
+	// The helper becomes the VMM: confine it before the guest runs (and
+	// before CheckKVM, which then runs as the VMM will).
+	if err := h.confine(p, nil); err != nil {
+		return h.fail("confine helper", err)
+	}
 	// Without KVM libkrun panics inside krun_start_enter: say so first.
 	if err := libkrun.CheckKVM(); err != nil {
 		return h.fail("krun_start_enter", err)
-	}
-	// The helper becomes the VMM: confine it before the guest runs.
-	if err := h.confine(p, nil); err != nil {
-		return h.fail("confine helper", err)
 	}
 	h.Log.Debug("krun_start_enter", "root", p.Root, "vcpus", p.VCPUs, "ram_mib", p.RAMMiB)
 	return h.fail("krun_start_enter", lib.StartEnter(ctx))

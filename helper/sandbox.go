@@ -119,14 +119,18 @@ func (h *Helper) confine(p *launch.Plan, others map[string]string) error {
 		Landlock: mode == confine.Enforce && confine.LandlockABI() > 0, Seccomp: mode != confine.Off, NoNewPrivs: mode != confine.Off}, Others: others}
 	if data, err := json.MarshalIndent(rec, "", "  "); err == nil {
 		if err := atomicfile.WriteFile(filepath.Join(h.TaskDir, RecordName), append(data, '\n'), 0o644); err != nil {
-			h.Log.Warn("record confinement", "err", err)
+			if h.Log != nil {
+				h.Log.Warn("record confinement", "err", err)
+			}
 		}
 	}
 	applied, err := confine.Apply(mode, pol, h.Log)
 	if err != nil {
 		return fmt.Errorf("%w (--vmm-sandbox=off runs without it)", err)
 	}
-	h.Log.Debug("helper confined", "mode", mode, "landlock_abi", applied.LandlockABI, "landlock", applied.Landlock, "seccomp", applied.Seccomp)
+	if h.Log != nil {
+		h.Log.Debug("helper confined", "mode", mode, "landlock_abi", applied.LandlockABI, "landlock", applied.Landlock, "seccomp", applied.Seccomp)
+	}
 	if afterConfine != nil {
 		afterConfine(h)
 	}

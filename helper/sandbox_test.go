@@ -29,6 +29,13 @@ func TestMain(m *testing.M) {
 	if run := os.Getenv(confinedEnv); run != "" {
 		os.Exit(confinedChild(run))
 	}
+	if dir := os.Getenv(krunConfinedEnv); dir != "" {
+		afterConfine = func(*Helper) {
+			st, err := confine.ReadStatus("/proc", os.Getpid())
+			fmt.Printf("confined: %v %v\n", st, err)
+		}
+		os.Exit((&Helper{TaskDir: dir, ErrFile: os.Stdout, Log: slog.New(slog.DiscardHandler)}).Run())
+	}
 	os.Exit(m.Run())
 }
 
@@ -222,4 +229,63 @@ func TestConfinedHelperProbes(t *testing.T) {
 			})
 		}
 	}
+}
+
+// krunConfinedEnv makes this test binary, re-run as a child, the helper of
+// the krun plan in the named task directory (the libkrun double), not dry.
+const krunConfinedEnv = "_LOFTD_TEST_KRUN_CONFINED"
+
+// TestHelperKrunConfined: the krun path configures libkrun (the double),
+// confines itself under the plan's policy and still reports its next
+// failure to the parent (here CheckKVM's, or the double's
+// krun_start_enter's on a host with KVM) through the error fd.
+func TestHelperKrunConfined(t *testing.T) {
+	dir := krunPlan(t, func(p *launch.Plan) {
+		root := t.TempDir()
+		disk := filepath.Join(t.TempDir(), "nix.raw")
+		if err := os.WriteFile(disk, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.Root, p.Disks, p.Shares = root, []launch.Disk{{ID: "loftd-nix", Path: disk}}, []launch.Share{{Tag: "loftd-workspace", Path: t.TempDir()}}
+	})
+	status, out := runKrunChild(t, dir)
+	if status != 125 {
+		t.Fatalf("confined krun helper: status %d, want 125:\n%s", status, out)
+	}
+	if !strings.Contains(string(out), "confined: uid=") || !strings.Contains(string(out), "nnp=true seccomp=2 <nil>") {
+		t.Errorf("the helper did not confine itself before krun_start_enter:\n%s", out)
+	}
+	if !strings.Contains(string(out), `"phase":"krun_start_enter"`) {
+		t.Errorf("the confined helper's error did not reach the error fd:\n%s", out)
+	}
+}
+
+// runKrunChild runs the helper on the krun plan in dir in a child of this
+// test binary (the helper confines itself: this process must not) and
+// returns its status and output (stdout is its error fd).
+func runKrunChild(t *testing.T, dir string) (int, []byte) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), krunConfinedEnv+"="+dir)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
+	if cmd.ProcessState == nil {
+		t.Fatalf("krun helper child did not run: %s", stderr.String())
+	}
+	return cmd.ProcessState.ExitCode(), []byte(stdout.String() + stderr.String())
+}
+
+// runKrunHelper is runKrunChild decoding the Error the helper reported.
+func runKrunHelper(t *testing.T, dir string) (int, Error) {
+	t.Helper()
+	status, out := runKrunChild(t, dir)
+	var he Error
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &he) == nil {
+			return status, he
+		}
+	}
+	t.Fatalf("no Error from the helper (status %d):\n%s", status, out)
+	return status, he
 }
