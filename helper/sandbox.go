@@ -21,6 +21,8 @@ const RecordName = "confinement.json"
 // Record is RecordName's content: the helper's own confinement and what
 // it asked for QEMU (its wrapper) and virtiofsd.
 type Record struct {
+	// PID is the helper's: an audit run's kernel records name it.
+	PID    int               `json:"pid"`
 	Helper confine.Applied   `json:"helper"`
 	Others map[string]string `json:"others,omitempty"`
 }
@@ -115,7 +117,7 @@ func (h *Helper) confine(p *launch.Plan, others map[string]string) error {
 	pol := helperPolicy(p, h.TaskDir)
 	// Record before confining: the record is written with a temporary
 	// file and a rename, and the policy need not allow either.
-	rec := Record{Helper: confine.Applied{Mode: mode, LandlockABI: confine.LandlockABI(),
+	rec := Record{PID: os.Getpid(), Helper: confine.Applied{Mode: mode, LandlockABI: confine.LandlockABI(),
 		Landlock: mode == confine.Enforce && confine.LandlockABI() > 0, Seccomp: mode != confine.Off, NoNewPrivs: mode != confine.Off}, Others: others}
 	if data, err := json.MarshalIndent(rec, "", "  "); err == nil {
 		if err := atomicfile.WriteFile(filepath.Join(h.TaskDir, RecordName), append(data, '\n'), 0o644); err != nil {

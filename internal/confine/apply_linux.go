@@ -160,8 +160,10 @@ func Filter(m Mode, p Policy) (seccomp.Filter, error) {
 	if len(conditional) > 0 {
 		groups = append(groups, seccomp.SyscallGroup{Action: seccomp.ActionAllow, NamesWithCondtions: conditional})
 	}
-	if p.NoNewNamespaces && m == Enforce {
-		// clone3 passes its flags in memory: ENOSYS makes libc use clone.
+	if p.NoNewNamespaces {
+		// clone3 passes its flags in memory: ENOSYS makes libc use clone
+		// (glibc's pthread_create tries clone3 first). Audit too: it is
+		// not a call the process needs, and audit should run as enforce.
 		groups = append(groups, seccomp.SyscallGroup{Action: errnoAction(unix.ENOSYS), Names: []string{"clone3"}})
 	}
 	return seccomp.Filter{

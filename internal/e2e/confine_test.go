@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"github.com/loftd/loftd/helper"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,6 +135,46 @@ func TestEarlyDeathRebootsConfined(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(w.state, "loftd", "tasks", tasks[0], name)); err != nil {
 			t.Errorf("the logs of both boots: %v", err)
 		}
+	}
+	w.gc("removed kept task " + tasks[0])
+}
+
+// TestAuditRunNeedsNothingMore: a run under --vmm-sandbox=audit (the
+// workload reads stdin and writes both streams) makes no call outside the
+// helper's allow-list: the kernel log has no seccomp record of the helper,
+// whose pid the task's confinement record names. This is the check that
+// the QEMU path's allow-list is complete, and the workflow of
+// `loftd internal seccomp-audit`.
+func TestAuditRunNeedsNothingMore(t *testing.T) {
+	w := newWorld(t)
+	status, stdout, stderr := w.run("in", "--preserve-debug", "--vmm-sandbox=audit", "--", "sh", "-c", "cat; echo err >&2")
+	if status != 0 || stdout != "in" {
+		t.Fatalf("audit run: status %d, stdout %q, stderr %q", status, stdout, stderr)
+	}
+	tasks := w.tasks()
+	if len(tasks) != 1 {
+		t.Fatalf("task dirs %q, want the kept task", tasks)
+	}
+	data, err := os.ReadFile(filepath.Join(w.state, "loftd", "tasks", tasks[0], helper.RecordName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec helper.Record
+	if err := json.Unmarshal(data, &rec); err != nil || rec.PID == 0 || rec.Helper.Mode != confine.Audit || rec.Helper.Landlock {
+		t.Fatalf("confinement record %s: %+v, %v; want the helper's pid, audit, no Landlock", data, rec, err)
+	}
+	ds, err := confine.ReadKmsg()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	for _, d := range ds {
+		if d.PID == rec.PID {
+			calls = append(calls, d.Syscall)
+		}
+	}
+	if len(calls) > 0 {
+		t.Errorf("the audited helper made calls outside its allow-list (add them to internal/confine/syscalls.go): %q", calls)
 	}
 	w.gc("removed kept task " + tasks[0])
 }
