@@ -32,10 +32,12 @@ type Record struct {
 // between the ports and stdio, waits and stops them), and before
 // krun_start_enter under libkrun (the helper becomes the VMM: KVM, the
 // disks, and the shares its in-process virtiofs serves). Nothing here
-// execs, mounts, ptraces or makes a namespace. To extend it (a control
-// socket accepted after boot, a user-mode network in the helper), add
-// the paths it opens to Paths and its calls to a confine.Group:
-// `--vmm-sandbox=audit` then `loftd internal seccomp-audit` lists them.
+// execs, mounts, ptraces or makes a namespace; under QEMU it keeps no
+// access to the disks or shares at all, only to the task directory (its
+// logs). To extend it (a control socket accepted after boot, a user-mode
+// network in the helper), add the paths it opens to Paths and its calls
+// to a confine.Group: `--vmm-sandbox=audit` then `loftd internal
+// seccomp-audit` lists them.
 func helperPolicy(p *launch.Plan, taskDir string) confine.Policy {
 	pol := confine.Policy{
 		Name:            "helper",
@@ -52,7 +54,12 @@ func helperPolicy(p *launch.Plan, taskDir string) confine.Policy {
 			pol.AllowTCP = p.Network.Mode == launch.NetworkTSI
 		}
 		pol.ScopeSignals = true
+		// libkrun opens the disks and serves the root and shares itself
+		// (under QEMU, QEMU and virtiofsd already hold them).
 		pol.Paths = append(pol.Paths, confine.PathRule{Path: p.Root, Access: confine.ReadWrite})
+		for _, d := range p.Disks {
+			pol.Paths = append(pol.Paths, confine.PathRule{Path: d.Path, Access: rw(d.ReadOnly)})
+		}
 		for _, s := range p.Shares {
 			pol.Paths = append(pol.Paths, confine.PathRule{Path: s.Path, Access: rw(s.ReadOnly)})
 		}
@@ -67,9 +74,6 @@ func helperPolicy(p *launch.Plan, taskDir string) confine.Policy {
 		for _, lib := range mappedFiles() {
 			pol.Paths = append(pol.Paths, confine.PathRule{Path: lib, Access: confine.Read, Optional: true})
 		}
-	}
-	for _, d := range p.Disks {
-		pol.Paths = append(pol.Paths, confine.PathRule{Path: d.Path, Access: rw(d.ReadOnly)})
 	}
 	pol.Paths = append(pol.Paths,
 		confine.PathRule{Path: "/dev/null", Access: confine.ReadWrite, Optional: true},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -288,4 +289,48 @@ func runKrunHelper(t *testing.T, dir string) (int, Error) {
 	}
 	t.Fatalf("no Error from the helper (status %d):\n%s", status, out)
 	return status, he
+}
+
+// TestHelperPolicy pins what each backend's helper keeps.
+func TestHelperPolicy(t *testing.T) {
+	base := launch.Plan{Root: "/r", Disks: []launch.Disk{{ID: "d", Path: "/d.raw", ReadOnly: true}},
+		Shares: []launch.Share{{Tag: "w", Path: "/w"}}}
+	has := func(list []string, name string) bool { return slices.Contains(list, name) }
+	for _, tt := range []struct {
+		name                         string
+		vmm                          launch.VMM
+		network                      launch.NetworkMode
+		wantPaths                    []string // besides /t, /dev and what is mapped
+		wantTCP, wantSocket, wantSig bool
+	}{
+		{"qemu", launch.VMMQEMU, launch.NetworkPasst, nil, false, false, false},
+		{"krun passt", launch.VMMKrun, launch.NetworkPasst, []string{"rw /r", "ro /d.raw", "rw /w"}, false, false, true},
+		{"krun tsi", launch.VMMKrun, launch.NetworkTSI, []string{"rw /r", "ro /d.raw", "rw /w"}, true, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := base
+			p.VMM, p.Network.Mode = tt.vmm, tt.network
+			pol := helperPolicy(&p, "/t")
+			var paths []string
+			for _, r := range pol.Paths {
+				if r.Path != "/t" && !strings.HasPrefix(r.Path, "/dev/") && !r.Optional {
+					paths = append(paths, r.String())
+				}
+			}
+			if !slices.Equal(paths, tt.wantPaths) || pol.Paths[0].String() != "rw /t" {
+				t.Errorf("paths = %q (first %s), want rw /t and %q", paths, pol.Paths[0], tt.wantPaths)
+			}
+			if pol.AllowTCP != tt.wantTCP || has(pol.Syscalls, "connect") != tt.wantSocket || pol.ScopeSignals != tt.wantSig {
+				t.Errorf("tcp %v, connect %v, scoped signals %v; want %v, %v, %v", pol.AllowTCP, has(pol.Syscalls, "connect"), pol.ScopeSignals, tt.wantTCP, tt.wantSocket, tt.wantSig)
+			}
+			for _, never := range []string{"execve", "execveat", "mount", "ptrace", "unshare", "setns", "socket"} {
+				if has(pol.Syscalls, never) && !(never == "socket" && tt.wantSocket) {
+					t.Errorf("the allow-list has %s", never)
+				}
+			}
+			if !pol.NoNewNamespaces {
+				t.Errorf("clone may make namespaces")
+			}
+		})
+	}
 }
