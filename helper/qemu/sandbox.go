@@ -73,7 +73,7 @@ func Confinement(m confine.Mode) map[string]string {
 // qemuPolicy is the Landlock part of QEMU's confinement: what QEMU opens
 // by path. Its seccomp filter is its own (-sandbox).
 func (c Config) qemuPolicy() confine.Policy {
-	p := confine.Policy{Name: "qemu", Paths: []confine.PathRule{
+	p := confine.Policy{Name: "qemu", LogAfterExec: true, Paths: []confine.PathRule{
 		{Path: c.QEMU, Access: confine.ReadExec},
 		{Path: c.Kernel, Access: confine.Read},
 		// The dynamic loader, libraries, firmware (qboot) and keymaps.

@@ -82,6 +82,9 @@ func RestrictPaths(p Policy) error {
 	if !p.ScopeSignals {
 		cfg.Scoped &^= llsys.ScopeSignal
 	}
+	if p.LogAfterExec {
+		cfg = cfg.EnableLoggingForSubprocesses() // dropped below ABI 7 (best effort)
+	}
 	if err := cfg.BestEffort().Restrict(rules...); err != nil {
 		return fmt.Errorf("%s sandbox: landlock: %w", p.Name, err)
 	}

@@ -70,6 +70,11 @@ type Policy struct {
 	// domain (ABI 6+). Off for a process that must still stop children
 	// it started before confining itself (the QEMU helper).
 	ScopeSignals bool
+	// LogAfterExec keeps Landlock logging denials (ABI 7+, to the audit
+	// log) once the process execs: for a wrapper that applies the policy
+	// and then execs the real program (QEMU), whose denials are the ones
+	// to see. Off, the kernel logs only denials before the exec.
+	LogAfterExec bool
 }
 
 // String lists the policy for logs and `doctor`.
