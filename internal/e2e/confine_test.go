@@ -64,11 +64,50 @@ func TestVMMConfinement(t *testing.T) {
 					t.Errorf("no %s process below loftd (pid %d); saw %v", kind, pid, seen)
 				}
 			}
+			checkPsDebug(t, w, tt.confined)
 			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
 			wait()
 		})
+	}
+}
+
+// checkPsDebug: `loftd ps --debug --format json` lists the running task's
+// VMM processes with what /proc and the task's record say.
+func checkPsDebug(t *testing.T, w *world, confined bool) {
+	t.Helper()
+	c := w.cmd()
+	c.Args = []string{bins.loftd, "ps", "--debug", "--format", "json"}
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("loftd ps --debug: %v", err)
+	}
+	var tasks []struct {
+		Procs []struct {
+			Role     string `json:"role"`
+			UID      int    `json:"uid"`
+			Seccomp  int    `json:"seccomp"`
+			Landlock string `json:"landlock"`
+		} `json:"vmm_processes"`
+	}
+	if err := json.Unmarshal(out, &tasks); err != nil || len(tasks) != 1 {
+		t.Fatalf("loftd ps --debug: %v, %s; want one task", err, out)
+	}
+	roles := map[string]bool{}
+	for _, p := range tasks[0].Procs {
+		roles[p.Role] = true
+		if p.Role == "qemu" && confined && (p.Seccomp != 2 || p.UID == 0 || !strings.HasPrefix(p.Landlock, "abi ")) {
+			t.Errorf("ps --debug: qemu %+v, want seccomp 2, a non-root uid and Landlock", p)
+		}
+		if p.Role == "helper" && confined != strings.HasPrefix(p.Landlock, "abi ") {
+			t.Errorf("ps --debug: helper %+v, want Landlock %v", p, confined)
+		}
+	}
+	for _, r := range []string{"helper", "qemu", "virtiofsd", "passt"} {
+		if !roles[r] {
+			t.Errorf("ps --debug lists no %s: %s", r, out)
+		}
 	}
 }
 
