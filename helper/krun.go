@@ -39,6 +39,11 @@ func (h *Helper) runKrun(p *launch.Plan) int {
 	if h.DryRun {
 		return 0
 	}
+	// The helper becomes the VMM: confine it before the guest runs (and
+	// before CheckKVM, which then runs as the VMM will).
+	if err := h.confine(p, nil); err != nil {
+		return h.fail("confine helper", err)
+	}
 	// Without KVM libkrun panics inside krun_start_enter: say so first.
 	if err := libkrun.CheckKVM(); err != nil {
 		return h.fail("krun_start_enter", err)

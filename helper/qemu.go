@@ -2,6 +2,7 @@ package helper
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/helper/qemu"
+	"github.com/loftd/loftd/internal/confine"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/libkrun/krunfw"
 	"golang.org/x/sys/unix"
@@ -45,6 +47,13 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 	}
 	cfg := QEMUConfig(p, kernel, h.TaskDir)
 	cfg.CacheDir = vmCache(p)
+	if cfg.Sandbox, err = confine.ParseMode(string(p.Sandbox)); err != nil {
+		return h.fail("confine helper", err)
+	}
+	if cfg.Sandbox != confine.Off {
+		// Once QEMU and virtiofsd run, before a byte from the guest.
+		cfg.Confine = func() error { return h.confine(p, qemu.Confinement(cfg.Sandbox)) }
+	}
 	proc, vmEnd, err := h.startPasst(p)
 	if err != nil {
 		return h.fail("start passt", err)
@@ -89,7 +98,7 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 		return 128 + int(n)
 	}
 	if err != nil {
-		return h.fail("run qemu", err)
+		return h.report(&Error{Phase: "run qemu", Err: err.Error(), Retry: errors.Is(err, qemu.ErrEarlyDeath) && cfg.Confine != nil})
 	}
 	return status
 }

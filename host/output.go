@@ -37,6 +37,8 @@ type taskJSON struct {
 	// RSS is the host memory the VM's process holds now, in bytes (0
 	// before the VM runs, or when its process cannot be read).
 	RSS int64 `json:"rss"`
+	// Procs, with --debug, are the VMM processes and their confinement.
+	Procs []vmmProcJSON `json:"vmm_processes,omitempty"`
 }
 
 // doctorJSON is `loftd doctor --format json`.

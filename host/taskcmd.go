@@ -14,8 +14,9 @@ import (
 
 // runPs lists the live tasks: those whose lock a loftd holds.
 func runPs(e *env, args []string) error {
-	fs := e.newFlagSet("ps", e.Prog+" ps [--format table|json]")
+	fs := e.newFlagSet("ps", e.Prog+" ps [--format table|json] [--debug]")
 	format := formatFlag(fs)
+	debug := fs.Bool("debug", false, "also list each VMM process (helper, QEMU, virtiofsd, passt) with its uid, no_new_privs, seccomp and Landlock")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -30,15 +31,22 @@ func runPs(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	live := liveTasks(tasks, "/proc")
+	live := liveTasks(tasks, "/proc", *debug)
 	reviewWorkspaces(st, live)
-	return printTasks(e.Stdout, *format, live)
+	if err := printTasks(e.Stdout, *format, live); err != nil {
+		return err
+	}
+	if *debug && *format != "json" {
+		return printVMMProcs(e.Stdout, live)
+	}
+	return nil
 }
 
 // liveTasks describes the running tasks, with the host memory each VM's
 // process holds now (its RSS; 0 while no VM runs yet or when /proc hides
 // it). With free page reporting that is what the guest uses, not --mem.
-func liveTasks(tasks []state.TaskInfo, procRoot string) []taskJSON {
+// With debug, each task also lists its VMM processes' confinement.
+func liveTasks(tasks []state.TaskInfo, procRoot string, debug bool) []taskJSON {
 	procs, _ := vmmproc.Table(procRoot)
 	live := []taskJSON{}
 	for _, t := range tasks {
@@ -48,6 +56,9 @@ func liveTasks(tasks []state.TaskInfo, procRoot string) []taskJSON {
 		j := taskJSON{ID: t.ID, PID: t.PID, Started: t.Started}
 		if pid := vmmproc.VMM(procs, t.PID); t.PID > 0 && pid > 0 {
 			j.RSS, _ = vmmproc.RSS(procRoot, pid)
+		}
+		if debug && t.PID > 0 {
+			j.Procs = vmmProcs(procRoot, procs, t.PID, t.Dir)
 		}
 		if t.Plan != nil {
 			j.VMM = t.Plan.VMM.String()

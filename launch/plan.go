@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/loftd/loftd/internal/atomicfile"
+	"github.com/loftd/loftd/internal/confine"
 )
 
 // Version is the plan format this binary writes and reads. The parent and the
@@ -72,6 +73,9 @@ type Plan struct {
 	// boots the guest as krun_start_enter would (helper/krunline), so the
 	// guest contract is checked through libkrun's own init under QEMU.
 	KrunInit string `json:"krun_init,omitempty"`
+	// Sandbox is how the helper confines itself and QEMU
+	// (internal/confine; "" is enforce, fail closed).
+	Sandbox confine.Mode `json:"sandbox,omitempty"`
 }
 
 // VsockPort connects guest vsock Port to the host UNIX socket Path. Listen:
@@ -195,6 +199,9 @@ func (p *Plan) Validate() error {
 	}
 	if p.VCPUs > MaxVCPUs {
 		return fmt.Errorf("launch plan: %d vCPUs: more than the %d a VM can have", p.VCPUs, MaxVCPUs)
+	}
+	if _, err := confine.ParseMode(string(p.Sandbox)); err != nil {
+		return fmt.Errorf("launch plan: %w", err)
 	}
 	if p.Virtiofsd != "" && p.VirtiofsdFlavor != VirtiofsdRust && p.VirtiofsdFlavor != VirtiofsdC {
 		return fmt.Errorf("launch plan: virtiofsd %s has flavor %q, not %s or %s", p.Virtiofsd, p.VirtiofsdFlavor, VirtiofsdRust, VirtiofsdC)

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"github.com/loftd/loftd/internal/confine"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,6 +41,9 @@ type VMConfig struct {
 	Mem  int    `toml:"mem"`  // GiB
 	CPUs int    `toml:"cpus"` // vCPUs
 	VMM  string `toml:"vmm"`
+	// Sandbox is how the VMM processes are confined: enforce (default),
+	// audit or off (internal/confine).
+	Sandbox string `toml:"sandbox"`
 }
 
 type ImageConfig struct {
@@ -160,6 +164,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := launch.ParseVMM(c.VM.VMM); err != nil {
 		return fmt.Errorf("config %s: vm.vmm %w", c.path, err)
+	}
+	if _, err := confine.ParseMode(c.VM.Sandbox); err != nil {
+		return fmt.Errorf("config %s: vm.sandbox: %w", c.path, err)
 	}
 	if _, err := launch.ParseNetworkMode(c.Network.Mode); err != nil {
 		return fmt.Errorf("config %s: network.mode %w", c.path, err)

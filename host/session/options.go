@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/internal/confine"
 	"github.com/loftd/loftd/launch"
 	"github.com/spf13/pflag"
 )
@@ -27,6 +28,7 @@ type Options struct {
 	Env        []string // NAME, NAME=VALUE or PREFIX*
 	Workspace  string
 	VMM        launch.VMM
+	Sandbox    confine.Mode // how the helper, QEMU and virtiofsd are confined
 	RootfsDir  string
 	Backend    string
 	GuestInit  string
@@ -53,6 +55,7 @@ type Options struct {
 type Flags struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
 	krunInit, network, authFile, bootstrap, hostname  string
+	sandbox                                           string
 	pullLatest, root, tsi, preserve, debug, profile   bool
 	dryRun, liveMounts, review                        bool
 	mem, cpus, uid, gid                               int
@@ -77,6 +80,7 @@ func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
 	fs.StringVar(&r.workspace, "workspace", "", "project directory mounted at /workspace (default: git top level, else the current directory)")
 	fs.StringVar(&r.vmm, "vmm", "", "VM backend: krun, qemu or auto (krun when libkrun loads, else qemu)")
+	fs.StringVar(&r.sandbox, "vmm-sandbox", "", "confine the VMM processes: enforce (default: Landlock, seccomp, no root for QEMU; refuse to boot without them),\naudit (log what would be denied) or off")
 	fs.StringVar(&r.rootfs, "rootfs", "", "boot a private overlay of this directory as the root instead of an image\n(the directory itself is never written; the guest's changes end with the run)")
 	fs.StringVar(&r.backend, "rootfs-backend", "", "task root backend: auto, btrfs-snapshot, overlay or fuse-overlay")
 	fs.StringVar(&r.guestInit, "guest-init", "", "guest init binary to inject (default: loftd-guest-init next to loftd; \"image\" keeps the image's own)")
@@ -175,6 +179,13 @@ func (o *Options) parseModes(fs *pflag.FlagSet, cfg *Config, r *Flags) error {
 	var err error
 	if o.VMM, err = launch.ParseVMM(vmm); err != nil {
 		return fmt.Errorf("--vmm %w", err)
+	}
+	sandbox := cfg.VM.Sandbox
+	if fs.Changed("vmm-sandbox") {
+		sandbox = r.sandbox
+	}
+	if o.Sandbox, err = confine.ParseMode(sandbox); err != nil {
+		return fmt.Errorf("--vmm-sandbox: %w", err)
 	}
 	if o.Network, err = launch.ParseNetworkMode(network); err != nil {
 		return fmt.Errorf("--network %w", err)

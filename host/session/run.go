@@ -406,6 +406,7 @@ func (s *session) plan() (*launch.Plan, error) {
 		Console:  launch.Console{Interactive: interactive()},
 		ExecPath: contract.GuestInitPath, Workdir: "/",
 		CacheDir: s.state.Kernels(), KrunInit: s.opts.KrunInit,
+		Sandbox: s.opts.Sandbox,
 	}
 	if p.VCPUs == 0 {
 		p.VCPUs = DefaultCPUs(cpus)

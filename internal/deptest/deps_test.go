@@ -136,6 +136,9 @@ func TestImportRules(t *testing.T) {
 			if hasPrefix(imp, module+"/guestinit") && !hasPrefix(pkg, module+"/guestinit") && pkg != module+"/cmd/loftd-guest-init" {
 				t.Errorf("%s imports %s: the guest init is the guest's; the host shares only contract with it", pkg, imp)
 			}
+			if pkg == module+"/internal/confine" && hasPrefix(imp, module) {
+				t.Errorf("%s imports %s: confinement is data and mechanism only; it imports nothing of loftd", pkg, imp)
+			}
 			if hasPrefix(pkg, module+"/guestinit") && hasPrefix(imp, module) &&
 				!hasPrefix(imp, module+"/guestinit") && !hasPrefix(imp, module+"/contract") && !hasPrefix(imp, module+"/disks") {
 				t.Errorf("%s imports %s: the guest init may import only guestinit/..., contract and disks of loftd", pkg, imp)
