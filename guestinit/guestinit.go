@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/guestinit/sshd"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +24,7 @@ var Version = "dev"
 
 const usage = `usage: loftd-guest-init enter [-- CMD ARGS...]
        loftd-guest-init version
+       loftd-guest-init ` + sshd.SFTPArg + `   (the SSH server's sftp subsystem, on stdin and stdout)
 `
 
 // Main runs the guest init with os.Args-style args and returns its exit
@@ -36,6 +38,7 @@ func Main(args []string) int {
 	finish := sys.finish
 	if pid1 && len(args) <= 1 {
 		// The kernel gave no arguments: they come from /.krun_config.json.
+		initReaper.reapOrphans()
 		return finish(newEnter(sys, true, nil).run(), true)
 	}
 	if len(args) < 2 {
@@ -46,12 +49,15 @@ func Main(args []string) int {
 	case "version":
 		fmt.Println(Version)
 		return 0
+	case sshd.SFTPArg:
+		return sshd.SFTPMain()
 	case "enter":
 		cmd, err := parseEnterArgs(args[2:])
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "guest-init: %v\n%s", err, usage)
 			return finish(contract.ExitSetup, pid1)
 		}
+		initReaper.reapOrphans()
 		return finish(newEnter(sys, false, cmd).run(), pid1)
 	default:
 		fmt.Fprintf(os.Stderr, "guest-init: unknown command %q\n%s", args[1], usage)

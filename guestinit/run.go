@@ -51,11 +51,19 @@ func (e *enter) runWorkload() error {
 	if e.relay != nil {
 		files[1], files[2] = e.relay.out.w, e.relay.err.w
 	}
-	if e.pty != nil {
+	var held *os.File // the held session's pty slave (live.go)
+	if e.live != nil && e.live.held != nil {
+		held = e.live.slave
+	}
+	if e.pty != nil || held != nil {
 		// A session of its own with the pty as controlling terminal, so
 		// the line discipline's ^C/^Z/^\ and SIGWINCH reach its
 		// foreground process group.
-		files = []*os.File{e.pty.slave, e.pty.slave, e.pty.slave}
+		slave := held
+		if slave == nil {
+			slave = e.pty.slave
+		}
+		files = []*os.File{slave, slave, slave}
 		attr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	}
 	if cred != nil {
@@ -69,11 +77,26 @@ func (e *enter) runWorkload() error {
 		// rather than to libkrun's init, and are reaped below.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
-	var verify func(pid int) error
-	if cred != nil {
-		verify = func(pid int) error { return verifyDropped(pid, int(cred.Uid), int(cred.Gid)) }
+	verify := func(pid int) error {
+		if held != nil {
+			// Only the main command holds the slave: the master reads
+			// EIO once it and its children are gone.
+			held.Close()
+		}
+		if cred != nil {
+			return verifyDropped(pid, int(cred.Uid), int(cred.Gid))
+		}
+		return nil
 	}
-	e.status = runChecked(e.command(), dir, files, attr, verify, e.errw())
+	var ws syscall.WaitStatus
+	e.status = runStatus(e.command(), dir, files, attr, verify, e.errw(), &ws)
+	if held != nil {
+		// Attached clients get the output to its end, then the status.
+		e.live.held.End(ws)
+	}
+	// The VM end rule: open nested connections (or a detached VM) keep
+	// it up, and what they run with it (live.go).
+	e.awaitEnd()
 	if e.relay != nil {
 		e.relay.drain(e.pid1)
 	}
@@ -98,7 +121,8 @@ func (e *enter) workdir() string {
 // runCommand runs argv in dir with files as its stdin, stdout and stderr,
 // attr (may be nil) and this process's environment, and returns its status: the exit code
 // verbatim, 128+n for signal n, 127 when the command is not found, 126 when
-// it cannot be executed. It reaps every child while it waits (see reap).
+// it cannot be executed. The init's reaper waits for it (reap.go), and
+// reaps every orphan meanwhile.
 func runCommand(argv []string, dir string, files []*os.File, attr *syscall.SysProcAttr, stderr io.Writer) int {
 	return runChecked(argv, dir, files, attr, nil, stderr)
 }
@@ -108,52 +132,41 @@ func runCommand(argv []string, dir string, files []*os.File, attr *syscall.SysPr
 // has exec'd, so what verify reads of it is final. A verify error kills
 // the process (SIGKILL) and gives the setup status.
 func runChecked(argv []string, dir string, files []*os.File, attr *syscall.SysProcAttr, verify func(pid int) error, stderr io.Writer) int {
+	var ws syscall.WaitStatus
+	return runStatus(argv, dir, files, attr, verify, stderr, &ws)
+}
+
+// runStatus is runChecked that also sets *ws to the wait status it
+// returns the status of (an exit with that status when nothing ran).
+func runStatus(argv []string, dir string, files []*os.File, attr *syscall.SysProcAttr, verify func(pid int) error, stderr io.Writer, ws *syscall.WaitStatus) int {
+	status := func(n int) int {
+		*ws = syscall.WaitStatus(n << 8) // an exit with n
+		return n
+	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "guest-init: %v\n", err)
-		return startStatus(err)
+		return status(startStatus(err))
 	}
-	proc, err := os.StartProcess(path, argv, &os.ProcAttr{Dir: dir, Env: os.Environ(), Files: files, Sys: attr})
+	// Gated: a command that ends at once stays a zombie, its /proc
+	// entry there for verify, until verify is done.
+	pid, done, release, err := initReaper.startGated(path, argv, &os.ProcAttr{Dir: dir, Env: os.Environ(), Files: files, Sys: attr})
 	if err != nil {
 		fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
-		return startStatus(err)
+		return status(startStatus(err))
 	}
-	pid := proc.Pid
-	_ = proc.Release() // reaped by pid below, not through proc
 	if verify != nil {
 		if err := verify(pid); err != nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			_, _ = reap(pid)
+			release()
+			<-done
 			fmt.Fprintf(stderr, "guest-init: %s: %v\n", argv[0], err)
-			return contract.ExitSetup
+			return status(contract.ExitSetup)
 		}
 	}
-	ws, err := reap(pid)
-	if err != nil {
-		fmt.Fprintf(stderr, "guest-init: wait %s: %v\n", argv[0], err)
-		return contract.ExitSetup
-	}
-	return waitStatus(ws)
-}
-
-// reap waits for pid and reaps every other child that ends meanwhile: as
-// PID 1 (or a subreaper) the init inherits every orphan of the workload, and
-// one it does not wait for stays a zombie. A wait4(-1) loop and exec.Cmd.Wait
-// would race for the workload's status, so the workload is reaped here too.
-func reap(pid int) (syscall.WaitStatus, error) {
-	for {
-		var ws syscall.WaitStatus
-		got, err := syscall.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if got == pid {
-			return ws, nil
-		}
-	}
+	release()
+	*ws = <-done
+	return waitStatus(*ws)
 }
 
 func startStatus(err error) int {

@@ -117,7 +117,7 @@ func (d *diskPrep) userCred() *syscall.Credential {
 // spawn starts argv in the background, in a session of its own (the
 // workload's terminal signals never reach it), with stdout and stderr
 // appended to logPath and extra files from fd 3 on. The init never waits
-// for it: its reap loop collects it, whenever it ends.
+// for it: its reaper collects it, whenever it ends.
 func (d *diskPrep) spawn(argv, env []string, cred *syscall.Credential, logPath string, extra ...*os.File) (int, error) {
 	null, err := os.Open(os.DevNull)
 	if err != nil {
@@ -132,15 +132,15 @@ func (d *diskPrep) spawn(argv, env []string, cred *syscall.Credential, logPath s
 	if cred != nil {
 		_ = log.Chown(int(cred.Uid), int(cred.Gid))
 	}
-	proc, err := os.StartProcess(argv[0], argv, &os.ProcAttr{
+	// Through the init's reaper, whose loop then knows it has a child to
+	// wait for; nobody reads the status.
+	pid, _, err := initReaper.Start(argv[0], argv, &os.ProcAttr{
 		Dir: "/", Env: env, Files: append([]*os.File{null, log, log}, extra...),
 		Sys: &syscall.SysProcAttr{Setsid: true, Credential: cred},
 	})
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", argv[0], err)
 	}
-	pid := proc.Pid
-	_ = proc.Release()
 	return pid, nil
 }
 

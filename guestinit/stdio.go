@@ -67,6 +67,11 @@ func (e *enter) wireStdio() error {
 	if err != nil {
 		return err
 	}
+	if e.guest.Hold {
+		// The main command runs on the held pty (live.go): the stdio
+		// ports carry only the init's own messages.
+		return nil
+	}
 	if e.guest.TTY {
 		return e.wirePty(ctl)
 	}

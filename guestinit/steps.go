@@ -42,9 +42,13 @@ type enter struct {
 	profile        bool
 	// drop is the user the workload runs as (nil: it stays root, --root)
 	// and shell that user's login shell; both set by the user step.
-	drop    *account
-	shell   string
-	pending []string // profile lines waiting for stderr to be wired
+	drop  *account
+	shell string
+	// account and rootAcct are the guest user's and root's entries, the
+	// accounts of SSH sessions; live is the SSH server (live.go).
+	account, rootAcct account
+	live              *live
+	pending           []string // profile lines waiting for stderr to be wired
 }
 
 func newEnter(sys System, fromConfig bool, cmd []string) *enter {
@@ -84,6 +88,7 @@ func (e *enter) planSteps() []Step {
 	steps = append(steps, e.toolStateSteps()...)
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
+		Step{Desc: "serve ssh on the control channel (in the background)", Do: e.startLive},
 		e.bootstrapStep(), // bootstrap.go: after stdio, so a failure can be said
 		Step{Desc: "run " + e.runDesc(), Do: e.runWorkload},
 		Step{Desc: "report status on " + contract.PortStatus, Do: e.report},

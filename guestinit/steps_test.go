@@ -97,6 +97,7 @@ func TestStepList(t *testing.T) {
 		return []string{
 			"user " + user,
 			"wire stdio krun-stdin krun-stdout krun-stderr",
+			"serve ssh on the control channel (in the background)",
 			"bootstrap /.loftd/bootstrap",
 			"run " + cmd,
 			"report status on loftd-status",

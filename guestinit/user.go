@@ -60,8 +60,10 @@ func (e *enter) setupUser() error {
 		return err
 	}
 	who := a
+	// Both accounts, for the SSH server's sessions (live.go).
+	e.account, e.rootAcct = a, rootAccount(db, shellOK)
 	if g.Root {
-		who = rootAccount(db, shellOK)
+		who = e.rootAcct
 	} else {
 		e.drop = &a
 	}

@@ -86,6 +86,8 @@ func TestLinkRules(t *testing.T) {
 	}{
 		{"./cmd/loftd-guest-init", noCgo, append([]string{module + "/host", module + "/libkrun", module + "/rootfs", module + "/helper", module + "/launch", "runtime/cgo"}, heavy...),
 			"the guest init must stay small and static (CGO_ENABLED=0)"},
+		{"./guestinit/sshd", noCgo, append([]string{module + "/host", module + "/libkrun", module + "/rootfs", module + "/helper", module + "/launch", module + "/disks", "runtime/cgo"}, heavy...),
+			"the guest's SSH server is the guest init's: static, and it knows no host package"},
 		{"./disks", nil, append([]string{module + "/host", module + "/rootfs", module + "/libkrun", module + "/helper", module + "/guestinit", "runtime/cgo"}, heavy...),
 			"the guest init links disks"},
 		{"./rootfs", nil, []string{module + "/host", module + "/libkrun", module + "/helper", module + "/disks", module + "/guestinit"},
