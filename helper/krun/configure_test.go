@@ -377,6 +377,25 @@ func TestConfigureNetFD(t *testing.T) {
 	}
 }
 
+// With loftd's egress network the net device is on the netstack's socket
+// as it is on passt's, without the DHCP flag: the netstack serves no DHCP
+// and the guest init sets the fixed addresses.
+func TestConfigureNetFDEgress(t *testing.T) {
+	l, log := openRelease(t, 19)
+	p := fullPlan()
+	p.Network = launch.Network{Mode: launch.NetworkEgress, MAC: p.Network.MAC, Egress: &launch.Egress{Exe: "/usr/bin/loftd", Allow: []string{"example.com"}}}
+	if _, err := ConfigureNet(l, p, 7); err != nil {
+		t.Fatalf("ConfigureNet(egress, fd 7) = %v", err)
+	}
+	want := `krun_add_net_unixstream ctx=0 path=NULL fd=7 mac=5a:94:ef:e4:0c:ee features=19587 flags=0`
+	if got := krundouble.Calls(t, log); !slices.Contains(got, want) {
+		t.Errorf("calls = %q, want %q among them", got, want)
+	}
+	if _, err := ConfigureNet(l, p, -1); err == nil || !strings.Contains(err.Error(), "network egress without a socket") {
+		t.Errorf("ConfigureNet(egress, no fd) = %v, want an error naming the missing socket", err)
+	}
+}
+
 // tcp is a publish of one TCP port on every address.
 func tcp(host, guest int) launch.Publish {
 	return launch.Publish{HostFirst: host, HostLast: host, GuestFirst: guest, GuestLast: guest, Proto: launch.TCP}
