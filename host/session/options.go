@@ -65,7 +65,7 @@ func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt (krun backend only; TCP publishes without ranges or addresses)")
 	fs.StringVar(&r.network, "network", "", "guest network: egress (default: loftd's policy network: public addresses only, DNS through loftd,\nno UDP but DNS; see --allow), passt (unfiltered: the host's loopback, the LAN, link-local) or none (lo only)")
 	fs.StringArrayVar(&r.allow, "allow", nil, "egress: also allow a CIDR (10.1.0.0/16, link-local included), or switch to allow-list mode with a\nNAME or *.NAME: only allowed names resolve, and connections go only to their addresses")
-	fs.BoolVar(&r.allowHost, "allow-host", false, "egress: let the guest reach the host's loopback (host.containers.internal)")
+	fs.BoolVar(&r.allowHost, "allow-host", false, "egress: let the guest reach the host's loopback at its gateway address, 10.0.2.2 (the host's names in /etc/hosts)")
 	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
 	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
 	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
