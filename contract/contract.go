@@ -63,11 +63,13 @@ const (
 	ModeCheck  = "check"
 )
 
-// Network modes.
+// Network modes. passt and egress (loftd's policy network) give the guest
+// the same virtio-net device and the same addresses (NetAddress...).
 const (
-	NetworkPasst = "passt"
-	NetworkTSI   = "tsi"
-	NetworkNone  = "none"
+	NetworkPasst  = "passt"
+	NetworkEgress = "egress"
+	NetworkTSI    = "tsi"
+	NetworkNone   = "none"
 )
 
 // Disk ids (virtio-blk serials) and the btrfs labels of the persistent disks.
@@ -302,9 +304,9 @@ func (g Guest) Validate() error {
 		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s or %s)", EnvMode, g.Mode, ModeEnter, ModeResize, ModeCheck)
 	}
 	switch g.Network {
-	case "", NetworkPasst, NetworkTSI, NetworkNone:
+	case "", NetworkEgress, NetworkPasst, NetworkTSI, NetworkNone:
 	default:
-		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s or %s)", EnvNetwork, g.Network, NetworkPasst, NetworkTSI, NetworkNone)
+		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s, %s or %s)", EnvNetwork, g.Network, NetworkEgress, NetworkPasst, NetworkTSI, NetworkNone)
 	}
 	if g.Workdir != "" && !strings.HasPrefix(g.Workdir, "/") {
 		return fmt.Errorf("contract: %s=%q is not an absolute path", EnvWorkdir, g.Workdir)
@@ -332,3 +334,7 @@ func validHostname(h string) bool {
 	}
 	return true
 }
+
+// HasNIC reports whether network mode m gives the guest a virtio-net
+// device with the Net* addresses (passt, egress).
+func HasNIC(m string) bool { return m == NetworkPasst || m == NetworkEgress }

@@ -21,7 +21,7 @@ import (
 // none; the host's names go into /etc/hosts with the baseline's (hostsStep).
 // TSI (libkrun intercepts the sockets) and none need nothing beyond lo.
 func (e *enter) networkSteps() []Step {
-	if e.guest.Network != contract.NetworkPasst {
+	if !contract.HasNIC(e.guest.Network) {
 		return nil
 	}
 	cidr := contract.NetAddress + "/" + strconv.Itoa(contract.NetPrefix)
@@ -100,14 +100,17 @@ func (e *enter) resolvConf() error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err == nil && hasNameserver(data) {
+	// Under the egress policy DNS goes only to loftd's resolver (the
+	// host drops the rest), so an image's own nameserver would leave the
+	// guest without names: loftd's replaces it.
+	if err == nil && hasNameserver(data) && e.guest.Network != contract.NetworkEgress {
 		return nil
 	}
 	if err := os.MkdirAll(e.devPath("/etc"), 0o755); err != nil {
 		return err
 	}
 	// A rename replaces a dangling link itself, never writes through it.
-	return writeFileAtomic(p, []byte("# written by loftd: passt forwards DNS to the host's resolver\nnameserver "+contract.NetDNS+"\n"), 0o644)
+	return writeFileAtomic(p, []byte("# written by loftd: its network forwards DNS to the host's resolver\nnameserver "+contract.NetDNS+"\n"), 0o644)
 }
 
 func hasNameserver(data []byte) bool {

@@ -128,6 +128,19 @@ type Network struct {
 	// Passt is the passt the helper starts for mode passt, as the parent
 	// found and probed it: the helper runs it without asking it again.
 	Passt *Passt `json:"passt,omitempty"`
+	// Egress is the policy network's configuration (mode egress): the
+	// helper starts `loftd internal netstack` with it.
+	Egress *Egress `json:"egress,omitempty"`
+}
+
+// Egress is what the policy network enforces: the --allow values (CIDRs,
+// names, *.names) as the parent validated them, and --allow-host.
+type Egress struct {
+	Allow     []string `json:"allow,omitempty"`
+	AllowHost bool     `json:"allow_host,omitempty"`
+	// Exe is the loftd binary that runs the netstack (the parent's, as
+	// found once).
+	Exe string `json:"exe"`
 }
 
 // Passt is a passt binary and what its --help and --version said.

@@ -252,7 +252,7 @@ func TestConfigureRejectsPlan(t *testing.T) {
 		{"no vCPU", func(p *launch.Plan) { p.VCPUs = 0 }, "0 vCPUs"},
 		{"RAM beyond uint32", func(p *launch.Plan) { p.RAMMiB = 1 << 33 }, "8589934592 MiB of RAM"},
 		{"log level", func(p *launch.Plan) { p.LogLevel = "loud" }, `log level "loud" is not off, error`},
-		{"network mode", func(p *launch.Plan) { p.Network.Mode = "slirp" }, `network mode "slirp" is not passt, tsi or none`},
+		{"network mode", func(p *launch.Plan) { p.Network.Mode = "slirp" }, `network mode "slirp" is not egress, passt, tsi or none`},
 		{"passt without socket", func(p *launch.Plan) { p.Network.Socket = "" }, "network passt without a socket"},
 		{"bad MAC", func(p *launch.Plan) { p.Network.MAC = "02:00:00:00:00" }, `MAC "02:00:00:00:00" is not a 6-byte address`},
 		{"EUI-64", func(p *launch.Plan) { p.Network.MAC = "02:00:00:00:00:00:00:01" }, "is not a 6-byte address"},

@@ -56,8 +56,11 @@ type GuestConfig struct {
 }
 
 type NetworkConfig struct {
-	Mode    string   `toml:"mode"` // passt, tsi or none
+	Mode    string   `toml:"mode"` // egress, passt, tsi or none
 	Publish []string `toml:"publish"`
+	// Allow and AllowHost: --allow and --allow-host (network egress).
+	Allow     []string `toml:"allow"`
+	AllowHost bool     `toml:"allow_host"`
 }
 
 type EnvConfig struct {
@@ -193,7 +196,7 @@ func (c *Config) keyError(fromFile bool, key, flag string, err error) error {
 func (c *Config) NetworkMode() launch.NetworkMode {
 	m, err := launch.ParseNetworkMode(c.Network.Mode)
 	if err != nil {
-		return launch.NetworkPasst
+		return launch.NetworkEgress
 	}
 	return m
 }

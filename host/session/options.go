@@ -18,6 +18,11 @@ type Options struct {
 	Root       bool
 	Network    launch.NetworkMode
 	Publish    []PortMap
+	// Allow and AllowHost are the egress policy's opt-ins (network
+	// egress): --allow CIDR|NAME|*.NAME and --allow-host, the config's
+	// [network] allow and allow_host first.
+	Allow      []string
+	AllowHost  bool
 	Volumes    []Volume
 	Env        []string // NAME, NAME=VALUE or PREFIX*
 	Workspace  string
@@ -44,9 +49,9 @@ type Flags struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
 	krunInit, network                                 string
 	pullLatest, root, tsi, preserve, debug, profile   bool
-	dryRun, liveMounts                                bool
+	dryRun, liveMounts, allowHost                     bool
 	mem, cpus, uid, gid                               int
-	publish, volumes, env                             []string
+	publish, volumes, env, allow                      []string
 	host                                              func() (memBytes uint64, cpus int)
 }
 
@@ -58,7 +63,9 @@ func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the host's CPUs and 255 (omit for all when the host has ≤ 6, else all but 2)")
 	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
 	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt (krun backend only; TCP publishes without ranges or addresses)")
-	fs.StringVar(&r.network, "network", "", "guest network: passt (default: outbound TCP/UDP, DNS, --publish, the host reachable by name) or none (lo only)")
+	fs.StringVar(&r.network, "network", "", "guest network: egress (default: loftd's policy network: public addresses only, DNS through loftd,\nno UDP but DNS; see --allow), passt (unfiltered: the host's loopback, the LAN, link-local) or none (lo only)")
+	fs.StringArrayVar(&r.allow, "allow", nil, "egress: also allow a CIDR (10.1.0.0/16, link-local included), or switch to allow-list mode with a\nNAME or *.NAME: only allowed names resolve, and connections go only to their addresses")
+	fs.BoolVar(&r.allowHost, "allow-host", false, "egress: let the guest reach the host's loopback (host.containers.internal)")
 	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
 	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
 	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
@@ -189,6 +196,9 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *Flags, memGiB int)
 		return fmt.Errorf("--krun-init boots libkrun's init under QEMU: drop --vmm krun")
 	}
 	if err := checkPublishes(o.Network, o.Publish); err != nil {
+		return err
+	}
+	if err := o.parseEgress(cfg, r); err != nil {
 		return err
 	}
 	if o.RootfsDir != "" && o.Image != "" && o.Image != cfg.Image.Default {

@@ -105,6 +105,9 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 	}
 	v := &supervisor{io: s.io, sigs: s.sigs, debug: s.opts.Debug, dryRun: s.opts.DryRun, taskDir: s.taskDir, root: s.root, prof: s.prof}
 	status, err = v.boot(ctx, plan)
+	if !s.opts.DryRun {
+		s.reportDenials()
+	}
 	if err == nil && !s.opts.DryRun {
 		if derr := diskWriteError(s.taskDir, s.ws.NixDisk(), status); derr != nil {
 			return 0, derr
