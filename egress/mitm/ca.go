@@ -82,6 +82,25 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	return ca, nil
 }
 
+// LoadCA reads the CA that LoadOrCreateCA made in dir (the netstack's
+// side: the session made it before the boot).
+func LoadCA(dir string) (*CA, error) {
+	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("interception CA: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("interception CA: %w", err)
+	}
+	ca, err := ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("interception CA %s: %w", certPath, err)
+	}
+	return ca, nil
+}
+
 // NewCA makes a CA in memory; it returns the key in DER (SEC 1) for storing.
 func NewCA(commonName string) (*CA, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -40,6 +40,22 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // dropped; a value with any other control byte could split an HTTP header
 // and is refused. hosts are names or *.NAME; at least one.
 func NewSecret(name string, value []byte, hosts []string) (Secret, error) {
+	p, err := newPlaceholder()
+	if err != nil {
+		return Secret{}, err
+	}
+	return SecretWithPlaceholder(name, value, hosts, p)
+}
+
+// placeholderRE is what newPlaceholder makes.
+var placeholderRE = regexp.MustCompile(`^loftd-placeholder-[0-9a-f]{32}$`)
+
+// SecretWithPlaceholder is NewSecret with the placeholder the parent chose
+// (the netstack reads it from the plan, the value from the secret's file).
+func SecretWithPlaceholder(name string, value []byte, hosts []string, placeholder string) (Secret, error) {
+	if !placeholderRE.MatchString(placeholder) {
+		return Secret{}, fmt.Errorf("secret %s: placeholder %q is not one loftd made", name, placeholder)
+	}
 	if !envName.MatchString(name) {
 		return Secret{}, fmt.Errorf("secret %q: not an environment variable name (letters, digits, _; not starting with a digit)", name)
 	}
@@ -67,11 +83,7 @@ func NewSecret(name string, value []byte, hosts []string) (Secret, error) {
 		}
 		s.Hosts = append(s.Hosts, n)
 	}
-	p, err := newPlaceholder()
-	if err != nil {
-		return Secret{}, err
-	}
-	s.Placeholder = p
+	s.Placeholder = placeholder
 	return s, nil
 }
 
