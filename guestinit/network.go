@@ -28,7 +28,7 @@ func (e *enter) networkSteps() []Step {
 	return []Step{
 		{Desc: fmt.Sprintf("ip link set %[1]s up; ip addr replace %[2]s dev %[1]s; ip route replace default via %[3]s",
 			contract.NetDevice, cidr, contract.NetGateway), Do: func() error {
-			return configureLink(contract.NetDevice, cidr, contract.NetGateway)
+			return configureLink(contract.NetDevice, cidr, contract.NetGateway, e.guest.Network == contract.NetworkPasst)
 		}},
 		{Desc: "resolv.conf nameserver " + contract.NetDNS + " (unless the image has one)", Do: e.resolvConf},
 	}
@@ -40,7 +40,7 @@ func (e *enter) networkSteps() []Step {
 // are ioctls and the announcement a raw socket, which under TCG took
 // 50-60 ms less than netlink's LinkByName and LinkSetUp and package net's
 // Dial, whose code ran nowhere else in the guest init.
-func configureLink(dev, cidr, gw string) error {
+func configureLink(dev, cidr, gw string, announceTo bool) error {
 	index, err := linkIndex(dev)
 	if err != nil {
 		return fmt.Errorf("find %s (no virtio-net device?): %w", dev, err)
@@ -61,10 +61,13 @@ func configureLink(dev, cidr, gw string) error {
 	if err := netlink.RouteReplace(route); err != nil {
 		return fmt.Errorf("default route via %s on %s: %w", gw, dev, err)
 	}
+	if !announceTo {
+		return nil // loftd's egress network learns the guest from its ARP
+	}
 	return announce(gwIP)
 }
 
-// announce sends one datagram to the gateway's discard port (the host's
+// announce (passt only) sends one datagram to the gateway's discard port (the host's
 // loopback, port 9): passt learns the guest's MAC and address only from
 // the guest's own IPv4 frames, and until then a published port's
 // connection never reaches the guest (seen with passt 0.0~git20230309).

@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/egress"
+	"github.com/loftd/loftd/internal/testnet"
+)
+
+// Egress tests (issue 20): real VMs on loftd's policy network, run inside
+// a test internet of network namespaces (internal/testnet): nothing leaves
+// the machine. The guest's half is testdata/egressprobe, one line per
+// probe.
+
+// egressRun runs loftd ARGS -- sh -c SCRIPT in the test internet's client
+// namespace (its resolver the test DNS) and returns stdout and stderr.
+func egressRun(t *testing.T, w *world, tn *testnet.Net, args []string, script string) (string, string) {
+	t.Helper()
+	probe := filepath.Join(w.root, "bin", "egressprobe")
+	if _, err := os.Stat(probe); err != nil {
+		build := exec.Command("go", "build", "-o", probe, "./testdata/egressprobe")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build egressprobe: %v\n%s", err, out)
+		}
+	}
+	c := w.cmd(append(args, "--", "sh", "-c", script)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	nc := tn.Command(ctx, c.Path, c.Args[1:]...)
+	nc.Env = c.Env
+	var out, errb bytes.Buffer
+	nc.Stdout, nc.Stderr = &out, &errb
+	if err := nc.Run(); err != nil {
+		t.Fatalf("loftd %q: %v\nstdout:\n%s\nstderr:\n%s", args, err, out.String(), errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+// probeLine is the output line of the probe "CMD ARGS".
+func probeLine(out, probe string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, probe+": ") {
+			return strings.TrimPrefix(l, probe+": ")
+		}
+	}
+	return "(no line)"
+}
+
+type probeWant struct {
+	probe string // "get https://allowed.test/", as the script runs it
+	want  string // a substring of its line
+	why   string
+}
+
+func checkProbes(t *testing.T, out, stderr string, wants []probeWant) {
+	t.Helper()
+	for _, w := range wants {
+		if got := probeLine(out, w.probe); !strings.Contains(got, w.want) {
+			t.Errorf("%s: egressprobe %s = %q, want %q\nstdout:\n%s\nstderr:\n%s", w.why, w.probe, got, w.want, out, stderr)
+		}
+	}
+}
+
+func probeScript(wants []probeWant) string {
+	var s strings.Builder
+	for _, w := range wants {
+		fmt.Fprintf(&s, "egressprobe %s\n", w.probe)
+	}
+	return s.String()
+}
+
+// TestEgressAllowList: with --allow NAME the guest fetches the allowed name
+// over HTTPS; a denied name is NXDOMAIN; a literal address never learned,
+// another resolver, a spoofed SNI on a shared address, the host's loopback
+// and a link-local server are all refused; the run ends with the denial
+// summary on stderr.
+func TestEgressAllowList(t *testing.T) {
+	w := newWorld(t)
+	tn := testnet.New(t)
+	denied := tn.Addrs(testnet.Denied)[0]
+	wants := []probeWant{
+		{"get https://" + testnet.Allowed + "/", "status 200", "the allowed name over HTTPS"},
+		{"resolve " + testnet.Denied, "no such host", "a denied name"},
+		{"dial " + denied.String() + ":443", "refused", "a literal address never learned"},
+		{"dns " + testnet.OtherDNSAddr.String() + " " + testnet.Allowed, "no answer", "DNS to another resolver"},
+		{"dns " + contract.NetDNS + " " + testnet.Allowed, "answer rcode RCodeSuccess", "DNS to loftd's resolver"},
+		{"get https://" + testnet.CDNA + "/", "status 200", "the allowed name on the shared address"},
+		{"get https://" + testnet.CDNA + "/ " + testnet.CDNB, "error", "a spoofed SNI on the shared address"},
+		{fmt.Sprintf("dial %s:%d", contract.NetGateway, tn.Loopback.Port()), "refused", "the host's loopback without --allow-host"},
+		{"dial 169.254.169.254:80", "refused", "a link-local server"},
+	}
+	out, stderr := egressRun(t, w, tn, []string{"--debug", "--allow", testnet.Allowed, "--allow", testnet.CDNA}, probeScript(wants))
+	checkProbes(t, out, stderr, wants)
+	if seen := tn.Seen(testnet.Denied); len(seen) != 0 {
+		t.Errorf("the denied host's servers saw requests: %+v", seen)
+	}
+	for _, e := range tn.Seen(testnet.CDNA) {
+		if e.Host == testnet.CDNB || e.SNI == testnet.CDNB {
+			t.Errorf("the CDN saw a request for %s: %+v", testnet.CDNB, e)
+		}
+	}
+	// The summary names the first few; --debug logs each denial.
+	if !strings.Contains(stderr, "loftd: egress policy blocked 7 connections or names: "+testnet.Denied+"/dns: name not allowed (2×)") {
+		t.Errorf("stderr lacks the denial summary (7 denials, the denied name first):\n%s", stderr)
+	}
+	for _, want := range []string{string(egress.NotLearned), string(egress.NameMismatch), string(egress.HostLoopback), string(egress.LinkLocal), string(egress.UDPDenied)} {
+		if !strings.Contains(stderr, fmt.Sprintf("reason=%q", want)) {
+			t.Errorf("--debug logged no denial %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestEgressDefaults: without rules the guest reaches public addresses by
+// name but not a private (RFC 1918) or link-local one, nor the host's
+// loopback; --allow-host opens the loopback, --allow CIDR a link-local
+// range.
+func TestEgressDefaults(t *testing.T) {
+	w := newWorld(t)
+	tn := testnet.New(t)
+	internal := tn.Addrs(testnet.Internal)[0]
+	loop := fmt.Sprintf("dial %s:%d", contract.NetGateway, tn.Loopback.Port())
+	wants := []probeWant{
+		{"get https://" + testnet.Denied + "/", "status 200", "a public name by default"},
+		{"dial " + internal.String() + ":80", "refused", "a private address by default"},
+		{"dial 169.254.169.254:80", "refused", "a link-local address by default"},
+		{"dns " + testnet.OtherDNSAddr.String() + " " + testnet.Allowed, "no answer", "DNS to another resolver"},
+		{loop, "refused", "the host's loopback by default"},
+	}
+	out, stderr := egressRun(t, w, tn, nil, probeScript(wants))
+	checkProbes(t, out, stderr, wants)
+	if !strings.Contains(stderr, "loftd: egress policy blocked") {
+		t.Errorf("no denial summary on stderr:\n%s", stderr)
+	}
+	opened := []probeWant{
+		{loop, "answered HTTP/1.0 200", "the host's loopback with --allow-host"},
+		{"get http://" + testnet.Metadata + "/", "status 200", "a link-local server with --allow 169.254.169.254/32"},
+	}
+	out, stderr = egressRun(t, w, tn, []string{"--allow-host", "--allow", "169.254.169.254/32"}, probeScript(opened))
+	checkProbes(t, out, stderr, opened)
+	if strings.Contains(stderr, "egress policy blocked") {
+		t.Errorf("a run with nothing blocked printed a denial summary:\n%s", stderr)
+	}
+}
