@@ -181,13 +181,10 @@ func (p *Proxy) serveTLS(ctx context.Context, g net.Conn, name string, dial func
 		},
 	}
 	gs := tls.Server(g, cfg)
-	stop := context.AfterFunc(ctx, func() {
-		g.Close()
-		if up != nil {
-			up.Close()
-		}
-	})
-	defer stop()
+	// The handshake's dial and upstream handshake watch ctx themselves;
+	// closing the guest's side ends the rest.
+	stopGuest := context.AfterFunc(ctx, func() { g.Close() })
+	defer stopGuest()
 	if err := gs.HandshakeContext(ctx); err != nil {
 		if up != nil {
 			up.Close()
@@ -202,6 +199,8 @@ func (p *Proxy) serveTLS(ctx context.Context, g net.Conn, name string, dial func
 		return fmt.Errorf("TLS from the guest for %s: %w", sni, err)
 	}
 	defer up.Close()
+	stopUp := context.AfterFunc(ctx, func() { up.Close() })
+	defer stopUp()
 	br := bufio.NewReaderSize(gs, maxHeader)
 	if np := gs.ConnectionState().NegotiatedProtocol; np == "" || np == "http/1.1" {
 		return p.relayHTTP(gs, br, up, sni)

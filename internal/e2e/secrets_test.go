@@ -1,19 +1,25 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/egress"
 	"github.com/loftd/loftd/egress/mitm"
+	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/internal/testnet"
+	"github.com/loftd/loftd/rootfs/rootfstest"
 )
 
 // TestSecrets (issue 20): a real VM in the test internet with --secret for
@@ -141,4 +147,91 @@ func echoOf(line string) (testnet.Echo, string) {
 	var e testnet.Echo
 	_ = json.Unmarshal([]byte(body), &e)
 	return e, status
+}
+
+// TestSecretsRootless: the same, rootless, with the secret and the extra CA
+// from the config file ([secrets.NAME], [tls] extra_ca), on an image
+// without any CA bundle: the guest init points SSL_CERT_FILE at the host's
+// CAs, and the guest's client verifies the interception with them.
+func TestSecretsRootless(t *testing.T) {
+	w := newRootlessWorld(t)
+	tn := testnet.New(t)
+	probe := filepath.Join(w.base, "tlsprobe")
+	build := exec.Command("go", "build", "-o", probe, "./testdata/tlsprobe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build tlsprobe: %v\n%s", err, out)
+	}
+	ref := rootfstest.Build(t, rootfstest.Spec{Dir: filepath.Join(w.base, "layout-tls"), Tag: "v1", Files: []rootfstest.File{
+		{Path: "/bin/tlsprobe", Mode: 0o755, HostPath: probe},
+	}})
+	if out, err := exec.Command("chmod", "-R", "a+rX", filepath.Join(w.base, "layout-tls")).CombinedOutput(); err != nil {
+		t.Fatalf("chmod layout: %v %s", err, out)
+	}
+	// The user's files: the secret (theirs, 0600), the CA, the config.
+	real := "rootless-" + hex.EncodeToString([]byte(t.Name()))[:16]
+	secret := filepath.Join(w.home, "token")
+	ca := filepath.Join(w.home, "test-ca.pem")
+	cfg := filepath.Join(w.home, ".config", "loftd", "loftd.toml")
+	toml := "[secrets.API_TOKEN]\nfile = \"" + secret + "\"\nhosts = [\"" + testnet.Allowed + "\"]\n[tls]\nextra_ca = [\"" + ca + "\"]\n"
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{secret, []byte(real)}, {ca, tn.CAPEM}, {cfg, []byte(toml)}} {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("chown", "-R", strconv.Itoa(w.uid)+":"+strconv.Itoa(w.gid), w.home).CombinedOutput(); err != nil {
+		t.Fatalf("chown home: %v %s", err, out)
+	}
+	script := strings.Join([]string{
+		`echo "env API_TOKEN=$API_TOKEN"`,
+		`tlsprobe get https://` + testnet.Allowed + `/secret "X-Api-Key: $API_TOKEN"`,
+		`echo "vars ssl=${SSL_CERT_FILE:-unset}"`,
+		`true`,
+	}, "\n")
+	// As the user, in the test internet's client namespace: ip netns
+	// exec needs root, setpriv then drops to the user.
+	c := w.cmd("--image", ref, "--", "sh", "-c", script)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	setpriv := testenv.RequireCommand(t, "setpriv", "util-linux")
+	nc := tn.Command(ctx, setpriv, append([]string{"--reuid", strconv.Itoa(w.uid), "--regid", strconv.Itoa(w.gid), "--clear-groups", "--", c.Path}, c.Args[1:]...)...)
+	nc.Env, nc.Dir = c.Env, c.Dir
+	var out, errb strings.Builder
+	nc.Stdout, nc.Stderr = &out, &errb
+	if err := nc.Run(); err != nil {
+		t.Fatalf("rootless loftd with a secret: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(format+"\nstdout:\n%s\nstderr:\n%s", append(args, out.String(), errb.String())...)
+	}
+	if p := lineWith(out.String(), "env API_TOKEN="); !strings.HasPrefix(p, "env API_TOKEN=loftd-placeholder-") {
+		fail("the guest's API_TOKEN: %q, want a placeholder", p)
+	}
+	e, status := echoOf(probeLine(out.String(), "get https://"+testnet.Allowed+"/secret"))
+	if status != "status 200" || e.Headers.Get("X-Api-Key") != real {
+		fail("allowed.test answered %s with %+v, want 200 and the real value in X-Api-Key", status, e)
+	}
+	if got := lineWith(out.String(), "vars "); got != "vars ssl="+contract.TrustPath {
+		fail("SSL_CERT_FILE in an image without a bundle: %q, want %s", got, contract.TrustPath)
+	}
+	// The CA was made once, in the user's state, its key theirs and 0600.
+	keys, _ := filepath.Glob(filepath.Join(w.home, ".local", "state", "loftd", "*", "*", mitm.KeyFile))
+	if len(keys) != 1 {
+		fail("interception CA keys under the user's state: %q, want one", keys)
+		return
+	}
+	fi, err := os.Stat(keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o600 || int(st.Uid) != w.uid {
+		fail("%s: mode %v owner %d, want 0600 and the user's", keys[0], fi.Mode().Perm(), st.Uid)
+	}
 }
