@@ -16,6 +16,7 @@ import (
 	"github.com/loftd/loftd/egress/netstack"
 	"github.com/loftd/loftd/internal/child"
 	"github.com/loftd/loftd/launch"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,6 +80,13 @@ func RunNetstack(taskDir string, fd int, log *slog.Logger) error {
 		}
 	}
 	rules.AllowHost = e.AllowHost
+	// gvisor-tap-vsock logs through logrus's global logger: this process
+	// is the netstack alone, so its level is this process's to set.
+	logrus.SetOutput(os.Stderr)
+	logrus.SetLevel(logrus.PanicLevel)
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		logrus.SetLevel(logrus.InfoLevel)
+	}
 	upstream, err := hostResolver()
 	if err != nil {
 		return err

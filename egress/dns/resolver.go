@@ -33,13 +33,14 @@ type Resolver struct {
 	Timeout time.Duration
 }
 
-// ServeDNS answers one query: NXDOMAIN for a name the policy refuses,
+// ServeDNS answers one query (miekg/dns's Handler, for TCP): NXDOMAIN for a name the policy refuses,
 // else upstream's answer, its addresses learned.
 func (r *Resolver) ServeDNS(w mdns.ResponseWriter, q *mdns.Msg) {
 	reply := r.Answer(context.Background(), q)
 	if err := w.WriteMsg(reply); err != nil {
 		r.Log.Debug("dns reply", "err", err)
 	}
+	r.logQuery(w.RemoteAddr(), q, reply)
 }
 
 // Answer is the reply to q.

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -172,13 +173,17 @@ func (n *Net) serveDNS() error {
 	if err != nil {
 		return fmt.Errorf("netstack dns tcp: %w", err)
 	}
-	for _, srv := range []*mdns.Server{{PacketConn: pc, Handler: r}, {Listener: ln, Handler: r}} {
-		go func() {
-			if err := srv.ActivateAndServe(); err != nil {
-				n.cfg.Log.Debug("dns server", "err", err)
-			}
-		}()
-	}
+	go func() {
+		if err := r.ServeUDP(pc); err != nil {
+			n.cfg.Log.Debug("dns udp server", "err", err)
+		}
+	}()
+	srv := &mdns.Server{Listener: ln, Handler: r}
+	go func() {
+		if err := srv.ActivateAndServe(); err != nil {
+			n.cfg.Log.Debug("dns tcp server", "err", err)
+		}
+	}()
 	return nil
 }
 
@@ -207,8 +212,8 @@ func (n *Net) publish() error {
 // closes or ctx ends.
 func (n *Net) Serve(ctx context.Context, conn net.Conn) error {
 	err := n.sw.Accept(ctx, conn, types.QemuProtocol)
-	if err != nil && (errors.Is(err, net.ErrClosed) || ctx.Err() != nil) {
-		return nil
+	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil) {
+		return nil // the VM's end closed: the VM is gone
 	}
 	return err
 }
