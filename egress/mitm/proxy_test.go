@@ -1,6 +1,7 @@
 package mitm
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -274,5 +275,83 @@ func TestSNIMismatch(t *testing.T) {
 	var d *egress.Denial
 	if err := r.result(); !errors.As(err, &d) || d.Reason != egress.NameMismatch {
 		t.Errorf("Serve = %v, want a name mismatch", err)
+	}
+}
+
+// TestKeepAlive: several requests on one intercepted connection, a chunked
+// body with a trailer among them, are each rewritten and framed right; a
+// placeholder in a later request to another host ends the connection
+// without a 403 (a response had started) and is reported.
+func TestKeepAlive(t *testing.T) {
+	n := testnet.New(t)
+	r := newRig(t, n, true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ph, real := r.secret.Placeholder, string(r.secret.Value)
+	open := func(name string) (*tls.Conn, *bufio.Reader) {
+		c, err := r.guestConn(ctx, name, 443)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(r.p.cfg.CA.Cert)
+		tc := tls.Client(c, &tls.Config{ServerName: name, RootCAs: pool, NextProtos: []string{"http/1.1"}})
+		return tc, bufio.NewReader(tc)
+	}
+	roundTrip := func(tc *tls.Conn, br *bufio.Reader, raw string) (testnet.Echo, error) {
+		if _, err := io.WriteString(tc, raw); err != nil {
+			return testnet.Echo{}, err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return testnet.Echo{}, err
+		}
+		defer resp.Body.Close()
+		var e testnet.Echo
+		return e, json.NewDecoder(resp.Body).Decode(&e)
+	}
+
+	tc, br := open(testnet.Allowed)
+	reqs := []struct {
+		raw        string
+		header     string
+		wantHeader string
+		wantBody   int64
+	}{
+		{"POST /one HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\nAuthorization: Bearer " + ph + "\r\nTrailer: X-T\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: t\r\n\r\n",
+			"Authorization", "Bearer " + real, 11},
+		{"GET /two HTTP/1.1\r\nHost: allowed.test\r\nX-Api-Key: " + ph + "\r\n\r\n", "X-Api-Key", real, 0},
+		{"PUT /three HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 3\r\nX-Plain: p\r\n\r\nabc", "X-Plain", "p", 3},
+	}
+	for i, q := range reqs {
+		e, err := roundTrip(tc, br, q.raw)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		if got := e.Headers.Get(q.header); got != q.wantHeader || e.BodyBytes != q.wantBody {
+			t.Errorf("request %d: %s = %q, body %d bytes; want %q, %d", i+1, q.header, got, e.BodyBytes, q.wantHeader, q.wantBody)
+		}
+	}
+	tc.Close()
+	if err := r.result(); err != nil {
+		t.Errorf("Serve = %v, want nil", err)
+	}
+
+	tc, br = open(testnet.Denied)
+	if _, err := roundTrip(tc, br, "GET /ok HTTP/1.1\r\nHost: denied.test\r\n\r\n"); err != nil {
+		t.Fatalf("first request to denied.test: %v", err)
+	}
+	if e, err := roundTrip(tc, br, "GET /leak HTTP/1.1\r\nHost: denied.test\r\nCookie: t="+ph+"\r\n\r\n"); err == nil {
+		t.Errorf("the placeholder in a second request reached denied.test: %+v", e)
+	}
+	tc.Close()
+	var d *egress.Denial
+	if err := r.result(); !errors.As(err, &d) || d.Reason != egress.PlaceholderOut {
+		t.Errorf("Serve = %v, want a placeholder denial", err)
+	}
+	for _, e := range n.Seen(testnet.Denied) {
+		if e.Path == "/leak" {
+			t.Errorf("denied.test saw %+v", e)
+		}
 	}
 }

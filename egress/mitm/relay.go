@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"sync/atomic"
 
 	"github.com/loftd/loftd/egress"
@@ -67,25 +68,7 @@ func closeWrite(c net.Conn) {
 // that may go to name; nil (clear text) allows none: a placeholder is
 // replaced only inside TLS, so one in clear text never leaves.
 func (p *Proxy) relay(guest net.Conn, src io.Reader, up net.Conn, name string, allowed map[string]bool) error {
-	var watch []Secret
-	for _, s := range p.cfg.Secrets {
-		if !allowed[s.Name] {
-			watch = append(watch, s)
-		}
-	}
-	down := startDownstream(guest, up)
-	found, err := scanCopy(up, src, watch)
-	if found != nil {
-		down.stop()
-		p.cfg.Log.Debug("mitm refused a placeholder", "secret", found.Name, "name", name)
-		return p.denial(guest, name, egress.PlaceholderOut)
-	}
-	closeWrite(up)
-	<-down.done
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("relay to %s: %w", name, err)
-	}
-	return nil
+	return p.relayRest(guest, src, up, startDownstream(guest, up), name, allowed)
 }
 
 // scanCopy copies src to dst until EOF and stops, before writing, at the
@@ -139,6 +122,10 @@ func (p *Proxy) relayHTTP(guest net.Conn, br *bufio.Reader, up net.Conn, name st
 			<-down.done
 			return nil // the guest is done (or gone)
 		}
+		if !httpRequestLine(br) {
+			// Not HTTP/1.x (IMAP, SMTP over TLS without ALPN): bytes.
+			return p.relayRest(guest, br, up, down, name, allowed)
+		}
 		if err := peekHeader(br); err != nil {
 			up.Close()
 			<-down.done
@@ -164,27 +151,54 @@ func (p *Proxy) relayHTTP(guest net.Conn, br *bufio.Reader, up net.Conn, name st
 			return fmt.Errorf("HTTP request to %s: %w", name, err)
 		}
 		if req.Header.Get("Upgrade") != "" {
-			var watch []Secret
-			for _, s := range p.cfg.Secrets {
-				if !allowed[s.Name] {
-					watch = append(watch, s)
-				}
-			}
-			found, err := scanCopy(up, br, watch)
-			if found != nil {
-				up.Close()
-				<-down.done
-				return p.denial(guest, name, egress.PlaceholderOut)
-			}
-			closeWrite(up)
-			<-down.done
-			if err != nil && !errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("relay to %s: %w", name, err)
-			}
-			return nil
+			return p.relayRest(guest, br, up, down, name, allowed)
 		}
 	}
 }
+
+// relayRest relays what is left of the guest's stream as bytes, scanning
+// it for the placeholders that may not go to name.
+func (p *Proxy) relayRest(guest net.Conn, src io.Reader, up net.Conn, down *downstream, name string, allowed map[string]bool) error {
+	var watch []Secret
+	for _, s := range p.cfg.Secrets {
+		if !allowed[s.Name] {
+			watch = append(watch, s)
+		}
+	}
+	found, err := scanCopy(up, src, watch)
+	if found != nil {
+		down.stop()
+		p.cfg.Log.Debug("mitm refused a placeholder", "secret", found.Name, "name", name)
+		return p.denial(guest, name, egress.PlaceholderOut)
+	}
+	closeWrite(up)
+	<-down.done
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("relay to %s: %w", name, err)
+	}
+	return nil
+}
+
+// httpRequestLine reports whether br starts with an HTTP/1.x request line
+// ("METHOD TARGET HTTP/1.x"), waiting for the first line (within br's
+// buffer). A client of another protocol that sends a line first is then
+// relayed as bytes instead of waiting for a header block that never comes.
+func httpRequestLine(br *bufio.Reader) bool {
+	for {
+		b, _ := br.Peek(br.Buffered())
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			return requestLineRE.Match(bytes.TrimSuffix(b[:i], []byte("\r")))
+		}
+		if br.Buffered() >= br.Size() {
+			return false
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			return false
+		}
+	}
+}
+
+var requestLineRE = regexp.MustCompile(`^[!#$%&'*+.^_|~0-9A-Za-z-]+ \S+ HTTP/1\.[01]$`)
 
 // writeRefusal answers the guest's refused request with a 403 that says
 // what happened and how to allow it.
