@@ -91,7 +91,7 @@ func SecretWithPlaceholder(name string, value []byte, hosts []string, placeholde
 func ReadSecretFile(name, path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("secret %s: read %w", name, err)
+		return nil, fmt.Errorf("secret %s: %w", name, err)
 	}
 	return b, nil
 }
