@@ -23,6 +23,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/loftd/loftd/egress"
 )
@@ -119,6 +120,10 @@ func (p *Proxy) Serve(ctx context.Context, guest net.Conn, name string, dial fun
 	return p.serveTLS(ctx, g, name, dial)
 }
 
+// handshakeTimeout bounds the real server's TCP connect and TLS handshake;
+// the guest's handshake, which waits for it, gets twice as long.
+const handshakeTimeout = 30 * time.Second
+
 // recordTypeHandshake is a TLS record's first byte when it carries a
 // handshake message (the ClientHello).
 const recordTypeHandshake = 0x16
@@ -146,7 +151,11 @@ func (p *Proxy) serveTLS(ctx context.Context, g net.Conn, name string, dial func
 				return nil, denial
 			}
 			sni = canon
-			raw, err := dial(ctx)
+			// A server that takes the connection and never answers
+			// must not hold it (and the guest's) forever.
+			hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+			defer cancel()
+			raw, err := dial(hctx)
 			if err != nil {
 				upErr = fmt.Errorf("dial %s: %w", sni, err)
 				return nil, upErr
@@ -157,7 +166,7 @@ func (p *Proxy) serveTLS(ctx context.Context, g net.Conn, name string, dial func
 				MinVersion: tls.VersionTLS12,
 				NextProtos: upstreamProtos(hello.SupportedProtos),
 			})
-			if err := up.HandshakeContext(ctx); err != nil {
+			if err := up.HandshakeContext(hctx); err != nil {
 				raw.Close()
 				up = nil
 				upErr = fmt.Errorf("TLS to %s: %w", sni, err)
@@ -185,7 +194,9 @@ func (p *Proxy) serveTLS(ctx context.Context, g net.Conn, name string, dial func
 	// closing the guest's side ends the rest.
 	stopGuest := context.AfterFunc(ctx, func() { g.Close() })
 	defer stopGuest()
-	if err := gs.HandshakeContext(ctx); err != nil {
+	gctx, cancelHandshake := context.WithTimeout(ctx, 2*handshakeTimeout)
+	defer cancelHandshake()
+	if err := gs.HandshakeContext(gctx); err != nil {
 		if up != nil {
 			up.Close()
 		}
