@@ -68,6 +68,9 @@ func (o *Options) parseSecrets(cfg *Config, r *Flags, getenv func(string) string
 		if c.File == "" {
 			return fmt.Errorf("%s: [secrets.%s]: no file; add file = \"/path/to/token\"", cfg.file(), name)
 		}
+		if !filepath.IsAbs(c.File) && !strings.HasPrefix(c.File, "~/") {
+			return fmt.Errorf("%s: [secrets.%s] file %q: want an absolute path or one starting with ~/ (a relative one would depend on the current directory)", cfg.file(), name, c.File)
+		}
 		if err := add(name, c.File, c.Hosts, fmt.Sprintf("%s: [secrets.%s] file", cfg.file(), name)); err != nil {
 			return err
 		}
@@ -107,6 +110,9 @@ func (o *Options) parseSecrets(cfg *Config, r *Flags, getenv func(string) string
 		return fmt.Errorf("--secret (or [secrets]) needs loftd's egress network, which replaces the placeholders: --network %s cannot; drop --network or the secrets", o.Network)
 	}
 	for i, f := range append(append([]string{}, cfg.TLS.ExtraCA...), r.extraCA...) {
+		if i < len(cfg.TLS.ExtraCA) && !filepath.IsAbs(f) && !strings.HasPrefix(f, "~/") {
+			return fmt.Errorf("%s: [tls] extra_ca %q: want an absolute path or one starting with ~/", cfg.file(), f)
+		}
 		abs, err := absPath(f, getenv)
 		if err == nil {
 			_, _, err = mitm.ExtraCAs([]string{abs})

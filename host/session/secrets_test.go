@@ -47,6 +47,7 @@ func TestSecretOptions(t *testing.T) {
 		{"also --env", []string{"--secret", "GH=@" + token + ":a.example", "-e", "GH=1"}, Config{}, nil, "also passed with --env"},
 		{"passt", []string{"--secret", "GH=@" + token + ":a.example", "--network", "passt"}, Config{}, nil, "needs loftd's egress network"},
 		{"config without file", nil, Config{Secrets: map[string]SecretConfig{"GH": {Hosts: []string{"a.example"}}}, path: "/c/loftd.toml"}, nil, "[secrets.GH]: no file"},
+		{"relative file in the config", nil, Config{Secrets: map[string]SecretConfig{"GH": {File: "token", Hosts: []string{"a.example"}}}, path: "/c/loftd.toml"}, nil, "want an absolute path"},
 		{"bad extra CA", []string{"--extra-ca", ca}, Config{}, nil, "--extra-ca " + ca + ": no PEM certificate"},
 		{"bad extra CA in config", nil, Config{TLS: TLSConfig{ExtraCA: []string{ca}}, path: "/c/loftd.toml"}, nil, "/c/loftd.toml: [tls] extra_ca"},
 	}
