@@ -235,3 +235,33 @@ func TestSecretsRootless(t *testing.T) {
 		fail("%s: mode %v owner %d, want 0600 and the user's", keys[0], fi.Mode().Perm(), st.Uid)
 	}
 }
+
+// TestSecretsAllowList: in allow-list mode (--allow NAME) the interception
+// runs after the policy's name check: the allowed name (on the shared CDN
+// address) gets the value, and a name not allowed does not even resolve,
+// so no placeholder travels there.
+func TestSecretsAllowList(t *testing.T) {
+	w := newWorld(t)
+	tn := testnet.New(t)
+	buildTLSProbe(t, w)
+	secretFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(secretFile, []byte("allow-list-value"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// No bundle in this root: SSL_CERT_FILE carries the CAs.
+	script := strings.Join([]string{
+		`tlsprobe get https://` + testnet.CDNA + `/secret "Authorization: Bearer $API_TOKEN"`,
+		`tlsprobe get https://` + testnet.Denied + `/secret "Authorization: Bearer $API_TOKEN"`,
+		`true`,
+	}, "\n")
+	out, stderr := egressRun(t, w, tn, []string{"--allow", testnet.CDNA, "--secret", "API_TOKEN=@" + secretFile + ":" + testnet.CDNA, "--extra-ca", tn.CAFile}, script)
+	if e, status := echoOf(probeLine(out, "get https://"+testnet.CDNA+"/secret")); status != "status 200" || e.Headers.Get("Authorization") != "Bearer allow-list-value" {
+		t.Errorf("cdn-a.test answered %s with %+v, want 200 and the real value\nstdout:\n%s\nstderr:\n%s", status, e, out, stderr)
+	}
+	if got := probeLine(out, "get https://"+testnet.Denied+"/secret"); !strings.Contains(got, "no such host") {
+		t.Errorf("denied.test in allow-list mode: %q, want no such host\nstdout:\n%s\nstderr:\n%s", got, out, stderr)
+	}
+	if n := len(tn.Seen(testnet.Denied)); n != 0 {
+		t.Errorf("denied.test saw %d requests", n)
+	}
+}
