@@ -1,12 +1,15 @@
 package session
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/egress/mitm"
 	"github.com/spf13/pflag"
 )
 
@@ -119,5 +122,57 @@ func TestSecretsConfig(t *testing.T) {
 	}
 	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "unknown key secrets.GH.value") {
 		t.Errorf("LoadConfig with a value in the file = %v, want unknown key secrets.GH.value", err)
+	}
+}
+
+// TestPrepareTrust: the session makes the workspace's CA once, puts it and
+// the extra CAs on the task root, gives the guest NAME=placeholder, and
+// the plan's interception names the file, never the value.
+func TestPrepareTrust(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("the-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extraCA, _, err := mitm.NewCA("extra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := filepath.Join(dir, "extra.pem")
+	if err := os.WriteFile(extra, extraCA.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &session{opts: &Options{Secrets: []SecretSpec{{Name: "GH", File: token, Hosts: []string{"api.github.com"}}}, ExtraCA: []string{extra}},
+		root: filepath.Join(dir, "root")}
+	s.ws.Dir = filepath.Join(dir, "ws")
+	for _, d := range []string{s.root, s.ws.Dir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.prepareTrust(); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := mitm.LoadCA(s.ws.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := os.ReadFile(filepath.Join(s.root, contract.TrustPath))
+	if err != nil || string(trust) != string(ca.PEM)+string(extraCA.PEM) {
+		t.Errorf("%s = %q, %v; want the workspace CA then the extra CA", contract.TrustPath, trust, err)
+	}
+	if !s.trust || !s.guest().Trust {
+		t.Error("the guest is not told to add the CAs")
+	}
+	if len(s.secretEnv) != 1 || !strings.HasPrefix(s.secretEnv[0], "GH=loftd-placeholder-") {
+		t.Errorf("guest env = %q, want GH=<placeholder>", s.secretEnv)
+	}
+	in := s.intercept
+	if in == nil || in.CADir != s.ws.Dir || len(in.Secrets) != 1 || in.Secrets[0].File != token ||
+		"GH="+in.Secrets[0].Placeholder != s.secretEnv[0] || !reflect.DeepEqual(in.ExtraCA, []string{extra}) {
+		t.Errorf("plan interception = %+v", in)
+	}
+	if b, _ := json.Marshal(in); strings.Contains(string(b), "the-value") {
+		t.Errorf("the plan carries the value: %s", b)
 	}
 }
