@@ -36,6 +36,9 @@ const (
 	// init, before /workspace is mounted (init.c:1495-1497), so the config
 	// says "/" and the guest init applies this one after its mounts.
 	EnvWorkdir = "LOFTD_WORKDIR"
+	// EnvTrust=1: the host put CA certificates at TrustPath (loftd's
+	// interception CA, --extra-ca) for the guest's trust store.
+	EnvTrust = "LOFTD_TRUST"
 )
 
 // The guest's passt network, the same on every run and both backends:
@@ -96,7 +99,10 @@ const (
 	// ("N\n") on the root share before it ends. libkrun's exit code is
 	// not proof of one: when the guest dies first the VMM exits 0. The
 	// host removes it before boot and, for libkrun's init, requires it.
-	StatusPath  = "/.loftd/status"
+	StatusPath = "/.loftd/status"
+	// TrustPath holds the PEM certificates the guest init adds to the
+	// image's CA bundles (with EnvTrust=1), written by the host.
+	TrustPath   = "/.loftd/trust.pem"
 	DefaultUser = "dev"
 )
 
@@ -184,6 +190,7 @@ type Guest struct {
 	TTY            bool
 	Hostname       string
 	Workdir        string
+	Trust          bool
 	// Live workspaces (live.go).
 	Hold        bool
 	Detached    bool
@@ -219,6 +226,9 @@ func (g Guest) Env() []string {
 		add(EnvTTY, "1")
 	}
 	add(EnvWorkdir, g.Workdir)
+	if g.Trust {
+		add(EnvTrust, "1")
+	}
 	if g.Hold {
 		add(EnvHold, "1")
 	}
@@ -254,6 +264,7 @@ func Parse(env []string) (Guest, error) {
 		TTY:            vals[EnvTTY] == "1",
 		Hostname:       vals[EnvHostname],
 		Workdir:        vals[EnvWorkdir],
+		Trust:          vals[EnvTrust] == "1",
 		Hold:           vals[EnvHold] == "1",
 		Detached:       vals[EnvDetached] == "1",
 	}

@@ -103,8 +103,16 @@ func RunNetstack(taskDir string, fd int, log *slog.Logger) error {
 		return fmt.Errorf("netstack: fd %d: %w", fd, err)
 	}
 	defer conn.Close()
-	n, err := netstack.New(netstack.Config{Policy: egress.New(rules), Denied: denied, Upstream: upstream,
-		Publish: netstackPublishes(p.Network.Publish), Log: log})
+	cfg := netstack.Config{Policy: egress.New(rules), Denied: denied, Upstream: upstream,
+		Publish: netstackPublishes(p.Network.Publish), Log: log}
+	if e.Intercept != nil {
+		proxy, err := interceptor(e.Intercept, log)
+		if err != nil {
+			return err
+		}
+		cfg.Interceptor = proxy
+	}
+	n, err := netstack.New(cfg)
 	if err != nil {
 		return err
 	}

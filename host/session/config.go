@@ -27,6 +27,9 @@ type Config struct {
 	Disks    DisksConfig    `toml:"disks"`
 	Volumes  []string       `toml:"volumes"`
 	Agentbox AgentboxConfig `toml:"agentbox"`
+	// Secrets are [secrets.NAME] tables (secrets.go).
+	Secrets map[string]SecretConfig `toml:"secrets"`
+	TLS     TLSConfig               `toml:"tls"`
 
 	path string // where it was read from ("" when no file)
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/loftd/loftd/launch"
@@ -21,8 +22,13 @@ type Options struct {
 	// Allow and AllowHost are the egress policy's opt-ins (network
 	// egress): --allow CIDR|NAME|*.NAME and --allow-host, the config's
 	// [network] allow and allow_host first.
-	Allow      []string
-	AllowHost  bool
+	Allow     []string
+	AllowHost bool
+	// Secrets (--secret, [secrets]) reach the guest as placeholders that
+	// the egress network replaces on TLS to their hosts; ExtraCA
+	// (--extra-ca, [tls] extra_ca) are absolute paths of PEM files.
+	Secrets    []SecretSpec
+	ExtraCA    []string
 	Volumes    []Volume
 	Env        []string // NAME, NAME=VALUE or PREFIX*
 	Workspace  string
@@ -52,6 +58,7 @@ type Flags struct {
 	dryRun, liveMounts, allowHost                     bool
 	mem, cpus, uid, gid                               int
 	publish, volumes, env, allow                      []string
+	secrets, extraCA                                  []string
 	host                                              func() (memBytes uint64, cpus int)
 }
 
@@ -65,6 +72,8 @@ func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt (krun backend only; TCP publishes without ranges or addresses)")
 	fs.StringVar(&r.network, "network", "", "guest network: egress (default: loftd's policy network: public addresses only, DNS through loftd,\nno UDP but DNS; see --allow), passt (unfiltered: the host's loopback, the LAN, link-local) or none (lo only)")
 	fs.StringArrayVar(&r.allow, "allow", nil, "egress: also allow a CIDR (10.1.0.0/16, link-local included), or switch to allow-list mode with a\nNAME or *.NAME: only allowed names resolve, and connections go only to their addresses")
+	fs.StringArrayVar(&r.secrets, "secret", nil, "egress: give the guest variable NAME a placeholder that the host replaces with FILE's content in HTTP\nrequest headers on TLS to HOST (or *.DOMAIN) only: NAME=@FILE[:HOST,...] (hosts may come from [secrets.NAME])")
+	fs.StringArrayVar(&r.extraCA, "extra-ca", nil, "add the CA certificates of this PEM file to the guest's trust store (and trust them for --secret's hosts)")
 	fs.BoolVar(&r.allowHost, "allow-host", false, "egress: let the guest reach the host's loopback at its gateway address, 10.0.2.2 (the host's names in /etc/hosts)")
 	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
 	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
@@ -199,6 +208,9 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *Flags, memGiB int)
 		return err
 	}
 	if err := o.parseEgress(cfg, r); err != nil {
+		return err
+	}
+	if err := o.parseSecrets(cfg, r, os.Getenv); err != nil {
 		return err
 	}
 	if o.RootfsDir != "" && o.Image != "" && o.Image != cfg.Image.Default {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/loftd/loftd/contract"
@@ -53,8 +54,13 @@ type session struct {
 	root    string
 	id      identity // the guest user's, in the guest and on the host
 	kc      contract.KrunConfig
-	prof    *profiler
-	undo    []func() error
+	// trust: the task root has contract.TrustPath; secretEnv are the
+	// secrets' NAME=placeholder; intercept is the netstack's part.
+	trust     bool
+	secretEnv []string
+	intercept *launch.Intercept
+	prof      *profiler
+	undo      []func() error
 }
 
 // runSession runs one session. Stop signals are caught from its first
@@ -84,6 +90,7 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 		{"disks", s.prepareDisks},
 		{"task", s.prepareTask},
 		{"rootfs", s.prepareRoot},
+		{"trust", s.prepareTrust},
 		{"guest-config", s.writeGuestConfig},
 	}
 	for _, st := range steps {
@@ -320,7 +327,7 @@ func (s *session) writeGuestConfig() error {
 	}
 	s.kc = contract.KrunConfig{
 		Cmd: append([]string{contract.GuestInitPath, "enter", "--"}, s.command()...),
-		Env: append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
+		Env: slices.Concat(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ()), s.secretEnv),
 		// "/": libkrun's init chdirs here before /workspace is mounted;
 		// the guest init applies LOFTD_WORKDIR after its mounts.
 		WorkingDir: "/",
@@ -365,7 +372,7 @@ func (s *session) guest() contract.Guest {
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: s.opts.Network.String(), Profile: s.opts.ProfileOut,
 		TTY: interactive(), Workdir: contract.WorkspaceMount,
-		Hostname: guestHostname(s.ws.Source),
+		Hostname: guestHostname(s.ws.Source), Trust: s.trust,
 	}
 }
 
@@ -386,6 +393,9 @@ func (s *session) plan() (*launch.Plan, error) {
 	network, err := planNetwork(s.opts, vmm.name, s.state.Kernels())
 	if err != nil {
 		return nil, err
+	}
+	if network.Egress != nil {
+		network.Egress.Intercept = s.intercept
 	}
 	memBytes, cpus := HostResources()
 	p := &launch.Plan{

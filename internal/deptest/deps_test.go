@@ -100,6 +100,8 @@ func TestLinkRules(t *testing.T) {
 			"the on-disk state knows no CLI and no flow"},
 		{"./helper/...", nil, []string{module + "/host", module + "/rootfs"},
 			"the helper and its backends never import host"},
+		{"./egress/mitm", nil, append([]string{module + "/host", module + "/helper", module + "/launch", module + "/rootfs", module + "/egress/netstack", "gvisor.dev/"}, heavy...),
+			"the TLS interception knows no network stack and no launch plan: the netstack hands it connections"},
 		{"./contract", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/launch", module + "/rootfs", module + "/guestinit", "runtime/cgo"}, heavy...),
 			"the host↔guest contract is linked by the guest init and imports nothing above it"},
 		{"./egress", nil, []string{module + "/host", module + "/helper", module + "/launch", "gvisor.dev/", "github.com/miekg/dns", "github.com/containers/"},

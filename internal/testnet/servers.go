@@ -1,7 +1,9 @@
 package testnet
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	stdlog "log"
@@ -26,6 +28,9 @@ type Echo struct {
 	Path    string      `json:"path"`
 	Proto   string      `json:"proto"`
 	Headers http.Header `json:"headers"`
+	// BodyBytes and BodySHA256 say what body arrived (read whole).
+	BodyBytes  int64  `json:"body_bytes"`
+	BodySHA256 string `json:"body_sha256"`
 }
 
 // echoLog keeps every request one host's servers got, for assertions that a
@@ -61,6 +66,9 @@ func echoHandler(server string, log *echoLog) http.Handler {
 		if r.TLS != nil {
 			e.SNI = r.TLS.ServerName
 		}
+		h := sha256.New()
+		e.BodyBytes, _ = io.Copy(h, r.Body)
+		e.BodySHA256 = hex.EncodeToString(h.Sum(nil))
 		log.add(e)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Testnet-Server", server)

@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -27,10 +28,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/loftd/loftd/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // The test names. Each resolves through the test DNS to its host's addresses.
@@ -110,13 +114,39 @@ type Net struct {
 
 var seq atomic.Int64
 
+// nsPrefix starts every namespace name a test internet makes, followed by
+// the test process's pid.
+const nsPrefix = "loftdtn"
+
+// removeStale deletes the namespaces (and /etc/netns directories) of test
+// internets whose test process is gone: one killed before its cleanup ran
+// would otherwise leave them until reboot.
+func removeStale(t testing.TB, ip string) {
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), nsPrefix)
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(rest[:max(0, strings.IndexByte(rest, '-'))])
+		if err != nil || pid == os.Getpid() || !errors.Is(unix.Kill(pid, 0), unix.ESRCH) {
+			continue
+		}
+		if err := ipCmd(ip, "netns", "del", e.Name()); err != nil {
+			t.Logf("testnet: stale namespace: %v", err)
+		}
+		_ = os.RemoveAll(filepath.Join("/etc/netns", e.Name()))
+	}
+}
+
 // New builds a test internet and removes it when t ends. It needs root and
 // iproute2, and skips (fails in CI) without them.
 func New(t testing.TB) *Net {
 	t.Helper()
 	testenv.RequireRoot(t)
 	ip := testenv.RequireCommand(t, "ip", "iproute2")
-	prefix := fmt.Sprintf("loftdtn%d-%d-", os.Getpid(), seq.Add(1))
+	removeStale(t, ip)
+	prefix := fmt.Sprintf("%s%d-%d-", nsPrefix, os.Getpid(), seq.Add(1))
 	n := &Net{
 		Client:   prefix + "client",
 		ip:       ip,
