@@ -40,7 +40,7 @@ func (r Rules) AllowList() bool { return len(r.Names) > 0 || len(r.Suffixes) > 0
 func (r *Rules) Add(s string) error {
 	v := strings.TrimSpace(s)
 	if v == "" {
-		return fmt.Errorf("allow %q: empty; want a CIDR (10.1.0.0/16), a name (example.com) or *.example.com", s)
+		return fmt.Errorf("%q: empty; want a CIDR (10.1.0.0/16), a name (example.com) or *.example.com", s)
 	}
 	if p, err := netip.ParsePrefix(v); err == nil {
 		r.CIDRs = append(r.CIDRs, p.Masked())
@@ -52,12 +52,12 @@ func (r *Rules) Add(s string) error {
 		return nil
 	}
 	if strings.ContainsAny(v, "/:") {
-		return fmt.Errorf("allow %q: not a CIDR (want 10.1.0.0/16 or fd00::/8)", s)
+		return fmt.Errorf("%q: not a CIDR (want 10.1.0.0/16 or fd00::/8)", s)
 	}
 	wild := strings.HasPrefix(v, "*.")
 	name, ok := CanonicalName(strings.TrimPrefix(v, "*."))
 	if !ok || strings.Contains(name, "*") {
-		return fmt.Errorf("allow %q: not a host name; want example.com or *.example.com (a * only as the first label)", s)
+		return fmt.Errorf("%q: not a host name; want example.com or *.example.com (a * only as the first label)", s)
 	}
 	if wild {
 		r.Suffixes = appendNew(r.Suffixes, name)

@@ -64,6 +64,18 @@ type NetworkConfig struct {
 	// Allow and AllowHost: --allow and --allow-host (network egress).
 	Allow     []string `toml:"allow"`
 	AllowHost bool     `toml:"allow_host"`
+	// Workspaces adds opt-ins for one project directory (the key, an
+	// absolute path): [network.workspaces."/home/me/proj"]. They live in
+	// the user's file, never in the project: a repository must not open
+	// its own egress.
+	Workspaces map[string]WorkspaceNetwork `toml:"workspaces"`
+}
+
+// WorkspaceNetwork is one workspace's egress opt-ins, added to the
+// file's and the flags'.
+type WorkspaceNetwork struct {
+	Allow     []string `toml:"allow"`
+	AllowHost bool     `toml:"allow_host"`
 }
 
 type EnvConfig struct {
@@ -152,6 +164,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := launch.ParseNetworkMode(c.Network.Mode); err != nil {
 		return fmt.Errorf("config %s: network.mode %w", c.path, err)
+	}
+	if err := c.checkWorkspaceNetworks(); err != nil {
+		return err
 	}
 	for _, ch := range checks {
 		if err := oneOf(ch.key, ch.v, ch.allowed...); err != nil {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/loftd/loftd/egress"
 	"github.com/loftd/loftd/helper"
@@ -49,4 +50,52 @@ func (s *session) reportDenials() {
 	if sum := l.Summary(); sum != "" {
 		fmt.Fprintln(s.io.Stderr, sum)
 	}
+}
+
+// checkWorkspaceNetworks refuses a [network.workspaces."PATH"] entry whose
+// path is not absolute or whose allow does not parse, when the file is read.
+func (c *Config) checkWorkspaceNetworks() error {
+	for path, w := range c.Network.Workspaces {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("config %s: network.workspaces.%q: want the workspace's absolute path", c.path, path)
+		}
+		var rules egress.Rules
+		for _, a := range w.Allow {
+			if err := rules.Add(a); err != nil {
+				return fmt.Errorf("config %s: network.workspaces.%q.allow: %w", c.path, path, err)
+			}
+		}
+	}
+	return nil
+}
+
+// workspaceNetwork is the config's entry for the workspace at src (the
+// resolved project directory), matched by path with links resolved.
+func (c *Config) workspaceNetwork(src string) (WorkspaceNetwork, bool) {
+	for path, w := range c.Network.Workspaces {
+		p := filepath.Clean(path)
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		if p == src {
+			return w, true
+		}
+	}
+	return WorkspaceNetwork{}, false
+}
+
+// addWorkspaceEgress adds the workspace's own opt-ins to o (once the
+// session knows its workspace); they need the egress network as the
+// flags do.
+func (o *Options) addWorkspaceEgress(cfg *Config, src string) error {
+	w, ok := cfg.workspaceNetwork(src)
+	if !ok || (len(w.Allow) == 0 && !w.AllowHost) {
+		return nil
+	}
+	if o.Network != launch.NetworkEgress {
+		return fmt.Errorf("config %s: network.workspaces.%q: allow and allow_host are the egress network's; --network %s enforces no policy: drop one of them", cfg.file(), src, o.Network)
+	}
+	o.Allow = append(o.Allow, w.Allow...)
+	o.AllowHost = o.AllowHost || w.AllowHost
+	return nil
 }

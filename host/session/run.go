@@ -149,6 +149,9 @@ func (s *session) prepareState() error {
 		return err
 	}
 	s.ws = st.Workspace(src)
+	if err := s.opts.addWorkspaceEgress(s.cfg, src); err != nil {
+		return err
+	}
 	if s.id, err = guestIdentity(s.opts.UID, s.opts.GID, src); err != nil {
 		return err
 	}
