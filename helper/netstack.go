@@ -117,6 +117,9 @@ func RunNetstack(taskDir string, fd int, log *slog.Logger) error {
 		return err
 	}
 	defer n.Close()
+	if err := dropPrivileges(log); err != nil {
+		return err
+	}
 	log.Debug("netstack serving", "rules", rules.String(), "upstream", upstream)
 	return n.Serve(context.Background(), conn)
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,4 +151,33 @@ func TestEgressDefaults(t *testing.T) {
 	if strings.Contains(stderr, "egress policy blocked") {
 		t.Errorf("a run with nothing blocked printed a denial summary:\n%s", stderr)
 	}
+}
+
+// TestEgressNetstackUnprivileged: loftd as root starts the netstack, which
+// parses every frame the guest sends, and it runs as nobody once set up.
+func TestEgressNetstackUnprivileged(t *testing.T) {
+	w := newWorld(t)
+	pid, wait := startLong(t, w.cmd("--", "sh", "-c", longScript), w.workspace)
+	procs, pids := passtsWith("XDG_STATE_HOME=" + w.state)
+	if len(pids) != 1 {
+		t.Fatalf("netstack processes of the run: %q, want one", procs)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 5 && (f[0] == "Uid:" || f[0] == "Gid:") && !(f[1] == "65534" && f[2] == "65534" && f[3] == "65534" && f[4] == "65534") {
+			t.Errorf("netstack %s, want 65534 (nobody) for real, effective, saved and filesystem ids", line)
+		}
+		if len(f) >= 1 && f[0] == "Groups:" && len(f) > 1 {
+			t.Errorf("netstack keeps supplementary groups: %s", line)
+		}
+		if len(f) == 2 && f[0] == "NoNewPrivs:" && f[1] != "1" {
+			t.Errorf("netstack %s, want 1", line)
+		}
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	wait()
 }
