@@ -92,6 +92,7 @@ func TestEgressAllowList(t *testing.T) {
 	wants := []probeWant{
 		{"get https://" + testnet.Allowed + "/", "status 200", "the allowed name over HTTPS"},
 		{"resolve " + testnet.Denied, "no such host", "a denied name"},
+		{"dns " + contract.NetDNS + " " + testnet.Denied, "answer rcode RCodeNameError", "a denied name is NXDOMAIN"},
 		{"dial " + denied.String() + ":443", "refused", "a literal address never learned"},
 		{"dns " + testnet.OtherDNSAddr.String() + " " + testnet.Allowed, "no answer", "DNS to another resolver"},
 		{"dns " + contract.NetDNS + " " + testnet.Allowed, "answer rcode RCodeSuccess", "DNS to loftd's resolver"},
@@ -111,8 +112,8 @@ func TestEgressAllowList(t *testing.T) {
 		}
 	}
 	// The summary names the first few; --debug logs each denial.
-	if !strings.Contains(stderr, "loftd: egress policy blocked 7 connections or names: "+testnet.Denied+"/dns: name not allowed (2×)") {
-		t.Errorf("stderr lacks the denial summary (7 denials, the denied name first):\n%s", stderr)
+	if !strings.Contains(stderr, "loftd: egress policy blocked 8 connections or names: "+testnet.Denied+"/dns: name not allowed (3×)") {
+		t.Errorf("stderr lacks the denial summary (8 denials, the denied name first):\n%s", stderr)
 	}
 	for _, want := range []string{string(egress.NotLearned), string(egress.NameMismatch), string(egress.HostLoopback), string(egress.LinkLocal), string(egress.UDPDenied)} {
 		if !strings.Contains(stderr, fmt.Sprintf("reason=%q", want)) {
@@ -136,6 +137,8 @@ func TestEgressDefaults(t *testing.T) {
 		{"dial 169.254.169.254:80", "refused", "a link-local address by default"},
 		{"dns " + testnet.OtherDNSAddr.String() + " " + testnet.Allowed, "no answer", "DNS to another resolver"},
 		{loop, "refused", "the host's loopback by default"},
+		// The stack is IPv4-only: a public IPv6 address goes nowhere.
+		{"dial [" + tn.Addrs(testnet.Denied)[1].String() + "]:443", "error", "IPv6"},
 	}
 	out, stderr := egressRun(t, w, tn, nil, probeScript(wants))
 	checkProbes(t, out, stderr, wants)
