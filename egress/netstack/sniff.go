@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -36,39 +35,50 @@ func sniff(guest net.Conn) (announced, net.Conn) {
 	replay := func() net.Conn { return &replayConn{Conn: guest, r: io.MultiReader(&seen, guest)} }
 	_ = guest.SetReadDeadline(time.Now().Add(peekWait))
 	defer guest.SetReadDeadline(time.Time{})
+	// Servers skip empty lines before a request line (RFC 9112 2.2):
+	// so does the sniffer, or "\r\nGET" would pass as another protocol.
 	var first [1]byte
-	if _, err := io.ReadFull(tee, first[:]); err != nil {
-		return announced{}, replay()
-	}
-	rest := io.MultiReader(bytes.NewReader(first[:]), tee)
-	switch {
-	case first[0] == 0x16: // TLS handshake record
-		return announced{name: clientHelloSNI(rest), tls: true}, replay()
-	case first[0] >= 'A' && first[0] <= 'Z':
-		br := bufio.NewReaderSize(rest, 16<<10)
-		line, err := br.Peek(8)
-		if err != nil && len(line) == 0 || !looksHTTP(line) {
+	for skipped := 0; ; skipped++ {
+		if _, err := io.ReadFull(tee, first[:]); err != nil {
 			return announced{}, replay()
 		}
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return announced{http: true, badHTTP: true}, replay()
+		if (first[0] != '\r' && first[0] != '\n') || skipped == 64 {
+			break
 		}
-		host := req.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		return announced{name: host, http: true}, replay()
 	}
-	return announced{}, replay()
+	rest := io.MultiReader(bytes.NewReader(first[:]), tee)
+	if first[0] == 0x16 { // TLS handshake record
+		return announced{name: clientHelloSNI(rest), tls: true}, replay()
+	}
+	br := bufio.NewReaderSize(rest, 16<<10)
+	if !looksHTTP(br) {
+		return announced{}, replay()
+	}
+	req, err := http.ReadRequest(br)
+	if err != nil || req.Host == "" {
+		// h2c's "PRI * HTTP/2.0" preface carries its authority in
+		// HPACK: no Host to check, so it is refused as unparsed.
+		return announced{http: true, badHTTP: true}, replay()
+	}
+	host := req.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return announced{name: host, http: true}, replay()
 }
 
-// looksHTTP: b starts with a method token and a space.
-func looksHTTP(b []byte) bool {
-	for _, m := range []string{"GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "PATCH ", "OPTIONS ", "CONNECT ", "TRACE "} {
-		if strings.HasPrefix(string(b), m) || strings.HasPrefix(m, string(b)) && len(b) < len(m) {
-			return true
+// looksHTTP: the first line (up to 8 KiB) is "TOKEN TARGET HTTP/..." in
+// any case, so a lowercase or unknown method is still checked as HTTP.
+func looksHTTP(br *bufio.Reader) bool {
+	for n := 16; n <= 8<<10; n *= 2 {
+		b, err := br.Peek(n)
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[:i]
+		} else if err == nil {
+			continue
 		}
+		f := bytes.Fields(b)
+		return len(f) == 3 && bytes.HasPrefix(bytes.ToUpper(f[2]), []byte("HTTP/"))
 	}
 	return false
 }

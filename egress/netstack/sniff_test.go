@@ -53,6 +53,18 @@ func TestSniff(t *testing.T) {
 		{"http that does not parse", func(c net.Conn) {
 			io.WriteString(c, "GET /x HTTP/1.1\r\nHost cdn-b.test\r\n\r\n")
 		}, announced{http: true, badHTTP: true}},
+		{"http after empty lines", func(c net.Conn) {
+			io.WriteString(c, "\r\n\r\nGET / HTTP/1.1\r\nHost: evil.test\r\n\r\n")
+		}, announced{name: "evil.test", http: true}},
+		{"a lowercase method", func(c net.Conn) {
+			io.WriteString(c, "get / HTTP/1.1\r\nHost: evil.test\r\n\r\n")
+		}, announced{name: "evil.test", http: true}},
+		{"http without host", func(c net.Conn) {
+			io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+		}, announced{http: true, badHTTP: true}},
+		{"h2c preface", func(c net.Conn) {
+			io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+		}, announced{http: true, badHTTP: true}},
 		{"another protocol", func(c net.Conn) {
 			io.WriteString(c, "SSH-2.0-OpenSSH_9.2\r\n")
 		}, announced{}},
