@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/egress"
+	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/internal/testnet"
+	"github.com/loftd/loftd/rootfs/rootfstest"
 )
 
 // Egress tests (issue 20): real VMs on loftd's policy network, run inside
@@ -183,4 +186,45 @@ func TestEgressNetstackUnprivileged(t *testing.T) {
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	wait()
+}
+
+// TestEgressRootless: the policy network of an unprivileged user's loftd
+// (its helper and netstack in the keep-id namespace): the allowed name over
+// HTTPS, a denied name refused, the host's loopback refused, and the
+// summary.
+func TestEgressRootless(t *testing.T) {
+	w := newRootlessWorld(t)
+	tn := testnet.New(t)
+	probe := filepath.Join(w.base, "egressprobe")
+	build := exec.Command("go", "build", "-o", probe, "./testdata/egressprobe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build egressprobe: %v\n%s", err, out)
+	}
+	ref := rootfstest.Build(t, rootfstest.Spec{Dir: filepath.Join(w.base, "layout-egress"), Tag: "v1", Files: []rootfstest.File{
+		{Path: "/bin/egressprobe", Mode: 0o755, HostPath: probe},
+	}})
+	if out, err := exec.Command("chmod", "-R", "a+rX", filepath.Join(w.base, "layout-egress")).CombinedOutput(); err != nil {
+		t.Fatalf("chmod layout: %v %s", err, out)
+	}
+	wants := []probeWant{
+		{"get https://" + testnet.Allowed + "/", "status 200", "the allowed name over HTTPS"},
+		{"dns " + contract.NetDNS + " " + testnet.Denied, "answer rcode RCodeNameError", "a denied name is NXDOMAIN"},
+		{fmt.Sprintf("dial %s:%d", contract.NetGateway, tn.Loopback.Port()), "refused", "the host's loopback"},
+	}
+	c := w.cmd("--image", ref, "--allow", testnet.Allowed, "--", "sh", "-c", probeScript(wants))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	setpriv := testenv.RequireCommand(t, "setpriv", "util-linux")
+	nc := tn.Command(ctx, setpriv, append([]string{"--reuid", strconv.Itoa(w.uid), "--regid", strconv.Itoa(w.gid), "--clear-groups", "--", c.Path}, c.Args[1:]...)...)
+	nc.Env, nc.Dir = c.Env, c.Dir
+	var out, errb strings.Builder
+	nc.Stdout, nc.Stderr = &out, &errb
+	if err := nc.Run(); err != nil {
+		t.Fatalf("rootless loftd: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	checkProbes(t, out.String(), errb.String(), wants)
+	if !strings.Contains(errb.String(), "loftd: egress policy blocked 2 connections or names") {
+		t.Errorf("no denial summary (2 denials) on stderr:\n%s", errb.String())
+	}
 }
