@@ -104,7 +104,9 @@ func (n *Net) checked(guest net.Conn, d egress.Decision, dst netip.Addr, port ui
 	if name == "" && len(d.Names) > 0 {
 		name = d.Names[0]
 	}
-	if n.cfg.Interceptor != nil && name != "" && n.cfg.Interceptor.Wants(name, port) {
+	// The interceptor sees unnamed connections too: it scans clear text
+	// for placeholders, and reads a TLS name from the handshake itself.
+	if n.cfg.Interceptor != nil && n.cfg.Interceptor.Wants(name, port) {
 		ctx := context.Background()
 		if err := n.cfg.Interceptor.Serve(ctx, conn, name, dial); err != nil {
 			if den, ok := err.(*egress.Denial); ok {
