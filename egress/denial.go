@@ -51,6 +51,18 @@ type Log struct {
 	// OnDenial, when set, sees each denial as it is added (the netstack
 	// writes it to the task's denial file and, under --debug, logs it).
 	OnDenial func(Denial)
+	// Truncated: the denial file stopped at its bound (a Truncated
+	// line), so the counts are lower bounds.
+	Truncated bool
+}
+
+// Truncated is the line that ends a denial file at its bound.
+const truncatedLine = `{"truncated":true}`
+
+// WriteTruncated ends a denial file that reached its bound.
+func WriteTruncated(w io.Writer) error {
+	_, err := io.WriteString(w, truncatedLine+"\n")
+	return err
 }
 
 // Add records d.
@@ -112,7 +124,11 @@ func (l *Log) Summary() string {
 	if total == 1 {
 		noun = "connection or name"
 	}
-	return fmt.Sprintf("loftd: egress policy blocked %d %s: %s (--debug lists each)", total, noun, strings.Join(parts, "; "))
+	count := fmt.Sprint(total)
+	if l.Truncated {
+		count = "at least " + count
+	}
+	return fmt.Sprintf("loftd: egress policy blocked %s %s: %s (--debug lists each)", count, noun, strings.Join(parts, "; "))
 }
 
 // WriteJSON appends d to w as one JSON line (the denial file the netstack
@@ -132,6 +148,12 @@ func (l *Log) ReadJSON(r io.Reader) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
+		if string(sc.Bytes()) == truncatedLine {
+			l.mu.Lock()
+			l.Truncated = true
+			l.mu.Unlock()
+			continue
+		}
 		var d Denial
 		if json.Unmarshal(sc.Bytes(), &d) != nil {
 			continue

@@ -181,4 +181,18 @@ func TestLogSummary(t *testing.T) {
 	if s := l.Summary(); s != want {
 		t.Errorf("Summary() =\n%s\nwant\n%s", s, want)
 	}
+	var buf2 strings.Builder
+	if err := WriteJSON(&buf2, Denial{Proto: UDP, Addr: "192.0.2.1", Port: 53, Reason: UDPDenied}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTruncated(&buf2); err != nil {
+		t.Fatal(err)
+	}
+	var capped Log
+	if err := capped.ReadJSON(strings.NewReader(buf2.String())); err != nil {
+		t.Fatal(err)
+	}
+	if s := capped.Summary(); capped.Total() != 1 || !strings.HasPrefix(s, "loftd: egress policy blocked at least 1 connection or name: ") {
+		t.Errorf("a truncated file: %d denials, Summary() = %q; want 1, \"at least\"", capped.Total(), s)
+	}
 }

@@ -152,10 +152,16 @@ func denialLog(path string, log *slog.Logger) (*egress.Log, func(), error) {
 		log.Debug("egress denied", "proto", d.Proto, "name", d.Name, "addr", d.Addr, "port", d.Port, "reason", d.Reason)
 		mu.Lock()
 		defer mu.Unlock()
-		if lines >= maxDenialLines {
+		if lines > maxDenialLines {
 			return
 		}
 		lines++
+		if lines > maxDenialLines {
+			if err := egress.WriteTruncated(f); err != nil {
+				log.Warn("write denial", "err", err)
+			}
+			return
+		}
 		if err := egress.WriteJSON(f, d); err != nil {
 			log.Warn("write denial", "err", err)
 		}
