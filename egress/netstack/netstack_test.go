@@ -136,6 +136,22 @@ func TestResolverAndUDP(t *testing.T) {
 	if m, err := ask(resolver, "denied.test."); err != nil || m.Rcode != mdns.RcodeNameError {
 		t.Errorf("denied.test through the resolver: %v, %v; want NXDOMAIN", m, err)
 	}
+	// DNS over TCP reaches the same resolver (a truncated answer's retry).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tc, err := g.dial(ctx, resolver)
+	if err != nil {
+		t.Fatalf("dns over tcp: %v", err)
+	}
+	co := &mdns.Conn{Conn: tc}
+	co.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := co.WriteMsg(new(mdns.Msg).SetQuestion("allowed.test.", mdns.TypeA)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := co.ReadMsg(); err != nil || len(m.Answer) != 1 {
+		t.Errorf("allowed.test over TCP: %v, %v; want one answer", m, err)
+	}
+	tc.Close()
 	if m, err := ask(netip.MustParseAddrPort("192.0.2.53:53"), "allowed.test."); err == nil {
 		t.Errorf("another resolver answered: %v", m)
 	}
