@@ -87,9 +87,11 @@ func RunNetstack(taskDir string, fd int, log *slog.Logger) error {
 	if log.Enabled(context.Background(), slog.LevelDebug) {
 		logrus.SetLevel(logrus.InfoLevel)
 	}
+	// Without a resolver the guest still gets its network; its names
+	// fail (SERVFAIL) and the warning says why.
 	upstream, err := hostResolver()
 	if err != nil {
-		return err
+		log.Warn("the guest's names will not resolve", "err", err)
 	}
 	denied, closeLog, err := denialLog(filepath.Join(taskDir, DenialsFile), log)
 	if err != nil {
@@ -134,7 +136,7 @@ func hostResolver() (string, error) {
 	defer f.Close()
 	up := edns.Upstream(f)
 	if up == "" {
-		return "", fmt.Errorf("netstack: /etc/resolv.conf names no nameserver: the guest's names cannot be resolved; add one, or run with --network none")
+		return "", fmt.Errorf("netstack: /etc/resolv.conf names no nameserver; add one")
 	}
 	return up, nil
 }

@@ -26,7 +26,8 @@ import (
 type Resolver struct {
 	Policy *egress.Policy
 	Denied *egress.Log
-	// Upstream is the resolver asked for allowed names (host:port).
+	// Upstream is the resolver asked for allowed names (host:port); ""
+	// answers them SERVFAIL (the host has none).
 	Upstream string
 	Log      *slog.Logger
 	// Timeout bounds one upstream exchange (2 s when zero).
@@ -58,6 +59,9 @@ func (r *Resolver) Answer(ctx context.Context, q *mdns.Msg) *mdns.Msg {
 		m := new(mdns.Msg).SetRcode(q, mdns.RcodeNameError)
 		m.RecursionAvailable = true
 		return m
+	}
+	if r.Upstream == "" {
+		return new(mdns.Msg).SetRcode(q, mdns.RcodeServerFailure)
 	}
 	timeout := r.Timeout
 	if timeout == 0 {

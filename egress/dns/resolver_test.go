@@ -104,3 +104,18 @@ func TestUpstream(t *testing.T) {
 		}
 	}
 }
+
+// Without an upstream (the host names no nameserver) allowed names fail
+// with SERVFAIL; refused ones are still NXDOMAIN.
+func TestAnswerNoUpstream(t *testing.T) {
+	var rules egress.Rules
+	if err := rules.Add("allowed.test"); err != nil {
+		t.Fatal(err)
+	}
+	r := &Resolver{Policy: egress.New(rules), Denied: &egress.Log{}, Log: slog.New(slog.DiscardHandler)}
+	for name, want := range map[string]int{"allowed.test.": mdns.RcodeServerFailure, "denied.test.": mdns.RcodeNameError} {
+		if got := r.Answer(context.Background(), new(mdns.Msg).SetQuestion(name, mdns.TypeA)); got.Rcode != want {
+			t.Errorf("Answer(%s) = %s, want %s", name, mdns.RcodeToString[got.Rcode], mdns.RcodeToString[want])
+		}
+	}
+}
