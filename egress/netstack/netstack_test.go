@@ -162,3 +162,65 @@ func TestResolverAndUDP(t *testing.T) {
 		}
 	}
 }
+
+// noIntercept is an interceptor that wants nothing: it sends every
+// connection through the sniffing path, then straight to the server.
+type noIntercept struct{ asked chan string }
+
+func (n noIntercept) Wants(name string, port uint16) bool { n.asked <- name; return false }
+func (noIntercept) Serve(context.Context, net.Conn, string, func(context.Context) (net.Conn, error)) error {
+	panic("Serve called for a connection Wants refused")
+}
+
+// A server that speaks first (SSH's banner) gets through the sniffing
+// path once its wait for the client's first bytes ends, and the bytes go
+// both ways unchanged; the interceptor is asked about the unnamed
+// connection.
+func TestServerFirstThroughSniff(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "SSH-2.0-test\r\n")
+		b := make([]byte, 6)
+		n, _ := io.ReadFull(c, b)
+		got <- string(b[:n])
+	}()
+	asked := make(chan string, 1)
+	denied := &egress.Log{}
+	n, err := New(Config{Policy: egress.New(egress.Rules{AllowHost: true}), Denied: denied, Interceptor: noIntercept{asked}, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGuest(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	port := l.Addr().(*net.TCPAddr).AddrPort().Port()
+	c, err := g.dial(ctx, netip.AddrPortFrom(netip.MustParseAddr(contract.NetGateway), port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	banner := make([]byte, 14)
+	if _, err := io.ReadFull(c, banner); err != nil || string(banner) != "SSH-2.0-test\r\n" {
+		t.Fatalf("banner %q, %v", banner, err)
+	}
+	io.WriteString(c, "hello!")
+	if s := <-got; s != "hello!" {
+		t.Errorf("the server got %q, want hello!", s)
+	}
+	if name := <-asked; name != "" {
+		t.Errorf("Wants asked for %q, want the unnamed connection", name)
+	}
+	if denied.Total() != 0 {
+		t.Errorf("denials: %s", denied.Summary())
+	}
+}
