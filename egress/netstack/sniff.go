@@ -28,13 +28,12 @@ const peekWait = 3 * time.Second
 
 // sniff reads the start of guest's stream (a ClientHello, or an HTTP
 // request's header) and returns what it announced and a conn that replays
-// every byte read before the rest of the stream.
+// every byte read before the rest of the stream. The caller bounds the
+// wait with guest's read deadline.
 func sniff(guest net.Conn) (announced, net.Conn) {
 	var seen bytes.Buffer
 	tee := io.TeeReader(guest, &seen)
 	replay := func() net.Conn { return &replayConn{Conn: guest, r: io.MultiReader(&seen, guest)} }
-	_ = guest.SetReadDeadline(time.Now().Add(peekWait))
-	defer guest.SetReadDeadline(time.Time{})
 	// Servers skip empty lines before a request line (RFC 9112 2.2):
 	// so does the sniffer, or "\r\nGET" would pass as another protocol.
 	var first [1]byte

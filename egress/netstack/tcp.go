@@ -90,7 +90,11 @@ func (n *Net) accept(r *tcp.ForwarderRequest) net.Conn {
 // address was learned for, hands the connection to the interceptor when it
 // wants it, or dials and splices.
 func (n *Net) checked(guest net.Conn, d egress.Decision, dst netip.Addr, port uint16, dial func(context.Context) (net.Conn, error)) {
+	_ = guest.SetReadDeadline(time.Now().Add(peekWait))
+	early := startDial(guest, dial)
+	defer early.close()
 	a, conn := sniff(guest)
+	early.sniffed()
 	reason := d.MatchName(a.name, a.tls)
 	if a.badHTTP && len(d.Names) > 0 {
 		reason = egress.NameMismatch
@@ -108,7 +112,7 @@ func (n *Net) checked(guest net.Conn, d egress.Decision, dst netip.Addr, port ui
 	// for placeholders, and reads a TLS name from the handshake itself.
 	if n.cfg.Interceptor != nil && n.cfg.Interceptor.Wants(name, port) {
 		ctx := context.Background()
-		if err := n.cfg.Interceptor.Serve(ctx, conn, name, dial); err != nil {
+		if err := n.cfg.Interceptor.Serve(ctx, conn, name, early.dial); err != nil {
 			if den, ok := err.(*egress.Denial); ok {
 				n.deny(*den)
 			} else {
@@ -118,7 +122,7 @@ func (n *Net) checked(guest net.Conn, d egress.Decision, dst netip.Addr, port ui
 		conn.Close()
 		return
 	}
-	out, err := dial(context.Background())
+	out, err := early.dial(context.Background())
 	if err != nil {
 		n.cfg.Log.Debug("tcp dial", "addr", dst, "port", port, "err", err)
 		conn.Close()
