@@ -122,6 +122,9 @@ func RunNetstack(taskDir string, fd int, log *slog.Logger) error {
 	if err := dropPrivileges(log); err != nil {
 		return err
 	}
+	if err := confineNetstack(); err != nil {
+		return err
+	}
 	log.Debug("netstack serving", "rules", rules.String(), "upstream", upstream)
 	return n.Serve(context.Background(), conn)
 }

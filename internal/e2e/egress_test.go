@@ -160,7 +160,8 @@ func TestEgressDefaults(t *testing.T) {
 }
 
 // TestEgressNetstackUnprivileged: loftd as root starts the netstack, which
-// parses every frame the guest sends, and it runs as nobody once set up.
+// parses every frame the guest sends, and it runs as nobody, with
+// no_new_privs and its seccomp filter, once set up.
 func TestEgressNetstackUnprivileged(t *testing.T) {
 	w := newWorld(t)
 	pid, wait := startLong(t, w.cmd("--", "sh", "-c", longScript), w.workspace)
@@ -182,6 +183,9 @@ func TestEgressNetstackUnprivileged(t *testing.T) {
 		}
 		if len(f) == 2 && f[0] == "NoNewPrivs:" && f[1] != "1" {
 			t.Errorf("netstack %s, want 1", line)
+		}
+		if len(f) == 2 && f[0] == "Seccomp:" && f[1] != "2" {
+			t.Errorf("netstack %s, want 2 (a filter)", line)
 		}
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
