@@ -1,15 +1,20 @@
 package helper
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/loftd/loftd/egress"
 	"github.com/loftd/loftd/egress/netstack"
 	"github.com/loftd/loftd/launch"
+	"golang.org/x/sys/unix"
 )
 
 // The denial file is bounded: past maxDenialLines it ends with the
@@ -50,5 +55,32 @@ func TestNetstackPublishes(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("netstackPublishes = %+v, want %+v", got, want)
+	}
+}
+
+// The netstack's filter refuses exec and unshare with EPERM. The filter
+// cannot be removed, so the test runs itself as a child (as tailscale's
+// privilege tests do) and the child reports.
+func TestConfineNetstack(t *testing.T) {
+	if os.Getenv("LOFTD_TEST_CONFINE_CHILD") == "1" {
+		if err := confineNetstack(); err != nil {
+			fmt.Println("confine:", err)
+			os.Exit(1)
+		}
+		err := syscall.Exec("/bin/true", []string{"true"}, nil)
+		fmt.Println("exec:", err)
+		fmt.Println("unshare:", unix.Unshare(unix.CLONE_NEWUTS))
+		os.Exit(0)
+	}
+	c := exec.Command(os.Args[0], "-test.run=^TestConfineNetstack$")
+	c.Env = append(os.Environ(), "LOFTD_TEST_CONFINE_CHILD=1")
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	for _, want := range []string{"exec: operation not permitted", "unshare: operation not permitted"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("child said %q, want %q", out, want)
+		}
 	}
 }
