@@ -40,6 +40,9 @@ const (
 	// init, before /workspace is mounted (init.c:1495-1497), so the config
 	// says "/" and the guest init applies this one after its mounts.
 	EnvWorkdir = "LOFTD_WORKDIR"
+	// EnvTrust=1: the host put CA certificates at TrustPath (loftd's
+	// interception CA, --extra-ca) for the guest's trust store.
+	EnvTrust = "LOFTD_TRUST"
 )
 
 // The guest's passt network, the same on every run and both backends:
@@ -69,11 +72,13 @@ const (
 	ModeCheck    = "check"
 )
 
-// Network modes.
+// Network modes. passt and egress (loftd's policy network) give the guest
+// the same virtio-net device and the same addresses (NetAddress...).
 const (
-	NetworkPasst = "passt"
-	NetworkTSI   = "tsi"
-	NetworkNone  = "none"
+	NetworkPasst  = "passt"
+	NetworkEgress = "egress"
+	NetworkTSI    = "tsi"
+	NetworkNone   = "none"
 )
 
 // Disk ids (virtio-blk serials) and the btrfs labels of the persistent disks.
@@ -100,7 +105,10 @@ const (
 	// ("N\n") on the root share before it ends. libkrun's exit code is
 	// not proof of one: when the guest dies first the VMM exits 0. The
 	// host removes it before boot and, for libkrun's init, requires it.
-	StatusPath  = "/.loftd/status"
+	StatusPath = "/.loftd/status"
+	// TrustPath holds the PEM certificates the guest init adds to the
+	// image's CA bundles (with EnvTrust=1), written by the host.
+	TrustPath   = "/.loftd/trust.pem"
 	DefaultUser = "dev"
 )
 
@@ -190,6 +198,7 @@ type Guest struct {
 	TTY            bool
 	Hostname       string
 	Workdir        string
+	Trust          bool
 	// Live workspaces (live.go).
 	Hold        bool
 	Detached    bool
@@ -227,6 +236,9 @@ func (g Guest) Env() []string {
 		add(EnvTTY, "1")
 	}
 	add(EnvWorkdir, g.Workdir)
+	if g.Trust {
+		add(EnvTrust, "1")
+	}
 	if g.Hold {
 		add(EnvHold, "1")
 	}
@@ -264,6 +276,7 @@ func Parse(env []string) (Guest, error) {
 		TTY:            vals[EnvTTY] == "1",
 		Hostname:       vals[EnvHostname],
 		Workdir:        vals[EnvWorkdir],
+		Trust:          vals[EnvTrust] == "1",
 		Hold:           vals[EnvHold] == "1",
 		Detached:       vals[EnvDetached] == "1",
 	}
@@ -322,9 +335,9 @@ func (g Guest) Validate() error {
 		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s or %s)", EnvMode, g.Mode, ModeEnter, ModeResize, ModeCheck)
 	}
 	switch g.Network {
-	case "", NetworkPasst, NetworkTSI, NetworkNone:
+	case "", NetworkEgress, NetworkPasst, NetworkTSI, NetworkNone:
 	default:
-		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s or %s)", EnvNetwork, g.Network, NetworkPasst, NetworkTSI, NetworkNone)
+		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s, %s or %s)", EnvNetwork, g.Network, NetworkEgress, NetworkPasst, NetworkTSI, NetworkNone)
 	}
 	if g.Workdir != "" && !strings.HasPrefix(g.Workdir, "/") {
 		return fmt.Errorf("contract: %s=%q is not an absolute path", EnvWorkdir, g.Workdir)
@@ -352,3 +365,7 @@ func validHostname(h string) bool {
 	}
 	return true
 }
+
+// HasNIC reports whether network mode m gives the guest a virtio-net
+// device with the Net* addresses (passt, egress).
+func HasNIC(m string) bool { return m == NetworkPasst || m == NetworkEgress }

@@ -16,6 +16,7 @@ func TestGuestEnvRoundTrip(t *testing.T) {
 		{Mode: ModeSnapshot, UID: 1000, GID: 1000, User: "dev", ResizeDisk: NixDiskID, SnapshotOp: "restore", SnapshotName: "s1"},
 		{Mode: ModeCheck, UID: 1000, GID: 1000, User: "alice"},
 		{Mode: ModeEnter, UID: 1000, GID: 1000, User: "dev", TTY: true, Hold: true, Detached: true, IdleTimeout: 600},
+		{Mode: ModeEnter, UID: 1000, GID: 1000, User: "dev", Network: NetworkEgress, Trust: true},
 	}
 	for _, g := range tests {
 		env := append(g.Env(), "PATH=/bin", "LOFTD_UNKNOWN=x")

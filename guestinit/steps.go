@@ -75,6 +75,9 @@ func (e *enter) earlySteps() []Step {
 // planSteps are the steps the contract asks for.
 func (e *enter) planSteps() []Step {
 	steps := append(e.baselineSteps(), e.networkSteps()...)
+	if e.guest.Trust {
+		steps = append(steps, e.trustStep())
+	}
 	if tag := e.guest.WorkspaceTag; tag != "" {
 		steps = append(steps, e.mountStep("virtiofs", tag, contract.WorkspaceMount, "", -1))
 	}

@@ -54,15 +54,15 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 		// Once QEMU and virtiofsd run, before a byte from the guest.
 		cfg.Confine = func() error { return h.confine(p, qemu.Confinement(cfg.Sandbox)) }
 	}
-	proc, vmEnd, err := h.startPasst(p)
+	proc, vmEnd, err := h.startNet(p)
 	if err != nil {
-		return h.fail("start passt", err)
+		return h.fail("start network", err)
 	}
-	h.phase("passt", &t)
+	h.phase("network", &t)
 	defer func() {
 		t := time.Now()
-		h.stopPasst(proc)
-		h.phase("stop passt", &t)
+		h.stopNet(proc)
+		h.phase("stop network", &t)
 	}()
 	if vmEnd != nil {
 		// QEMU gets its own copy; ours goes once QEMU exited, so passt

@@ -54,7 +54,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{args: []string{"--gid", "4294967296", "--", "true"}, wantErr: "--gid 4294967296: want an id from 0 to 4294967294"},
 		{args: []string{"--network", "none", "-p", "8080:80", "--", "true"}, wantErr: "--publish 8080:80/tcp with --network none"},
 		{args: []string{"-p", "8080:80"}, config: "[network]\nmode = \"none\"\n", wantErr: "with --network none (or [network] mode = \"none\")"},
-		{args: []string{"--network", "slirp", "--", "true"}, wantErr: `--network "slirp": want one of passt, tsi, none`},
+		{args: []string{"--network", "slirp", "--", "true"}, wantErr: `--network "slirp": want one of egress, passt, tsi, none`},
 		{args: []string{"--tsi", "--network", "none", "--", "true"}, wantErr: "--tsi and --network none exclude each other"},
 		{args: []string{"--tsi", "-p", "5353:53/udp", "--", "true"}, wantErr: "TCP only"},
 		{args: []string{"--tsi", "-p", "8000-8001:80-81", "--", "true"}, wantErr: "single ports, not ranges"},

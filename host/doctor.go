@@ -51,7 +51,7 @@ func runDoctor(e *env, args []string) error {
 	fwCheck, qemuCheck := checkKrunfw(), checkQEMU()
 	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkVirtiofsd(), checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
 	checks = append(checks, checkImageBuild(), checkVMSize(e.Getenv))
-	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkPasst(cfg.NetworkMode()))
+	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkNetwork(cfg), checkPasst(cfg.NetworkMode()))
 	checks = append(checks, checkSandbox(cfg))
 	checks = append(checks, checkRootless()...)
 	if tasks, err := (state.State{Dir: stateDir}).ListTasks(); err == nil {

@@ -16,7 +16,7 @@ import (
 // not be called directly.
 func runInternal(e *env, args []string) error {
 	if len(args) == 0 {
-		return session.Usagef("internal: want a subcommand (enter, decode-plan, seccomp-audit, gen-docs)")
+		return session.Usagef("internal: want a subcommand (enter, netstack, decode-plan, seccomp-audit, gen-docs)")
 	}
 	switch args[0] {
 	case "enter":
@@ -25,13 +25,15 @@ func runInternal(e *env, args []string) error {
 		return runDecodePlan(e, args[1:])
 	case "seccomp-audit":
 		return runSeccompAudit(e, args[1:])
+	case "netstack":
+		return runNetstack(e, args[1:])
 	case "gen-docs":
 		if len(args) != 2 {
 			return session.Usagef("internal gen-docs: want the output directory (docs/commands)")
 		}
 		return WriteDocs(args[1])
 	}
-	return session.Usagef("internal: unknown subcommand %q (enter, decode-plan, seccomp-audit, gen-docs)", args[0])
+	return session.Usagef("internal: unknown subcommand %q (enter, netstack, decode-plan, seccomp-audit, gen-docs)", args[0])
 }
 
 // runEnter is the helper: `loftd internal enter [--error-fd N]
@@ -91,6 +93,21 @@ func runSeccompAudit(e *env, args []string) error {
 		fmt.Fprintf(e.Stdout, "%q,\n", name)
 	}
 	return nil
+}
+
+// runNetstack is the policy network of a task (network egress), which the
+// helper starts on a socketpair: `loftd internal netstack --fd N TASKDIR`.
+func runNetstack(e *env, args []string) error {
+	fs := e.newFlagSet("internal netstack", e.Prog+" internal netstack --fd N [--debug] TASKDIR")
+	fd := fs.Int("fd", -1, "inherited stream socket carrying the VM's frames (QEMU's framing)")
+	debug := fs.Bool("debug", false, "debug logs on stderr, each denial included")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *fd < 3 {
+		return session.Usagef("internal netstack: want --fd N (3 or more) and exactly one TASKDIR")
+	}
+	return helper.RunNetstack(fs.Arg(0), *fd, session.NewLogger(e.Stderr, *debug))
 }
 
 // runDecodePlan prints a task's launch plan, for debugging.

@@ -132,6 +132,41 @@ type Network struct {
 	// Passt is the passt the helper starts for mode passt, as the parent
 	// found and probed it: the helper runs it without asking it again.
 	Passt *Passt `json:"passt,omitempty"`
+	// Egress is the policy network's configuration (mode egress): the
+	// helper starts `loftd internal netstack` with it.
+	Egress *Egress `json:"egress,omitempty"`
+}
+
+// Egress is what the policy network enforces: the --allow values (CIDRs,
+// names, *.names) as the parent validated them, and --allow-host.
+type Egress struct {
+	Allow     []string `json:"allow,omitempty"`
+	AllowHost bool     `json:"allow_host,omitempty"`
+	// Exe is the loftd binary that runs the netstack (the parent's, as
+	// found once).
+	Exe string `json:"exe"`
+	// Intercept, when set, is the TLS interception for secrets the
+	// netstack runs (egress/mitm).
+	Intercept *Intercept `json:"intercept,omitempty"`
+}
+
+// Intercept is the netstack's TLS interception: where the workspace's CA
+// is, which certificates verify real servers besides the system's, and the
+// secrets. Values are never in the plan: the netstack reads each secret's
+// file itself, and the CA key stays in the workspace's state directory.
+type Intercept struct {
+	CADir   string   `json:"ca_dir"`
+	ExtraCA []string `json:"extra_ca,omitempty"`
+	Secrets []Secret `json:"secrets"`
+}
+
+// Secret is one secret: the guest variable Name holds Placeholder, which
+// the netstack replaces with the content of File on TLS to Hosts only.
+type Secret struct {
+	Name        string   `json:"name"`
+	File        string   `json:"file"`
+	Placeholder string   `json:"placeholder"`
+	Hosts       []string `json:"hosts"`
 }
 
 // Passt is a passt binary and what its --help and --version said.

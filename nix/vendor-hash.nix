@@ -2,4 +2,4 @@
 # go.sum, which is what buildGoModule's vendorHash is. Recompute it after a
 # dependency change with scripts/nix-vendor-hash; internal/nixcheck's
 # TestNixVendorHash fails while it is stale.
-"sha256-xD73tOcJu5blUc8/Whi0x37oxV9HQjM1KS/chLOwwJU="
+"sha256-r/GQZPKAF7UwSjxBPNeKD7ST3HK2m6nsXuYEkL1Qrmg="

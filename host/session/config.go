@@ -29,6 +29,9 @@ type Config struct {
 	Volumes   []string        `toml:"volumes"`
 	Agentbox  AgentboxConfig  `toml:"agentbox"`
 	Workspace WorkspaceConfig `toml:"workspace"`
+	// Secrets are [secrets.NAME] tables (secrets.go).
+	Secrets map[string]SecretConfig `toml:"secrets"`
+	TLS     TLSConfig               `toml:"tls"`
 
 	path string // where it was read from ("" when no file)
 }
@@ -63,8 +66,23 @@ type GuestConfig struct {
 }
 
 type NetworkConfig struct {
-	Mode    string   `toml:"mode"` // passt, tsi or none
+	Mode    string   `toml:"mode"` // egress, passt, tsi or none
 	Publish []string `toml:"publish"`
+	// Allow and AllowHost: --allow and --allow-host (network egress).
+	Allow     []string `toml:"allow"`
+	AllowHost bool     `toml:"allow_host"`
+	// Workspaces adds opt-ins for one project directory (the key, an
+	// absolute path): [network.workspaces."/home/me/proj"]. They live in
+	// the user's file, never in the project: a repository must not open
+	// its own egress.
+	Workspaces map[string]WorkspaceNetwork `toml:"workspaces"`
+}
+
+// WorkspaceNetwork is one workspace's egress opt-ins, added to the
+// file's and the flags'.
+type WorkspaceNetwork struct {
+	Allow     []string `toml:"allow"`
+	AllowHost bool     `toml:"allow_host"`
 }
 
 type EnvConfig struct {
@@ -171,6 +189,9 @@ func (c *Config) validate() error {
 	if _, err := launch.ParseNetworkMode(c.Network.Mode); err != nil {
 		return fmt.Errorf("config %s: network.mode %w", c.path, err)
 	}
+	if err := c.checkWorkspaceNetworks(); err != nil {
+		return err
+	}
 	for _, ch := range checks {
 		if err := oneOf(ch.key, ch.v, ch.allowed...); err != nil {
 			return fmt.Errorf("config %s: %w", c.path, err)
@@ -217,7 +238,7 @@ func (c *Config) keyError(fromFile bool, key, flag string, err error) error {
 func (c *Config) NetworkMode() launch.NetworkMode {
 	m, err := launch.ParseNetworkMode(c.Network.Mode)
 	if err != nil {
-		return launch.NetworkPasst
+		return launch.NetworkEgress
 	}
 	return m
 }

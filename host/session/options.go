@@ -24,6 +24,16 @@ type Options struct {
 	Root       bool
 	Network    launch.NetworkMode
 	Publish    []PortMap
+	// Allow and AllowHost are the egress policy's opt-ins (network
+	// egress): --allow CIDR|NAME|*.NAME and --allow-host, the config's
+	// [network] allow and allow_host first.
+	Allow     []string
+	AllowHost bool
+	// Secrets (--secret, [secrets]) reach the guest as placeholders that
+	// the egress network replaces on TLS to their hosts; ExtraCA
+	// (--extra-ca, [tls] extra_ca) are absolute paths of PEM files.
+	Secrets    []SecretSpec
+	ExtraCA    []string
 	Volumes    []Volume
 	Env        []string // NAME, NAME=VALUE or PREFIX*
 	Workspace  string
@@ -57,9 +67,10 @@ type Flags struct {
 	krunInit, network, authFile, bootstrap, hostname  string
 	sandbox                                           string
 	pullLatest, root, tsi, preserve, debug, profile   bool
-	dryRun, liveMounts, review                        bool
+	dryRun, liveMounts, review, allowHost             bool
 	mem, cpus, uid, gid                               int
-	publish, volumes, env                             []string
+	publish, volumes, env, allow                      []string
+	secrets, extraCA                                  []string
 	host                                              func() (memBytes uint64, cpus int)
 }
 
@@ -74,7 +85,11 @@ func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the CPUs this host or its cgroup allows, and 255 (omit for all when that is ≤ 6, else all but 2)")
 	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
 	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt (krun backend only; TCP publishes without ranges or addresses)")
-	fs.StringVar(&r.network, "network", "", "guest network: passt (default: outbound TCP/UDP, DNS, --publish, the host reachable by name) or none (lo only)")
+	fs.StringVar(&r.network, "network", "", "guest network: egress (default: loftd's policy network: public addresses only, DNS through loftd,\nno UDP but DNS; see --allow), passt (unfiltered: the host's loopback, the LAN, link-local) or none (lo only)")
+	fs.StringArrayVar(&r.allow, "allow", nil, "egress: also allow a CIDR (10.1.0.0/16, link-local included), or switch to allow-list mode with a\nNAME or *.NAME: only allowed names resolve, and connections go only to their addresses")
+	fs.StringArrayVar(&r.secrets, "secret", nil, "egress: give the guest variable NAME a placeholder that the host replaces with FILE's content in HTTP\nrequest headers on TLS to HOST (or *.DOMAIN) only: NAME=@FILE[:HOST,...] (hosts may come from [secrets.NAME])")
+	fs.StringArrayVar(&r.extraCA, "extra-ca", nil, "add the CA certificates of this PEM file to the guest's trust store (and trust them for --secret's hosts)")
+	fs.BoolVar(&r.allowHost, "allow-host", false, "egress: let the guest reach the host's loopback at its gateway address, 10.0.2.2 (the host's names in /etc/hosts)")
 	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
 	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
 	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
@@ -235,6 +250,12 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *Flags, memGiB int)
 		return fmt.Errorf("--krun-init boots libkrun's init under QEMU: drop --vmm krun")
 	}
 	if err := checkPublishes(o.Network, o.Publish); err != nil {
+		return err
+	}
+	if err := o.parseEgress(cfg, r); err != nil {
+		return err
+	}
+	if err := o.parseSecrets(cfg, r, os.Getenv); err != nil {
 		return err
 	}
 	if o.RootfsDir != "" && o.Image != "" && o.Image != cfg.Image.Default {

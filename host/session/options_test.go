@@ -37,7 +37,7 @@ func TestOptionsPrecedence(t *testing.T) {
 		desc string
 	}{
 		{nil, func(o *Options) bool {
-			return o.Mem == 4096 && o.CPUs == 2 && o.VMM == launch.VMMQEMU && o.Image == "cfg-image" && o.Network == launch.NetworkPasst
+			return o.Mem == 4096 && o.CPUs == 2 && o.VMM == launch.VMMQEMU && o.Image == "cfg-image" && o.Network == launch.NetworkEgress
 		}, "config values without flags"},
 		{[]string{"--mem", "8", "--cpus", "1", "--vmm", "krun"}, func(o *Options) bool { return o.Mem == 8192 && o.CPUs == 1 && o.VMM == launch.VMMKrun }, "flags win"},
 		{[]string{"--network", "none"}, func(o *Options) bool { return o.Network == launch.NetworkNone && o.Mem == 4096 }, "--network parsed"},

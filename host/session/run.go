@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/loftd/loftd/contract"
@@ -57,6 +58,11 @@ type session struct {
 	kc      contract.KrunConfig
 	// bootstrap is the script put on the task root this boot (nil: none).
 	bootstrap []byte
+	// trust: the task root has contract.TrustPath; secretEnv are the
+	// secrets' NAME=placeholder; intercept is the netstack's part.
+	trust     bool
+	secretEnv []string
+	intercept *launch.Intercept
 	prof      *profiler
 	undo      []func() error
 }
@@ -89,6 +95,7 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 		{"task", s.prepareTask},
 		{"review", s.prepareReview},
 		{"rootfs", s.prepareRoot},
+		{"trust", s.prepareTrust},
 		{"guest-config", s.writeGuestConfig},
 	}
 	for _, st := range steps {
@@ -112,6 +119,7 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 	status, err = v.boot(ctx, plan)
 	if !s.opts.DryRun {
 		s.finishBootstrap()
+		s.reportDenials()
 	}
 	if err == nil && !s.opts.DryRun {
 		if derr := diskWriteError(s.taskDir, s.ws.NixDisk(), status); derr != nil {
@@ -147,6 +155,9 @@ func (s *session) prepareState() error {
 		return err
 	}
 	s.ws = st.Workspace(src)
+	if err := s.opts.addWorkspaceEgress(s.cfg, src); err != nil {
+		return err
+	}
 	if s.id, err = guestIdentity(s.opts.UID, s.opts.GID, src); err != nil {
 		return err
 	}
@@ -325,7 +336,7 @@ func (s *session) writeGuestConfig() error {
 	}
 	s.kc = contract.KrunConfig{
 		Cmd: append([]string{contract.GuestInitPath, "enter", "--"}, s.command()...),
-		Env: append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
+		Env: slices.Concat(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ()), s.secretEnv),
 		// "/": libkrun's init chdirs here before /workspace is mounted;
 		// the guest init applies LOFTD_WORKDIR after its mounts.
 		WorkingDir: "/",
@@ -373,7 +384,7 @@ func (s *session) guest() contract.Guest {
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: s.opts.Network.String(), Profile: s.opts.ProfileOut,
 		TTY: interactive(), Workdir: contract.WorkspaceMount,
-		Hostname: s.hostname(),
+		Hostname: s.hostname(), Trust: s.trust,
 	}
 }
 
@@ -394,6 +405,9 @@ func (s *session) plan() (*launch.Plan, error) {
 	network, err := planNetwork(s.opts, vmm.name, s.state.Kernels())
 	if err != nil {
 		return nil, err
+	}
+	if network.Egress != nil {
+		network.Egress.Intercept = s.intercept
 	}
 	memBytes, cpus := HostResources()
 	p := &launch.Plan{

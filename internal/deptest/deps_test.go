@@ -104,8 +104,14 @@ func TestLinkRules(t *testing.T) {
 			"the helper and its backends never import host"},
 		{"./review", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/launch", module + "/rootfs", module + "/disks", module + "/guestinit", "runtime/cgo"}, heavy...),
 			"review reads a layer and writes a workspace: no session, state, VM or image store"},
+		{"./egress/mitm", nil, append([]string{module + "/host", module + "/helper", module + "/launch", module + "/rootfs", module + "/egress/netstack", "gvisor.dev/"}, heavy...),
+			"the TLS interception knows no network stack and no launch plan: the netstack hands it connections"},
 		{"./contract", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/launch", module + "/rootfs", module + "/guestinit", "runtime/cgo"}, heavy...),
 			"the host↔guest contract is linked by the guest init and imports nothing above it"},
+		{"./egress", nil, []string{module + "/host", module + "/helper", module + "/launch", "gvisor.dev/", "github.com/miekg/dns", "github.com/containers/"},
+			"the egress policy is pure: both the network stack and the TLS interceptor import it"},
+		{"./egress/...", nil, []string{module + "/host", module + "/helper", module + "/launch", module + "/rootfs"},
+			"the policy network knows no CLI, helper or plan"},
 	}
 	for _, r := range rules {
 		for _, dep := range deps(t, r.env, r.pkg) {
