@@ -25,7 +25,11 @@ const (
 	EnvContainersDisk = "LOFTD_CONTAINERS_DISK"
 	EnvNetwork        = "LOFTD_NETWORK"
 	EnvResizeDisk     = "LOFTD_RESIZE_DISK"
-	EnvProfile        = "LOFTD_PROFILE"
+	// EnvSnapshotOp and EnvSnapshotName: snapshot mode's work (save,
+	// restore or rm) and snapshot; the disk is EnvResizeDisk's.
+	EnvSnapshotOp   = "LOFTD_SNAPSHOT_OP"
+	EnvSnapshotName = "LOFTD_SNAPSHOT_NAME"
+	EnvProfile      = "LOFTD_PROFILE"
 	// EnvTTY=1: the host's stdin is a terminal; under QEMU the guest runs
 	// the workload on a pty relayed over the stdin and stdout ports.
 	EnvTTY = "LOFTD_TTY"
@@ -36,6 +40,9 @@ const (
 	// init, before /workspace is mounted (init.c:1495-1497), so the config
 	// says "/" and the guest init applies this one after its mounts.
 	EnvWorkdir = "LOFTD_WORKDIR"
+	// EnvTrust=1: the host put CA certificates at TrustPath (loftd's
+	// interception CA, --extra-ca) for the guest's trust store.
+	EnvTrust = "LOFTD_TRUST"
 )
 
 // The guest's passt network, the same on every run and both backends:
@@ -60,14 +67,18 @@ var HostAliases = []string{"host.containers.internal", "host.docker.internal"}
 const (
 	ModeEnter  = "enter"
 	ModeResize = "resize"
-	ModeCheck  = "check"
+	// ModeSnapshot is the maintenance VM of an in-disk snapshot.
+	ModeSnapshot = "snapshot"
+	ModeCheck    = "check"
 )
 
-// Network modes.
+// Network modes. passt and egress (loftd's policy network) give the guest
+// the same virtio-net device and the same addresses (NetAddress...).
 const (
-	NetworkPasst = "passt"
-	NetworkTSI   = "tsi"
-	NetworkNone  = "none"
+	NetworkPasst  = "passt"
+	NetworkEgress = "egress"
+	NetworkTSI    = "tsi"
+	NetworkNone   = "none"
 )
 
 // Disk ids (virtio-blk serials) and the btrfs labels of the persistent disks.
@@ -94,7 +105,10 @@ const (
 	// ("N\n") on the root share before it ends. libkrun's exit code is
 	// not proof of one: when the guest dies first the VMM exits 0. The
 	// host removes it before boot and, for libkrun's init, requires it.
-	StatusPath  = "/.loftd/status"
+	StatusPath = "/.loftd/status"
+	// TrustPath holds the PEM certificates the guest init adds to the
+	// image's CA bundles (with EnvTrust=1), written by the host.
+	TrustPath   = "/.loftd/trust.pem"
 	DefaultUser = "dev"
 )
 
@@ -177,11 +191,14 @@ type Guest struct {
 	NixDisk        string
 	ContainersDisk string
 	Network        string
-	ResizeDisk     string
+	ResizeDisk     string // resize and snapshot mode: the disk worked on
+	SnapshotOp     string // save, restore or rm
+	SnapshotName   string
 	Profile        bool
 	TTY            bool
 	Hostname       string
 	Workdir        string
+	Trust          bool
 	// Live workspaces (live.go).
 	Hold        bool
 	Detached    bool
@@ -209,6 +226,8 @@ func (g Guest) Env() []string {
 	add(EnvContainersDisk, g.ContainersDisk)
 	add(EnvNetwork, g.Network)
 	add(EnvResizeDisk, g.ResizeDisk)
+	add(EnvSnapshotOp, g.SnapshotOp)
+	add(EnvSnapshotName, g.SnapshotName)
 	add(EnvHostname, g.Hostname)
 	if g.Profile {
 		add(EnvProfile, "1")
@@ -217,6 +236,9 @@ func (g Guest) Env() []string {
 		add(EnvTTY, "1")
 	}
 	add(EnvWorkdir, g.Workdir)
+	if g.Trust {
+		add(EnvTrust, "1")
+	}
 	if g.Hold {
 		add(EnvHold, "1")
 	}
@@ -248,10 +270,13 @@ func Parse(env []string) (Guest, error) {
 		ContainersDisk: vals[EnvContainersDisk],
 		Network:        vals[EnvNetwork],
 		ResizeDisk:     vals[EnvResizeDisk],
+		SnapshotOp:     vals[EnvSnapshotOp],
+		SnapshotName:   vals[EnvSnapshotName],
 		Profile:        vals[EnvProfile] == "1",
 		TTY:            vals[EnvTTY] == "1",
 		Hostname:       vals[EnvHostname],
 		Workdir:        vals[EnvWorkdir],
+		Trust:          vals[EnvTrust] == "1",
 		Hold:           vals[EnvHold] == "1",
 		Detached:       vals[EnvDetached] == "1",
 	}
@@ -296,15 +321,23 @@ func (g Guest) Validate() error {
 			return fmt.Errorf("contract: %s=%s needs %s=%s or %s, got %q",
 				EnvMode, ModeResize, EnvResizeDisk, NixDiskID, ContainersDiskID, g.ResizeDisk)
 		}
+	case ModeSnapshot:
+		if g.ResizeDisk != NixDiskID && g.ResizeDisk != ContainersDiskID {
+			return fmt.Errorf("contract: %s=%s needs %s=%s or %s, got %q",
+				EnvMode, ModeSnapshot, EnvResizeDisk, NixDiskID, ContainersDiskID, g.ResizeDisk)
+		}
+		if (g.SnapshotOp != "save" && g.SnapshotOp != "restore" && g.SnapshotOp != "rm") || g.SnapshotName == "" {
+			return fmt.Errorf("contract: %s=%s needs %s=save, restore or rm (got %q) and %s", EnvMode, ModeSnapshot, EnvSnapshotOp, g.SnapshotOp, EnvSnapshotName)
+		}
 	case "":
 		return fmt.Errorf("contract: %s is not set (want %s, %s or %s)", EnvMode, ModeEnter, ModeResize, ModeCheck)
 	default:
 		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s or %s)", EnvMode, g.Mode, ModeEnter, ModeResize, ModeCheck)
 	}
 	switch g.Network {
-	case "", NetworkPasst, NetworkTSI, NetworkNone:
+	case "", NetworkEgress, NetworkPasst, NetworkTSI, NetworkNone:
 	default:
-		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s or %s)", EnvNetwork, g.Network, NetworkPasst, NetworkTSI, NetworkNone)
+		return fmt.Errorf("contract: %s=%q is unknown (want %s, %s, %s or %s)", EnvNetwork, g.Network, NetworkEgress, NetworkPasst, NetworkTSI, NetworkNone)
 	}
 	if g.Workdir != "" && !strings.HasPrefix(g.Workdir, "/") {
 		return fmt.Errorf("contract: %s=%q is not an absolute path", EnvWorkdir, g.Workdir)
@@ -332,3 +365,7 @@ func validHostname(h string) bool {
 	}
 	return true
 }
+
+// HasNIC reports whether network mode m gives the guest a virtio-net
+// device with the Net* addresses (passt, egress).
+func HasNIC(m string) bool { return m == NetworkPasst || m == NetworkEgress }

@@ -13,8 +13,10 @@ func TestGuestEnvRoundTrip(t *testing.T) {
 		{Mode: ModeEnter, UID: 1001, GID: 1002, User: "dev", Hostname: "myproj", WorkspaceTag: WorkspaceTag, NixDisk: NixDiskID, ContainersDisk: ContainersDiskID, Network: NetworkPasst},
 		{Mode: ModeEnter, UID: 0, GID: 0, User: "dev", Root: true, Network: NetworkTSI, Profile: true},
 		{Mode: ModeResize, UID: 1000, GID: 1000, User: "dev", ResizeDisk: NixDiskID},
+		{Mode: ModeSnapshot, UID: 1000, GID: 1000, User: "dev", ResizeDisk: NixDiskID, SnapshotOp: "restore", SnapshotName: "s1"},
 		{Mode: ModeCheck, UID: 1000, GID: 1000, User: "alice"},
 		{Mode: ModeEnter, UID: 1000, GID: 1000, User: "dev", TTY: true, Hold: true, Detached: true, IdleTimeout: 600},
+		{Mode: ModeEnter, UID: 1000, GID: 1000, User: "dev", Network: NetworkEgress, Trust: true},
 	}
 	for _, g := range tests {
 		env := append(g.Env(), "PATH=/bin", "LOFTD_UNKNOWN=x")

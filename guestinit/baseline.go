@@ -114,7 +114,7 @@ func (e *enter) hostsStep() Step {
 	if e.guest.Hostname != "" {
 		names = append(names, e.guest.Hostname)
 	}
-	passt := e.guest.Network == contract.NetworkPasst
+	passt := contract.HasNIC(e.guest.Network)
 	if passt {
 		names = append(names, contract.HostAliases...)
 	}

@@ -39,7 +39,7 @@ func (e *enter) readConfig() error {
 	if e.guest, err = contract.Parse(cfg.Env); err != nil {
 		return err
 	}
-	if e.guest.Mode != contract.ModeEnter && e.guest.Mode != contract.ModeResize {
+	if e.guest.Mode != contract.ModeEnter && e.guest.Mode != contract.ModeResize && e.guest.Mode != contract.ModeSnapshot {
 		return fmt.Errorf("%s=%s is not implemented by this guest init", contract.EnvMode, e.guest.Mode)
 	}
 	e.profile = e.profile || e.guest.Profile

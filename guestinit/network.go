@@ -21,14 +21,14 @@ import (
 // none; the host's names go into /etc/hosts with the baseline's (hostsStep).
 // TSI (libkrun intercepts the sockets) and none need nothing beyond lo.
 func (e *enter) networkSteps() []Step {
-	if e.guest.Network != contract.NetworkPasst {
+	if !contract.HasNIC(e.guest.Network) {
 		return nil
 	}
 	cidr := contract.NetAddress + "/" + strconv.Itoa(contract.NetPrefix)
 	return []Step{
 		{Desc: fmt.Sprintf("ip link set %[1]s up; ip addr replace %[2]s dev %[1]s; ip route replace default via %[3]s",
 			contract.NetDevice, cidr, contract.NetGateway), Do: func() error {
-			return configureLink(contract.NetDevice, cidr, contract.NetGateway)
+			return configureLink(contract.NetDevice, cidr, contract.NetGateway, e.guest.Network == contract.NetworkPasst)
 		}},
 		{Desc: "resolv.conf nameserver " + contract.NetDNS + " (unless the image has one)", Do: e.resolvConf},
 	}
@@ -40,7 +40,7 @@ func (e *enter) networkSteps() []Step {
 // are ioctls and the announcement a raw socket, which under TCG took
 // 50-60 ms less than netlink's LinkByName and LinkSetUp and package net's
 // Dial, whose code ran nowhere else in the guest init.
-func configureLink(dev, cidr, gw string) error {
+func configureLink(dev, cidr, gw string, announceTo bool) error {
 	index, err := linkIndex(dev)
 	if err != nil {
 		return fmt.Errorf("find %s (no virtio-net device?): %w", dev, err)
@@ -61,10 +61,13 @@ func configureLink(dev, cidr, gw string) error {
 	if err := netlink.RouteReplace(route); err != nil {
 		return fmt.Errorf("default route via %s on %s: %w", gw, dev, err)
 	}
+	if !announceTo {
+		return nil // loftd's egress network learns the guest from its ARP
+	}
 	return announce(gwIP)
 }
 
-// announce sends one datagram to the gateway's discard port (the host's
+// announce (passt only) sends one datagram to the gateway's discard port (the host's
 // loopback, port 9): passt learns the guest's MAC and address only from
 // the guest's own IPv4 frames, and until then a published port's
 // connection never reaches the guest (seen with passt 0.0~git20230309).
@@ -100,14 +103,17 @@ func (e *enter) resolvConf() error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err == nil && hasNameserver(data) {
+	// Under the egress policy DNS goes only to loftd's resolver (the
+	// host drops the rest), so an image's own nameserver would leave the
+	// guest without names: loftd's replaces it.
+	if err == nil && hasNameserver(data) && e.guest.Network != contract.NetworkEgress {
 		return nil
 	}
 	if err := os.MkdirAll(e.devPath("/etc"), 0o755); err != nil {
 		return err
 	}
 	// A rename replaces a dangling link itself, never writes through it.
-	return writeFileAtomic(p, []byte("# written by loftd: passt forwards DNS to the host's resolver\nnameserver "+contract.NetDNS+"\n"), 0o644)
+	return writeFileAtomic(p, []byte("# written by loftd: its network forwards DNS to the host's resolver\nnameserver "+contract.NetDNS+"\n"), 0o644)
 }
 
 func hasNameserver(data []byte) bool {

@@ -29,22 +29,28 @@ func TestHostAliasLines(t *testing.T) {
 // TestResolvConf: written when the image has none, a dangling link or no
 // nameserver; an image's nameserver is kept.
 func TestResolvConf(t *testing.T) {
-	written := "# written by loftd: passt forwards DNS to the host's resolver\nnameserver " + contract.NetDNS + "\n"
+	written := "# written by loftd: its network forwards DNS to the host's resolver\nnameserver " + contract.NetDNS + "\n"
 	tests := []struct {
 		name  string
 		setup func(etc string)
 		want  string
+		mode  string
 	}{
-		{"missing", func(string) {}, written},
+		{"missing", func(string) {}, written, ""},
 		{"dangling link", func(etc string) {
 			os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(etc, "resolv.conf"))
-		}, written},
+		}, written, ""},
 		{"no nameserver", func(etc string) {
 			os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("search example.org\n"), 0o644)
-		}, written},
+		}, written, ""},
 		{"image's own", func(etc string) {
 			os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 192.0.2.53\n"), 0o644)
-		}, "nameserver 192.0.2.53\n"},
+		}, "nameserver 192.0.2.53\n", contract.NetworkPasst},
+		// The egress network drops DNS to any other resolver: loftd's
+		// replaces the image's.
+		{"image's own, egress", func(etc string) {
+			os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte("nameserver 192.0.2.53\n"), 0o644)
+		}, written, contract.NetworkEgress},
 	}
 	for _, tt := range tests {
 		root := t.TempDir()
@@ -54,6 +60,7 @@ func TestResolvConf(t *testing.T) {
 		f := &fakeSystem{}
 		e := newEnter(f.system(t), false, nil)
 		e.sys.SysRoot = root
+		e.guest.Network = tt.mode
 		if err := e.resolvConf(); err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}

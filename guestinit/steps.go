@@ -75,6 +75,9 @@ func (e *enter) earlySteps() []Step {
 // planSteps are the steps the contract asks for.
 func (e *enter) planSteps() []Step {
 	steps := append(e.baselineSteps(), e.networkSteps()...)
+	if e.guest.Trust {
+		steps = append(steps, e.trustStep())
+	}
 	if tag := e.guest.WorkspaceTag; tag != "" {
 		steps = append(steps, e.mountStep("virtiofs", tag, contract.WorkspaceMount, "", -1))
 	}
@@ -89,6 +92,7 @@ func (e *enter) planSteps() []Step {
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
 		Step{Desc: "serve ssh on the control channel (in the background)", Do: e.startLive},
+		e.bootstrapStep(), // bootstrap.go: after stdio, so a failure can be said
 		Step{Desc: "run " + e.runDesc(), Do: e.runWorkload},
 		Step{Desc: "report status on " + contract.PortStatus, Do: e.report},
 	)
@@ -113,8 +117,11 @@ func (e *enter) run() int {
 	}
 	e.logBootTimes()
 	steps := e.planSteps()
-	if e.guest.Mode == contract.ModeResize {
+	switch e.guest.Mode {
+	case contract.ModeResize:
 		steps = e.resizeSteps()
+	case contract.ModeSnapshot:
+		steps = e.snapshotSteps()
 	}
 	last := len(steps) - 1 // the report: what is written after its ack may be lost
 	if err := e.runSteps(steps[:last]); err != nil {

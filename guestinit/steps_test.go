@@ -98,6 +98,7 @@ func TestStepList(t *testing.T) {
 			"user " + user,
 			"wire stdio krun-stdin krun-stdout krun-stderr",
 			"serve ssh on the control channel (in the background)",
+			"bootstrap /.loftd/bootstrap",
 			"run " + cmd,
 			"report status on loftd-status",
 		}
@@ -122,6 +123,8 @@ func TestStepList(t *testing.T) {
 			}, tail("dev 0:0 (workload stays root)", "$SHELL -l"))},
 		{"no network: lo only", contract.Guest{Mode: contract.ModeEnter, User: "dev", Root: true, Network: contract.NetworkNone}, nil,
 			slices.Concat(early, baseline(""), tail("dev 0:0 (workload stays root)", "$SHELL -l"))},
+		{"host CAs for the trust store", contract.Guest{Mode: contract.ModeEnter, User: "dev", Root: true, Network: contract.NetworkNone, Trust: true}, nil,
+			slices.Concat(early, baseline(""), []string{"add /.loftd/trust.pem to the CA bundles"}, tail("dev 0:0 (workload stays root)", "$SHELL -l"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

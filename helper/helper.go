@@ -26,6 +26,11 @@ import (
 type Error struct {
 	Phase string `json:"phase"`
 	Err   string `json:"error"`
+	// Retry: nothing of the workload ran and stdin was not read (the
+	// guest kernel died in early boot, qemu.ErrEarlyDeath), and the
+	// helper, confined, could not boot again itself: the parent may
+	// start the helper once more.
+	Retry bool `json:"retry,omitempty"`
 }
 
 func (e *Error) Error() string { return e.Phase + ": " + e.Err }
@@ -72,7 +77,10 @@ func (h *Helper) Run() int {
 // fail reports err to the parent (or stderr when there is none) and
 // returns the setup-failure status.
 func (h *Helper) fail(phase string, err error) int {
-	he := &Error{Phase: phase, Err: err.Error()}
+	return h.report(&Error{Phase: phase, Err: err.Error()})
+}
+
+func (h *Helper) report(he *Error) int {
 	if h.ErrFile != nil {
 		if jerr := json.NewEncoder(h.ErrFile).Encode(he); jerr == nil {
 			h.ErrFile.Close()

@@ -24,16 +24,16 @@ func (h *Helper) runKrun(p *launch.Plan) int {
 		// process is the VM, and krun_start_enter never returns on
 		// success, so passt ends when this process exits (the socket
 		// closes), however it exits.
-		proc, vmEnd, err := h.startPasst(p)
+		proc, vmEnd, err := h.startNet(p)
 		if err != nil {
-			return h.fail("start passt", err)
+			return h.fail("start network", err)
 		}
-		defer h.stopPasst(proc) // only reached when the VM failed to start
+		defer h.stopNet(proc) // only reached when the VM failed to start
 		if vmEnd != nil {
 			defer vmEnd.Close()
 			netFD = int(vmEnd.Fd())
 		}
-	} else if p.Network.Mode == launch.NetworkPasst && p.Network.Passt != nil {
+	} else if p.Network.Mode == launch.NetworkPasst && p.Network.Passt != nil || p.Network.Mode == launch.NetworkEgress {
 		netFD = 1 << 20 // a placeholder: a dry run configures but never boots
 	}
 	// The control channel is configured in a dry run too: it is part
@@ -58,6 +58,11 @@ func (h *Helper) runKrun(p *launch.Plan) int {
 	}
 	if h.DryRun {
 		return 0
+	}
+	// The helper becomes the VMM: confine it before the guest runs (and
+	// before CheckKVM, which then runs as the VMM will).
+	if err := h.confine(p, nil); err != nil {
+		return h.fail("confine helper", err)
 	}
 	// Without KVM libkrun panics inside krun_start_enter: say so first.
 	if err := libkrun.CheckKVM(); err != nil {

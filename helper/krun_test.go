@@ -99,19 +99,11 @@ func TestHelperRealLibkrunWithoutKVM(t *testing.T) {
 	dir := krunPlan(t, func(p *launch.Plan) {
 		p.Library, p.Root, p.Disks, p.Shares, p.RAMMiB = lib, t.TempDir(), nil, nil, 256
 	})
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	h := &Helper{TaskDir: dir, ErrFile: w}
-	if status := h.Run(); status != 125 {
+	// The helper confines itself before krun_start_enter: run it in a
+	// child (sandbox_test.go), not in this test process.
+	status, he := runKrunHelper(t, dir)
+	if status != 125 {
 		t.Errorf("Helper{real libkrun, no KVM}.Run() = %d, want 125", status)
-	}
-	w.Close()
-	var he Error
-	if err := json.NewDecoder(r).Decode(&he); err != nil {
-		t.Fatalf("decode Error: %v", err)
 	}
 	if he.Phase != "krun_start_enter" || !strings.Contains(he.Err, "libkrun needs KVM") || !strings.Contains(he.Err, "--vmm qemu") {
 		t.Errorf("Error = %+v, want phase krun_start_enter naming KVM and the fix", he)

@@ -33,12 +33,12 @@ func TestHelperStartsPasstWithoutProbing(t *testing.T) {
 			Publish: []launch.Publish{{HostFirst: 8080, HostLast: 8080, GuestFirst: 80, GuestLast: 80, Proto: launch.TCP}}},
 	}
 	h := &Helper{TaskDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	proc, vmEnd, err := h.startPasst(p)
+	proc, vmEnd, err := h.startNet(p)
 	if err != nil {
-		t.Fatalf("startPasst() = %v", err)
+		t.Fatalf("startNet() = %v", err)
 	}
 	vmEnd.Close()
-	h.stopPasst(proc)
+	h.stopNet(proc)
 	if data, err := os.ReadFile(count); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the helper probed passt (%q, %v); want no --help or --version: the plan carries the features", data, err)
 	}

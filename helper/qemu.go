@@ -2,6 +2,7 @@ package helper
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/signal"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/helper/qemu"
+	"github.com/loftd/loftd/internal/confine"
 	"github.com/loftd/loftd/launch"
 	"github.com/loftd/loftd/libkrun/krunfw"
 	"golang.org/x/sys/unix"
@@ -46,15 +48,22 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 	}
 	cfg := QEMUConfig(p, kernel, h.TaskDir)
 	cfg.CacheDir = vmCache(p)
-	proc, vmEnd, err := h.startPasst(p)
-	if err != nil {
-		return h.fail("start passt", err)
+	if cfg.Sandbox, err = confine.ParseMode(string(p.Sandbox)); err != nil {
+		return h.fail("confine helper", err)
 	}
-	h.phase("passt", &t)
+	if cfg.Sandbox != confine.Off {
+		// Once QEMU and virtiofsd run, before a byte from the guest.
+		cfg.Confine = func() error { return h.confine(p, qemu.Confinement(cfg.Sandbox)) }
+	}
+	proc, vmEnd, err := h.startNet(p)
+	if err != nil {
+		return h.fail("start network", err)
+	}
+	h.phase("network", &t)
 	defer func() {
 		t := time.Now()
-		h.stopPasst(proc)
-		h.phase("stop passt", &t)
+		h.stopNet(proc)
+		h.phase("stop network", &t)
 	}()
 	if vmEnd != nil {
 		// QEMU gets its own copy; ours goes once QEMU exited, so passt
@@ -102,7 +111,7 @@ func (h *Helper) runQEMU(p *launch.Plan) int {
 		return 128 + int(n)
 	}
 	if err != nil {
-		return h.fail("run qemu", err)
+		return h.report(&Error{Phase: "run qemu", Err: err.Error(), Retry: errors.Is(err, qemu.ErrEarlyDeath) && cfg.Confine != nil})
 	}
 	return status
 }

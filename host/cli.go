@@ -39,6 +39,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "resize", summary: "grow a workspace disk: --target nix|containers --size 128G", run: runResize},
+		{name: "snapshot", summary: "save, list, restore or remove copies of a workspace disk: snapshot save|list|restore|rm --target nix|containers [NAME]", run: runSnapshot},
 		{name: "reset-nix", summary: "discard and recreate the workspace's /nix disk (needs --force)", run: runResetNix},
 		{name: "doctor", summary: "check KVM, libkrun, QEMU, btrfs and subordinate ids; print the fix for each failure", run: runDoctor},
 		{name: "images", summary: "list the image cache", run: runImages},
@@ -50,6 +51,10 @@ func commands() []command {
 		{name: "kill", summary: "end the workspace VM at once", run: runKill},
 		{name: "ssh-config", summary: "print (or --install) an OpenSSH Host block for the workspace VM", run: runSSHConfig},
 		{name: "ssh-proxy", summary: "ProxyCommand: carry ssh to the workspace VM, starting it if needed", hidden: false, run: runSSHProxy},
+		{name: "reviews", summary: "list review runs (--review) with their state", run: runReviews},
+		{name: "diff", summary: "show a review run's changes to the workspace: diff [RUN]", run: runDiff},
+		{name: "apply", summary: "apply a review run's changes, all or some: apply [RUN] [PATH…]", run: runApply},
+		{name: "discard", summary: "drop a review run's changes: discard [RUN]", run: runDiscard},
 		{name: "gc", summary: "remove stale task state (and, with --images, unused images)", run: runGC},
 		{name: "version", summary: "print the version", run: runVersion},
 		{name: "completion", summary: "print a shell completion script: completion bash|zsh|fish", run: runCompletion},

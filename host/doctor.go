@@ -50,8 +50,9 @@ func runDoctor(e *env, args []string) error {
 	krunOK, krunCheck := checkLibkrun()
 	fwCheck, qemuCheck := checkKrunfw(), checkQEMU()
 	checks := []check{checkKVM(), krunCheck, fwCheck, qemuCheck, checkVirtiofsd(), checkStateFS(stateDir), checkStore(state.State{Dir: stateDir}, cfg)}
-	checks = append(checks, checkImageBuild())
-	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkPasst(cfg.NetworkMode()))
+	checks = append(checks, checkImageBuild(), checkVMSize(e.Getenv))
+	checks = append(checks, checkGuestInit(cfg.Guest.Init), checkNetwork(cfg), checkPasst(cfg.NetworkMode()))
+	checks = append(checks, checkSandbox(cfg))
 	checks = append(checks, checkRootless()...)
 	if tasks, err := (state.State{Dir: stateDir}).ListTasks(); err == nil {
 		ram, _ := session.HostResources()

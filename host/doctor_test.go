@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/containers/storage/pkg/idtools"
+	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/host/state"
 	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/launch"
@@ -117,6 +118,24 @@ func TestDoctorMemoryCeilings(t *testing.T) {
 		c := checkMemoryCeilings(tt.tasks, ram)
 		if c.level != tt.want || (c.level == "warn") != (c.fix != "") {
 			t.Errorf("%s: checkMemoryCeilings() = %s (%s, fix %q), want %s", tt.name, c.level, c.detail, c.fix, tt.want)
+		}
+	}
+}
+
+// doctor names the guest network and, on the egress default without
+// opt-ins, what it refuses and how to open it.
+func TestDoctorNetwork(t *testing.T) {
+	for _, tt := range []struct {
+		cfg       session.NetworkConfig
+		want, fix string
+	}{
+		{session.NetworkConfig{}, "the host's loopback, private ranges and link-local addresses are refused", "--allow-host"},
+		{session.NetworkConfig{Allow: []string{"10.0.0.0/8"}, AllowHost: true}, "config allows allow_host, 10.0.0.0/8", ""},
+		{session.NetworkConfig{Mode: "passt"}, "passt, unfiltered", ""},
+	} {
+		c := checkNetwork(&session.Config{Network: tt.cfg})
+		if c.level != "ok" || !strings.Contains(c.detail, tt.want) || !strings.Contains(c.fix, tt.fix) || (tt.fix == "" && c.fix != "") {
+			t.Errorf("checkNetwork(%+v) = %+v, want detail with %q and fix with %q", tt.cfg, c, tt.want, tt.fix)
 		}
 	}
 }

@@ -48,7 +48,7 @@ func gcStore(e *env, cfg *session.Config, st state.State, g *imageGC) (err error
 			}
 		}
 	}
-	store, err := session.OpenStore(e.IO, cfg, st)
+	store, err := session.OpenStore(e.IO, cfg, st, "")
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package host
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,11 +13,12 @@ import (
 	"github.com/loftd/loftd/host/session"
 	"github.com/loftd/loftd/imagebuild"
 	"github.com/loftd/loftd/images"
+	"github.com/loftd/loftd/rootfs"
 )
 
 // runImage dispatches `loftd image build|import`.
 func runImage(e *env, args []string) error {
-	usage := e.Prog + " image build|import [flags]"
+	usage := e.Prog + " image build|import|push [flags]"
 	if len(args) == 0 {
 		return session.Usagef("image: want a subcommand (%s)", usage)
 	}
@@ -24,11 +27,13 @@ func runImage(e *env, args []string) error {
 		return runImageBuild(e, args[1:])
 	case "import":
 		return runImageImport(e, args[1:])
+	case "push":
+		return runImagePush(e, args[1:])
 	case "-h", "--help":
-		fmt.Fprintf(e.Stdout, "Usage: %s\n\n  build   build a Containerfile (default: loftd's own recipe) into the image store\n  import  make a base image from a root filesystem tar (scripts/make-base)\n", usage)
+		fmt.Fprintf(e.Stdout, "Usage: %s\n\n  build   build a Containerfile (default: loftd's own recipe) into the image store\n  import  make a base image from a root filesystem tar (scripts/make-base)\n  push    copy an image of the store to a registry or an archive\n", usage)
 		return nil
 	}
-	return session.Usagef("image: unknown subcommand %q (want build or import)", args[0])
+	return session.Usagef("image: unknown subcommand %q (want build, import or push)", args[0])
 }
 
 func runImageBuild(e *env, args []string) error {
@@ -38,6 +43,7 @@ func runImageBuild(e *env, args []string) error {
 	base := fs.String("base", "", "base image: sets the BASE build argument (e.g. "+images.DefaultBase+" after loftd image import)")
 	buildArgs := fs.StringArray("build-arg", nil, "KEY=VAL build argument (repeatable)")
 	noCache := fs.Bool("no-cache", false, "rebuild every step")
+	authFile := fs.String("authfile", "", "registry credentials for FROM images (containers-auth.json)\n(default: $REGISTRY_AUTH_FILE, else [image] authfile, else containers' default places)")
 	debug := fs.Bool("debug", false, "debug logs on stderr")
 	err := e.parse(fs, args)
 	if err != nil {
@@ -76,7 +82,7 @@ func runImageBuild(e *env, args []string) error {
 		e.Log = session.NewLogger(e.Stderr, true)
 	}
 	opts.Log = e.Log
-	store, err := session.StoreInNamespace(e.IO)
+	store, err := session.StoreInNamespace(e.IO, *authFile)
 	if err != nil {
 		return err
 	}
@@ -111,7 +117,7 @@ func runImageImport(e *env, args []string) error {
 	if *debug {
 		e.Log = session.NewLogger(e.Stderr, true)
 	}
-	store, err := session.StoreInNamespace(e.IO)
+	store, err := session.StoreInNamespace(e.IO, "")
 	if err != nil {
 		return err
 	}
@@ -142,3 +148,32 @@ func checkImageBuild() check {
 // megabytes formats an image size for a log line (disks.FormatSize is exact
 // and prints odd sizes in bytes).
 func megabytes(n int64) string { return fmt.Sprintf("%.0f MB", float64(n)/1e6) }
+
+func runImagePush(e *env, args []string) error {
+	fs := e.newFlagSet("image push", e.Prog+" image push [--authfile FILE] IMAGE DEST")
+	authFile := fs.String("authfile", "", "registry credentials for DEST (containers-auth.json)\n(default: $REGISTRY_AUTH_FILE, else [image] authfile, else containers' default places)")
+	debug := fs.Bool("debug", false, "debug logs on stderr")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return session.Usagef("image push: want IMAGE and DEST (docker://REGISTRY/NAME:TAG, docker-archive:FILE:NAME:TAG, oci-archive:FILE, oci:DIR:TAG)")
+	}
+	if *debug {
+		e.Log = session.NewLogger(e.Stderr, true)
+	}
+	store, err := session.StoreInNamespace(e.IO, *authFile)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	var progress io.Writer
+	if f, ok := e.Stderr.(*os.File); ok {
+		progress = rootfs.ProgressWriter(f) // only to a terminal
+	}
+	if err := store.Push(context.Background(), fs.Arg(0), fs.Arg(1), progress); err != nil {
+		return err
+	}
+	e.Log.Info("image pushed", "image", fs.Arg(0), "to", fs.Arg(1))
+	return nil
+}

@@ -20,7 +20,7 @@ func runImages(e *env, args []string) error {
 	if err := checkFormat("images", *format); err != nil {
 		return err
 	}
-	store, err := session.StoreInNamespace(e.IO)
+	store, err := session.StoreInNamespace(e.IO, "")
 	if err != nil {
 		return err
 	}

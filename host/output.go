@@ -44,6 +44,8 @@ type taskJSON struct {
 	Detached bool                   `json:"detached"`
 	Uptime   float64                `json:"uptime_seconds"`
 	Sessions []contract.LiveSession `json:"sessions"`
+	// Procs, with --debug, are the VMM processes and their confinement.
+	Procs []vmmProcJSON `json:"vmm_processes,omitempty"`
 }
 
 // doctorJSON is `loftd doctor --format json`.

@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,8 +17,9 @@ import (
 
 // runPs lists the live tasks: those whose lock a loftd holds.
 func runPs(e *env, args []string) error {
-	fs := e.newFlagSet("ps", e.Prog+" ps [--format table|json]")
+	fs := e.newFlagSet("ps", e.Prog+" ps [--format table|json] [--debug]")
 	format := formatFlag(fs)
+	debug := fs.Bool("debug", false, "also list each VMM process (helper, QEMU, virtiofsd, passt) with its uid, no_new_privs, seccomp and Landlock")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -33,7 +35,15 @@ func runPs(e *env, args []string) error {
 		return err
 	}
 	vms, _ := st.ListLive()
-	return printTasks(e.Stdout, *format, withSessions(liveTasks(tasks, "/proc"), tasks, vms, time.Now()))
+	rows := withSessions(liveTasks(tasks, "/proc", *debug), tasks, vms, time.Now())
+	reviewWorkspaces(st, rows)
+	if err := printTasks(e.Stdout, *format, rows); err != nil {
+		return err
+	}
+	if *debug && *format != "json" {
+		return printVMMProcs(e.Stdout, rows)
+	}
+	return nil
 }
 
 // withSessions adds to each task that runs a workspace VM its uptime, mode
@@ -62,7 +72,8 @@ func withSessions(out []taskJSON, tasks []state.TaskInfo, vms []state.LiveVM, no
 // liveTasks describes the running tasks, with the host memory each VM's
 // process holds now (its RSS; 0 while no VM runs yet or when /proc hides
 // it). With free page reporting that is what the guest uses, not --mem.
-func liveTasks(tasks []state.TaskInfo, procRoot string) []taskJSON {
+// With debug, each task also lists its VMM processes' confinement.
+func liveTasks(tasks []state.TaskInfo, procRoot string, debug bool) []taskJSON {
 	procs, _ := vmmproc.Table(procRoot)
 	live := []taskJSON{}
 	for _, t := range tasks {
@@ -72,6 +83,9 @@ func liveTasks(tasks []state.TaskInfo, procRoot string) []taskJSON {
 		j := taskJSON{ID: t.ID, PID: t.PID, Started: t.Started}
 		if pid := vmmproc.VMM(procs, t.PID); t.PID > 0 && pid > 0 {
 			j.RSS, _ = vmmproc.RSS(procRoot, pid)
+		}
+		if debug && t.PID > 0 {
+			j.Procs = vmmProcs(procRoot, procs, t.PID, t.Dir)
 		}
 		if t.Plan != nil {
 			j.VMM = t.Plan.VMM.String()
@@ -110,6 +124,19 @@ func printTasks(w io.Writer, format string, tasks []taskJSON) error {
 	return tw.Flush()
 }
 
+// reviewWorkspaces names the workspace of a review run, whose plan shares
+// the run's overlay (STATE/reviews/<id>/merged) rather than the workspace.
+func reviewWorkspaces(st state.State, tasks []taskJSON) {
+	for i, t := range tasks {
+		if t.Workspace != (state.Review{ID: t.ID, Dir: filepath.Join(st.Reviews(), t.ID)}).Merged() {
+			continue
+		}
+		if _, rec, err := st.Review(t.ID); err == nil {
+			tasks[i].Workspace = rec.Workspace
+		}
+	}
+}
+
 // rssText prints a resident set in MiB (GiB from 10 GiB), "-" when unknown.
 func rssText(b int64) string {
 	switch {
@@ -131,8 +158,9 @@ func orDash(s string) string {
 // runGC removes the dead tasks, kept ones included (only an explicit gc
 // removes those), then tidies the image store.
 func runGC(e *env, args []string) error {
-	fs := e.newFlagSet("gc", e.Prog+" gc [--images [--older-than AGE | --all]]")
+	fs := e.newFlagSet("gc", e.Prog+" gc [--images] [--reviews] [--older-than AGE | --all]")
 	images := fs.Bool("images", false, "also remove cached images no running task uses and none used for --older-than")
+	reviews := fs.Bool("reviews", false, "also remove pending review runs that ended longer ago than --older-than (--all: every pending one);\ndiscarded and applied runs are always removed")
 	olderThan := fs.String("older-than", "7d", "with --images: remove images last used longer ago than this (7d, 36h, 0 for all)")
 	all := fs.Bool("all", false, "with --images: remove every image no running task uses, however recently used")
 	if err := e.parse(fs, args); err != nil {
@@ -160,6 +188,9 @@ func runGC(e *env, args []string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
+	}
+	if err := gcReviews(e, st, *reviews, *all, *olderThan); err != nil {
+		return err
 	}
 	return gcStore(e, cfg, st, g)
 }

@@ -84,7 +84,7 @@ func TestPsRSS(t *testing.T) {
 		{ID: "dead", PID: 100},
 	}
 	got := map[string]int64{}
-	for _, j := range liveTasks(tasks, proc) {
+	for _, j := range liveTasks(tasks, proc, false) {
 		got[j.ID] = j.RSS
 	}
 	want := map[string]int64{"a": 512 << 20, "b": 0, "c": 0}

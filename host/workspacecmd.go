@@ -142,7 +142,7 @@ func runResetNix(e *env, args []string) error {
 		return err
 	}
 	if !*force {
-		return session.Usagef("reset-nix discards everything in /nix of workspace %s (%s); rerun with --force to do it", ws.Source, ws.NixDisk())
+		return session.Usagef("reset-nix discards everything in /nix of workspace %s (%s); keep a copy first with '%s snapshot save --target nix', then rerun with --force to do it", ws.Source, ws.NixDisk(), e.Prog)
 	}
 	if err := os.MkdirAll(ws.Dir, 0o700); err != nil {
 		return fmt.Errorf("reset-nix: %w", err)

@@ -81,8 +81,8 @@ func TestResetNixNeedsForce(t *testing.T) {
 	}
 	before := fileSum(t, ws.NixDisk())
 	status, _, stderr := c.run("reset-nix", "--workspace", src)
-	if status != 2 || !strings.Contains(stderr, "--force") {
-		t.Errorf("reset-nix without --force: status %d, stderr %q; want 2 and a hint to --force", status, stderr)
+	if status != 2 || !strings.Contains(stderr, "--force") || !strings.Contains(stderr, "snapshot save --target nix") {
+		t.Errorf("reset-nix without --force: status %d, stderr %q; want 2, a hint to --force and the snapshot command", status, stderr)
 	}
 	if fileSum(t, ws.NixDisk()) != before {
 		t.Errorf("reset-nix without --force changed the nix disk")
@@ -171,5 +171,54 @@ func TestWorkspaceLockNamesHolder(t *testing.T) {
 	status, _, stderr := c.run("reset-nix", "--force", "--workspace", src)
 	if status == 0 || !strings.Contains(stderr, want) {
 		t.Errorf("reset-nix while the workspace is locked: status %d, stderr %q; want a refusal naming the holder (%q)", status, stderr, want)
+	}
+}
+
+// TestSnapshotCommand: the verbs, a name that is no file name, a missing
+// disk, and save, list, restore and rm of a disk (a sparse copy here, or a
+// reflink where the temporary directory has them).
+func TestSnapshotCommand(t *testing.T) {
+	c, src := newCLI(t), t.TempDir()
+	ws := c.workspace(src)
+	for _, tc := range []struct {
+		args   []string
+		status int
+		stderr string
+	}{
+		{[]string{"snapshot"}, 2, "want save|list|restore|rm"},
+		{[]string{"snapshot", "copy", "x"}, 2, `snapshot "copy"`},
+		{[]string{"snapshot", "save", "--target", "home"}, 2, `--target "home"`},
+		{[]string{"snapshot", "save", "--method", "tar"}, 2, `--method "tar"`},
+		{[]string{"snapshot", "restore"}, 2, "name the snapshot"},
+		{[]string{"snapshot", "save", "x", "--workspace", src}, 1, "has no nix disk yet"},
+	} {
+		if status, _, stderr := c.run(tc.args...); status != tc.status || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("%q: status %d, stderr %q; want %d and %q", tc.args, status, stderr, tc.status, tc.stderr)
+		}
+	}
+	makeDisk(t, ws.NixDisk(), contract.NixLabel, disks.MinSize)
+	if status, _, stderr := c.run("snapshot", "save", "../x", "--workspace", src); status != 2 || !strings.Contains(stderr, "snapshot name") {
+		t.Errorf("snapshot save ../x: %d %q; want a refusal of the name", status, stderr)
+	}
+	before := fileSum(t, ws.NixDisk())
+	// --method file: auto would take an in-disk snapshot (a VM) where the
+	// temporary directory has no reflinks.
+	if status, out, stderr := c.run("snapshot", "save", "s1", "--method", "file", "--workspace", src); status != 0 || !strings.HasPrefix(out, "saved nix snapshot s1 (") {
+		t.Fatalf("snapshot save s1: %d %q %q", status, out, stderr)
+	}
+	if err := os.WriteFile(ws.NixDisk(), []byte("changed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, stderr := c.run("snapshot", "restore", "s1", "--workspace", src); status != 0 || fileSum(t, ws.NixDisk()) != before {
+		t.Errorf("snapshot restore s1: %d %q; disk restored %v", status, stderr, fileSum(t, ws.NixDisk()) == before)
+	}
+	if _, out, _ := c.run("snapshot", "list", "--format", "json", "--workspace", src); !strings.Contains(out, `"name": "s1"`) {
+		t.Errorf("snapshot list --format json = %s, want s1", out)
+	}
+	if status, _, stderr := c.run("snapshot", "rm", "s1", "--workspace", src); status != 0 {
+		t.Errorf("snapshot rm s1: %d %q", status, stderr)
+	}
+	if status, _, stderr := c.run("snapshot", "restore", "s1", "--workspace", src); status != 1 || !strings.Contains(stderr, "no such snapshot") {
+		t.Errorf("snapshot restore of a removed one: %d %q", status, stderr)
 	}
 }

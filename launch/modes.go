@@ -37,22 +37,34 @@ type NetworkMode string
 
 // The network modes.
 const (
+	// NetworkEgress (the default): loftd's own user-mode network
+	// (egress/netstack, gVisor) under the egress policy, in a child
+	// process of the helper.
+	NetworkEgress NetworkMode = contract.NetworkEgress
+	// NetworkPasst: passt, unfiltered (the guest reaches the host's
+	// loopback, the LAN and link-local addresses).
 	NetworkPasst NetworkMode = contract.NetworkPasst
 	NetworkTSI   NetworkMode = contract.NetworkTSI
 	NetworkNone  NetworkMode = contract.NetworkNone
 )
 
-var networkModes = []NetworkMode{NetworkPasst, NetworkTSI, NetworkNone}
+var networkModes = []NetworkMode{NetworkEgress, NetworkPasst, NetworkTSI, NetworkNone}
 
-// ParseNetworkMode reads a --network or [network] mode value; "" is passt.
+// ParseNetworkMode reads a --network or [network] mode value; "" is
+// egress, the policy network.
 func ParseNetworkMode(s string) (NetworkMode, error) {
 	if s == "" {
-		return NetworkPasst, nil
+		return NetworkEgress, nil
 	}
 	return parseName(s, networkModes)
 }
 
 func (m NetworkMode) String() string { return string(m) }
+
+// HasNIC reports whether the guest has a virtio-net device on a
+// user-mode network (passt or egress), on a stream socket the helper
+// hands the VMM.
+func (m NetworkMode) HasNIC() bool { return m == NetworkPasst || m == NetworkEgress }
 
 // VirtiofsdFlavor is which virtiofsd a plan's Virtiofsd is: the Rust one
 // and QEMU's C one take different options. The parent finds out once, when

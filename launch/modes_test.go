@@ -20,11 +20,13 @@ func TestParseModes(t *testing.T) {
 		{"auto", parseVMM, "auto", ""},
 		{"xen", parseVMM, "", `"xen": want one of auto, krun, qemu`},
 		{"QEMU", parseVMM, "", `"QEMU": want one of`},
-		{"", parseNet, "passt", ""},
+		{"", parseNet, "egress", ""},
+		{"egress", parseNet, "egress", ""},
+		{"passt", parseNet, "passt", ""},
 		{"passt", parseNet, "passt", ""},
 		{"tsi", parseNet, "tsi", ""},
 		{"none", parseNet, "none", ""},
-		{"slirp", parseNet, "", `"slirp": want one of passt, tsi, none`},
+		{"slirp", parseNet, "", `"slirp": want one of egress, passt, tsi, none`},
 	}
 	for _, tt := range tests {
 		got, err := tt.parse(tt.in)

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/loftd/loftd/internal/atomicfile"
+	"github.com/loftd/loftd/internal/confine"
 )
 
 // Version is the plan format this binary writes and reads. The parent and the
@@ -72,6 +73,9 @@ type Plan struct {
 	// boots the guest as krun_start_enter would (helper/krunline), so the
 	// guest contract is checked through libkrun's own init under QEMU.
 	KrunInit string `json:"krun_init,omitempty"`
+	// Sandbox is how the helper confines itself and QEMU
+	// (internal/confine; "" is enforce, fail closed).
+	Sandbox confine.Mode `json:"sandbox,omitempty"`
 }
 
 // VsockPort connects guest vsock Port to the host UNIX socket Path. Listen:
@@ -128,6 +132,41 @@ type Network struct {
 	// Passt is the passt the helper starts for mode passt, as the parent
 	// found and probed it: the helper runs it without asking it again.
 	Passt *Passt `json:"passt,omitempty"`
+	// Egress is the policy network's configuration (mode egress): the
+	// helper starts `loftd internal netstack` with it.
+	Egress *Egress `json:"egress,omitempty"`
+}
+
+// Egress is what the policy network enforces: the --allow values (CIDRs,
+// names, *.names) as the parent validated them, and --allow-host.
+type Egress struct {
+	Allow     []string `json:"allow,omitempty"`
+	AllowHost bool     `json:"allow_host,omitempty"`
+	// Exe is the loftd binary that runs the netstack (the parent's, as
+	// found once).
+	Exe string `json:"exe"`
+	// Intercept, when set, is the TLS interception for secrets the
+	// netstack runs (egress/mitm).
+	Intercept *Intercept `json:"intercept,omitempty"`
+}
+
+// Intercept is the netstack's TLS interception: where the workspace's CA
+// is, which certificates verify real servers besides the system's, and the
+// secrets. Values are never in the plan: the netstack reads each secret's
+// file itself, and the CA key stays in the workspace's state directory.
+type Intercept struct {
+	CADir   string   `json:"ca_dir"`
+	ExtraCA []string `json:"extra_ca,omitempty"`
+	Secrets []Secret `json:"secrets"`
+}
+
+// Secret is one secret: the guest variable Name holds Placeholder, which
+// the netstack replaces with the content of File on TLS to Hosts only.
+type Secret struct {
+	Name        string   `json:"name"`
+	File        string   `json:"file"`
+	Placeholder string   `json:"placeholder"`
+	Hosts       []string `json:"hosts"`
 }
 
 // Passt is a passt binary and what its --help and --version said.
@@ -195,6 +234,9 @@ func (p *Plan) Validate() error {
 	}
 	if p.VCPUs > MaxVCPUs {
 		return fmt.Errorf("launch plan: %d vCPUs: more than the %d a VM can have", p.VCPUs, MaxVCPUs)
+	}
+	if _, err := confine.ParseMode(string(p.Sandbox)); err != nil {
+		return fmt.Errorf("launch plan: %w", err)
 	}
 	if p.Virtiofsd != "" && p.VirtiofsdFlavor != VirtiofsdRust && p.VirtiofsdFlavor != VirtiofsdC {
 		return fmt.Errorf("launch plan: virtiofsd %s has flavor %q, not %s or %s", p.Virtiofsd, p.VirtiofsdFlavor, VirtiofsdRust, VirtiofsdC)

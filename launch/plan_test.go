@@ -35,6 +35,7 @@ func fullPlan() *Plan {
 		LogLevel:   "warn",
 		VsockPorts: []VsockPort{{Port: 1024, Path: "/s/tasks/t1/status.sock", Listen: true}, {Port: 1025, Path: "/s/tasks/t1/log.sock"}},
 		KrunInit:   "/tmp/init.krun",
+		Sandbox:    "audit",
 	}
 }
 
@@ -165,7 +166,8 @@ const golden = `{
       "path": "/s/tasks/t1/log.sock"
     }
   ],
-  "krun_init": "/tmp/init.krun"
+  "krun_init": "/tmp/init.krun",
+  "sandbox": "audit"
 }
 `
 

@@ -2,4 +2,4 @@
 # go.sum, which is what buildGoModule's vendorHash is. Recompute it after a
 # dependency change with scripts/nix-vendor-hash; internal/nixcheck's
 # TestNixVendorHash fails while it is stale.
-"sha256-t0Wgv0oht2dcTj386MHKvc4qOlBGFz1rfN5y8veymfM="
+"sha256-l30kVR8dW5zLuoWFkkn+opkPYWHtR2BQ1cNhHQuvQMc="

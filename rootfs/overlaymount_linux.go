@@ -19,7 +19,14 @@ type overlayLayers struct {
 	upper, work  string
 	userxattr    bool // unprivileged overlay: metadata in user.* xattrs
 	volatileSync bool // volatile: the overlay need not pass syncs on
+	// selfContained: redirect_dir=nofollow (no redirect made or followed; "off" means follow), metacopy and index off, so that the
+	// upper layer alone says what changed (a review run's layer is read
+	// back by package review, which interprets no redirect or metacopy).
+	selfContained bool
 }
+
+// selfContainedOptions are the overlay options selfContained sets.
+var selfContainedOptions = [][2]string{{"redirect_dir", "nofollow"}, {"metacopy", "off"}, {"index", "off"}}
 
 // mountKernelOverlay mounts l at target with the new mount API, handing
 // the kernel every layer as an open directory (fsconfig FSCONFIG_SET_FD,
@@ -63,6 +70,13 @@ func mountOverlayFDs(l overlayLayers, target string) error {
 	if l.userxattr {
 		if err := unix.FsconfigSetFlag(fsfd, "userxattr"); err != nil {
 			return fsError(fsfd, "fsconfig userxattr", err)
+		}
+	}
+	if l.selfContained {
+		for _, o := range selfContainedOptions {
+			if err := unix.FsconfigSetString(fsfd, o[0], o[1]); err != nil {
+				return fsError(fsfd, "fsconfig "+o[0]+"="+o[1], err)
+			}
 		}
 	}
 	// volatile came with 5.10; a kernel that refuses it mounts without.
@@ -134,6 +148,11 @@ func mountOverlayLegacy(l overlayLayers, target string) error {
 	data := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(l.lowers, ":"), l.upper, l.work)
 	if l.userxattr {
 		data += ",userxattr"
+	}
+	if l.selfContained {
+		for _, o := range selfContainedOptions {
+			data += "," + o[0] + "=" + o[1]
+		}
 	}
 	if len(data) >= os.Getpagesize() {
 		return fmt.Errorf("overlay options for %d layers exceed a page (%d bytes)", len(l.lowers), len(data))

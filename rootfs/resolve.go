@@ -13,11 +13,13 @@ import (
 	"github.com/containers/image/v5/docker"
 	"github.com/containers/image/v5/docker/reference"
 	"github.com/containers/image/v5/manifest"
+	"github.com/containers/image/v5/pkg/cli/environment"
 	"github.com/containers/image/v5/signature"
 	is "github.com/containers/image/v5/storage"
 	"github.com/containers/image/v5/transports"
 	"github.com/containers/image/v5/transports/alltransports"
 	"github.com/containers/image/v5/types"
+	"github.com/docker/distribution/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -93,7 +95,7 @@ func (s *Store) Resolve(ctx context.Context, ref string, policy PullPolicy, prog
 	sys := s.systemContext()
 	dgst, err := manifestDigest(ctx, src, sys)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", name, err)
+		return nil, fmt.Errorf("resolve %s: %w%s", name, err, authHint(err, s.authFile))
 	}
 	if img, err := s.lookupDigest(name, dgst); err != nil || img != nil {
 		return img, err
@@ -121,10 +123,16 @@ func manifestDigest(ctx context.Context, src types.ImageReference, sys *types.Sy
 }
 
 func (s *Store) systemContext() *types.SystemContext {
-	return &types.SystemContext{
+	sys := &types.SystemContext{
 		SignaturePolicyPath:  s.policyPath,
+		AuthFilePath:         s.authFile,
 		BigFilesTemporaryDir: filepath.Join(s.root, "tmp"), // made by Open
 	}
+	// CONTAINERS_REGISTRIES_CONF, as Podman, Buildah and skopeo honour it
+	// (a pod's mirror or insecure-registry settings come this way). It
+	// cannot fail on a non-nil context.
+	_ = environment.UpdateRegistriesConf(sys)
+	return sys
 }
 
 // pull copies src into the store under a name derived from its digest, so
@@ -218,4 +226,19 @@ func syncFS(path string) error {
 		return &os.PathError{Op: "syncfs", Path: path, Err: err}
 	}
 	return nil
+}
+
+// authHint names the fix for a registry that refused the pull for want of
+// credentials: the error alone ("authentication required") does not say
+// where loftd takes them from.
+func authHint(err error, authFile string) string {
+	var unauth docker.ErrUnauthorizedForCredentials
+	var ec errcode.Error
+	if !errors.As(err, &unauth) && !(errors.As(err, &ec) && ec.Code == errcode.ErrorCodeUnauthorized) {
+		return ""
+	}
+	if authFile != "" {
+		return fmt.Sprintf(" (the credentials in %s were refused)", authFile)
+	}
+	return " (give credentials with --authfile FILE, $REGISTRY_AUTH_FILE or [image] authfile: a containers-auth.json or a pull secret's .dockerconfigjson)"
 }

@@ -40,6 +40,11 @@ type Options struct {
 	Driver string
 	// SignaturePolicyPath overrides Root/policy.json.
 	SignaturePolicyPath string
+	// AuthFile is the registry credentials file (containers-auth.json(5),
+	// also a Kubernetes pull secret's .dockerconfigjson); "" leaves
+	// containers/image's defaults ($XDG_RUNTIME_DIR/containers/auth.json,
+	// ~/.docker/config.json).
+	AuthFile string
 	// Log receives debug lines; nil discards them.
 	Log *slog.Logger
 }
@@ -52,6 +57,7 @@ type Store struct {
 	driver       string
 	driverReason string
 	policyPath   string
+	authFile     string
 	log          *slog.Logger
 }
 
@@ -78,6 +84,13 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", opts.Root, err)
 	}
+	if opts.AuthFile != "" {
+		// Read once here, so a wrong path is named before any pull, not as
+		// an anonymous registry's "unauthorized".
+		if _, err := os.ReadFile(opts.AuthFile); err != nil {
+			return nil, fmt.Errorf("open image store: registry auth file: %w", err)
+		}
+	}
 	policy := opts.SignaturePolicyPath
 	if policy == "" {
 		if policy, err = writeDefaultPolicy(opts.Root); err != nil {
@@ -99,7 +112,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open image store %s (driver %s): %w", opts.Root, driver, err)
 	}
 	log.Debug("image store open", "root", opts.Root, "driver", driver, "reason", reason)
-	return &Store{store: st, root: opts.Root, driver: driver, driverReason: reason, policyPath: policy, log: log}, nil
+	return &Store{store: st, root: opts.Root, driver: driver, driverReason: reason, policyPath: policy, authFile: opts.AuthFile, log: log}, nil
 }
 
 // Driver returns the storage driver in use and why it was chosen.

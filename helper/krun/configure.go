@@ -144,9 +144,9 @@ func check(lib *libkrun.Lib, p *launch.Plan, netFD int) (checked, error) {
 		return c, err
 	}
 	switch n := p.Network; n.Mode {
-	case launch.NetworkPasst:
+	case launch.NetworkPasst, launch.NetworkEgress:
 		if n.Socket == "" && netFD < 0 {
-			return c, fmt.Errorf("launch plan: network passt without a socket")
+			return c, fmt.Errorf("launch plan: network %s without a socket", n.Mode)
 		}
 		if n.Socket == "" {
 			c.netFD = netFD
@@ -162,11 +162,13 @@ func check(lib *libkrun.Lib, p *launch.Plan, netFD int) (checked, error) {
 		copy(c.mac[:], hw)
 		// libkrun's init asks passt's DHCP server for the address when
 		// the flag is there; before 1.18 the flag is refused.
-		if lib.AtLeast(DHCPFlagMinor) {
+		// loftd's egress network serves no DHCP: the guest init sets
+		// the same fixed addresses itself.
+		if lib.AtLeast(DHCPFlagMinor) && n.Mode == launch.NetworkPasst {
 			c.netFlags = libkrun.NetFlagDHCPClient
 		}
 	case launch.NetworkTSI, launch.NetworkNone:
-		if n.Socket != "" || n.MAC != "" || n.Passt != nil {
+		if n.Socket != "" || n.MAC != "" || n.Passt != nil || n.Egress != nil {
 			return c, fmt.Errorf("launch plan: network %s with a net device (socket %q, MAC %q): only passt has one", n.Mode, n.Socket, n.MAC)
 		}
 		if n.Mode == launch.NetworkNone && len(n.Publish) > 0 {
@@ -181,7 +183,7 @@ func check(lib *libkrun.Lib, p *launch.Plan, netFD int) (checked, error) {
 				NoNetworkMinor, lib.Path(), lib.Version())
 		}
 	default:
-		return c, fmt.Errorf("launch plan: network mode %q is not passt, tsi or none", n.Mode)
+		return c, fmt.Errorf("launch plan: network mode %q is not egress, passt, tsi or none", n.Mode)
 	}
 	return c, nil
 }
@@ -241,7 +243,7 @@ func configureStorage(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, _ check
 
 func configureNetwork(lib *libkrun.Lib, ctx libkrun.Ctx, p *launch.Plan, c checked) error {
 	n := p.Network
-	if n.Mode == launch.NetworkPasst {
+	if n.Mode.HasNIC() {
 		// With fd -1 libkrun connects to the socket path itself; else
 		// the path is empty (NULL) and the fd is passt's connected socket.
 		where := n.Socket

@@ -252,7 +252,7 @@ func TestConfigureRejectsPlan(t *testing.T) {
 		{"no vCPU", func(p *launch.Plan) { p.VCPUs = 0 }, "0 vCPUs"},
 		{"RAM beyond uint32", func(p *launch.Plan) { p.RAMMiB = 1 << 33 }, "8589934592 MiB of RAM"},
 		{"log level", func(p *launch.Plan) { p.LogLevel = "loud" }, `log level "loud" is not off, error`},
-		{"network mode", func(p *launch.Plan) { p.Network.Mode = "slirp" }, `network mode "slirp" is not passt, tsi or none`},
+		{"network mode", func(p *launch.Plan) { p.Network.Mode = "slirp" }, `network mode "slirp" is not egress, passt, tsi or none`},
 		{"passt without socket", func(p *launch.Plan) { p.Network.Socket = "" }, "network passt without a socket"},
 		{"bad MAC", func(p *launch.Plan) { p.Network.MAC = "02:00:00:00:00" }, `MAC "02:00:00:00:00" is not a 6-byte address`},
 		{"EUI-64", func(p *launch.Plan) { p.Network.MAC = "02:00:00:00:00:00:00:01" }, "is not a 6-byte address"},
@@ -374,6 +374,25 @@ func TestConfigureNetFD(t *testing.T) {
 	want := `krun_add_net_unixstream ctx=0 path=NULL fd=7 mac=5a:94:ef:e4:0c:ee features=19587 flags=2`
 	if got := krundouble.Calls(t, log); !slices.Contains(got, want) {
 		t.Errorf("calls = %q, want %q among them", got, want)
+	}
+}
+
+// With loftd's egress network the net device is on the netstack's socket
+// as it is on passt's, without the DHCP flag: the netstack serves no DHCP
+// and the guest init sets the fixed addresses.
+func TestConfigureNetFDEgress(t *testing.T) {
+	l, log := openRelease(t, 19)
+	p := fullPlan()
+	p.Network = launch.Network{Mode: launch.NetworkEgress, MAC: p.Network.MAC, Egress: &launch.Egress{Exe: "/usr/bin/loftd", Allow: []string{"example.com"}}}
+	if _, err := ConfigureNet(l, p, 7); err != nil {
+		t.Fatalf("ConfigureNet(egress, fd 7) = %v", err)
+	}
+	want := `krun_add_net_unixstream ctx=0 path=NULL fd=7 mac=5a:94:ef:e4:0c:ee features=19587 flags=0`
+	if got := krundouble.Calls(t, log); !slices.Contains(got, want) {
+		t.Errorf("calls = %q, want %q among them", got, want)
+	}
+	if _, err := ConfigureNet(l, p, -1); err == nil || !strings.Contains(err.Error(), "network egress without a socket") {
+		t.Errorf("ConfigureNet(egress, no fd) = %v, want an error naming the missing socket", err)
 	}
 }
 

@@ -58,7 +58,7 @@ func Args(cfg Config) []string {
 		"-nodefaults", "-no-user-config", "-nographic",
 		// The guest ends by rebooting: make that QEMU's exit.
 		"-no-reboot",
-		"-kernel", cfg.Kernel,
+		"-kernel", fdPath(cfg.kernelFD()),
 		"-append", cmdline,
 	}
 	for i, s := range cfg.shares() {
@@ -67,18 +67,21 @@ func Args(cfg Config) []string {
 			"-device", "vhost-user-fs-device,chardev="+id+",tag="+s.Tag)
 	}
 	for i, d := range p.Disks {
-		a = append(a, diskArgs(i, cfg.diskFD(i), d)...)
+		fd := cfg.diskFD(i)
+		a = append(a, "-add-fd", fmt.Sprintf("fd=%d,set=%d", fd, diskSet(i)), "-add-fd", fmt.Sprintf("fd=%d,set=%d", fd+1, diskSet(i)))
+		a = append(a, diskArgs(i, diskSet(i), d)...)
 	}
 	if cfg.balloon() {
 		a = append(a, balloonArgs()...)
 	}
-	a = append(a, "-device", "virtio-serial-device",
-		"-chardev", "file,id=con,append=on,path="+fdPath(cfg.consoleFD()), "-device", "virtconsole,chardev=con")
+	a = append(a, "-add-fd", fmt.Sprintf("fd=%d,set=%d", cfg.consoleFD(), cfg.consoleSet()), "-device", "virtio-serial-device",
+		"-chardev", "file,id=con,append=on,path="+fdSetPath(cfg.consoleSet()), "-device", "virtconsole,chardev=con")
 	for i, name := range portNames {
 		id := fmt.Sprintf("port%d", i)
 		a = append(a, "-chardev", fmt.Sprintf("socket,id=%s,fd=%d", id, firstPortFD+i),
 			"-device", "virtserialport,chardev="+id+",name="+name)
 	}
+	a = append(a, sandboxArgs(cfg.Sandbox)...)
 	return append(a, netArgs(cfg.netFD(), p.Network.MAC)...)
 }
 
@@ -189,18 +192,22 @@ func mmioDevices(n int) []string {
 	return devs
 }
 
-// diskArgs attach disk d, open in QEMU at fd. werror/rerror=report: a
+// diskArgs attach disk d, open in QEMU as fd set set. werror/rerror=report: a
 // failed write (the host filesystem under the state directory is full)
 // reaches the guest as an I/O error. QEMU's default for writes, enospc,
 // pauses the VM instead, and a paused VM never ends: the run would hang.
-func diskArgs(i, fd int, d launch.Disk) []string {
+func diskArgs(i, set int, d launch.Disk) []string {
 	id := fmt.Sprintf("blk%d", i)
-	drive := "file=" + fdPath(fd) + ",if=none,id=" + id + ",format=raw,werror=report,rerror=report"
+	drive := "file=" + fdSetPath(set) + ",if=none,id=" + id + ",format=raw,werror=report,rerror=report"
 	if d.ReadOnly {
 		drive += ",readonly=on"
 	}
 	return []string{"-drive", drive, "-device", "virtio-blk-device,drive=" + id + ",serial=" + d.ID}
 }
+
+// fdSetPath names fd set n (-add-fd): QEMU dups a member of the set
+// whose access mode matches, and never opens a path.
+func fdSetPath(n int) string { return "/dev/fdset/" + strconv.Itoa(n) }
 
 // fdPath names QEMU's inherited fd as a file it can open: QEMU reopens it
 // with the flags it needs, and the name holds no byte of the host's path.

@@ -20,9 +20,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/internal/confine"
 	"github.com/loftd/loftd/launch"
 )
 
@@ -57,6 +59,13 @@ type Config struct {
 	// every value from Resized (SIGWINCH).
 	WinSize func() (rows, cols uint16, ok bool)
 	Resized <-chan os.Signal
+	// Sandbox is how QEMU is confined (sandbox.go); Confine, when set,
+	// confines the caller once QEMU and virtiofsd started and before a
+	// byte of the guest is read. A confined caller cannot start them
+	// again: Run then boots once and returns ErrEarlyDeath, for the
+	// helper's parent to start a new helper.
+	Sandbox confine.Mode
+	Confine func() error
 	// Net, when set, is the VM's end of passt's socketpair: the guest
 	// gets a virtio-net device on it (QEMU's fd after the port sockets).
 	Net *os.File
@@ -89,11 +98,24 @@ func (c Config) shareFD(i int) int {
 	return n
 }
 
-// diskFD is the fd of disk i in QEMU.
-func (c Config) diskFD(i int) int { return c.shareFD(len(c.shares())) + i }
+// diskFD is the first of disk i's two fds in QEMU: the disk opened
+// read-only, then with the disk's own access (read-write, or read-only
+// again). QEMU takes them from fd set i+1 (-add-fd, /dev/fdset/N): its
+// block layer asks for a read-only fd first, and a set hands out dups of
+// a matching fd, never a reopen of a path, so QEMU needs no permission on
+// the file itself (it may run as another uid, see sandbox.go).
+func (c Config) diskFD(i int) int { return c.shareFD(len(c.shares())) + 2*i }
+
+// diskSet is disk i's fd set; consoleSet the console log's.
+func diskSet(i int) int          { return i + 1 }
+func (c Config) consoleSet() int { return len(c.Plan.Disks) + 1 }
 
 // consoleFD is the fd of the console log in QEMU.
 func (c Config) consoleFD() int { return c.diskFD(len(c.Plan.Disks)) }
+
+// kernelFD is the kernel's fd in QEMU, which reads it as /proc/self/fd/N:
+// a QEMU running as another uid need not search the cache's directories.
+func (c Config) kernelFD() int { return c.consoleFD() + 1 }
 
 // shares are the plan's virtiofs shares, the root (tag /dev/root) first.
 func (c Config) shares() []launch.Share {
@@ -126,7 +148,7 @@ func Run(ctx context.Context, cfg Config) (int, error) {
 		}
 		r.log.Debug("qemu phase", "phase", "cleanup", "ms", millis(time.Since(t)))
 		r.log.Debug("qemu run done", "status", status, "attempt", attempt)
-		if !errors.Is(err, errEarlyDeath) || attempt == maxBoots || ctx.Err() != nil {
+		if !errors.Is(err, errEarlyDeath) || attempt == maxBoots || ctx.Err() != nil || cfg.Confine != nil {
 			return status, err
 		}
 		// Nothing ran: boot again, keeping the failed boot's logs.
@@ -172,5 +194,19 @@ func resolve(cfg Config) (Config, error) {
 	var reason string
 	cfg.Accel, reason = PickAccelCached(cfg.Accel, cfg.QEMU, cfg.CacheDir)
 	cfg.Log.Debug("qemu accelerator", "accel", cfg.Accel, "reason", reason)
+	if msg := tcgWarning(cfg.Accel, reason); msg != "" {
+		cfg.Log.Warn(msg)
+	}
 	return cfg, nil
+}
+
+// tcgWarning is said once per probe (a fresh state directory, a pod, a new
+// QEMU or kernel): a VM under TCG is many times slower than under KVM, and
+// on a Kubernetes node the cause is a missing device plugin. A cached
+// verdict, or TCG asked for, says nothing.
+func tcgWarning(accel, reason string) string {
+	if accel != "tcg" || strings.HasPrefix(reason, "cached probe:") || reason == "asked for" || strings.HasPrefix(reason, AccelEnv) {
+		return ""
+	}
+	return "no usable KVM (" + reason + "): the VM runs under QEMU's TCG emulation, many times slower; give this host /dev/kvm (in a pod: a KVM device plugin, see docs/kubernetes.md)"
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/helper/virtiofs"
+	"github.com/loftd/loftd/internal/confine"
 	"github.com/loftd/loftd/launch"
 	"golang.org/x/sys/unix"
 )
@@ -58,6 +59,11 @@ func (r *runner) run(ctx context.Context) (int, error) {
 	if r.cfg.Control != nil {
 		r.cfg.Control(ports.host[controlPort])
 	}
+	if r.cfg.Confine != nil {
+		if err := r.cfg.Confine(); err != nil {
+			return 0, err
+		}
+	}
 	copies := ports.pump(r.cfg.Stdin, r.cfg.Stdout, r.cfg.Stderr)
 	if r.cfg.WinSize != nil {
 		stopSizes := ports.followSize(r.cfg.WinSize, r.cfg.Resized)
@@ -93,7 +99,12 @@ func (r *runner) run(ctx context.Context) (int, error) {
 // and the kernel wrote nothing on its console: it died in early boot, before
 // hvc0 was up (under TCG about 1 boot in 300 here). Nothing of the workload
 // ran and stdin was not read, so Run boots it again.
-var errEarlyDeath = errors.New("qemu vm ended without reporting a status, and before the guest init started the workload: no console output (the kernel died in early boot, or the init could not run)")
+var errEarlyDeath = ErrEarlyDeath
+
+// ErrEarlyDeath is errEarlyDeath for the caller of a confined Run, which
+// boots once: its caller may start the whole helper again (a confined
+// helper cannot start QEMU again itself).
+var ErrEarlyDeath = errors.New("qemu vm ended without reporting a status, and before the guest init started the workload: no console output (the kernel died in early boot, or the init could not run)")
 
 func (r *runner) consoleEmpty() bool {
 	fi, err := os.Stat(filepath.Join(r.cfg.RunDir, "console.log"))
@@ -105,8 +116,12 @@ func (r *runner) startQEMU(conns []*os.File, p *ports) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(r.cfg.QEMU, Args(r.cfg)...)
-	cmd.ExtraFiles = files
+	cmd, done, err := r.qemuCommand(files)
+	if err != nil {
+		closeFiles(files[own:])
+		return nil, err
+	}
+	defer done()
 	r.log.Debug("qemu start", "argv", cmd.Args)
 	qemu, err := start("qemu", cmd, filepath.Join(r.cfg.RunDir, "qemu.log"))
 	// QEMU holds its copies: with ours closed, virtiofsd sees QEMU's end.
@@ -140,11 +155,14 @@ func (r *runner) qemuFiles(conns []*os.File, p *ports) (files []*os.File, own in
 		if d.ReadOnly {
 			flag = os.O_RDONLY
 		}
-		f, err := os.OpenFile(d.Path, flag, 0)
-		if err != nil {
-			return fail(fmt.Errorf("qemu disk %s: %w", d.ID, err))
+		// Read-only first, then the disk's access (Config.diskFD).
+		for _, fl := range []int{os.O_RDONLY, flag} {
+			f, err := os.OpenFile(d.Path, fl, 0)
+			if err != nil {
+				return fail(fmt.Errorf("qemu disk %s: %w", d.ID, err))
+			}
+			files = append(files, f)
 		}
-		files = append(files, f)
 	}
 	con, err := os.OpenFile(filepath.Join(r.cfg.RunDir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -155,7 +173,12 @@ func (r *runner) qemuFiles(conns []*os.File, p *ports) (files []*os.File, own in
 	// still land, and they are how the run tells the user (host's
 	// diskWriteError). QEMU appends (append=on) into the reserve.
 	_ = unix.Fallocate(int(con.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, consoleReserve)
-	return append(files, con), own, nil
+	files = append(files, con)
+	kernel, err := os.Open(r.cfg.Kernel)
+	if err != nil {
+		return fail(fmt.Errorf("qemu kernel: %w", err))
+	}
+	return append(files, kernel), own, nil
 }
 
 // consoleReserve is how much of the console log is allocated up front.
@@ -288,9 +311,19 @@ func (r *runner) startVirtiofsd(i int, s launch.Share) (*os.File, error) {
 	args := virtiofsdArgs(r.cfg.VirtiofsdFlavor, shareFD, s.ReadOnly, guarded)
 	cmd := exec.Command(r.cfg.Virtiofsd, args...)
 	cmd.ExtraFiles = []*os.File{lf, dir}
-	if guarded {
+	if guarded || r.cfg.Sandbox != confine.Off && r.cfg.Sandbox != "" {
+		// The root's virtiofsd goes through the wrapper too when the
+		// VMM is confined: no_new_privs and a deny-list filter.
+		command := func() (*exec.Cmd, func(), error) {
+			return virtiofs.CommandRoot(r.cfg.Virtiofsd, []*os.File{lf, dir}, args...)
+		}
+		if guarded {
+			command = func() (*exec.Cmd, func(), error) {
+				return virtiofs.Command(r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, []*os.File{lf, dir}, args...)
+			}
+		}
 		var done func()
-		if cmd, done, err = virtiofs.Command(r.cfg.Plan.ShareIDs, r.cfg.Virtiofsd, []*os.File{lf, dir}, args...); err != nil {
+		if cmd, done, err = command(); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("virtiofsd %s: %w", s.Tag, err)
 		}

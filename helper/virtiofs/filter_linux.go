@@ -18,9 +18,12 @@ const setIDBits = unix.S_ISUID | unix.S_ISGID
 // DropCaps is virtiofsd's modcaps value for a share (both flavors): no
 // CAP_SETFCAP, so no file capability can be written through it (a
 // capability whose root id the guest names as an id mapped to host root
-// would be effective on the host), and no CAP_MKNOD (Policy refuses
-// device nodes too).
-const DropCaps = "-setfcap:-mknod"
+// would be effective on the host); no CAP_MKNOD (Policy refuses device
+// nodes too); no CAP_FSETID, which only keeps setuid and setgid bits
+// where the kernel would clear them, bits Policy never lets a share have.
+// What sharing needs stays: CHOWN, DAC_OVERRIDE, FOWNER, SETUID and
+// SETGID (virtiofsd acts as each guest user).
+const DropCaps = "-setfcap:-mknod:-fsetid"
 
 // createFlags are the open flags that make open's mode argument count.
 const createFlags = unix.O_CREAT | unix.O_TMPFILE
@@ -100,6 +103,51 @@ func Policy() (seccomp.Policy, error) {
 // remove it, in this process or the programs it execs.
 func InstallFilter() error {
 	p, err := Policy()
+	if err != nil {
+		return fmt.Errorf("virtiofsd seccomp filter: %w", err)
+	}
+	f := seccomp.Filter{NoNewPrivs: true, Flag: seccomp.FilterFlagTSync, Policy: p}
+	if err := seccomp.LoadFilter(f); err != nil {
+		return fmt.Errorf("virtiofsd seccomp filter: %w", err)
+	}
+	return nil
+}
+
+// rootDenied are the calls no virtiofsd needs: kernel modules, kexec,
+// BPF, perf, keyrings, ptrace, swap, reboot, clock changes, accounting.
+// virtiofsd's own sandbox (mounts, pivot_root, namespaces) and serving
+// files (setuid files included) stay allowed.
+var rootDenied = []string{
+	"acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "delete_module", "finit_module",
+	"init_module", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
+	"perf_event_open", "process_vm_readv", "process_vm_writev", "ptrace", "quotactl", "reboot",
+	"request_key", "settimeofday", "swapoff", "swapon", "syslog", "userfaultfd", "uselib",
+	"io_uring_setup", "io_uring_enter", "io_uring_register",
+}
+
+// RootPolicy is the filter of the task root's virtiofsd: a deny-list
+// (EPERM), not the share guard, which would refuse the image's setuid
+// files.
+func RootPolicy() (seccomp.Policy, error) {
+	native, err := arch.GetInfo("")
+	if err != nil {
+		return seccomp.Policy{}, err
+	}
+	var names []string
+	for _, n := range rootDenied {
+		if _, ok := native.SyscallNames[n]; ok {
+			names = append(names, n)
+		}
+	}
+	return seccomp.Policy{
+		DefaultAction: seccomp.ActionAllow,
+		Syscalls:      []seccomp.SyscallGroup{{Action: errnoAction(unix.EPERM), Names: names}},
+	}, nil
+}
+
+// InstallRootFilter is InstallFilter with RootPolicy.
+func InstallRootFilter() error {
+	p, err := RootPolicy()
 	if err != nil {
 		return fmt.Errorf("virtiofsd seccomp filter: %w", err)
 	}

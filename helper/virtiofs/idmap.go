@@ -2,6 +2,8 @@ package virtiofs
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/loftd/loftd/launch"
 )
@@ -56,4 +58,50 @@ func idMap(guest, host uint32, sub Range) ([]launch.IDMap, error) {
 		m = append(m, launch.IDMap{Guest: guest + 1, Host: sub.Start + guest + 1, Size: sub.Size - guest - 1})
 	}
 	return m, nil
+}
+
+// Within fits r into the ids the current user namespace maps (uidMap is
+// its /proc/self/uid_map or gid_map). In the initial namespace every id is
+// mapped and r is kept. In a container's or a Kubernetes pod's namespace
+// (hostUsers: false: 65536 ids) r's ids may not exist, and a child map
+// naming them is refused (EPERM): the largest block of mapped ids that does
+// not hold avoid (the owner's id) is used instead. Those ids are the
+// container's own, already apart from the host's.
+func Within(r Range, uidMap string, avoid uint32) (Range, error) {
+	type block struct{ start, size uint64 }
+	var mapped []block
+	for _, line := range strings.Split(strings.TrimSpace(uidMap), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		in, err1 := strconv.ParseUint(f[0], 10, 32)
+		n, err2 := strconv.ParseUint(f[2], 10, 32)
+		if err1 != nil || err2 != nil || n == 0 {
+			continue
+		}
+		mapped = append(mapped, block{in, n})
+	}
+	for _, b := range mapped {
+		if uint64(r.Start) >= b.start && uint64(r.Start)+uint64(r.Size) <= b.start+b.size {
+			return r, nil
+		}
+	}
+	var best block
+	for _, b := range mapped {
+		// Split b around avoid.
+		parts := []block{b}
+		if a := uint64(avoid); a >= b.start && a < b.start+b.size {
+			parts = []block{{b.start, a - b.start}, {a + 1, b.start + b.size - a - 1}}
+		}
+		for _, p := range parts {
+			if p.size > best.size {
+				best = p
+			}
+		}
+	}
+	if best.size < 2 {
+		return Range{}, fmt.Errorf("this user namespace maps no block of ids for the guest's other users (uid_map %q): give it more ids", strings.TrimSpace(uidMap))
+	}
+	return Range{Start: uint32(best.start), Size: uint32(min(best.size, 1<<31))}, nil
 }

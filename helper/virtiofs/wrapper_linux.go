@@ -36,12 +36,16 @@ func wrapperMain() {
 	if _, err := fmt.Sscanf(os.Args[1], "--exec-fd=%d", &fd); err != nil || fd < 3 {
 		fail("bad %q: want --exec-fd=N, N >= 3", os.Args[1])
 	}
+	argv, install := os.Args[2:], InstallFilter
+	if len(argv) > 1 && argv[1] == rootShareFlag { // after virtiofsd's argv[0]
+		argv, install = append([]string{argv[0]}, argv[2:]...), InstallRootFilter
+	}
 	runtime.LockOSThread()
 	unix.CloseOnExec(fd)
-	if err := InstallFilter(); err != nil {
+	if err := install(); err != nil {
 		fail("%v", err)
 	}
-	err := syscall.Exec(fdLink(fd), os.Args[2:], os.Environ())
+	err := syscall.Exec(fdLink(fd), argv, os.Environ())
 	fail("exec %s (fd %d): %v", os.Args[2], fd, err)
 }
 
@@ -82,6 +86,17 @@ func Command(ids *launch.ShareIDs, virtiofsd string, files []*os.File, args ...s
 		a.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
 	}
 	return cmd, func() { exe.Close() }, nil
+}
+
+// rootShareFlag tells the wrapper it serves the task root: RootPolicy
+// instead of the share guard (the image's setuid files live there).
+const rootShareFlag = "--root-share"
+
+// CommandRoot is the task root's virtiofsd through the wrapper: in
+// loftd's namespace and ids (the root keeps the image's ownership), with
+// no_new_privs and RootPolicy.
+func CommandRoot(virtiofsd string, files []*os.File, args ...string) (cmd *exec.Cmd, done func(), err error) {
+	return Command(nil, virtiofsd, files, append([]string{rootShareFlag}, args...)...)
 }
 
 func sysMaps(m []launch.IDMap) []syscall.SysProcIDMap {

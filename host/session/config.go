@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"github.com/loftd/loftd/internal/confine"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,17 +19,21 @@ import (
 // Config is $XDG_CONFIG_HOME/loftd/loftd.toml. Every key is documented in
 // docs/configuration.md; flags override it.
 type Config struct {
-	State    StateConfig    `toml:"state"`
-	VM       VMConfig       `toml:"vm"`
-	Image    ImageConfig    `toml:"image"`
-	Rootfs   RootfsConfig   `toml:"rootfs"`
-	Guest    GuestConfig    `toml:"guest"`
-	Network  NetworkConfig  `toml:"network"`
-	Env      EnvConfig      `toml:"env"`
-	Disks    DisksConfig    `toml:"disks"`
-	Volumes  []string       `toml:"volumes"`
-	Agentbox AgentboxConfig `toml:"agentbox"`
-	Live     LiveConfig     `toml:"live"`
+	State     StateConfig     `toml:"state"`
+	VM        VMConfig        `toml:"vm"`
+	Image     ImageConfig     `toml:"image"`
+	Rootfs    RootfsConfig    `toml:"rootfs"`
+	Guest     GuestConfig     `toml:"guest"`
+	Network   NetworkConfig   `toml:"network"`
+	Env       EnvConfig       `toml:"env"`
+	Disks     DisksConfig     `toml:"disks"`
+	Volumes   []string        `toml:"volumes"`
+	Agentbox  AgentboxConfig  `toml:"agentbox"`
+	Live      LiveConfig      `toml:"live"`
+	Workspace WorkspaceConfig `toml:"workspace"`
+	// Secrets are [secrets.NAME] tables (secrets.go).
+	Secrets map[string]SecretConfig `toml:"secrets"`
+	TLS     TLSConfig               `toml:"tls"`
 
 	path string // where it was read from ("" when no file)
 }
@@ -41,11 +46,16 @@ type VMConfig struct {
 	Mem  int    `toml:"mem"`  // GiB
 	CPUs int    `toml:"cpus"` // vCPUs
 	VMM  string `toml:"vmm"`
+	// Sandbox is how the VMM processes are confined: enforce (default),
+	// audit or off (internal/confine).
+	Sandbox string `toml:"sandbox"`
 }
 
 type ImageConfig struct {
 	Default string `toml:"default"`
 	Pull    string `toml:"pull"` // missing, always, never
+	// AuthFile is the registry credentials file (see AuthFile).
+	AuthFile string `toml:"authfile"`
 }
 
 type RootfsConfig struct {
@@ -58,8 +68,23 @@ type GuestConfig struct {
 }
 
 type NetworkConfig struct {
-	Mode    string   `toml:"mode"` // passt, tsi or none
+	Mode    string   `toml:"mode"` // egress, passt, tsi or none
 	Publish []string `toml:"publish"`
+	// Allow and AllowHost: --allow and --allow-host (network egress).
+	Allow     []string `toml:"allow"`
+	AllowHost bool     `toml:"allow_host"`
+	// Workspaces adds opt-ins for one project directory (the key, an
+	// absolute path): [network.workspaces."/home/me/proj"]. They live in
+	// the user's file, never in the project: a repository must not open
+	// its own egress.
+	Workspaces map[string]WorkspaceNetwork `toml:"workspaces"`
+}
+
+// WorkspaceNetwork is one workspace's egress opt-ins, added to the
+// file's and the flags'.
+type WorkspaceNetwork struct {
+	Allow     []string `toml:"allow"`
+	AllowHost bool     `toml:"allow_host"`
 }
 
 type EnvConfig struct {
@@ -77,6 +102,20 @@ type AgentboxConfig struct {
 	// hook the host's tool then runs). Off: each is a read-only share
 	// under a guest overlay whose changes stay with the workspace.
 	LiveMounts bool `toml:"live_mounts"`
+	// Review makes every agentbox session a review run (--review).
+	Review bool `toml:"review"`
+}
+
+// WorkspaceConfig is how sessions share and set up the workspace
+// (envbox's CODER_BOOTSTRAP_SCRIPT and CODER_INNER_HOSTNAME).
+type WorkspaceConfig struct {
+	// Review makes every session a review run (--review).
+	Review bool `toml:"review"`
+	// Bootstrap is a script run once per new workspace, before its first
+	// workload (bootstrap.go); a relative path is relative to the workspace.
+	Bootstrap string `toml:"bootstrap"`
+	// Hostname is the guest's hostname; "" is the workspace's name.
+	Hostname string `toml:"hostname"`
 }
 
 // LiveConfig is how a workspace VM that outlives its command behaves
@@ -170,8 +209,14 @@ func (c *Config) validate() error {
 	if _, err := launch.ParseVMM(c.VM.VMM); err != nil {
 		return fmt.Errorf("config %s: vm.vmm %w", c.path, err)
 	}
+	if _, err := confine.ParseMode(c.VM.Sandbox); err != nil {
+		return fmt.Errorf("config %s: vm.sandbox: %w", c.path, err)
+	}
 	if _, err := launch.ParseNetworkMode(c.Network.Mode); err != nil {
 		return fmt.Errorf("config %s: network.mode %w", c.path, err)
+	}
+	if err := c.checkWorkspaceNetworks(); err != nil {
+		return err
 	}
 	for _, ch := range checks {
 		if err := oneOf(ch.key, ch.v, ch.allowed...); err != nil {
@@ -222,7 +267,7 @@ func (c *Config) keyError(fromFile bool, key, flag string, err error) error {
 func (c *Config) NetworkMode() launch.NetworkMode {
 	m, err := launch.ParseNetworkMode(c.Network.Mode)
 	if err != nil {
-		return launch.NetworkPasst
+		return launch.NetworkEgress
 	}
 	return m
 }

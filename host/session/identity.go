@@ -100,6 +100,19 @@ func shareIDs(id identity) (*launch.ShareIDs, error) {
 			gids = virtiofs.Range{Start: r.HostID, Size: r.Size}
 		}
 	}
+	// In a container's user namespace (a pod with hostUsers: false) only
+	// its own ids can be mapped.
+	var err error
+	if m, rerr := os.ReadFile("/proc/self/uid_map"); rerr == nil {
+		if uids, err = virtiofs.Within(uids, string(m), uint32(id.hostUID)); err != nil {
+			return nil, err
+		}
+	}
+	if m, rerr := os.ReadFile("/proc/self/gid_map"); rerr == nil {
+		if gids, err = virtiofs.Within(gids, string(m), uint32(id.hostGID)); err != nil {
+			return nil, err
+		}
+	}
 	return virtiofs.ShareIDs(virtiofs.Owner{
 		GuestUID: uint32(id.guestUID), GuestGID: uint32(id.guestGID),
 		HostUID: uint32(id.hostUID), HostGID: uint32(id.hostGID),

@@ -22,17 +22,43 @@ const defaultImage = "localhost/loftd:latest"
 // StoreInNamespace enters the keep-id namespace (the store belongs to its
 // ids) and opens the image store: the common start of images and image
 // build/import. The caller closes the store.
-func StoreInNamespace(e IO) (*rootfs.Store, error) {
+func StoreInNamespace(e IO, authFlag string) (*rootfs.Store, error) {
 	cfg, st, err := StateInNamespace(e)
 	if err != nil {
 		return nil, err
 	}
-	return OpenStore(e, cfg, st)
+	auth, err := AuthFile(authFlag, e.Getenv, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return OpenStore(e, cfg, st, auth)
 }
 
-// OpenStore opens the image store of st with cfg's storage driver.
-func OpenStore(e IO, cfg *Config, st state.State) (*rootfs.Store, error) {
-	store, err := rootfs.Open(rootfs.Options{Root: st.Images(), RunRoot: runRoot(e.Getenv), Driver: cfg.Rootfs.Driver, Log: e.Log})
+// AuthFile is the registry credentials file a pull uses: --authfile, else
+// $REGISTRY_AUTH_FILE (as Podman and Buildah), else the config's [image]
+// authfile, else "" (containers/image's default places). A relative path
+// is made absolute here, before anything changes directory.
+func AuthFile(flag string, getenv func(string) string, cfg *Config) (string, error) {
+	p := flag
+	for _, v := range []string{getenv("REGISTRY_AUTH_FILE"), cfg.Image.AuthFile} {
+		if p == "" {
+			p = v
+		}
+	}
+	if p == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("registry auth file %s: %w", p, err)
+	}
+	return abs, nil
+}
+
+// OpenStore opens the image store of st with cfg's storage driver and the
+// registry credentials of authFile (AuthFile).
+func OpenStore(e IO, cfg *Config, st state.State, authFile string) (*rootfs.Store, error) {
+	store, err := rootfs.Open(rootfs.Options{Root: st.Images(), RunRoot: runRoot(e.Getenv), Driver: cfg.Rootfs.Driver, AuthFile: authFile, Log: e.Log})
 	if err != nil {
 		return nil, err
 	}

@@ -157,6 +157,8 @@ func planNetwork(o *Options, vmm launch.VMM, cacheDir string) (launch.Network, e
 	switch o.Network {
 	case launch.NetworkNone:
 		return launch.Network{Mode: launch.NetworkNone}, nil
+	case launch.NetworkEgress:
+		return planEgress(o)
 	case launch.NetworkTSI:
 		if vmm != launch.VMMKrun {
 			return launch.Network{}, fmt.Errorf("--tsi (or [network] mode = \"tsi\"): TSI is libkrun's (transparent socket impersonation); the %s backend has no such thing. Drop --tsi for passt networking, or use --vmm krun with libkrun installed", vmm)

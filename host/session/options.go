@@ -2,8 +2,11 @@ package session
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
+	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/internal/confine"
 	"github.com/loftd/loftd/launch"
 	"github.com/spf13/pflag"
 )
@@ -13,15 +16,29 @@ type Options struct {
 	Profile    string // "loftd" or "agentbox"
 	Image      string
 	PullLatest bool
+	AuthFile   string     // registry credentials file ("": containers' defaults)
+	Bootstrap  string     // the workspace's bootstrap script ("": none); relative to the workspace
+	Hostname   string     // the guest's hostname ("": the workspace's name)
 	Mem        launch.MiB // 0: the default (DefaultMem)
 	CPUs       int
 	Root       bool
 	Network    launch.NetworkMode
 	Publish    []PortMap
+	// Allow and AllowHost are the egress policy's opt-ins (network
+	// egress): --allow CIDR|NAME|*.NAME and --allow-host, the config's
+	// [network] allow and allow_host first.
+	Allow     []string
+	AllowHost bool
+	// Secrets (--secret, [secrets]) reach the guest as placeholders that
+	// the egress network replaces on TLS to their hosts; ExtraCA
+	// (--extra-ca, [tls] extra_ca) are absolute paths of PEM files.
+	Secrets    []SecretSpec
+	ExtraCA    []string
 	Volumes    []Volume
 	Env        []string // NAME, NAME=VALUE or PREFIX*
 	Workspace  string
 	VMM        launch.VMM
+	Sandbox    confine.Mode // how the helper, QEMU and virtiofsd are confined
 	RootfsDir  string
 	Backend    string
 	GuestInit  string
@@ -45,7 +62,12 @@ type Options struct {
 	// start) spawned; it reports ready on ReadyFD and logs to the task.
 	Background bool
 	ReadyFD    int
-	Command    []string
+	// Review: the guest writes the workspace through an overlay kept in
+	// the state directory, applied or discarded after the run (--review,
+	// [workspace] review, agentbox's [agentbox] review).
+	Review    bool
+	reviewSet bool // --review given: it beats [agentbox] review
+	Command   []string
 }
 
 // Flags holds the raw flags of a session (loftd / agentbox without a
@@ -53,12 +75,14 @@ type Options struct {
 // them over the config file.
 type Flags struct {
 	image, workspace, vmm, rootfs, backend, guestInit string
-	krunInit, network                                 string
+	krunInit, network, authFile, bootstrap, hostname  string
+	sandbox                                           string
 	pullLatest, root, tsi, preserve, debug, profile   bool
-	dryRun, liveMounts, detach                        bool
+	dryRun, liveMounts, review, allowHost, detach     bool
 	idleTimeout                                       string
 	mem, cpus, uid, gid                               int
-	publish, volumes, env                             []string
+	publish, volumes, env, allow                      []string
+	secrets, extraCA                                  []string
 	host                                              func() (memBytes uint64, cpus int)
 }
 
@@ -66,16 +90,24 @@ type Flags struct {
 func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&r.image, "image", "", "OCI image to boot (any containers/image transport: docker://, oci:DIR:TAG, …)")
 	fs.BoolVar(&r.pullLatest, "pull-latest", false, "pull the image even when it is cached")
-	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB, at most the host's RAM (omit for 80% of host RAM)")
-	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the host's CPUs and 255 (omit for all when the host has ≤ 6, else all but 2)")
+	fs.StringVar(&r.bootstrap, "bootstrap", "", "a script run once per new workspace, as the guest user, before its first workload;\na relative path is relative to the workspace (default: [workspace] bootstrap)")
+	fs.StringVar(&r.hostname, "hostname", "", "the guest's hostname (default: [workspace] hostname, else the workspace's name)")
+	fs.StringVar(&r.authFile, "authfile", "", "registry credentials for --image (containers-auth.json; a pull secret's .dockerconfigjson works)\n(default: $REGISTRY_AUTH_FILE, else [image] authfile, else containers' default places)")
+	fs.IntVar(&r.mem, "mem", 0, "guest memory in GiB, at most the RAM this host or its cgroup allows (omit for 80% of it)")
+	fs.IntVar(&r.cpus, "cpus", 0, "guest vCPUs, at most the CPUs this host or its cgroup allows, and 255 (omit for all when that is ≤ 6, else all but 2)")
 	fs.BoolVar(&r.root, "root", false, "run the command as root in the guest instead of the dev user")
 	fs.BoolVar(&r.tsi, "tsi", false, "use libkrun's transparent socket impersonation instead of passt (krun backend only; TCP publishes without ranges or addresses)")
-	fs.StringVar(&r.network, "network", "", "guest network: passt (default: outbound TCP/UDP, DNS, --publish, the host reachable by name) or none (lo only)")
+	fs.StringVar(&r.network, "network", "", "guest network: egress (default: loftd's policy network: public addresses only, DNS through loftd,\nno UDP but DNS; see --allow), passt (unfiltered: the host's loopback, the LAN, link-local) or none (lo only)")
+	fs.StringArrayVar(&r.allow, "allow", nil, "egress: also allow a CIDR (10.1.0.0/16, link-local included), or switch to allow-list mode with a\nNAME or *.NAME: only allowed names resolve, and connections go only to their addresses")
+	fs.StringArrayVar(&r.secrets, "secret", nil, "egress: give the guest variable NAME a placeholder that the host replaces with FILE's content in HTTP\nrequest headers on TLS to HOST (or *.DOMAIN) only: NAME=@FILE[:HOST,...] (hosts may come from [secrets.NAME])")
+	fs.StringArrayVar(&r.extraCA, "extra-ca", nil, "add the CA certificates of this PEM file to the guest's trust store (and trust them for --secret's hosts)")
+	fs.BoolVar(&r.allowHost, "allow-host", false, "egress: let the guest reach the host's loopback at its gateway address, 10.0.2.2 (the host's names in /etc/hosts)")
 	fs.StringArrayVarP(&r.publish, "publish", "p", nil, "publish a guest port: [IP:]HOST:GUEST[/tcp|udp], ranges as 8000-8010:80-90")
 	fs.StringArrayVarP(&r.volumes, "volume", "v", nil, "share a host directory: SRC:DST[:ro]")
 	fs.StringArrayVarP(&r.env, "env", "e", nil, "pass NAME=VALUE, NAME (host value) or PREFIX* (all host vars with that prefix); LOFTD_* names are reserved")
 	fs.StringVar(&r.workspace, "workspace", "", "project directory mounted at /workspace (default: git top level, else the current directory)")
 	fs.StringVar(&r.vmm, "vmm", "", "VM backend: krun, qemu or auto (krun when libkrun loads, else qemu)")
+	fs.StringVar(&r.sandbox, "vmm-sandbox", "", "confine the VMM processes: enforce (default: Landlock, seccomp, no root for QEMU; refuse to boot without them),\naudit (log what would be denied) or off")
 	fs.StringVar(&r.rootfs, "rootfs", "", "boot a private overlay of this directory as the root instead of an image\n(the directory itself is never written; the guest's changes end with the run)")
 	fs.StringVar(&r.backend, "rootfs-backend", "", "task root backend: auto, btrfs-snapshot, overlay or fuse-overlay")
 	fs.StringVar(&r.guestInit, "guest-init", "", "guest init binary to inject (default: loftd-guest-init next to loftd; \"image\" keeps the image's own)")
@@ -90,6 +122,7 @@ func (r *Flags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&r.idleTimeout, "idle-timeout", "", "a detached VM with no session left powers off after this long (90s, 30m; default [live] idle_timeout, 0: never)")
 	fs.BoolVar(&r.profile, "profile", false, "print a timing table of host phases and guest steps on stderr")
 	fs.BoolVar(&r.liveMounts, "live-mounts", false, "agentbox: share the tool-state directories (~/.claude, …) read-write, so the guest's changes reach\nthe host's files; a guest can then plant hooks the host's tools run (default: the guest writes an overlay kept with the workspace)")
+	fs.BoolVar(&r.review, "review", false, "review run: the guest's writes to the workspace go to a layer kept after the run, and reach\nthe workspace only with 'apply' (see 'diff', 'apply', 'discard', 'reviews')")
 	fs.IntVar(&r.uid, "uid", -1, "as root, the host user the guest user works as: its files in the shares are this uid's\n(default: SUDO_UID, else the workspace's owner; the guest user's uid is the same, or 1000 for root)")
 	fs.IntVar(&r.gid, "gid", -1, "as root, the host group of the guest user's files (default: SUDO_GID, else the workspace's group)")
 }
@@ -109,6 +142,20 @@ func (r *Flags) Options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options
 		}
 	}
 	pick("image", &o.Image, r.image)
+	var err error
+	if o.AuthFile, err = AuthFile(r.authFile, os.Getenv, cfg); err != nil {
+		return nil, err
+	}
+	o.Bootstrap, o.Hostname = cfg.Workspace.Bootstrap, cfg.Workspace.Hostname
+	pick("bootstrap", &o.Bootstrap, r.bootstrap)
+	pick("hostname", &o.Hostname, r.hostname)
+	if o.Hostname != "" && !contract.ValidHostname(o.Hostname) {
+		herr := fmt.Errorf("%q is not a hostname: want up to 64 letters, digits, '-' and '.', not starting with '-' or '.'", o.Hostname)
+		if set("hostname") {
+			return nil, fmt.Errorf("--hostname %w", herr)
+		}
+		return nil, cfg.keyError(true, "[workspace] hostname", "--hostname", herr)
+	}
 	pick("rootfs-backend", &o.Backend, r.backend)
 	pick("guest-init", &o.GuestInit, r.guestInit)
 	pick("workspace", &o.Workspace, r.workspace)
@@ -123,6 +170,10 @@ func (r *Flags) Options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options
 	}
 	o.PullLatest = o.PullLatest || r.pullLatest
 	o.LiveMounts = cfg.Agentbox.LiveMounts || r.liveMounts
+	o.Review, o.reviewSet = cfg.Workspace.Review, set("review")
+	if o.reviewSet {
+		o.Review = r.review
+	}
 	o.Root, o.Preserve, o.Debug, o.ProfileOut, o.DryRun = r.root, r.preserve, r.debug, r.profile, r.dryRun
 	if err := o.parseModes(fs, cfg, r); err != nil {
 		return nil, err
@@ -141,7 +192,6 @@ func (r *Flags) Options(fs *pflag.FlagSet, cfg *Config, args []string) (*Options
 	if set("idle-timeout") {
 		idle = r.idleTimeout
 	}
-	var err error
 	if o.IdleTimeout, err = ParseIdleTimeout(idle); err != nil {
 		return nil, fmt.Errorf("--idle-timeout: %w", err)
 	}
@@ -167,6 +217,13 @@ func (o *Options) parseModes(fs *pflag.FlagSet, cfg *Config, r *Flags) error {
 	if o.VMM, err = launch.ParseVMM(vmm); err != nil {
 		return fmt.Errorf("--vmm %w", err)
 	}
+	sandbox := cfg.VM.Sandbox
+	if fs.Changed("vmm-sandbox") {
+		sandbox = r.sandbox
+	}
+	if o.Sandbox, err = confine.ParseMode(sandbox); err != nil {
+		return fmt.Errorf("--vmm-sandbox: %w", err)
+	}
 	if o.Network, err = launch.ParseNetworkMode(network); err != nil {
 		return fmt.Errorf("--network %w", err)
 	}
@@ -181,6 +238,9 @@ func (o *Options) parseModes(fs *pflag.FlagSet, cfg *Config, r *Flags) error {
 
 func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *Flags, memGiB int) error {
 	if err := oneOf("--rootfs-backend", o.Backend, "auto", "btrfs-snapshot", "overlay", "fuse-overlay"); err != nil {
+		return err
+	}
+	if err := r.checkResourceEnv(); err != nil {
 		return err
 	}
 	if err := o.checkResources(fs, cfg.file(), memGiB, r.hostResources); err != nil {
@@ -214,6 +274,12 @@ func (o *Options) validate(fs *pflag.FlagSet, cfg *Config, r *Flags, memGiB int)
 	if err := checkPublishes(o.Network, o.Publish); err != nil {
 		return err
 	}
+	if err := o.parseEgress(cfg, r); err != nil {
+		return err
+	}
+	if err := o.parseSecrets(cfg, r, os.Getenv); err != nil {
+		return err
+	}
 	if o.RootfsDir != "" && o.Image != "" && o.Image != cfg.Image.Default {
 		return fmt.Errorf("--rootfs and --image exclude each other: pick one")
 	}
@@ -225,6 +291,16 @@ func (r *Flags) hostResources() (memBytes uint64, cpus int) {
 		return r.host()
 	}
 	return HostResources()
+}
+
+// checkResourceEnv reports a malformed EnvCPUs or EnvMemory (a pod's
+// Downward API values), which HostResources would ignore.
+func (r *Flags) checkResourceEnv() error {
+	if r.host != nil {
+		return nil
+	}
+	_, err := ReadResources(os.Getenv)
+	return err
 }
 
 // checkResources refuses 0 (it used to mean "default" for the flags while
@@ -258,10 +334,10 @@ func (o *Options) checkResources(fs *pflag.FlagSet, cfgFile string, memGiB int, 
 	}
 	memBytes, cpus := host()
 	if hostGiB := memBytes >> 30; memBytes > 0 && uint64(memGiB) > hostGiB {
-		return fmt.Errorf("%s %d: more than the host's %d GiB of RAM; give at most %d", memName, memGiB, hostGiB, hostGiB)
+		return fmt.Errorf("%s %d: more than the %d GiB of RAM this host (or its cgroup, or %s) allows; give at most %d", memName, memGiB, hostGiB, EnvMemory, hostGiB)
 	}
 	if cpus > 0 && o.CPUs > cpus {
-		return fmt.Errorf("%s %d: more than the host's %d CPUs; give at most %d", cpuName, o.CPUs, cpus, cpus)
+		return fmt.Errorf("%s %d: more than the %d CPUs this host (or its cgroup, or %s) allows; give at most %d", cpuName, o.CPUs, cpus, EnvCPUs, cpus)
 	}
 	return nil
 }
@@ -332,4 +408,12 @@ func GuestEnv(specs []string, hostEnv []string) []string {
 		}
 	}
 	return out
+}
+
+// profileReview applies [agentbox] review to an agentbox session, unless
+// --review was given either way.
+func (o *Options) profileReview(cfg *Config) {
+	if !o.reviewSet && o.Profile == "agentbox" && cfg.Agentbox.Review {
+		o.Review = true
+	}
 }

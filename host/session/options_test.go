@@ -37,7 +37,7 @@ func TestOptionsPrecedence(t *testing.T) {
 		desc string
 	}{
 		{nil, func(o *Options) bool {
-			return o.Mem == 4096 && o.CPUs == 2 && o.VMM == launch.VMMQEMU && o.Image == "cfg-image" && o.Network == launch.NetworkPasst
+			return o.Mem == 4096 && o.CPUs == 2 && o.VMM == launch.VMMQEMU && o.Image == "cfg-image" && o.Network == launch.NetworkEgress
 		}, "config values without flags"},
 		{[]string{"--mem", "8", "--cpus", "1", "--vmm", "krun"}, func(o *Options) bool { return o.Mem == 8192 && o.CPUs == 1 && o.VMM == launch.VMMKrun }, "flags win"},
 		{[]string{"--network", "none"}, func(o *Options) bool { return o.Network == launch.NetworkNone && o.Mem == 4096 }, "--network parsed"},
@@ -74,10 +74,10 @@ func TestOptionsHostLimits(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--mem", "16", "--cpus", "8"}, Config{}, 16 * gib, 8, ""},
-		{[]string{"--mem", "17"}, Config{}, 16*gib + gib/2, 8, "--mem 17: more than the host's 16 GiB of RAM"},
-		{[]string{"--cpus", "9"}, Config{}, 16 * gib, 8, "--cpus 9: more than the host's 8 CPUs"},
+		{[]string{"--mem", "17"}, Config{}, 16*gib + gib/2, 8, "--mem 17: more than the 16 GiB of RAM this host (or its cgroup, or LOFTD_MEMORY) allows"},
+		{[]string{"--cpus", "9"}, Config{}, 16 * gib, 8, "--cpus 9: more than the 8 CPUs this host (or its cgroup, or LOFTD_CPUS) allows"},
 		{[]string{"--cpus", "256"}, Config{}, 16 * gib, 512, "--cpus 256: more than the 255 vCPUs"},
-		{nil, Config{VM: VMConfig{Mem: 1 << 62}, path: "/c/loftd.toml"}, 16 * gib, 8, "/c/loftd.toml: [vm] mem 4611686018427387904: more than the host's 16 GiB"},
+		{nil, Config{VM: VMConfig{Mem: 1 << 62}, path: "/c/loftd.toml"}, 16 * gib, 8, "/c/loftd.toml: [vm] mem 4611686018427387904: more than the 16 GiB"},
 		{nil, Config{VM: VMConfig{CPUs: 9}, path: "/c/loftd.toml"}, 16 * gib, 8, "/c/loftd.toml: [vm] cpus 9"},
 	}
 	for _, tt := range tests {
@@ -134,6 +134,43 @@ func TestOptionsLiveMounts(t *testing.T) {
 		o, err := r.Options(fs, &Config{Agentbox: AgentboxConfig{LiveMounts: tt.config}}, nil)
 		if err != nil || o.LiveMounts != tt.want {
 			t.Errorf("live_mounts = %v, args %q: LiveMounts %v, %v; want %v", tt.config, tt.args, o != nil && o.LiveMounts, err, tt.want)
+		}
+	}
+}
+
+// TestOptionsReview: --review beats [workspace] review and agentbox's
+// [agentbox] review, which the loftd profile ignores.
+func TestOptionsReview(t *testing.T) {
+	tests := []struct {
+		profile      string
+		ws, agentbox bool
+		args         []string
+		want         bool
+	}{
+		{"loftd", false, false, nil, false},
+		{"loftd", true, false, nil, true},
+		{"loftd", false, true, nil, false},
+		{"agentbox", false, true, nil, true},
+		{"agentbox", false, true, []string{"--review=false"}, false},
+		{"loftd", true, false, []string{"--review=false"}, false},
+		{"loftd", false, false, []string{"--review"}, true},
+	}
+	for _, tt := range tests {
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		r := Flags{host: func() (uint64, int) { return 64 << 30, 8 }}
+		r.Register(fs)
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg := &Config{Workspace: WorkspaceConfig{Review: tt.ws}, Agentbox: AgentboxConfig{Review: tt.agentbox}}
+		o, err := r.Options(fs, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Profile = tt.profile
+		o.profileReview(cfg)
+		if o.Review != tt.want {
+			t.Errorf("%s, [workspace] review %v, [agentbox] review %v, args %q: Review %v, want %v", tt.profile, tt.ws, tt.agentbox, tt.args, o.Review, tt.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/loftd/loftd/contract"
@@ -28,6 +29,7 @@ func Start(e IO, opts *Options, cfg *Config) (int, error) {
 		return 0, Usagef("%v", err)
 	}
 	tools = capToolShares(e, dropShadowedTools(e, tools, opts.Volumes))
+	opts.profileReview(cfg)
 	opts.Volumes = append(tools, opts.Volumes...)
 	if err := resolveSessionVolumes(opts); err != nil {
 		return 0, Usagef("%v", err)
@@ -52,12 +54,20 @@ type session struct {
 	task    *state.Task
 	failure error // the session's error, for the clean-up to see
 	root    string
+	share   string   // the workspace as the guest gets it: the source, or a review overlay
 	id      identity // the guest user's, in the guest and on the host
 	kc      contract.KrunConfig
-	prof    *profiler
 	keys    *liveclient.Keys // the workspace's ssh keys (live.go)
 	ready   *readyNotifier   // a background owner's report to its parent
-	undo    []func() error
+	// bootstrap is the script put on the task root this boot (nil: none).
+	bootstrap []byte
+	// trust: the task root has contract.TrustPath; secretEnv are the
+	// secrets' NAME=placeholder; intercept is the netstack's part.
+	trust     bool
+	secretEnv []string
+	intercept *launch.Intercept
+	prof      *profiler
+	undo      []func() error
 }
 
 // runSession runs one session. Stop signals are caught from its first
@@ -106,7 +116,9 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 	}{
 		{"disks", s.prepareDisks},
 		{"task", s.prepareTask},
+		{"review", s.prepareReview},
 		{"rootfs", s.prepareRoot},
+		{"trust", s.prepareTrust},
 		{"guest-config", s.writeGuestConfig},
 	}
 	for _, st := range steps {
@@ -131,6 +143,10 @@ func runSession(ctx context.Context, e IO, opts *Options, cfg *Config) (status i
 		v.started = s.started
 	}
 	status, err = v.boot(ctx, plan)
+	if !s.opts.DryRun {
+		s.finishBootstrap()
+		s.reportDenials()
+	}
 	if err == nil && !s.opts.DryRun {
 		if derr := diskWriteError(s.taskDir, s.ws.NixDisk(), status); derr != nil {
 			return 0, derr
@@ -165,6 +181,9 @@ func (s *session) prepareState() error {
 		return err
 	}
 	s.ws = st.Workspace(src)
+	if err := s.opts.addWorkspaceEgress(s.cfg, src); err != nil {
+		return err
+	}
 	if s.id, err = guestIdentity(s.opts.UID, s.opts.GID, src); err != nil {
 		return err
 	}
@@ -312,7 +331,7 @@ func (s *session) keepTaskRoot(task *rootfs.Task) {
 // copy) and materializes the task's private root from it.
 func (s *session) prepareImageRoot() error {
 	ctx := s.ctx // a stop signal cancels the pull and the ingestion
-	store, err := OpenStore(s.io, s.cfg, s.state)
+	store, err := OpenStore(s.io, s.cfg, s.state, s.opts.AuthFile)
 	if err != nil {
 		return err
 	}
@@ -351,7 +370,7 @@ func (s *session) writeGuestConfig() error {
 	}
 	s.kc = contract.KrunConfig{
 		Cmd: append([]string{contract.GuestInitPath, "enter", "--"}, s.command()...),
-		Env: append(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ())...),
+		Env: slices.Concat(s.guest().Env(), GuestEnv(s.opts.Env, os.Environ()), s.secretEnv),
 		// "/": libkrun's init chdirs here before /workspace is mounted;
 		// the guest init applies LOFTD_WORKDIR after its mounts.
 		WorkingDir: "/",
@@ -368,6 +387,9 @@ func (s *session) writeGuestConfig() error {
 		if term := s.io.Getenv("TERM"); term != "" {
 			s.kc.Env = append(s.kc.Env, "TERM="+term)
 		}
+	}
+	if err := s.prepareBootstrap(); err != nil { // bootstrap.go
+		return err
 	}
 	if interactive() {
 		if term := os.Getenv("TERM"); term != "" {
@@ -406,8 +428,8 @@ func (s *session) guest() contract.Guest {
 		NixDisk: contract.NixDiskID, ContainersDisk: contract.ContainersDiskID,
 		Network: s.opts.Network.String(), Profile: s.opts.ProfileOut,
 		TTY: interactive(), Workdir: contract.WorkspaceMount,
-		Hostname: guestHostname(s.ws.Source),
-		Hold:     s.opts.Hold, Detached: s.opts.Detach, IdleTimeout: s.opts.IdleTimeout,
+		Hostname: s.hostname(), Trust: s.trust,
+		Hold: s.opts.Hold, Detached: s.opts.Detach, IdleTimeout: s.opts.IdleTimeout,
 	}
 }
 
@@ -429,17 +451,21 @@ func (s *session) plan() (*launch.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if network.Egress != nil {
+		network.Egress.Intercept = s.intercept
+	}
 	memBytes, cpus := HostResources()
 	p := &launch.Plan{
 		Version: launch.Version, VMM: vmm.name, Library: vmm.library, KrunfwLibrary: vmm.krunfw,
 		QEMU: vmm.qemu, Virtiofsd: vmm.virtiofsd, VirtiofsdFlavor: vmm.virtiofsdFlavor,
 		VCPUs: s.opts.CPUs, RAMMiB: s.opts.Mem, Root: s.root,
-		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.ws.Source}},
+		Shares:   []launch.Share{{Tag: contract.WorkspaceTag, Path: s.share}},
 		ShareIDs: shareIDs,
 		Network:  network,
 		Console:  launch.Console{Interactive: interactive()},
 		ExecPath: contract.GuestInitPath, Workdir: "/",
 		CacheDir: s.state.Kernels(), KrunInit: s.opts.KrunInit,
+		Sandbox: s.opts.Sandbox,
 	}
 	if p.VCPUs == 0 {
 		p.VCPUs = DefaultCPUs(cpus)

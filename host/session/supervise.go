@@ -115,6 +115,24 @@ type supervisor struct {
 // loftd's exit status: the workload's status verbatim, 128+n when the
 // helper died of signal n, 125 when the helper reported a setup failure.
 func (v *supervisor) boot(ctx context.Context, plan *launch.Plan) (int, error) {
+	status, err := v.bootOnce(ctx, plan)
+	var ee ExitError
+	var he *helper.Error
+	if errors.As(err, &ee) && errors.As(ee.Err, &he) && he.Retry && ctx.Err() == nil {
+		// A confined helper's guest kernel died in early boot: nothing
+		// ran, stdin was not read. Boot once more, keeping its logs.
+		v.io.Log.Warn("the guest kernel died in early boot; booting the VM again")
+		for _, name := range []string{"console.log", "qemu.log"} {
+			old := filepath.Join(v.taskDir, name)
+			_ = os.Rename(old, old+".boot1")
+		}
+		return v.bootOnce(ctx, plan)
+	}
+	return status, err
+}
+
+// bootOnce is one helper's run (boot).
+func (v *supervisor) bootOnce(ctx context.Context, plan *launch.Plan) (int, error) {
 	start := time.Now()
 	exe, err := executable()
 	if err != nil {

@@ -33,7 +33,7 @@ func EnterUserNamespace(e IO, cfg *Config) error {
 	}
 	os.Setenv(exeEnv, exe)
 	st := state.State{Dir: dir}
-	dirs := []string{st.Dir, st.Images(), st.Tasks(), st.Workspaces(), st.Kernels(), runRoot(e.Getenv)}
+	dirs := []string{st.Dir, st.Images(), st.Tasks(), st.Workspaces(), st.Kernels(), st.Reviews(), runRoot(e.Getenv)}
 	if _, err := rootfs.EnterKeepID(rootfs.EnterOptions{Dirs: dirs, Log: e.Log}); err != nil {
 		return fmt.Errorf("rootless: %w", err)
 	}

@@ -34,6 +34,11 @@ func (w Workspace) NixDisk() string        { return filepath.Join(w.Dir, "nix.ra
 func (w Workspace) ContainersDisk() string { return filepath.Join(w.Dir, "containers.raw") }
 func (w Workspace) Lock() string           { return filepath.Join(w.Dir, "lock") }
 
+// Snapshots is where the snapshots of one disk ("nix", "containers") live.
+func (w Workspace) Snapshots(target string) string {
+	return filepath.Join(w.Dir, "snapshots", target)
+}
+
 // maxSlug bounds the readable part of a workspace name: a project
 // directory may be named with up to NAME_MAX (255) bytes, and slug, dash and
 // hash must still fit in one file name. The hash alone keeps names apart.
@@ -88,3 +93,9 @@ func FindWorkspace(dir string) (string, error) {
 		}
 	}
 }
+
+// BootstrapDone is the stamp of a bootstrap script that succeeded: while it
+// is there, the script does not run again. BootstrapLog keeps the output
+// of its last run.
+func (w Workspace) BootstrapDone() string { return filepath.Join(w.Dir, "bootstrap.done") }
+func (w Workspace) BootstrapLog() string  { return filepath.Join(w.Dir, "bootstrap.log") }

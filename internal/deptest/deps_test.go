@@ -102,8 +102,16 @@ func TestLinkRules(t *testing.T) {
 			"the on-disk state knows no CLI and no flow"},
 		{"./helper/...", nil, []string{module + "/host", module + "/rootfs"},
 			"the helper and its backends never import host"},
+		{"./review", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/launch", module + "/rootfs", module + "/disks", module + "/guestinit", "runtime/cgo"}, heavy...),
+			"review reads a layer and writes a workspace: no session, state, VM or image store"},
+		{"./egress/mitm", nil, append([]string{module + "/host", module + "/helper", module + "/launch", module + "/rootfs", module + "/egress/netstack", "gvisor.dev/"}, heavy...),
+			"the TLS interception knows no network stack and no launch plan: the netstack hands it connections"},
 		{"./contract", nil, append([]string{module + "/host", module + "/helper", module + "/libkrun", module + "/launch", module + "/rootfs", module + "/guestinit", "runtime/cgo"}, heavy...),
 			"the host↔guest contract is linked by the guest init and imports nothing above it"},
+		{"./egress", nil, []string{module + "/host", module + "/helper", module + "/launch", "gvisor.dev/", "github.com/miekg/dns", "github.com/containers/"},
+			"the egress policy is pure: both the network stack and the TLS interceptor import it"},
+		{"./egress/...", nil, []string{module + "/host", module + "/helper", module + "/launch", module + "/rootfs"},
+			"the policy network knows no CLI, helper or plan"},
 	}
 	for _, r := range rules {
 		for _, dep := range deps(t, r.env, r.pkg) {
@@ -135,6 +143,9 @@ func TestImportRules(t *testing.T) {
 			}
 			if hasPrefix(imp, module+"/guestinit") && !hasPrefix(pkg, module+"/guestinit") && pkg != module+"/cmd/loftd-guest-init" {
 				t.Errorf("%s imports %s: the guest init is the guest's; the host shares only contract with it", pkg, imp)
+			}
+			if pkg == module+"/internal/confine" && hasPrefix(imp, module) {
+				t.Errorf("%s imports %s: confinement is data and mechanism only; it imports nothing of loftd", pkg, imp)
 			}
 			if hasPrefix(pkg, module+"/guestinit") && hasPrefix(imp, module) &&
 				!hasPrefix(imp, module+"/guestinit") && !hasPrefix(imp, module+"/contract") && !hasPrefix(imp, module+"/disks") {

@@ -1,9 +1,11 @@
 package e2e
 
-// Network benchmark (issue 11): round-trip time and 100 MiB each way
-// between the host and a guest through passt, next to the same exchange
-// over the host's loopback in the same run. The host side times
-// everything, so the guest's clock under TCG does not count.
+// Network benchmark (issues 11 and 20): round-trip time and 100 MiB each
+// way between the host and a guest, through passt, through loftd's egress
+// network with no rules (--allow-host only) and with 100 rules (50 names,
+// 50 CIDRs: allow-list mode), next to the same exchange over the host's
+// loopback in the same run. The host side times everything, so the
+// guest's clock under TCG does not count.
 // Run: go test -tags containers_image_openpgp -run '^$' -bench 'Net' -benchtime 3x ./internal/e2e/
 
 import (
@@ -28,6 +30,25 @@ const (
 // transfers.
 type netResult struct{ rtt, toGuest, fromGuest time.Duration }
 
+// netVariants are the guest networks BenchmarkNet compares.
+func netVariants() []struct {
+	name string
+	args []string
+} {
+	hundred := []string{"--allow-host"}
+	for i := range 50 {
+		hundred = append(hundred, "--allow", fmt.Sprintf("host%d.example.com", i), "--allow", fmt.Sprintf("198.18.%d.0/24", i))
+	}
+	return []struct {
+		name string
+		args []string
+	}{
+		{"passt", []string{"--network", "passt"}},
+		{"egress", []string{"--allow-host"}},
+		{"egress100", hundred},
+	}
+}
+
 func BenchmarkNet(b *testing.B) {
 	w := benchWorld(b)
 	tool := filepath.Join(w.root, "bin", "netbench")
@@ -36,29 +57,34 @@ func BenchmarkNet(b *testing.B) {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("build netbench: %v\n%s", err, out)
 	}
-	var guest, host netResult
+	variants := netVariants()
+	guest := make([]netResult, len(variants))
+	var host netResult
 	for b.Loop() {
-		g := netExchange(b, func(port int) *exec.Cmd {
-			addr := "host.containers.internal:" + strconv.Itoa(port)
-			return w.cmd("--", "sh", "-c", fmt.Sprintf("netbench echo %s && netbench sink %s && netbench source %s %d", addr, addr, addr, netBytes))
-		})
-		h := netExchange(b, func(port int) *exec.Cmd {
+		for i, v := range variants {
+			guest[i].add(netExchange(b, func(port int) *exec.Cmd {
+				addr := "host.containers.internal:" + strconv.Itoa(port)
+				return w.cmd(append(v.args, "--", "sh", "-c", fmt.Sprintf("netbench echo %s && netbench sink %s && netbench source %s %d", addr, addr, addr, netBytes))...)
+			}))
+		}
+		host.add(netExchange(b, func(port int) *exec.Cmd {
 			addr := "127.0.0.1:" + strconv.Itoa(port)
 			return exec.Command("sh", "-c", fmt.Sprintf("%[1]s echo %[2]s && %[1]s sink %[2]s && %[1]s source %[2]s %[3]d", tool, addr, netBytes))
-		})
-		guest.add(g)
-		host.add(h)
+		}))
 	}
 	n := float64(b.N)
 	mibps := func(d time.Duration) float64 { return float64(netBytes>>20) * n / d.Seconds() }
-	b.ReportMetric(float64(guest.rtt.Microseconds())/n, "us-rtt-guest")
 	b.ReportMetric(float64(host.rtt.Microseconds())/n, "us-rtt-loopback")
-	b.ReportMetric(mibps(guest.toGuest), "MiB/s-host-to-guest")
 	b.ReportMetric(mibps(host.toGuest), "MiB/s-loopback-in")
-	b.ReportMetric(mibps(guest.fromGuest), "MiB/s-guest-to-host")
 	b.ReportMetric(mibps(host.fromGuest), "MiB/s-loopback-out")
-	b.ReportMetric(guest.toGuest.Seconds()/host.toGuest.Seconds(), "ratio-host-to-guest")
-	b.ReportMetric(guest.fromGuest.Seconds()/host.fromGuest.Seconds(), "ratio-guest-to-host")
+	for i, v := range variants {
+		g := guest[i]
+		b.ReportMetric(float64(g.rtt.Microseconds())/n, "us-rtt-"+v.name)
+		b.ReportMetric(mibps(g.toGuest), "MiB/s-host-to-guest-"+v.name)
+		b.ReportMetric(mibps(g.fromGuest), "MiB/s-guest-to-host-"+v.name)
+		b.ReportMetric(g.toGuest.Seconds()/host.toGuest.Seconds(), "ratio-host-to-guest-"+v.name)
+		b.ReportMetric(g.fromGuest.Seconds()/host.fromGuest.Seconds(), "ratio-guest-to-host-"+v.name)
+	}
 }
 
 func (r *netResult) add(o netResult) {

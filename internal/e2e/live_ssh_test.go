@@ -28,7 +28,7 @@ func newSSHWorld(t *testing.T) *sshWorld {
 	w := newWorld(t)
 	testenv.RequireCommand(t, "ssh", "openssh-client")
 	start := w.cmd().Args[1:] // the world's session flags, for the VM ssh-proxy starts
-	status, out, errs := w.sub("", "ssh-config", append([]string{w.workspace, "--"}, start...)...)
+	status, out, errs := w.liveSub("", "ssh-config", append([]string{w.workspace, "--"}, start...)...)
 	if status != 0 {
 		t.Fatalf("loftd ssh-config: %d\n%s", status, errs)
 	}
@@ -39,7 +39,7 @@ func newSSHWorld(t *testing.T) *sshWorld {
 	if err := os.WriteFile(cfg, []byte(out), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.sub("", "kill", w.workspace) })
+	t.Cleanup(func() { w.liveSub("", "kill", w.workspace) })
 	return &sshWorld{world: w, config: cfg, host: host}
 }
 
@@ -129,7 +129,7 @@ func TestSSHOpenSSH(t *testing.T) {
 	fwd.Wait()
 
 	// A stopped workspace: ssh starts it again.
-	if status, _, errs := s.sub("", "stop", "--time", "1", s.workspace); status != 0 {
+	if status, _, errs := s.liveSub("", "stop", "--time", "1", s.workspace); status != 0 {
 		t.Fatalf("loftd stop: %d\n%s", status, errs)
 	}
 	if ps := s.ps(t); len(ps) != 0 {

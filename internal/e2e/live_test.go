@@ -18,9 +18,9 @@ import (
 // Live workspaces (issue 19): one VM per workspace that exec, attach, a
 // second `loftd -- CMD` and ssh join.
 
-// sub runs `loftd SUBCOMMAND args…` with the world's state (the subcommand
+// liveSub runs `loftd SUBCOMMAND args…` with stdin and the world's state (the subcommand
 // flags come after its name, unlike cmd's session flags).
-func (w *world) sub(stdin string, name string, args ...string) (int, string, string) {
+func (w *world) liveSub(stdin string, name string, args ...string) (int, string, string) {
 	w.t.Helper()
 	c := w.subCmd(name, args...)
 	var out, errb bytes.Buffer
@@ -46,7 +46,7 @@ func (w *world) startDetached(t *testing.T, extra ...string) {
 	if status != 0 {
 		t.Fatalf("loftd -d: status %d, stdout %q, stderr:\n%s", status, out, errs)
 	}
-	t.Cleanup(func() { w.sub("", "kill", w.workspace) })
+	t.Cleanup(func() { w.liveSub("", "kill", w.workspace) })
 }
 
 // psJSON is the part of `loftd ps --format json` these tests read.
@@ -63,7 +63,7 @@ type psJSON struct {
 
 func (w *world) ps(t *testing.T) []psJSON {
 	t.Helper()
-	status, out, errs := w.sub("", "ps", "--format", "json")
+	status, out, errs := w.liveSub("", "ps", "--format", "json")
 	if status != 0 {
 		t.Fatalf("loftd ps: %d %s", status, errs)
 	}
@@ -102,7 +102,7 @@ func TestLiveExec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		args := append([]string{"--workspace", w.workspace}, tt.args...)
-		status, out, errs := w.sub(tt.stdin, "exec", args...)
+		status, out, errs := w.liveSub(tt.stdin, "exec", args...)
 		if status != tt.wantStatus || out != tt.wantOut {
 			t.Errorf("%s: loftd exec %q = %d, %q; want %d, %q; stderr:\n%s", tt.name, tt.args, status, out, tt.wantStatus, tt.wantOut, errs)
 		}
@@ -144,7 +144,7 @@ func TestLiveExec(t *testing.T) {
 // left: no owner process, no task, no record.
 func (w *world) checkStop(t *testing.T, cmd string, pid int) {
 	t.Helper()
-	if status, _, errs := w.sub("", cmd, w.workspace); status != 0 {
+	if status, _, errs := w.liveSub("", cmd, w.workspace); status != 0 {
 		t.Fatalf("loftd %s: %d\n%s", cmd, status, errs)
 	}
 	if processAlive(pid) {
@@ -155,7 +155,7 @@ func (w *world) checkStop(t *testing.T, cmd string, pid int) {
 	if len(tasks) != 0 || len(records) != 0 {
 		t.Errorf("after loftd %s: tasks %q, records %q left", cmd, tasks, records)
 	}
-	if status, _, _ := w.sub("", "exec", "--workspace", w.workspace, "--", "true"); status == 0 {
+	if status, _, _ := w.liveSub("", "exec", "--workspace", w.workspace, "--", "true"); status == 0 {
 		t.Errorf("loftd exec after %s succeeded", cmd)
 	}
 }
@@ -204,7 +204,7 @@ func sum(b []byte) string {
 func TestLiveIdleTimeout(t *testing.T) {
 	w := newWorld(t)
 	w.startDetached(t, "--idle-timeout", "2s", "--", "true")
-	if status, out, errs := w.sub("", "exec", "--workspace", w.workspace, "--", "echo", "still-up"); status != 0 || out != "still-up\n" {
+	if status, out, errs := w.liveSub("", "exec", "--workspace", w.workspace, "--", "echo", "still-up"); status != 0 || out != "still-up\n" {
 		t.Fatalf("exec before the idle timeout = %d, %q\n%s", status, out, errs)
 	}
 	deadline := time.Now().Add(2 * time.Minute) // a bound on failure, not a timing check

@@ -38,14 +38,14 @@ func (w *world) paneScript(t *testing.T, cmd []string) string {
 func TestLiveTmux(t *testing.T) {
 	w := newWorld(t)
 	testenv.RequireCommand(t, "tmux", "tmux")
-	t.Cleanup(func() { w.sub("", "kill", w.workspace) })
+	t.Cleanup(func() { w.liveSub("", "kill", w.workspace) })
 	// agentbox: the same start-or-join as loftd with no command.
 	main := newTmuxPane(t, 100, 30, w.paneScript(t, append([]string{agentboxBin(t)}, w.cmd().Args[1:]...)))
 	main.line("echo READY $((40+2))")
 	main.waitText("READY 42", 3*time.Minute)
 
 	// exec beside the attached session.
-	status, out, errs := w.sub("", "exec", "--workspace", w.workspace, "--", "sh", "-c", "echo beside; exit 5")
+	status, out, errs := w.liveSub("", "exec", "--workspace", w.workspace, "--", "sh", "-c", "echo beside; exit 5")
 	if status != 5 || out != "beside\n" {
 		t.Errorf("loftd exec while attached = %d, %q; want 5, \"beside\\n\"; stderr:\n%s", status, out, errs)
 	}

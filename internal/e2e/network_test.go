@@ -91,21 +91,29 @@ func withResolver(t *testing.T, c *exec.Cmd) {
 	c.Path = unshare
 }
 
-// TestNetworkHostAccess: through passt the guest reaches a server on the
-// host's 127.0.0.1 as host.containers.internal, its resolver is passt's
-// DNS forward address, and a name the test's own resolver knows resolves
-// through that forward.
+// TestNetworkHostAccess: through passt, and through loftd's egress network
+// with --allow-host, the guest reaches a server on the host's 127.0.0.1 as
+// host.containers.internal, its resolver is the network's DNS forward
+// address, and a name the test's own resolver knows resolves through that
+// forward.
 func TestNetworkHostAccess(t *testing.T) {
 	w := newWorld(t)
 	port := hostHTTP(t, "hello from the host\n")
 	hostDNS(t, "loftd-test.example", [4]byte{192, 0, 2, 77})
+	for _, args := range [][]string{{"--network", "passt"}, {"--allow-host"}} {
+		testHostAccess(t, w, port, args)
+	}
+}
+
+func testHostAccess(t *testing.T, w *world, port int, args []string) {
+	t.Helper()
 	script := fmt.Sprintf(`wget -q -O - http://host.containers.internal:%d/ || echo "wget failed: $?"
 wget -q -O - http://host.docker.internal:%d/ >/dev/null && echo docker-alias-ok
 cat /etc/resolv.conf
 grep host.containers.internal /etc/hosts
 nslookup loftd-test.example 2>&1
 `, port, port)
-	c := w.cmd("--", "sh", "-c", script)
+	c := w.cmd(append(args, "--", "sh", "-c", script)...)
 	withResolver(t, c)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
@@ -115,11 +123,11 @@ nslookup loftd-test.example 2>&1
 	got := out.String()
 	for _, want := range []string{"hello from the host\n", "docker-alias-ok", "nameserver 10.0.2.3", "10.0.2.2\thost.containers.internal host.docker.internal"} {
 		if !strings.Contains(got, want) {
-			t.Errorf("guest output lacks %q:\n%s\nstderr:\n%s", want, got, errb.String())
+			t.Errorf("%q: guest output lacks %q:\n%s\nstderr:\n%s", args, want, got, errb.String())
 		}
 	}
 	if !strings.Contains(got, "192.0.2.77") {
-		t.Errorf("loftd-test.example did not resolve through passt's DNS forward to the test's resolver on 127.0.0.77:\n%s", got)
+		t.Errorf("%q: loftd-test.example did not resolve through the DNS forward to the test's resolver on 127.0.0.77:\n%s", args, got)
 	}
 }
 
@@ -165,9 +173,9 @@ func freePort(t *testing.T, proto string) int {
 // "hi from NAME") and, when udpPort > 0, udpPort (guest 9090, whose
 // datagrams the guest writes to the workspace). It runs until the test
 // ends or stop is called.
-func publishVM(t *testing.T, w *world, name string, tcpPort, udpPort int) (stop func()) {
+func publishVM(t *testing.T, w *world, name string, tcpPort, udpPort int, netArgs ...string) (stop func()) {
 	t.Helper()
-	var args []string
+	args := netArgs
 	script := ""
 	if tcpPort > 0 {
 		args = append(args, "-p", fmt.Sprintf("127.0.0.1:%d:8080", tcpPort))
@@ -250,15 +258,25 @@ func askTCP(t *testing.T, port int, want string) {
 }
 
 // TestPublish: -p 127.0.0.1:PORT:8080 and a /udp publish reach servers in
-// the guest; two VMs publishing different ports at once both answer. It
-// needs the passt loftd picks to carry TCP (2024-08 or later: make deps
-// runs scripts/fetch-passt, which builds Debian 13's).
+// the guest on loftd's egress network (the default); two VMs publishing
+// different ports at once both answer.
 func TestPublish(t *testing.T) {
-	w1, w2 := newWorld(t), newWorld(t)
+	testPublish(t)
+}
+
+// TestPublishPasst: the same through passt, which needs the passt loftd
+// picks to carry TCP (2024-08 or later: make deps runs scripts/fetch-passt,
+// which builds Debian 13's).
+func TestPublishPasst(t *testing.T) {
 	requireTCPPasst(t)
+	testPublish(t, "--network", "passt")
+}
+
+func testPublish(t *testing.T, netArgs ...string) {
+	w1, w2 := newWorld(t), newWorld(t)
 	tcp1, udp1, tcp2 := freePort(t, "tcp"), freePort(t, "udp"), freePort(t, "tcp")
-	stop1 := publishVM(t, w1, "vm1", tcp1, udp1)
-	stop2 := publishVM(t, w2, "vm2", tcp2, 0)
+	stop1 := publishVM(t, w1, "vm1", tcp1, udp1, netArgs...)
+	stop2 := publishVM(t, w2, "vm2", tcp2, 0, netArgs...)
 	askTCP(t, tcp1, "hi from vm1")
 	askTCP(t, tcp2, "hi from vm2")
 	askUDP(t, w1, udp1)
@@ -279,12 +297,12 @@ func TestPublishTCPOldPasst(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("LOFTD_PASST", old)
-	status, _, stderr := w.run("", "-p", fmt.Sprintf("127.0.0.1:%d:8080", freePort(t, "tcp")), "--", "true")
+	status, _, stderr := w.run("", "--network", "passt", "-p", fmt.Sprintf("127.0.0.1:%d:8080", freePort(t, "tcp")), "--", "true")
 	if status != 125 || !strings.Contains(stderr, "does not complete TCP connections into the guest") || !strings.Contains(stderr, "scripts/fetch-passt") {
 		t.Errorf("-p tcp on an old passt: status %d, stderr %q; want 125 naming scripts/fetch-passt", status, stderr)
 	}
 	udp := freePort(t, "udp")
-	stop := publishVM(t, w, "vm1", 0, udp)
+	stop := publishVM(t, w, "vm1", 0, udp, "--network", "passt")
 	askUDP(t, w, udp)
 	stop()
 }
@@ -305,7 +323,7 @@ func TestPasstProbedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("LOFTD_PASST", stub)
-	status, _, stderr := w.run("", "-p", fmt.Sprintf("127.0.0.1:%d:9/udp", freePort(t, "udp")), "--", "true")
+	status, _, stderr := w.run("", "--network", "passt", "-p", fmt.Sprintf("127.0.0.1:%d:9/udp", freePort(t, "udp")), "--", "true")
 	if status != 0 {
 		t.Fatalf("loftd -p …/udp -- true: status %d, stderr %q", status, stderr)
 	}

@@ -27,12 +27,16 @@ type reapWorld struct {
 	dirs []string
 }
 
-// TestNetworkReaped: passt, QEMU and virtiofsd are gone after the VM
-// ends: the guest's command killed by SIGKILL, loftd ended by SIGTERM,
-// loftd killed by SIGKILL, and a run that ends by itself.
+// TestNetworkReaped: the network's process (loftd's netstack, the
+// default, and passt), QEMU and virtiofsd are gone after the VM ends: the
+// guest's command killed by SIGKILL, loftd ended by SIGTERM, loftd killed
+// by SIGKILL, and a run that ends by itself.
 func TestNetworkReaped(t *testing.T) {
 	w := newWorld(t)
 	testReaped(t, reapWorld{cmd: w.cmd, workspace: w.workspace,
+		passtEnv: "XDG_STATE_HOME=" + w.state, dirs: []string{w.state, w.workspace}})
+	passt := func(args ...string) *exec.Cmd { return w.cmd(append([]string{"--network", "passt"}, args...)...) }
+	testReaped(t, reapWorld{cmd: passt, workspace: w.workspace,
 		passtEnv: "XDG_STATE_HOME=" + w.state, dirs: []string{w.state, w.workspace}})
 }
 
@@ -59,7 +63,7 @@ func testReaped(t *testing.T, w reapWorld) {
 		os.Remove(filepath.Join(w.workspace, "started"))
 		pid, wait := startLong(t, w.cmd("--", "sh", "-c", longScript), w.workspace)
 		if passts, _ := passtsWith(w.passtEnv); len(passts) == 0 {
-			t.Errorf("no passt with %s runs for the VM before %s", w.passtEnv, unix.SignalName(sig))
+			t.Errorf("no network process (passt or netstack) with %s runs for the VM before %s", w.passtEnv, unix.SignalName(sig))
 		}
 		_ = syscall.Kill(pid, sig)
 		wait()
@@ -101,16 +105,18 @@ func checkReaped(t *testing.T, w reapWorld, how string) {
 	}
 }
 
-// passtsWith lists the live passt processes whose environment has the
-// entry env ("NAME=value").
+// passtsWith lists the live network processes (passt, or loftd's
+// netstack: `loftd internal netstack`) whose environment has the entry env
+// ("NAME=value").
 func passtsWith(env string) (lines []string, pids []int) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/comm")
 	for _, p := range procs {
 		comm, _ := os.ReadFile(p)
-		if !strings.HasPrefix(string(comm), "passt") {
+		dir := filepath.Dir(p)
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if !strings.HasPrefix(string(comm), "passt") && !bytes.Contains(cmdline, []byte("\x00internal\x00netstack\x00")) {
 			continue
 		}
-		dir := filepath.Dir(p)
 		environ, _ := os.ReadFile(filepath.Join(dir, "environ"))
 		stat, _ := os.ReadFile(filepath.Join(dir, "stat"))
 		if !bytes.HasPrefix(environ, []byte(env+"\x00")) && !bytes.Contains(environ, []byte("\x00"+env+"\x00")) {

@@ -63,6 +63,12 @@ func RequireCommand(t testing.TB, name, debianPackage string) string {
 // user_subvol_rm_allowed and unmounted when the test ends.
 func Btrfs(t testing.TB) string {
 	t.Helper()
+	return BtrfsOfSize(t, 1<<30)
+}
+
+// BtrfsOfSize is Btrfs with an image of size bytes (apparent; sparse).
+func BtrfsOfSize(t testing.TB, size int64) string {
+	t.Helper()
 	RequireRoot(t)
 	mkfs := RequireCommand(t, "mkfs.btrfs", "btrfs-progs")
 	img := filepath.Join(t.TempDir(), "btrfs.img")
@@ -70,8 +76,8 @@ func Btrfs(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1 GiB apparent: above mkfs.btrfs's minimum, sparse on disk.
-	if err := f.Truncate(1 << 30); err != nil {
+	// Btrfs: 1 GiB apparent, above mkfs.btrfs's minimum, sparse on disk.
+	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

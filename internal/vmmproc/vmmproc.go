@@ -86,7 +86,7 @@ func VMM(procs []Proc, pid int) int {
 		cur := queue[0]
 		queue = queue[1:]
 		for _, c := range children[cur] {
-			if strings.HasPrefix(c.Comm, "qemu-system") {
+			if isQEMU(c) {
 				return c.PID
 			}
 			if helper == 0 && isHelper(c.Args) {
@@ -96,6 +96,16 @@ func VMM(procs []Proc, pid int) int {
 		}
 	}
 	return helper
+}
+
+// isQEMU: QEMU's comm is qemu-system-*, unless it was exec'd from an fd
+// (the confined QEMU's wrapper), which names it by the fd's number: then
+// its argv[0] still names it.
+func isQEMU(p Proc) bool {
+	if strings.HasPrefix(p.Comm, "qemu-system") {
+		return true
+	}
+	return len(p.Args) > 0 && strings.HasPrefix(filepath.Base(p.Args[0]), "qemu-system")
 }
 
 // isHelper: the helper's command line is `loftd internal enter [flags] TASKDIR`.
@@ -134,4 +144,45 @@ func statusBytes(procRoot string, pid int, field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s of %d: not in status (a zombie?)", field, pid)
+}
+
+// Descendants are the processes below pid, breadth first.
+func Descendants(procs []Proc, pid int) []Proc {
+	children := map[int][]Proc{}
+	for _, p := range procs {
+		children[p.PPID] = append(children[p.PPID], p)
+	}
+	var out []Proc
+	queue := []int{pid}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, c := range children[cur] {
+			out = append(out, c)
+			queue = append(queue, c.PID)
+		}
+	}
+	return out
+}
+
+// Role names a process of a session: "helper", "qemu", "virtiofsd" or
+// "passt"; "" for any other (the workload's own host processes, a wrapper
+// between fork and exec). A program exec'd from an fd has the fd's number
+// as its comm: argv[0] names it then.
+func Role(p Proc) string {
+	name := p.Comm
+	if len(p.Args) > 0 && p.Args[0] != "" {
+		name = filepath.Base(p.Args[0])
+	}
+	switch {
+	case isQEMU(p):
+		return "qemu"
+	case isHelper(p.Args):
+		return "helper"
+	case strings.HasPrefix(name, "virtiofsd"):
+		return "virtiofsd"
+	case strings.HasPrefix(name, "passt") || strings.HasPrefix(p.Comm, "passt"):
+		return "passt"
+	}
+	return ""
 }

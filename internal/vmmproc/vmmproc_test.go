@@ -44,6 +44,10 @@ func TestVMM(t *testing.T) {
 		{PID: 200, PPID: 1, Comm: "loftd", Args: []string{"loftd"}},
 		{PID: 201, PPID: 200, Comm: "loftd", Args: []string{"loftd", "--", "true"}},
 		{PID: 202, PPID: 201, Comm: "loftd", Args: []string{"loftd", "internal", "enter", "/t/b"}},
+		// A confined QEMU, exec'd from an fd by its wrapper: comm is "16".
+		{PID: 400, PPID: 1, Comm: "loftd", Args: []string{"loftd"}},
+		{PID: 401, PPID: 400, Comm: "loftd", Args: []string{"loftd", "internal", "enter", "/t/c"}},
+		{PID: 402, PPID: 401, Comm: "16", Args: []string{"/usr/bin/qemu-system-x86_64", "-accel"}},
 		// A comm with a space and a parenthesis must not confuse stat parsing.
 		{PID: 300, PPID: 1, Comm: "loftd"},
 		{PID: 301, PPID: 300, Comm: "a) b", Args: []string{"x"}},
@@ -56,6 +60,7 @@ func TestVMM(t *testing.T) {
 		{100, 103}, // the QEMU child, not the helper
 		{200, 202}, // libkrun: the helper is the VMM
 		{300, 0},   // no VM yet
+		{400, 402}, // QEMU by its argv[0]
 		{999, 0},   // no such loftd
 	} {
 		if got := VMM(table, tt.pid); got != tt.want {

@@ -226,6 +226,13 @@ func writeEntry(tw *tar.Writer, f File) error {
 // accepting any signature: how tests make the archives a user would load.
 func Copy(t testing.TB, src, dst string) {
 	t.Helper()
+	CopyTo(t, src, dst, nil)
+}
+
+// CopyTo is Copy with dst's SystemContext (credentials, TLS): how tests
+// push into a registry they serve.
+func CopyTo(t testing.TB, src, dst string, dstCtx *types.SystemContext) {
+	t.Helper()
 	sr, err := alltransports.ParseImageName(src)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +246,7 @@ func Copy(t testing.TB, src, dst string) {
 		t.Fatal(err)
 	}
 	defer pc.Destroy()
-	if _, err := copy.Image(context.Background(), pc, dr, sr, &copy.Options{}); err != nil {
+	if _, err := copy.Image(context.Background(), pc, dr, sr, &copy.Options{DestinationCtx: dstCtx}); err != nil {
 		t.Fatalf("copy %s to %s: %v", src, dst, err)
 	}
 }
