@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containers/image/v5/types"
 	"github.com/loftd/loftd/internal/testenv"
 	"github.com/loftd/loftd/rootfs/rootfstest"
-	"github.com/containers/image/v5/types"
 	"golang.org/x/crypto/bcrypt"
 )
 
