@@ -152,9 +152,9 @@ func ConfigPath(getenv func(string) string) (string, error) {
 	if d := getenv("XDG_CONFIG_HOME"); d != "" {
 		return filepath.Join(d, "loftd", "loftd.toml"), nil
 	}
-	home := getenv("HOME")
+	home := homeDir(getenv)
 	if home == "" {
-		return "", errors.New("config: neither XDG_CONFIG_HOME nor HOME is set")
+		return "", errors.New("config: neither XDG_CONFIG_HOME nor HOME is set, and the user database names no home directory")
 	}
 	return filepath.Join(home, ".config", "loftd", "loftd.toml"), nil
 }

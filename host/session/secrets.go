@@ -156,7 +156,7 @@ func ParseSecretFlag(s string) (name, file string, hosts []string, err error) {
 // another working directory); ~/ is the home directory.
 func absPath(p string, getenv func(string) string) (string, error) {
 	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		home := getenv("HOME")
+		home := homeDir(getenv)
 		if home == "" {
 			return "", fmt.Errorf("%s: HOME is not set", p)
 		}

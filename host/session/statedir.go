@@ -21,7 +21,7 @@ func StateDir(cfg *Config, getenv func(string) string) (string, error) {
 	if d := getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "loftd"), nil
 	}
-	home := getenv("HOME")
+	home := homeDir(getenv)
 	if home == "" {
 		return "", fmt.Errorf("state directory: neither XDG_STATE_HOME nor HOME is set (set one, or [state] location in the config)")
 	}
@@ -30,7 +30,7 @@ func StateDir(cfg *Config, getenv func(string) string) (string, error) {
 
 func expandHome(p string, getenv func(string) string) string {
 	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		return filepath.Join(getenv("HOME"), rest)
+		return filepath.Join(homeDir(getenv), rest)
 	}
 	return p
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loftd/loftd/deploy"
 	"github.com/loftd/loftd/internal/testenv"
@@ -193,4 +194,69 @@ func TestKubeJob(t *testing.T) {
 	if maps := p.must("inspect", "--format", "{{json .HostConfig.IDMappings}}", ctr); !strings.Contains(maps, ":65536") {
 		t.Errorf("the loftd container has no user namespace of its own (uid map %s)", maps)
 	}
+}
+
+// TestKubeStatefulSet plays deploy/statefulset.yaml's pod: its container
+// keeps the workspace VM up, and `loftd exec` and `loftd -- CMD` through
+// `podman exec` (kubectl exec on a cluster) run in that VM with the
+// command's exit status. The PVCs become Podman volumes.
+func TestKubeStatefulSet(t *testing.T) {
+	w := newWorld(t)
+	p := newPodman(t)
+	runnerImage(t, w, p)
+	objs, err := deploy.Manifest("../../deploy", "statefulset.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := deploy.PodOf(objs[0], "loftd-ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The StatefulSet's claims, as the pod of replica 0 gets them.
+	for _, name := range []string{"workspace", "state"} {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name + "-loftd-ws-0"}}})
+	}
+	main := &pod.Spec.Containers[0]
+	delete(main.Resources.Limits, "devices.kubevirt.io/kvm")
+	delete(main.Resources.Requests, "devices.kubevirt.io/kvm")
+	manifest, err := deploy.YAML(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "pod.yaml")
+	if err := os.WriteFile(file, manifest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = p.run("kube", "down", file) })
+	if out, err := p.run("kube", "play", file); err != nil {
+		t.Fatalf("podman kube play: %v\n%s\nmanifest:\n%s", err, out, manifest)
+	}
+	ctr := "loftd-ws-loftd"
+	// The VM boots in the background of the pod's start: exec waits for it.
+	var out string
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(2 * time.Second) {
+		out, err = p.run("exec", ctr, "loftd", "exec", "--workspace", "/workspace", "--", "sh", "-c", "echo joined as $(id -u); exit 5")
+		if !strings.Contains(out, "no VM runs") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if code := exitCode(err); code != 5 || !strings.Contains(out, "joined as 1000") {
+		logs, _ := p.run("logs", ctr)
+		t.Fatalf("podman exec … loftd exec = %d, %q; want 5 and the guest user's output\npod log:\n%s", code, out, logs)
+	}
+	out, err = p.run("exec", ctr, "loftd", "--workspace", "/workspace", "--rootfs", "/opt/loftd/guest", "--debug", "--", "sh", "-c", "exit 6")
+	if code := exitCode(err); code != 6 || !strings.Contains(out, "join") {
+		t.Errorf("podman exec … loftd -- CMD = %d; want 6, run in the running VM (--debug says it joined)\n%s", code, out)
+	}
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
 }
