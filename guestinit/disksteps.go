@@ -36,14 +36,16 @@ func (e *enter) diskSteps() []Step {
 		d.disks = found
 		return err
 	}}}
+	// The two disks share nothing once found: their mounts wait on the
+	// disks' reads, so they overlap (parallel.go).
+	var nix, containers []Step
 	if g.NixDisk != "" {
-		steps = append(steps, d.nixSteps()...)
+		nix = d.nixSteps()
 	}
 	if g.ContainersDisk != "" {
-		steps = append(steps, d.containerSteps()...)
-		steps = append(steps, d.sysboxSteps()...)
+		containers = append(d.containerSteps(), d.sysboxSteps()...)
 	}
-	return steps
+	return append(steps, e.parallelSteps(nix, containers)...)
 }
 
 // homeDir is the user's home as the user step (user.go) settles it: the

@@ -109,10 +109,7 @@ func TestDiskStepList(t *testing.T) {
 				bins[b] = sh
 			}
 			e := diskPrepFor(t, guestRoot(t, bins), &fakeSystem{})
-			var got []string
-			for _, s := range e.diskSteps() {
-				got = append(got, s.String())
-			}
+			got := leaves(e.diskSteps())
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("disk steps =\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
 			}

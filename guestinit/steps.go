@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loftd/loftd/contract"
@@ -18,6 +19,8 @@ import (
 type Step struct {
 	Desc string
 	Do   func() error
+	// Groups are a parallel step's own steps (parallel.go); nil otherwise.
+	Groups [][]Step
 }
 
 func (s Step) String() string { return s.Desc }
@@ -48,7 +51,8 @@ type enter struct {
 	// accounts of SSH sessions; live is the SSH server (live.go).
 	account, rootAcct account
 	live              *live
-	pending           []string // profile lines waiting for stderr to be wired
+	pending           []string   // profile lines waiting for stderr to be wired
+	logMu             sync.Mutex // logf runs on the goroutines of parallel steps
 }
 
 func newEnter(sys System, fromConfig bool, cmd []string) *enter {
@@ -232,6 +236,8 @@ func (e *enter) fail(err error) int {
 // logf prints a profile line once LOFTD_PROFILE=1 is known, holding lines
 // back until stdio is wired so they reach the host's stderr.
 func (e *enter) logf(format string, args ...any) {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
 	e.pending = append(e.pending, fmt.Sprintf(format, args...))
 	if e.ports != nil {
 		e.flushProfile()
