@@ -90,6 +90,9 @@ func (e *enter) planSteps() []Step {
 	steps = append(steps, e.diskSteps()...)
 	// agentbox's tool state: overlays whose upper layer is on the nix disk.
 	steps = append(steps, e.toolStateSteps()...)
+	if e.guest.NixDisk != "" {
+		steps = append(steps, e.commitNixDiskStep()) // flush.go
+	}
 	steps = append(steps,
 		Step{Desc: fmt.Sprintf("wire stdio %s %s %s", contract.PortStdin, contract.PortStdout, contract.PortStderr), Do: e.wireStdio},
 		Step{Desc: "serve ssh on the control channel (in the background)", Do: e.startLive},
@@ -240,11 +243,18 @@ func (e *enter) logf(format string, args ...any) {
 	defer e.logMu.Unlock()
 	e.pending = append(e.pending, fmt.Sprintf(format, args...))
 	if e.ports != nil {
-		e.flushProfile()
+		e.flushPending()
 	}
 }
 
 func (e *enter) flushProfile() {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	e.flushPending()
+}
+
+// flushPending is flushProfile with logMu held.
+func (e *enter) flushPending() {
 	if e.profile {
 		for _, l := range e.pending {
 			fmt.Fprintln(e.errw(), l)
