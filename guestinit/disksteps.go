@@ -36,16 +36,14 @@ func (e *enter) diskSteps() []Step {
 		d.disks = found
 		return err
 	}}}
-	// The two disks share nothing once found: their mounts wait on the
-	// disks' reads, so they overlap (parallel.go).
-	var nix, containers []Step
 	if g.NixDisk != "" {
-		nix = d.nixSteps()
+		steps = append(steps, d.nixSteps()...)
 	}
 	if g.ContainersDisk != "" {
-		containers = append(d.containerSteps(), d.sysboxSteps()...)
+		steps = append(steps, d.containerSteps()...)
+		steps = append(steps, d.sysboxSteps()...)
 	}
-	return append(steps, e.parallelSteps(nix, containers)...)
+	return steps
 }
 
 // homeDir is the user's home as the user step (user.go) settles it: the

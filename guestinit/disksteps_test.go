@@ -109,7 +109,10 @@ func TestDiskStepList(t *testing.T) {
 				bins[b] = sh
 			}
 			e := diskPrepFor(t, guestRoot(t, bins), &fakeSystem{})
-			got := leaves(e.diskSteps())
+			var got []string
+			for _, s := range e.diskSteps() {
+				got = append(got, s.String())
+			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("disk steps =\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
 			}

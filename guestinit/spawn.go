@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 )
 
@@ -24,15 +23,8 @@ type diskPrep struct {
 // a directory in tests).
 func (d *diskPrep) path(p string) string { return filepath.Join(d.e.sys.SysRoot, p) }
 
-// envMu orders setenv's edits of the environment.
-var envMu sync.Mutex
-
 // setenv sets name=value in the environment the workload inherits.
 func (d *diskPrep) setenv(name, value string) {
-	// Parallel steps (the nix daemon's, Podman's) each read, edit and
-	// replace the whole environment: one at a time, or one's edit is lost.
-	envMu.Lock()
-	defer envMu.Unlock()
 	var env []string
 	for _, kv := range d.e.sys.Environ() {
 		if !strings.HasPrefix(kv, name+"=") {

@@ -19,8 +19,6 @@ import (
 type Step struct {
 	Desc string
 	Do   func() error
-	// Groups are a parallel step's own steps (parallel.go); nil otherwise.
-	Groups [][]Step
 }
 
 func (s Step) String() string { return s.Desc }
@@ -52,7 +50,7 @@ type enter struct {
 	account, rootAcct account
 	live              *live
 	pending           []string   // profile lines waiting for stderr to be wired
-	logMu             sync.Mutex // logf runs on the goroutines of parallel steps
+	logMu             sync.Mutex // logf also runs on background steps' goroutines
 }
 
 func newEnter(sys System, fromConfig bool, cmd []string) *enter {
