@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,6 +131,14 @@ func (e *enter) run() int {
 		return e.fail(err)
 	}
 	e.logf("guest-init: total %s", ms(e.sys.Now().Sub(start)))
+	if e.profile {
+		// The Go runtime's share: each collection is translated code
+		// under TCG too.
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		e.logf("guest-init: go runtime: %d GCs, %.1fms paused, %d KiB allocated, %d KiB heap",
+			m.NumGC, float64(m.PauseTotalNs)/1e6, m.TotalAlloc>>10, m.HeapAlloc>>10)
+	}
 	if err := steps[last].Do(); err != nil {
 		return e.fail(fmt.Errorf("step %s: %w", steps[last], err))
 	}
