@@ -75,7 +75,7 @@ func TestDiskStepList(t *testing.T) {
 	}
 	uid, _ := testIDs()
 	podman := []string{
-		"podman info & (as dev; system migrate first when another Podman used the store)",
+		"podman images & (as dev; system migrate first when another Podman used the store)",
 		"listen /run/user/" + strconv.Itoa(uid) + "/podman/podman.sock (podman system service on first use); DOCKER_HOST",
 	}
 	shim := "write /usr/local/bin/docker (exec podman)"

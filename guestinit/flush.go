@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -194,4 +195,26 @@ func reapAll(wait time.Duration) bool {
 			time.Sleep(time.Millisecond)
 		}
 	}
+}
+
+// commitNixDiskStep commits, in the background, what mounting the nix disk
+// and the overlays whose upper layers it holds wrote: overlayfs remakes its
+// work directory at every mount, so the disk is dirty after every boot, and
+// its syncfs was 21 ms of the 28 ms flush at the VM's end under TCG. Started
+// before the workload, the commit runs while it does; the flush before the
+// reboot still syncs the disk, and finds only what the workload wrote (a
+// syncfs that meets this commit still running waits for it).
+func (e *enter) commitNixDiskStep() Step {
+	return Step{Desc: "syncfs " + NixDiskMount + " & (the mounts' own writes, off the run's end)", Do: func() error {
+		go func() {
+			t0 := e.sys.Now()
+			err := syncFS(filepath.Join(e.sys.SysRoot, NixDiskMount))
+			if err != nil {
+				e.logf("guest-init: background syncfs %s: %v", NixDiskMount, err)
+				return
+			}
+			e.logf("guest-init: background syncfs %s %s", NixDiskMount, ms(e.sys.Now().Sub(t0)))
+		}()
+		return nil
+	}}
 }

@@ -86,7 +86,13 @@ func (s System) finish(status int, pid1 bool) int {
 	if !pid1 {
 		return status
 	}
+	t0 := time.Now()
 	s.Sync()
+	if os.Getenv(contract.EnvProfile) == "1" {
+		// After the host's ack the ports may be gone: the flush's time,
+		// the last guest phase of a run, goes to the console log.
+		fmt.Fprintf(s.Stderr, "guest-init: flush before reboot %s\n", ms(time.Since(t0)))
+	}
 	err := s.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 	fmt.Fprintf(s.Stderr, "guest-init: reboot: %v; powering off\n", err)
 	err = s.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)

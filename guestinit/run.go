@@ -89,7 +89,9 @@ func (e *enter) runWorkload() error {
 		return nil
 	}
 	var ws syscall.WaitStatus
+	t0 := e.sys.Now()
 	e.status = runStatus(e.command(), dir, files, attr, verify, e.errw(), &ws)
+	t1 := e.sys.Now()
 	if held != nil {
 		// Attached clients get the output to its end, then the status.
 		e.live.held.End(ws)
@@ -97,12 +99,17 @@ func (e *enter) runWorkload() error {
 	// The VM end rule: open nested connections (or a detached VM) keep
 	// it up, and what they run with it (live.go).
 	e.awaitEnd()
+	t2 := e.sys.Now()
 	if e.relay != nil {
 		e.relay.drain(e.pid1)
 	}
 	if e.pty != nil {
 		e.pty.drain(e.pid1)
 	}
+	// The workload's share of the run step, and what the end costs after
+	// it: the profile's view of the end protocol's guest side.
+	e.logf("guest-init: workload start to exit %s; end rule %s; drain output %s",
+		ms(t1.Sub(t0)), ms(t2.Sub(t1)), ms(e.sys.Now().Sub(t2)))
 	return nil
 }
 

@@ -2,11 +2,14 @@ package guestinit
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // diskPrep is the state the disk steps share: the disks found by label
@@ -90,6 +93,12 @@ func ensureOwner(path string, uid, gid int) error {
 // writeOwned writes a guest file owned by uid:gid.
 func (d *diskPrep) writeOwned(p, content string, mode os.FileMode, uid, gid int) error {
 	full := d.path(p)
+	if sameFile(full, content, mode, uid, gid) {
+		// Most boots write what the last one did: on the virtiofs root a
+		// write, chmod and chown are host round trips and dirty the host's
+		// file, a read is fewer and dirties nothing.
+		return nil
+	}
 	if err := os.WriteFile(full, []byte(content), mode); err != nil {
 		return err
 	}
@@ -193,4 +202,27 @@ func (d *diskPrep) lookBin(name string) string {
 // writeStatus writes one line to a /run/loftd status file.
 func (d *diskPrep) writeStatus(p, line string) {
 	_ = os.WriteFile(d.path(p), []byte(line+"\n"), 0o644)
+}
+
+// sameFile says whether the regular file at full (not a symlink) already
+// has content, mode (permission bits) and owner uid:gid.
+func sameFile(full, content string, mode os.FileMode, uid, gid int) bool {
+	fd, err := unix.Open(full, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), full)
+	defer f.Close()
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG ||
+		os.FileMode(st.Mode&0o7777) != mode.Perm() || int(st.Uid) != uid || int(st.Gid) != gid ||
+		st.Size != int64(len(content)) {
+		return false
+	}
+	buf := make([]byte, len(content)+1) // one more: a file that grew meanwhile differs
+	n, err := io.ReadFull(f, buf)
+	if err != io.ErrUnexpectedEOF && !(err == io.EOF && len(content) == 0) {
+		return false
+	}
+	return string(buf[:n]) == content
 }

@@ -3,7 +3,6 @@ package qemu
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/helper/krunline"
@@ -35,10 +34,7 @@ func Args(cfg Config) []string {
 	mem := strconv.FormatUint(uint64(p.RAMMiB), 10)
 	// Without pit/pic/rtc TCG hangs; the libkrunfw kernel has no ACPI.
 	machine := "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=off"
-	cmdline := KernelCmdline(p.ExecPath)
-	if strings.HasPrefix(cfg.Accel, "tcg") {
-		cmdline += " " + tcgDelayLoop
-	}
+	cmdline := GuestCmdline(p.ExecPath, cfg.Accel)
 	if p.KrunInit != "" {
 		// libkrun's line ends in " -- ARGS"; QEMU would append its
 		// device entries after it, where the kernel hands them to init
