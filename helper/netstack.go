@@ -65,6 +65,10 @@ func (h *Helper) startNetstack(p *launch.Plan) (*child.Process, *os.File, error)
 // network of the task's plan on the inherited socket fd, until the VM's
 // end closes.
 func RunNetstack(taskDir string, fd int, log *slog.Logger) error {
+	// The helper started this process with a death signal; dropping root
+	// below clears it (the kernel does on any change of uid), so it is
+	// asked for again then, against this parent.
+	parent := os.Getppid()
 	p, err := launch.Read(taskDir)
 	if err != nil {
 		return err
@@ -119,7 +123,7 @@ func RunNetstack(taskDir string, fd int, log *slog.Logger) error {
 		return err
 	}
 	defer n.Close()
-	if err := dropPrivileges(log); err != nil {
+	if err := dropPrivileges(log, parent); err != nil {
 		return err
 	}
 	if err := confineNetstack(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/loftd/loftd/internal/child"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,10 +22,19 @@ const nobody = 65534
 // every thread), then verify that root cannot come back. Not root: nothing
 // to drop. A user namespace without nobody mapped (a rootless helper's may
 // lack it) keeps its ids, said under --debug: it holds no host privilege.
-func dropPrivileges(log *slog.Logger) error {
+func dropPrivileges(log *slog.Logger, parent int) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
+	// Any id change below clears the death signal the helper asked for; a
+	// netstack that outlived a killed helper would hold its socket
+	// forever. So it is asked for again, whichever way this returns.
+	defer func() {
+		if derr := child.DieWithParent(syscall.SIGKILL, parent); derr != nil {
+			log.Error("netstack", "err", derr)
+			os.Exit(1)
+		}
+	}()
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("netstack: no_new_privs: %w", err)
 	}

@@ -182,6 +182,10 @@ func wrapperMain() {
 		fail("bad %q: want --policy-fd=N, N >= 3", os.Args[2])
 	}
 	runtime.LockOSThread()
+	// The helper started this process with a death signal; changing the
+	// uid below clears it, so it is asked for again before the exec (by
+	// the thread that execs: the only one QEMU keeps).
+	parent := os.Getppid()
 	pf := os.NewFile(uintptr(polFD), "policy")
 	var wp wrapperPlan
 	if err := json.NewDecoder(pf).Decode(&wp); err != nil {
@@ -201,6 +205,12 @@ func wrapperMain() {
 		if err := dropIDs(*wp.Drop); err != nil {
 			fail("%v", err)
 		}
+	}
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+		fail("prctl(PR_SET_PDEATHSIG): %v", err)
+	}
+	if os.Getppid() != parent {
+		fail("the helper (pid %d) is gone", parent)
 	}
 	err := syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", execFD), os.Args[3:], os.Environ())
 	fail("exec %s (fd %d): %v", os.Args[3], execFD, err)

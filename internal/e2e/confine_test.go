@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"github.com/loftd/loftd/helper"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftd/loftd/helper"
 	"github.com/loftd/loftd/internal/confine"
 	"github.com/loftd/loftd/internal/vmmproc"
 )
@@ -18,17 +18,28 @@ import (
 // --vmm-sandbox=enforce), QEMU and every virtiofsd run with no_new_privs
 // and a seccomp filter, QEMU and the workspace's virtiofsd as non-root
 // ids, and the helper (`loftd internal enter`) has confined itself; with
-// --vmm-sandbox=off QEMU is root and unfiltered. passt confines itself in
+// --vmm-sandbox=off QEMU is root and unfiltered. The network's process,
+// the policy network's netstack (the default) or passt, confines itself in
 // both (docs/architecture.md, "Confinement"): its filter, no_new_privs and
 // nobody's uid show in its status.
 func TestVMMConfinement(t *testing.T) {
 	for _, tt := range []struct {
 		mode     confine.Mode
 		confined bool
-	}{{confine.Enforce, true}, {confine.Off, false}} {
-		t.Run(string(tt.mode), func(t *testing.T) {
+		network  string // the --network flag; "" the default (egress)
+		net      string // its process's role
+	}{
+		{confine.Enforce, true, "", "netstack"},
+		{confine.Off, false, "", "netstack"},
+		{confine.Enforce, true, "passt", "passt"},
+	} {
+		t.Run(string(tt.mode)+"/"+tt.net, func(t *testing.T) {
 			w := newWorld(t)
-			pid, wait := w.startLong("--vmm-sandbox=" + string(tt.mode))
+			args := []string{"--vmm-sandbox=" + string(tt.mode)}
+			if tt.network != "" {
+				args = append(args, "--network", tt.network)
+			}
+			pid, wait := w.startLong(args...)
 			procs, err := vmmproc.Table("/proc")
 			if err != nil {
 				t.Fatal(err)
@@ -52,19 +63,19 @@ func TestVMMConfinement(t *testing.T) {
 					t.Errorf("%s (pid %d): %v, want Seccomp 2 and NoNewPrivs 1", kind, p.PID, st)
 				case tt.confined && kind != "helper" && kind != "virtiofsd root" && st.UID == 0:
 					t.Errorf("%s (pid %d) runs as root (%v)", kind, p.PID, st)
-				case kind == "passt" && (!filtered || st.UID == 0):
-					// passt confines itself whatever the mode.
-					t.Errorf("passt (pid %d): %v, want its own seccomp filter, no_new_privs and a non-root uid", p.PID, st)
+				case kind == tt.net && (!filtered || st.UID == 0):
+					// The network's process confines itself whatever the mode.
+					t.Errorf("%s (pid %d): %v, want its own seccomp filter, no_new_privs and a non-root uid", kind, p.PID, st)
 				case !tt.confined && kind == "qemu" && (filtered || st.UID != 0):
 					t.Errorf("qemu with the sandbox off: %v, want root without a filter", st)
 				}
 			}
-			for _, kind := range []string{"helper", "qemu", "virtiofsd root", "virtiofsd share", "passt"} {
+			for _, kind := range []string{"helper", "qemu", "virtiofsd root", "virtiofsd share", tt.net} {
 				if seen[kind] == 0 {
 					t.Errorf("no %s process below loftd (pid %d); saw %v", kind, pid, seen)
 				}
 			}
-			checkPsDebug(t, w, tt.confined)
+			checkPsDebug(t, w, tt.confined, tt.net)
 			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +86,7 @@ func TestVMMConfinement(t *testing.T) {
 
 // checkPsDebug: `loftd ps --debug --format json` lists the running task's
 // VMM processes with what /proc and the task's record say.
-func checkPsDebug(t *testing.T, w *world, confined bool) {
+func checkPsDebug(t *testing.T, w *world, confined bool, net string) {
 	t.Helper()
 	c := w.cmd()
 	c.Args = []string{bins.loftd, "ps", "--debug", "--format", "json"}
@@ -104,7 +115,7 @@ func checkPsDebug(t *testing.T, w *world, confined bool) {
 			t.Errorf("ps --debug: helper %+v, want Landlock %v", p, confined)
 		}
 	}
-	for _, r := range []string{"helper", "qemu", "virtiofsd", "passt"} {
+	for _, r := range []string{"helper", "qemu", "virtiofsd", net} {
 		if !roles[r] {
 			t.Errorf("ps --debug lists no %s: %s", r, out)
 		}

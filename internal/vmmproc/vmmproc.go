@@ -179,6 +179,8 @@ func Role(p Proc) string {
 		return "qemu"
 	case isHelper(p.Args):
 		return "helper"
+	case len(p.Args) > 2 && p.Args[1] == "internal" && p.Args[2] == "netstack":
+		return "netstack"
 	case strings.HasPrefix(name, "virtiofsd"):
 		return "virtiofsd"
 	case strings.HasPrefix(name, "passt") || strings.HasPrefix(p.Comm, "passt"):
