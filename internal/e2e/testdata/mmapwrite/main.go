@@ -29,7 +29,13 @@ func main() {
 	copy(m, data)
 	if len(os.Args) > 3 {
 		os.Stdout.WriteString("written\n")
-		select {} // hold the dirty mapping until the guest init kills us
+		// Hold the dirty mapping until the guest init kills us. Not
+		// `select {}`: with no other goroutine the runtime calls that a
+		// deadlock and crashes (seen ending in SIGSEGV under CI's load),
+		// so the mapping was never held.
+		for {
+			syscall.Pause()
+		}
 	}
 	os.Exit(0) // no msync, no munmap
 }
