@@ -98,6 +98,29 @@ func (p *podman) must(args ...string) string {
 	return out
 }
 
+// play plays pod with kube play, taken down when the test ends. This
+// machine has no KVM device plugin: the loftd container's request for one
+// is dropped (the VM runs under TCG).
+func (p *podman) play(pod *corev1.Pod) {
+	p.t.Helper()
+	for i := range pod.Spec.Containers {
+		delete(pod.Spec.Containers[i].Resources.Limits, "devices.kubevirt.io/kvm")
+		delete(pod.Spec.Containers[i].Resources.Requests, "devices.kubevirt.io/kvm")
+	}
+	manifest, err := deploy.YAML(pod)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	file := filepath.Join(p.t.TempDir(), "pod.yaml")
+	if err := os.WriteFile(file, manifest, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Cleanup(func() { _, _ = p.run("kube", "down", file) })
+	if out, err := p.run("kube", "play", file); err != nil {
+		p.t.Fatalf("podman kube play: %v\n%s\nmanifest:\n%s", err, out, manifest)
+	}
+}
+
 // runnerImage builds loftd's runner image from deploy/Containerfile with
 // loftd's own Buildah path (offline Debian base) and loads it into p.
 func runnerImage(t *testing.T, w *world, p *podman) {
@@ -157,28 +180,13 @@ func TestKubeJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What this machine lacks, or the cluster would give: the repository
-	// (a local one), and no KVM device plugin (TCG).
+	// What the cluster would give: the repository (a local one here).
 	clone := &pod.Spec.InitContainers[0]
 	clone.Env = []corev1.EnvVar{{Name: "LOFTD_REPO", Value: "file:///src"}, {Name: "GIT_CONFIG_GLOBAL", Value: "/src/.git/test-gitconfig"}}
 	clone.VolumeMounts = append(clone.VolumeMounts, corev1.VolumeMount{Name: "src", MountPath: "/src", ReadOnly: true})
 	dir := corev1.HostPathDirectory
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "src", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: repo, Type: &dir}}})
-	main := &pod.Spec.Containers[0]
-	delete(main.Resources.Limits, "devices.kubevirt.io/kvm")
-	delete(main.Resources.Requests, "devices.kubevirt.io/kvm")
-	manifest, err := deploy.YAML(pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "pod.yaml")
-	if err := os.WriteFile(file, manifest, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = p.run("kube", "down", file) })
-	if out, err := p.run("kube", "play", file); err != nil {
-		t.Fatalf("podman kube play: %v\n%s\nmanifest:\n%s", err, out, manifest)
-	}
+	p.play(pod)
 	ctr := "loftd-job-loftd"
 	status := strings.TrimSpace(p.must("wait", ctr))
 	logs := p.must("logs", ctr)
@@ -217,21 +225,7 @@ func TestKubeStatefulSet(t *testing.T) {
 		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: name + "-loftd-ws-0"}}})
 	}
-	main := &pod.Spec.Containers[0]
-	delete(main.Resources.Limits, "devices.kubevirt.io/kvm")
-	delete(main.Resources.Requests, "devices.kubevirt.io/kvm")
-	manifest, err := deploy.YAML(pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "pod.yaml")
-	if err := os.WriteFile(file, manifest, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = p.run("kube", "down", file) })
-	if out, err := p.run("kube", "play", file); err != nil {
-		t.Fatalf("podman kube play: %v\n%s\nmanifest:\n%s", err, out, manifest)
-	}
+	p.play(pod)
 	ctr := "loftd-ws-loftd"
 	// The VM boots in the background of the pod's start: exec waits for it.
 	var out string
