@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/loftd/loftd/internal/testenv"
@@ -103,7 +104,8 @@ func probeReflink(t *testing.T, dir string) bool {
 }
 
 func TestSnapshotName(t *testing.T) {
-	for name, ok := range map[string]bool{"s1": true, "2026-12-06_a.b": true, "": false, ".hidden": false, "a/b": false, "../x": false, "a b": false, "a\n": false} {
+	for name, ok := range map[string]bool{"s1": true, "2026-12-06_a.b": true, "": false, ".hidden": false, "a/b": false, "../x": false, "a b": false, "a\n": false,
+		strings.Repeat("x", 64): true, strings.Repeat("x", 65): false, "-a": false, "_a": false, "a-": true, "Z9": true, "é": false, "a\x00": false} {
 		if err := CheckSnapshotName(name); (err == nil) != ok {
 			t.Errorf("CheckSnapshotName(%q) = %v, want ok %v", name, err, ok)
 		}
