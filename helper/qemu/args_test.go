@@ -37,7 +37,7 @@ func TestArgs(t *testing.T) {
 		"-global", "virtio-mmio.force-legacy=false",
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-kernel", "/proc/self/fd/15",
-		"-append", "console=hvc0 root=/dev/root rootfstype=virtiofs rw init=/.loftd/guest-init reboot=t panic=-1 quiet page_reporting.page_reporting_order=3 lpj=550000",
+		"-append", "console=hvc0 root=/dev/root rootfstype=virtiofs rw init=/.loftd/guest-init reboot=t panic=-1 quiet page_reporting.page_reporting_order=3 lpj=550000 init_on_free=1",
 		"-chardev", "socket,id=fs0,fd=8", "-device", "vhost-user-fs-device,chardev=fs0,tag=/dev/root",
 		"-chardev", "socket,id=fs1,fd=9", "-device", "vhost-user-fs-device,chardev=fs1,tag=loftd-workspace",
 		"-add-fd", "fd=10,set=1", "-add-fd", "fd=11,set=1",
