@@ -3,6 +3,7 @@ package qemu
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/loftd/loftd/contract"
 	"github.com/loftd/loftd/helper/krunline"
@@ -41,6 +42,11 @@ func Args(cfg Config) []string {
 		// and never finds its devices: place them ourselves.
 		machine += ",auto-kernel-cmdline=off"
 		cmdline = krunline.Cmdline(p, mmioDevices(cfg.devices()))
+		if strings.HasPrefix(cfg.Accel, "tcg") {
+			// libkrun's line runs under KVM only; under TCG its guests
+			// need tcgFreshCode as ours do, before the " -- ".
+			cmdline = strings.Replace(cmdline, " -- ", " "+tcgFreshCode+" -- ", 1)
+		}
 	}
 	a := []string{
 		"-accel", accelOpt(cfg.Accel),
