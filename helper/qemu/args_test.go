@@ -37,7 +37,7 @@ func TestArgs(t *testing.T) {
 		"-global", "virtio-mmio.force-legacy=false",
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-kernel", "/proc/self/fd/15",
-		"-append", "console=hvc0 root=/dev/root rootfstype=virtiofs rw init=/.loftd/guest-init reboot=t panic=-1 quiet page_reporting.page_reporting_order=3 lpj=550000 init_on_free=1",
+		"-append", "console=hvc0 root=/dev/root rootfstype=virtiofs rw init=/.loftd/guest-init reboot=t panic=-1 quiet page_reporting.page_reporting_order=3 lpj=550000 init_on_alloc=1",
 		"-chardev", "socket,id=fs0,fd=8", "-device", "vhost-user-fs-device,chardev=fs0,tag=/dev/root",
 		"-chardev", "socket,id=fs1,fd=9", "-device", "vhost-user-fs-device,chardev=fs1,tag=loftd-workspace",
 		"-add-fd", "fd=10,set=1", "-add-fd", "fd=11,set=1",
@@ -64,7 +64,7 @@ func TestArgs(t *testing.T) {
 	krun.KrunInit = "/host/init.krun"
 	got = Args(Config{Plan: &krun, Accel: "tcg", Kernel: "/k.elf"})
 	wantLine := krunline.Prolog + "       virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11" +
-		" virtio_mmio.device=512@0xfeb00a00:10 virtio_mmio.device=512@0xfeb00800:9 virtio_mmio.device=512@0xfeb00600:8 virtio_mmio.device=512@0xfeb00400:7  init_on_free=1 -- "
+		" virtio_mmio.device=512@0xfeb00a00:10 virtio_mmio.device=512@0xfeb00800:9 virtio_mmio.device=512@0xfeb00600:8 virtio_mmio.device=512@0xfeb00400:7  init_on_alloc=1 -- "
 	if i := slices.Index(got, "-append"); got[3] != want[3]+",auto-kernel-cmdline=off" || i < 0 || got[i+1] != wantLine {
 		t.Errorf("Args(krun init) = %q, want -M %s,auto-kernel-cmdline=off and -append %q", got, want[3], wantLine)
 	}

@@ -14,17 +14,20 @@ func GuestCmdline(init, accel string) string {
 	return line
 }
 
-// tcgFreshCode has the guest kernel zero every page it frees. Under TCG,
-// QEMU runs its translations of guest code and drops them only when a guest
-// CPU writes to their page; virtiofsd writes a file's pages straight into
-// guest memory, which QEMU never sees. The FUSE page cache is dropped at
-// each open of a file (virtiofsd's cache=auto), so a freed page that held
-// one program's code came back with another's, read over virtiofs, and the
-// new program ran the old code's translation: 1-11 of every 240 runs of two
-// static Go programs from the workspace died of SIGSEGV or SIGTRAP with two
-// vCPUs, none with copies in tmpfs (written by the guest CPU) and none with
-// this option (0 of 720; init_on_alloc=1 did as well, 0 of 480) -
-// TestExecFromVirtiofs. It was CI's intermittent guest SIGSEGV (curl in
-// TestPodman, a Go program in TestMappedWritesReachHost). Under KVM the
-// hardware keeps code coherent and nothing is added.
-const tcgFreshCode = "init_on_free=1"
+// tcgFreshCode has the guest kernel zero every page it allocates. Under
+// TCG, QEMU runs its translations of guest code and drops them only when a
+// guest CPU writes to their page; virtiofsd writes a file's pages straight
+// into guest memory, which QEMU never sees. The FUSE page cache is dropped
+// at each open of a file (virtiofsd's cache=auto), so a freed page that had
+// held one program's code came back with another's, read over virtiofs, and
+// the new program ran the old code's translation: 1-11 of every 240 runs of
+// two static Go programs from the workspace died of SIGSEGV or SIGTRAP with
+// two vCPUs, none with copies in tmpfs (written by the guest CPU) and none
+// with this option (0 of 480) - TestExecFromVirtiofs. It was CI's
+// intermittent guest SIGSEGV (curl in TestPodman, a Go program in
+// TestMappedWritesReachHost). init_on_free=1 stopped it as well (0 of 720)
+// but zeroes all of the guest's memory as the kernel frees it at boot: with
+// loftd's default (80 % of the host's, 19 GiB here) the VM then took 40-55 s
+// longer and QEMU touched every page. Under KVM the hardware keeps code
+// coherent and nothing is added.
+const tcgFreshCode = "init_on_alloc=1"

@@ -12,8 +12,8 @@ import (
 // run as built, many times, with two vCPUs. virtiofsd writes a file's pages
 // straight into guest memory; under TCG, QEMU never sees that write, so a
 // page that once held other code could still run QEMU's stale translation
-// of it: before the guest kernel zeroed freed pages (init_on_free=1, which
-// helper/qemu adds under TCG), 1-11 of every 240 runs of these two static
+// of it: before the guest kernel zeroed the pages it allocates
+// (init_on_alloc=1, which helper/qemu adds under TCG), 1-11 of every 240 runs of these two static
 // Go programs died of SIGSEGV or SIGTRAP (never with copies in tmpfs, which
 // the guest CPU writes). It was CI's intermittent guest SIGSEGV.
 func TestExecFromVirtiofs(t *testing.T) {
