@@ -24,7 +24,7 @@ var defaultImageState struct {
 }
 
 // defaultImageWorld is a world whose state holds localhost/loftd:latest.
-func defaultImageWorld(t *testing.T) *world {
+func defaultImageWorld(t testing.TB) *world {
 	t.Helper()
 	w := newWorld(t)
 	base := debianBase(t)
@@ -147,7 +147,7 @@ func TestNixStore(t *testing.T) {
 
 // busyboxArchive writes an OCI archive of a busybox image into the
 // workspace, for podman load (no registry here).
-func busyboxArchive(t *testing.T, workspace string) {
+func busyboxArchive(t testing.TB, workspace string) {
 	t.Helper()
 	layout := filepath.Join(t.TempDir(), "layout")
 	rootfstest.Build(t, rootfstest.Spec{Dir: layout, Tag: "latest", NoDefaults: true, Files: []rootfstest.File{
@@ -156,6 +156,7 @@ func busyboxArchive(t *testing.T, workspace string) {
 		{Path: "/bin/sh", Link: "busybox"},
 		{Path: "/bin/echo", Link: "busybox"},
 		{Path: "/bin/cat", Link: "busybox"},
+		{Path: "/bin/true", Link: "busybox"},
 		{Path: "/data", Mode: os.ModeDir | 0o755},
 	}})
 	out := filepath.Join(workspace, "bb.tar")
