@@ -40,6 +40,7 @@ func (d *diskPrep) containerSteps() []Step {
 	}
 	if d.lookBin("sh") != "" {
 		steps = append(steps,
+			Step{Desc: "listen " + syslogSocket + " (to " + SyslogLog + "; podman --syslog needs it)", Do: d.listenSyslog},
 			Step{Desc: "podman images & (as " + d.user + "; system migrate first when another Podman used the store)", Do: d.startPodmanPrep},
 			Step{Desc: "listen " + d.podmanSocket() + " (podman system service on first use); DOCKER_HOST", Do: d.listenPodman},
 		)

@@ -169,8 +169,9 @@ func busyboxArchive(t testing.TB, workspace string) {
 }
 
 // TestPodman: rootless Podman of the guest user on the containers disk:
-// load, run, the docker shim, the Docker API socket, volumes, and images
-// that survive the session.
+// load, run (also with --log-level=debug, which needs /dev/log), the
+// docker shim, the Docker API socket, volumes, and images that survive
+// the session.
 func TestPodman(t *testing.T) {
 	w := defaultImageWorld(t)
 	busyboxArchive(t, w.workspace)
@@ -181,6 +182,7 @@ ref=$(podman load -q -i /workspace/bb.tar | sed "s/^[^:]*: //")
 podman tag "$ref" localhost/bb
 s=$(date +%s%N); podman run --rm localhost/bb echo hello; echo "PODMAN_RUN_MS $(ms $s)"
 docker run --rm localhost/bb echo docker-hello
+echo "CONMON_TIMEOUTS $(podman --log-level=debug run --rm localhost/bb true 2>&1 | grep -c "Exceeded conmon timeout")"
 podman run --rm -v vol:/data localhost/bb sh -c "echo kept > /data/f"
 podman run --rm -v vol:/data localhost/bb cat /data/f
 curl -s --unix-socket /run/user/1000/podman/podman.sock http://d/_ping; echo
@@ -193,7 +195,10 @@ cat /run/loftd/podman-prep.status`
 		t.Errorf("podman info: rootless %s, driver %s, graphroot %s; want true, btrfs, the containers disk", info[1], info[2], info[3])
 	}
 	for _, want := range []string{"OWNER 1000 /home/dev/.config/containers/storage.conf", "OWNER 1000 /home/dev/.local/share/containers\n",
-		"btrfs rw,", "user_subvol_rm_allowed", "\nhello\n", "\ndocker-hello\n", "\nkept\n", "\nOK\n", "PODMAN_RUN_MS"} {
+		"btrfs rw,", "user_subvol_rm_allowed", "\nhello\n", "\ndocker-hello\n", "\nkept\n", "\nOK\n", "PODMAN_RUN_MS",
+		// --log-level=debug gives conmon's exit command --syslog: without
+		// the guest's /dev/log it dies and podman run waits 20 s for it.
+		"CONMON_TIMEOUTS 0\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("run 1: output lacks %q", want)
 		}
