@@ -19,9 +19,12 @@ import (
 
 // podmanSteps is what both sides of BenchmarkPodmanFirstRun time, as the
 // guest user with the guest's Podman config, on a store that the prep (`podman
-// images --quiet`, as the guest init runs it at boot) has just set up: the
+// images --quiet`, as the guest init runs it at boot) has just set up:
+// `podman --version` (the floor of every podman command: the exec and the
+// Go runtime's and podman's package init, no store, no namespace), the
 // load of the busybox archive, then two `podman run --rm ... true`.
 const podmanSteps = `ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+s=$(date +%s%N); podman --version >/dev/null; echo "VERSION_MS $(ms $s)"
 s=$(date +%s%N); ref=$(podman load -q -i /workspace/bb.tar | sed "s/^[^:]*: //"); echo "LOAD_MS $(ms $s)"
 s=$(date +%s%N); podman run --rm "$ref" true; echo "FIRST_MS $(ms $s)"
 s=$(date +%s%N); podman run --rm "$ref" true; echo "SECOND_MS $(ms $s)"
@@ -79,7 +82,7 @@ func BenchmarkPodmanFirstRun(b *testing.B) {
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
-	for _, k := range []string{"prep", "load", "first", "second"} {
+	for _, k := range []string{"prep", "version", "load", "first", "second"} {
 		b.ReportMetric(med(vm, k), "ms-vm-"+k)
 		b.ReportMetric(med(ch, k), "ms-chroot-"+k)
 	}
@@ -88,9 +91,10 @@ func BenchmarkPodmanFirstRun(b *testing.B) {
 	b.ReportMetric(med(vm, "first")/med(ch, "first"), "first/chroot-first")
 	b.ReportMetric(med(vm, "second")/med(ch, "second"), "second/chroot-second")
 	b.ReportMetric(med(vm, "load")/med(ch, "load"), "load/chroot-load")
+	b.ReportMetric(med(vm, "version")/med(ch, "version"), "version/chroot-version")
 }
 
-var podmanFigure = regexp.MustCompile(`(?m)^(PREP_WAIT|LOAD|FIRST|SECOND)_MS (\d+)$|^PREP exit (\d+) (\d+)ms$`)
+var podmanFigure = regexp.MustCompile(`(?m)^(PREP_WAIT|VERSION|LOAD|FIRST|SECOND)_MS (\d+)$|^PREP exit (\d+) (\d+)ms$`)
 
 // podmanFigures reads the scripts' figures; a failed prep or a missing
 // figure fails the benchmark.
@@ -106,9 +110,9 @@ func podmanFigures(b *testing.B, side, out string) map[string]float64 {
 			continue
 		}
 		v, _ := strconv.ParseFloat(m[2], 64)
-		f[map[string]string{"PREP_WAIT": "prep-wait", "LOAD": "load", "FIRST": "first", "SECOND": "second"}[m[1]]] = v
+		f[map[string]string{"PREP_WAIT": "prep-wait", "VERSION": "version", "LOAD": "load", "FIRST": "first", "SECOND": "second"}[m[1]]] = v
 	}
-	for _, k := range []string{"prep", "load", "first", "second"} {
+	for _, k := range []string{"prep", "version", "load", "first", "second"} {
 		if _, ok := f[k]; !ok {
 			b.Fatalf("%s: no %s figure in the output:\n%s", side, k, out)
 		}
