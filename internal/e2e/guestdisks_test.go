@@ -187,7 +187,11 @@ podman run --rm -v vol:/data localhost/bb sh -c "echo kept > /data/f"
 podman run --rm -v vol:/data localhost/bb cat /data/f
 curl -s --unix-socket /run/user/1000/podman/podman.sock http://d/_ping; echo
 cat /run/loftd/podman-prep.status`
-	check := `stat -c "OWNER %u %n" /home/dev/.config/containers/storage.conf /home/dev/.local/share/containers; grep " /home/dev/.local/share/containers " /proc/mounts | cut -d" " -f3,4; `
+	// The init makes the user's pause process (sleep in a user namespace
+	// of theirs) in the background; the check waits for it, at most 30 s,
+	// before any podman of the workload could make its own.
+	check := `stat -c "OWNER %u %n" /home/dev/.config/containers/storage.conf /home/dev/.local/share/containers; grep " /home/dev/.local/share/containers " /proc/mounts | cut -d" " -f3,4; ` +
+		`p=/run/user/1000/libpod/tmp/pause.pid; for i in $(seq 300); do [ -s $p ] && break; sleep 0.1; done; echo "PAUSE $(cat /proc/$(cat $p)/comm) $(awk '{printf "%s:%s:%s ", $1, $2, $3}' /proc/$(cat $p)/uid_map)"; `
 	out, stderr := w.session(check + asUser(script))
 	t.Logf("run 1:\n%s\nprofile:\n%s", out, profileLines(stderr))
 	info := mustMatch(t, "podman info", out, `INFO (\S+) (\S+) (\S+)`)
@@ -198,7 +202,9 @@ cat /run/loftd/podman-prep.status`
 		"btrfs rw,", "user_subvol_rm_allowed", "\nhello\n", "\ndocker-hello\n", "\nkept\n", "\nOK\n", "PODMAN_RUN_MS",
 		// --log-level=debug gives conmon's exit command --syslog: without
 		// the guest's /dev/log it dies and podman run waits 20 s for it.
-		"CONMON_TIMEOUTS 0\n"} {
+		"CONMON_TIMEOUTS 0\n",
+		// The subordinate ids newuidmap would map, from the guest's /etc/subuid.
+		"PAUSE sleep 0:1000:1 1:100000:65536 \n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("run 1: output lacks %q", want)
 		}
