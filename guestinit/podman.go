@@ -259,7 +259,7 @@ func (d *diskPrep) writeDockerShim() error {
 // need. Its status (exit code and milliseconds)
 // lands in PodmanPrepStatus; nothing waits for it. On a store that needs
 // no migration the init first makes the pause process itself
-// (startPodmanPause), in the background too.
+// (podmanPause), in the background too.
 func (d *diskPrep) startPodmanPrep() error {
 	for _, f := range []string{PodmanPrepStatus, PodmanPrepLog} {
 		if err := d.writeOwned(f, "", 0o644, d.uid, d.gid); err != nil {
@@ -285,9 +285,15 @@ func (d *diskPrep) startPodmanPrep() error {
 		_, err := d.spawn(argv, d.userEnv(), d.userCred(), PodmanPrepLog)
 		return err
 	}
+	pause, err := d.preparePodmanPause()
+	if err != nil {
+		return err
+	}
 	go func() {
-		if err := d.startPodmanPause(); err != nil {
-			_ = appendFile(d.path(PodmanPrepLog), "loftd: pause process: "+err.Error()+" (podman makes its own)\n")
+		if pause != nil {
+			if err := pause.start(); err != nil {
+				_ = appendFile(d.path(PodmanPrepLog), "loftd: pause process: "+err.Error()+" (podman makes its own)\n")
+			}
 		}
 		if _, err := d.spawn(argv, d.userEnv(), d.userCred(), PodmanPrepLog); err != nil {
 			d.writeStatus(PodmanPrepStatus, "start: "+err.Error())

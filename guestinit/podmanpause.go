@@ -16,61 +16,86 @@ import (
 // whose user and mount namespaces every podman command joins.
 func (d *diskPrep) podmanPausePID() string { return d.runtimeDir() + "/libpod/tmp/pause.pid" }
 
-// startPodmanPause makes the user's rootless Podman pause process before
-// the prep's first podman: `unshare --user --mount -- sleep infinity` as
-// the user (so that the user owns the namespace and their podman may join
-// it), with the id maps newuidmap would write, written by the init as
-// root, and its pid where Podman looks. Podman makes one itself otherwise,
-// through newuidmap, newgidmap and a re-exec of podman in the new
-// namespace: 3.9 s of the prep under TCG, against about 0.7 s this way.
-// Podman only joins the namespaces of the pid in the file; when the file
-// exists already, or the image lacks unshare or sleep, Podman is left to
-// make its own.
-func (d *diskPrep) startPodmanPause() error {
+// podmanPause is the pause process the init makes for the user's rootless
+// Podman (preparePodmanPause, then start).
+type podmanPause struct {
+	d              *diskPrep
+	argv           []string
+	uidMap, gidMap string
+	dir            *os.File // the pid file's directory, opened before any user process runs
+}
+
+// preparePodmanPause readies what podmanPause.start needs and must run
+// before the user has a process: it makes the pid file's directory, which
+// the user owns, and holds it open, so that the pid file is created in it
+// whatever the user later renames or links there. nil when the image lacks
+// unshare or sleep, or a pause pid file is there already: Podman then
+// makes its own.
+func (d *diskPrep) preparePodmanPause() (*podmanPause, error) {
 	unshare, sleep := d.lookBin("unshare"), d.lookBin("sleep")
 	if unshare == "" || sleep == "" {
-		return nil
+		return nil, nil
 	}
-	uidMap, err := d.podmanIDMap("/etc/subuid", d.uid)
-	if err != nil {
-		return err
+	p := &podmanPause{d: d,
+		// --propagation unchanged: as Podman's own, which unshares
+		// without remounting; unshare(1)'s default makes / private.
+		argv: []string{d.path(unshare), "--user", "--mount", "--propagation", "unchanged", "--", d.path(sleep), "infinity"}}
+	var err error
+	if p.uidMap, err = d.podmanIDMap("/etc/subuid", d.uid); err != nil {
+		return nil, err
 	}
-	gidMap, err := d.podmanIDMap("/etc/subgid", d.gid)
-	if err != nil {
-		return err
+	if p.gidMap, err = d.podmanIDMap("/etc/subgid", d.gid); err != nil {
+		return nil, err
 	}
 	pidFile := d.podmanPausePID()
 	if _, err := os.Lstat(d.path(pidFile)); err == nil {
-		return nil
+		return nil, nil
 	}
 	if err := d.mkdirOwned(filepath.Dir(pidFile), 0o700, d.uid, d.gid); err != nil {
-		return err
+		return nil, err
 	}
-	// --propagation unchanged: as Podman's own, which unshares without
-	// remounting; unshare(1)'s default would make / private.
-	argv := []string{d.path(unshare), "--user", "--mount", "--propagation", "unchanged", "--", d.path(sleep), "infinity"}
-	pid, err := d.spawn(argv, d.userEnv(), d.userCred(), PodmanPrepLog)
+	fd, err := unix.Open(d.path(filepath.Dir(pidFile)), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", filepath.Dir(pidFile), err)
+	}
+	p.dir = os.NewFile(uintptr(fd), filepath.Dir(pidFile))
+	return p, nil
+}
+
+// start makes the user's rootless Podman pause process:
+// `unshare --user --mount -- sleep infinity` as the user (so that the
+// user owns the namespace and their podman may join it), with the id maps
+// newuidmap would write, written by the init as root, and its pid where
+// Podman looks. Podman makes one itself otherwise, through newuidmap,
+// newgidmap and a re-exec of podman in the new namespace: 3.9 s of the
+// prep under TCG, against about 0.7 s this way. Podman only joins the
+// user and mount namespaces of the pid in the file.
+func (p *podmanPause) start() error {
+	defer p.dir.Close()
+	d := p.d
+	pid, err := d.spawn(p.argv, d.userEnv(), d.userCred(), PodmanPrepLog)
 	if err != nil {
 		return err
 	}
+	kill := func() { _ = unix.Kill(pid, unix.SIGKILL) }
 	if err := waitOwnUserNS(d.path("/proc"), pid); err != nil {
-		_ = unix.Kill(pid, unix.SIGKILL)
+		kill()
 		return err
 	}
-	for f, m := range map[string]string{"uid_map": uidMap, "gid_map": gidMap} {
+	for f, m := range map[string]string{"uid_map": p.uidMap, "gid_map": p.gidMap} {
 		if err := os.WriteFile(d.path(fmt.Sprintf("/proc/%d/%s", pid, f)), []byte(m), 0); err != nil {
-			_ = unix.Kill(pid, unix.SIGKILL)
+			kill()
 			return fmt.Errorf("pause process %d: write %s: %w", pid, f, err)
 		}
 	}
 	// O_EXCL: a podman the workload started meanwhile may have made its
 	// own; theirs stays, ours goes.
-	fd, err := unix.Open(d.path(pidFile), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	fd, err := unix.Openat(int(p.dir.Fd()), "pause.pid", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		_ = unix.Kill(pid, unix.SIGKILL)
+		kill()
 		return nil
 	}
-	f := os.NewFile(uintptr(fd), pidFile)
+	f := os.NewFile(uintptr(fd), "pause.pid")
 	defer f.Close()
 	if err := f.Chown(d.uid, d.gid); err != nil {
 		return err
