@@ -29,11 +29,11 @@ type podmanPause struct {
 // before the user has a process: it makes the pid file's directory, which
 // the user owns, and holds it open, so that the pid file is created in it
 // whatever the user later renames or links there. nil when the image lacks
-// unshare or sleep, or a pause pid file is there already: Podman then
-// makes its own.
+// unshare or sleep, or a pause pid file is there already (Podman then
+// makes its own), or the user is root.
 func (d *diskPrep) preparePodmanPause() (*podmanPause, error) {
 	unshare, sleep := d.lookBin("unshare"), d.lookBin("sleep")
-	if unshare == "" || sleep == "" {
+	if unshare == "" || sleep == "" || d.uid == 0 { // root's Podman has no pause process
 		return nil, nil
 	}
 	p := &podmanPause{d: d,
