@@ -86,7 +86,7 @@ func TestDefaultImage(t *testing.T) {
 // debianBase returns scripts/make-base's tar, made once and kept in the
 // module's .cache under a name keyed by the script's content, so repeated
 // runs on one machine skip mmdebstrap (1–4 minutes).
-func debianBase(t *testing.T) string {
+func debianBase(t testing.TB) string {
 	t.Helper()
 	testenv.RequireCommand(t, "mmdebstrap", "mmdebstrap")
 	script, err := filepath.Abs("../../scripts/make-base")

@@ -55,7 +55,7 @@ type world struct {
 	state, workspace, root string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	if bins.err != nil {
 		t.Fatal(bins.err)

@@ -24,7 +24,7 @@ var defaultImageState struct {
 }
 
 // defaultImageWorld is a world whose state holds localhost/loftd:latest.
-func defaultImageWorld(t *testing.T) *world {
+func defaultImageWorld(t testing.TB) *world {
 	t.Helper()
 	w := newWorld(t)
 	base := debianBase(t)
@@ -147,7 +147,7 @@ func TestNixStore(t *testing.T) {
 
 // busyboxArchive writes an OCI archive of a busybox image into the
 // workspace, for podman load (no registry here).
-func busyboxArchive(t *testing.T, workspace string) {
+func busyboxArchive(t testing.TB, workspace string) {
 	t.Helper()
 	layout := filepath.Join(t.TempDir(), "layout")
 	rootfstest.Build(t, rootfstest.Spec{Dir: layout, Tag: "latest", NoDefaults: true, Files: []rootfstest.File{
@@ -156,6 +156,7 @@ func busyboxArchive(t *testing.T, workspace string) {
 		{Path: "/bin/sh", Link: "busybox"},
 		{Path: "/bin/echo", Link: "busybox"},
 		{Path: "/bin/cat", Link: "busybox"},
+		{Path: "/bin/true", Link: "busybox"},
 		{Path: "/data", Mode: os.ModeDir | 0o755},
 	}})
 	out := filepath.Join(workspace, "bb.tar")
@@ -168,8 +169,9 @@ func busyboxArchive(t *testing.T, workspace string) {
 }
 
 // TestPodman: rootless Podman of the guest user on the containers disk:
-// load, run, the docker shim, the Docker API socket, volumes, and images
-// that survive the session.
+// load, run (also with --log-level=debug, which needs /dev/log), the
+// docker shim, the Docker API socket, volumes, and images that survive
+// the session.
 func TestPodman(t *testing.T) {
 	w := defaultImageWorld(t)
 	busyboxArchive(t, w.workspace)
@@ -180,11 +182,16 @@ ref=$(podman load -q -i /workspace/bb.tar | sed "s/^[^:]*: //")
 podman tag "$ref" localhost/bb
 s=$(date +%s%N); podman run --rm localhost/bb echo hello; echo "PODMAN_RUN_MS $(ms $s)"
 docker run --rm localhost/bb echo docker-hello
+echo "CONMON_TIMEOUTS $(podman --log-level=debug run --rm localhost/bb true 2>&1 | grep -c "Exceeded conmon timeout")"
 podman run --rm -v vol:/data localhost/bb sh -c "echo kept > /data/f"
 podman run --rm -v vol:/data localhost/bb cat /data/f
 curl -s --unix-socket /run/user/1000/podman/podman.sock http://d/_ping; echo
 cat /run/loftd/podman-prep.status`
-	check := `stat -c "OWNER %u %n" /home/dev/.config/containers/storage.conf /home/dev/.local/share/containers; grep " /home/dev/.local/share/containers " /proc/mounts | cut -d" " -f3,4; `
+	// The init makes the user's pause process (sleep in a user namespace
+	// of theirs) in the background; the check waits for it, at most 30 s,
+	// before any podman of the workload could make its own.
+	check := `stat -c "OWNER %u %n" /home/dev/.config/containers/storage.conf /home/dev/.local/share/containers; grep " /home/dev/.local/share/containers " /proc/mounts | cut -d" " -f3,4; ` +
+		`p=/run/user/1000/libpod/tmp/pause.pid; for i in $(seq 300); do [ -s $p ] && break; sleep 0.1; done; echo "PAUSE $(cat /proc/$(cat $p)/comm) $(awk '{printf "%s:%s:%s ", $1, $2, $3}' /proc/$(cat $p)/uid_map)"; `
 	out, stderr := w.session(check + asUser(script))
 	t.Logf("run 1:\n%s\nprofile:\n%s", out, profileLines(stderr))
 	info := mustMatch(t, "podman info", out, `INFO (\S+) (\S+) (\S+)`)
@@ -192,7 +199,12 @@ cat /run/loftd/podman-prep.status`
 		t.Errorf("podman info: rootless %s, driver %s, graphroot %s; want true, btrfs, the containers disk", info[1], info[2], info[3])
 	}
 	for _, want := range []string{"OWNER 1000 /home/dev/.config/containers/storage.conf", "OWNER 1000 /home/dev/.local/share/containers\n",
-		"btrfs rw,", "user_subvol_rm_allowed", "\nhello\n", "\ndocker-hello\n", "\nkept\n", "\nOK\n", "PODMAN_RUN_MS"} {
+		"btrfs rw,", "user_subvol_rm_allowed", "\nhello\n", "\ndocker-hello\n", "\nkept\n", "\nOK\n", "PODMAN_RUN_MS",
+		// --log-level=debug gives conmon's exit command --syslog: without
+		// the guest's /dev/log it dies and podman run waits 20 s for it.
+		"CONMON_TIMEOUTS 0\n",
+		// The subordinate ids newuidmap would map, from the guest's /etc/subuid.
+		"PAUSE sleep 0:1000:1 1:100000:65536 \n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("run 1: output lacks %q", want)
 		}
