@@ -63,7 +63,7 @@ func (e *env) startOrJoin(args []string, opts *session.Options, cfg *session.Con
 	if opts.Root {
 		user = "root"
 	}
-	return session.Attach(e.IO, v, keys, user, cfg.Live.DetachKeys, "")
+	return session.Attach(e.IO, ws, v, keys, user, cfg.Live.DetachKeys, "")
 }
 
 // liveVM finds the running VM of the workspace named by the first of
@@ -160,7 +160,7 @@ func runAttach(e *env, args []string) error {
 	if *root {
 		user = "root"
 	}
-	status, err := session.Attach(e.IO, v, keys, user, cfg.Live.DetachKeys, *keysFlag)
+	status, err := session.Attach(e.IO, ws, v, keys, user, cfg.Live.DetachKeys, *keysFlag)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loftd/loftd/contract"
+	"github.com/loftd/loftd/disks"
 	"github.com/loftd/loftd/helper/live"
 	"github.com/loftd/loftd/host/liveclient"
 	"github.com/loftd/loftd/host/state"
@@ -159,7 +160,7 @@ func (s *session) join(v *state.LiveVM) (int, error) {
 	tty := liveclient.StdinTerminal()
 	streams := liveclient.Streams{Stdin: s.io.Stdin, Stdout: s.io.Stdout, Stderr: s.io.Stderr, Terminal: tty}
 	if len(s.opts.Command) == 0 && tty != nil && v.Hold {
-		return Attach(s.io, v, keys, user, s.cfg.Live.DetachKeys, "")
+		return Attach(s.io, s.ws, v, keys, user, s.cfg.Live.DetachKeys, "")
 	}
 	o := liveclient.ExecOptions{
 		Command: s.opts.Command, Env: GuestEnv(s.opts.Env, os.Environ()), User: user,
@@ -174,8 +175,10 @@ func (s *session) join(v *state.LiveVM) (int, error) {
 
 // Attach attaches the terminal to v's held main session; detachKeys is
 // the config's or the flag's ("" : the default). A detach prints how to
-// come back and returns 0.
-func Attach(e IO, v *state.LiveVM, keys *liveclient.Keys, user, detachKeys, flagKeys string) (int, error) {
+// come back and returns 0. When the session itself ends, the VM ends with
+// it (unless other sessions keep it up): Attach returns once it is down
+// (awaitDown), so that the next loftd in the workspace boots its own VM.
+func Attach(e IO, ws state.Workspace, v *state.LiveVM, keys *liveclient.Keys, user, detachKeys, flagKeys string) (int, error) {
 	spec := liveclient.DefaultDetachKeys
 	if detachKeys != "" {
 		spec = detachKeys
@@ -197,7 +200,33 @@ func Attach(e IO, v *state.LiveVM, keys *liveclient.Keys, user, detachKeys, flag
 	if err != nil {
 		return 0, ExitError{Status: ExitSetup, Err: err}
 	}
+	if !awaitDown(ws, v, endWait) {
+		e.Log.Debug("the VM still runs after its held session ended", "task", v.Task)
+	}
 	return status, nil
+}
+
+// endWait bounds awaitDown: a VM ends in well under a second under KVM and
+// a few seconds under TCG; one that takes longer is left to its owner.
+const endWait = 30 * time.Second
+
+// awaitDown waits, after v's held main session ended, until the workspace
+// has no VM: its lock is free, taken only by a VM's owner (prepareDisks).
+// Without it `agentbox; loftd -- make` found the record of a VM still
+// shutting down, joined it and failed "ssh: handshake failed: EOF". It
+// returns early, false, when sessions of others keep the VM up (the end
+// rule, guestinit/live.go) or after limit.
+func awaitDown(ws state.Workspace, v *state.LiveVM, limit time.Duration) bool {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if l, err := disks.Lock(ws.Lock(), false); err == nil {
+			l.Close()
+			return true
+		}
+		if rep, err := live.Ask(v.Task, live.Request{Op: live.OpSessions}); err == nil && len(rep.Sessions) > 0 {
+			return false
+		}
+	}
+	return false
 }
 
 // readyNotifier is a background VM owner's one report to the loftd that

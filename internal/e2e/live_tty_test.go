@@ -96,3 +96,35 @@ func quoteAll(args []string) []string {
 	}
 	return out
 }
+
+// TestAgentboxExitEndsVM: when the held login shell of `agentbox` exits,
+// agentbox returns only once the workspace's VM is down, so the next loftd
+// in that workspace (a script's next line) boots a VM of its own instead
+// of joining the one that is shutting down: it used to find it still
+// answering and fail "ssh: handshake failed: EOF" (status 125).
+func TestAgentboxExitEndsVM(t *testing.T) {
+	w := newWorld(t)
+	testenv.RequireCommand(t, "tmux", "tmux")
+	t.Cleanup(func() { w.liveSub("", "kill", w.workspace) })
+	agentbox := append([]string{agentboxBin(t)}, w.cmd().Args[1:]...)
+	next := append(w.cmd().Args, "--", "sh", "-c", "echo FRESH $((40+2))")
+	quote := func(args []string) string {
+		q := make([]string, len(args))
+		for i, a := range args {
+			q[i] = shQuote(a)
+		}
+		return strings.Join(q, " ")
+	}
+	// The next loftd runs right after agentbox, from the same script.
+	pane := newTmuxPane(t, 100, 30, w.paneScript(t, []string{"sh", "-c",
+		quote(agentbox) + `; echo "AGENTBOX $?"; ` + quote(next) + ` 2>&1; echo "NEXT $?"`}))
+	pane.line("echo READY $((40+2))")
+	pane.waitText("READY 42", 3*time.Minute)
+	pane.line("exit 3")
+	s := pane.waitText("NEXT ", 3*time.Minute)
+	for _, want := range []string{"AGENTBOX 3", "FRESH 42", "NEXT 0"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("agentbox, exit 3, then loftd -- echo in the same workspace: screen lacks %q:\n%s", want, s)
+		}
+	}
+}
