@@ -206,6 +206,18 @@ func Attach(e IO, ws state.Workspace, v *state.LiveVM, keys *liveclient.Keys, us
 	return status, nil
 }
 
+// keepsUp says whether sessions keep a VM up once its held main session
+// ended: the main session and attachments to it do not (an attachment,
+// this one's own included, is still listed until the guest sees it close).
+func keepsUp(sessions []contract.LiveSession) bool {
+	for _, s := range sessions {
+		if s.Kind != "main" && s.Kind != "attach" {
+			return true
+		}
+	}
+	return false
+}
+
 // endWait bounds awaitDown: a VM ends in well under a second under KVM and
 // a few seconds under TCG; one that takes longer is left to its owner.
 const endWait = 30 * time.Second
@@ -222,7 +234,7 @@ func awaitDown(ws state.Workspace, v *state.LiveVM, limit time.Duration) bool {
 			l.Close()
 			return true
 		}
-		if rep, err := live.Ask(v.Task, live.Request{Op: live.OpSessions}); err == nil && len(rep.Sessions) > 0 {
+		if rep, err := live.Ask(v.Task, live.Request{Op: live.OpSessions}); err == nil && keepsUp(rep.Sessions) {
 			return false
 		}
 	}

@@ -1,6 +1,10 @@
 package session
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/loftd/loftd/contract"
+)
 
 func TestParseIdleTimeout(t *testing.T) {
 	tests := []struct {
@@ -21,6 +25,33 @@ func TestParseIdleTimeout(t *testing.T) {
 		got, err := ParseIdleTimeout(tt.in)
 		if got != tt.want || (err != nil) != tt.wantErr {
 			t.Errorf("ParseIdleTimeout(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestKeepsUp(t *testing.T) {
+	s := func(kinds ...string) []contract.LiveSession {
+		var l []contract.LiveSession
+		for _, k := range kinds {
+			l = append(l, contract.LiveSession{Kind: k})
+		}
+		return l
+	}
+	for _, c := range []struct {
+		sessions []contract.LiveSession
+		want     bool
+	}{
+		{nil, false},
+		{s("main"), false},
+		{s("main", "attach", "attach"), false},
+		{s("attach", "exec"), true},
+		{s("shell"), true},
+		{s("sftp"), true},
+		{s("forward"), true},
+		{s("agent"), true},
+	} {
+		if got := keepsUp(c.sessions); got != c.want {
+			t.Errorf("keepsUp(%v) = %v, want %v", c.sessions, got, c.want)
 		}
 	}
 }
