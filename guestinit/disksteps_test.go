@@ -76,7 +76,7 @@ func TestDiskStepList(t *testing.T) {
 	uid, _ := testIDs()
 	podman := []string{
 		"listen /dev/log (to /run/loftd/syslog.log; podman --syslog needs it)",
-		"podman images & (as dev; system migrate first when another Podman used the store)",
+		"podman images & (as dev, once the guest is idle; system migrate at once when another Podman used the store)",
 		"listen /run/user/" + strconv.Itoa(uid) + "/podman/podman.sock (podman system service on first use); DOCKER_HOST",
 	}
 	shim := "write /usr/local/bin/docker (exec podman)"

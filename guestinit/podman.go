@@ -42,7 +42,7 @@ func (d *diskPrep) containerSteps() []Step {
 	if d.lookBin("sh") != "" {
 		steps = append(steps,
 			Step{Desc: "listen " + syslogSocket + " (to " + SyslogLog + "; podman --syslog needs it)", Do: d.listenSyslog},
-			Step{Desc: "podman images & (as " + d.user + "; system migrate first when another Podman used the store)", Do: d.startPodmanPrep},
+			Step{Desc: "podman images & (as " + d.user + ", once the guest is idle; system migrate at once when another Podman used the store)", Do: d.startPodmanPrep},
 			Step{Desc: "listen " + d.podmanSocket() + " (podman system service on first use); DOCKER_HOST", Do: d.listenPodman},
 		)
 	}
@@ -259,7 +259,8 @@ func (d *diskPrep) writeDockerShim() error {
 // need. Its status (exit code and milliseconds)
 // lands in PodmanPrepStatus; nothing waits for it. On a store that needs
 // no migration the init first makes the pause process itself
-// (podmanPause), in the background too.
+// (podmanPause), in the background too, and both wait for an idle guest
+// (awaitIdle): a warm-up must not slow the workload, or a first prompt.
 func (d *diskPrep) startPodmanPrep() error {
 	for _, f := range []string{PodmanPrepStatus, PodmanPrepLog} {
 		if err := d.writeOwned(f, "", 0o644, d.uid, d.gid); err != nil {
@@ -278,24 +279,33 @@ func (d *diskPrep) startPodmanPrep() error {
 		// interrupted one runs again at the next boot.
 		prep = fmt.Sprintf("podman system migrate && printf %%s '%s' > %s && %s", stamp, d.podmanStampPath(), prep)
 	}
-	// The prep's time counts from here, the pause process included.
-	script := fmt.Sprintf(`s=%d; %s; rc=$?; e=$(date +%%s%%N); echo "exit $rc $(( (e - s) / 1000000 ))ms" > %s`, time.Now().UnixNano(), prep, PodmanPrepStatus)
-	argv := []string{d.path(d.lookBin("sh")), "-c", script}
-	if migrate { // the migration stops any pause process
-		_, err := d.spawn(argv, d.userEnv(), d.userCred(), PodmanPrepLog)
+	// The prep's time counts from its start, the pause process included.
+	argv := func() []string {
+		script := fmt.Sprintf(`s=%d; %s; rc=$?; e=$(date +%%s%%N); echo "exit $rc $(( (e - s) / 1000000 ))ms" > %s`, time.Now().UnixNano(), prep, PodmanPrepStatus)
+		return []string{d.path(d.lookBin("sh")), "-c", script}
+	}
+	if migrate {
+		// At once: the migration stops any pause process, so it must
+		// be done before the user's first Podman command.
+		_, err := d.spawn(argv(), d.userEnv(), d.userCred(), PodmanPrepLog)
 		return err
 	}
 	pause, err := d.preparePodmanPause()
 	if err != nil {
 		return err
 	}
+	d.writeStatus(PodmanPrepStatus, "waiting for an idle guest")
 	go func() {
+		// A warm-up only: it waits for the workload to wait (idle.go).
+		t0 := time.Now()
+		idle := awaitIdle(func() (cpuTimes, error) { return readCPUTimes(d.path(procStat)) }, time.Sleep, idleLimit)
+		d.writeStatus(PodmanPrepStatus, fmt.Sprintf("running (after %s waiting for an idle guest, idle %v)", ms(time.Since(t0)), idle))
 		if pause != nil {
 			if err := pause.start(); err != nil {
 				_ = appendFile(d.path(PodmanPrepLog), "loftd: pause process: "+err.Error()+" (podman makes its own)\n")
 			}
 		}
-		if _, err := d.spawn(argv, d.userEnv(), d.userCred(), PodmanPrepLog); err != nil {
+		if _, err := d.spawn(argv(), d.userEnv(), d.userCred(), PodmanPrepLog); err != nil {
 			d.writeStatus(PodmanPrepStatus, "start: "+err.Error())
 		}
 	}()

@@ -28,7 +28,7 @@ func secretFile(t *testing.T) (path, content string) {
 // agentboxCmd is the world's loftd run as agentbox with HOME=home.
 func (w *world) agentboxCmd(home string, args ...string) *exec.Cmd {
 	c := w.cmd(args...)
-	c.Path, c.Args[0] = agentboxBin(w.t.(*testing.T)), "agentbox"
+	c.Path, c.Args[0] = agentboxBin(w.t), "agentbox"
 	c.Env = append(c.Env, "HOME="+home)
 	return c
 }

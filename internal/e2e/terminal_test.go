@@ -14,7 +14,7 @@ import (
 )
 
 // openPty returns a new pseudo-terminal pair; the test holds the master.
-func openPty(t *testing.T) (master, slave *os.File) {
+func openPty(t testing.TB) (master, slave *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {

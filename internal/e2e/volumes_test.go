@@ -20,7 +20,7 @@ var agentbox struct {
 
 // agentboxBin builds cmd/agentbox (loftd with the agentbox profile) next
 // to the loftd and guest init TestMain built.
-func agentboxBin(t *testing.T) string {
+func agentboxBin(t testing.TB) string {
 	t.Helper()
 	agentbox.once.Do(func() {
 		agentbox.path = filepath.Join(bins.dir, "agentbox")
