@@ -32,11 +32,12 @@ s=$(date +%s%N); podman run --rm "$ref" true; echo "SECOND_MS $(ms $s)"
 
 // podmanVMScript waits for the guest init's background prep (the first
 // `podman images` on the fresh containers disk), so that the load and the
-// runs are timed apart from it, then copies the guest's Podman config and
+// runs are timed apart from it; idly, with a sleep of half a second between
+// looks, since the prep waits for an idle guest (guestinit/idle.go). It then copies the guest's Podman config and
 // user entries into the workspace for the chroot to mirror.
 const podmanVMScript = `set -e
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-s=$(date +%s%N); until grep -q "^exit" /run/loftd/podman-prep.status; do sleep 0.1; done; echo "PREP_WAIT_MS $(ms $s)"
+s=$(date +%s%N); until grep -q "^exit" /run/loftd/podman-prep.status; do sleep 0.5; done; echo "PREP_WAIT_MS $(ms $s)"
 echo "PREP $(cat /run/loftd/podman-prep.status)"
 ` + podmanSteps + `mkdir -p /workspace/mirror/etc /workspace/mirror/containers
 cp /etc/passwd /etc/group /etc/subuid /etc/subgid /workspace/mirror/etc/

@@ -188,10 +188,12 @@ podman run --rm -v vol:/data localhost/bb cat /data/f
 curl -s --unix-socket /run/user/1000/podman/podman.sock http://d/_ping; echo
 cat /run/loftd/podman-prep.status`
 	// The init makes the user's pause process (sleep in a user namespace
-	// of theirs) in the background; the check waits for it, at most 30 s,
-	// before any podman of the workload could make its own.
+	// of theirs) in the background, once the guest is idle; the check
+	// waits for it idly (a sleep of 1 s between looks; a loop of
+	// `sleep 0.1` keeps a TCG guest a third busy), at most 60 s, before
+	// any podman of the workload could make its own.
 	check := `stat -c "OWNER %u %n" /home/dev/.config/containers/storage.conf /home/dev/.local/share/containers; grep " /home/dev/.local/share/containers " /proc/mounts | cut -d" " -f3,4; ` +
-		`p=/run/user/1000/libpod/tmp/pause.pid; for i in $(seq 300); do [ -s $p ] && break; sleep 0.1; done; echo "PAUSE $(cat /proc/$(cat $p)/comm) $(awk '{printf "%s:%s:%s ", $1, $2, $3}' /proc/$(cat $p)/uid_map)"; `
+		`p=/run/user/1000/libpod/tmp/pause.pid; for i in $(seq 60); do [ -s $p ] && break; sleep 1; done; echo "PAUSE $(cat /proc/$(cat $p)/comm) $(awk '{printf "%s:%s:%s ", $1, $2, $3}' /proc/$(cat $p)/uid_map)"; `
 	out, stderr := w.session(check + asUser(script))
 	t.Logf("run 1:\n%s\nprofile:\n%s", out, profileLines(stderr))
 	info := mustMatch(t, "podman info", out, `INFO (\S+) (\S+) (\S+)`)
