@@ -175,9 +175,10 @@ func (s *session) join(v *state.LiveVM) (int, error) {
 
 // Attach attaches the terminal to v's held main session; detachKeys is
 // the config's or the flag's ("" : the default). A detach prints how to
-// come back and returns 0. When the session itself ends, the VM ends with
-// it (unless other sessions keep it up): Attach returns once it is down
-// (awaitDown), so that the next loftd in the workspace boots its own VM.
+// come back and returns 0. When the session itself ends, a VM that is not
+// detached ends with it (unless other sessions keep it up): Attach returns
+// once it is down (awaitDown), so that the next loftd in the workspace
+// boots its own VM.
 func Attach(e IO, ws state.Workspace, v *state.LiveVM, keys *liveclient.Keys, user, detachKeys, flagKeys string) (int, error) {
 	spec := liveclient.DefaultDetachKeys
 	if detachKeys != "" {
@@ -200,7 +201,9 @@ func Attach(e IO, ws state.Workspace, v *state.LiveVM, keys *liveclient.Keys, us
 	if err != nil {
 		return 0, ExitError{Status: ExitSetup, Err: err}
 	}
-	if !awaitDown(ws, v, endWait) {
+	// A detached VM outlives its main session (the end rule,
+	// guestinit/live.go): `stop` or its idle timeout ends it.
+	if !v.Detached && !awaitDown(ws, v, endWait) {
 		e.Log.Debug("the VM still runs after its held session ended", "task", v.Task)
 	}
 	return status, nil
