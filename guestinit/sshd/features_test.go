@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -278,6 +279,11 @@ func TestAttachRedraw(t *testing.T) {
 // TestHeldHangup: Hangup ends an interactive shell on the held pty, which
 // SIGTERM would not.
 func TestHeldHangup(t *testing.T) {
+	// The shell must get SIGHUP's default action, as under the guest init.
+	// A test run under nohup(1) has SIGHUP ignored, and an ignored signal
+	// stays ignored across exec: the shell lived and the test hung. Notify
+	// installs a handler instead, which exec resets to the default.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	master, slave, err := OpenPTY()
 	if err != nil {
 		t.Fatal(err)
