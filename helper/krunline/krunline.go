@@ -39,7 +39,10 @@ const InitPath = "/init.krun"
 //     with the DHCP flag (network "passt", builder.rs:1062-1065)
 //  5. the epilog " -- " plus the (empty) arguments (lib.rs:2890;
 //     builder.rs:1072-1074)
-func Cmdline(p *launch.Plan, devices []string) string {
+//
+// extra are parameters libkrun never adds, inserted before the epilog: what
+// the QEMU backend needs that a KVM guest does not (helper/qemu, TCG).
+func Cmdline(p *launch.Plan, devices []string, extra ...string) string {
 	var b strings.Builder
 	insert := func(s string) {
 		if b.Len() > 0 {
@@ -62,6 +65,9 @@ func Cmdline(p *launch.Plan, devices []string) string {
 		insert("tsi_hijack")
 	case launch.NetworkPasst:
 		insert("KRUN_DHCP=1")
+	}
+	for _, e := range extra {
+		insert(e)
 	}
 	insert(" -- ")
 	return b.String()

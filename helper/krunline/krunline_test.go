@@ -38,3 +38,14 @@ func TestCmdlineGolden(t *testing.T) {
 		}
 	}
 }
+
+// Extra parameters go before the epilog, where the kernel reads them
+// rather than handing them to init.
+func TestCmdlineExtra(t *testing.T) {
+	var p launch.Plan
+	got := Cmdline(&p, []string{"virtio_mmio.device=512@0xfeb00e00:12"}, "init_on_alloc=1")
+	want := Prolog + "       virtio_mmio.device=512@0xfeb00e00:12 init_on_alloc=1  -- "
+	if got != want {
+		t.Errorf("Cmdline(extra) =\n%q\nwant\n%q", got, want)
+	}
+}

@@ -41,12 +41,13 @@ func Args(cfg Config) []string {
 		// device entries after it, where the kernel hands them to init
 		// and never finds its devices: place them ourselves.
 		machine += ",auto-kernel-cmdline=off"
-		cmdline = krunline.Cmdline(p, mmioDevices(cfg.devices()))
+		var extra []string
 		if strings.HasPrefix(cfg.Accel, "tcg") {
-			// libkrun's line runs under KVM only; under TCG its guests
-			// need tcgFreshCode as ours do, before the " -- ".
-			cmdline = strings.Replace(cmdline, " -- ", " "+tcgFreshCode+" -- ", 1)
+			// libkrun's line runs under KVM only; under TCG its
+			// guests need tcgFreshCode as ours do.
+			extra = append(extra, tcgFreshCode)
 		}
+		cmdline = krunline.Cmdline(p, mmioDevices(cfg.devices()), extra...)
 	}
 	a := []string{
 		"-accel", accelOpt(cfg.Accel),

@@ -64,7 +64,7 @@ func TestArgs(t *testing.T) {
 	krun.KrunInit = "/host/init.krun"
 	got = Args(Config{Plan: &krun, Accel: "tcg", Kernel: "/k.elf"})
 	wantLine := krunline.Prolog + "       virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11" +
-		" virtio_mmio.device=512@0xfeb00a00:10 virtio_mmio.device=512@0xfeb00800:9 virtio_mmio.device=512@0xfeb00600:8 virtio_mmio.device=512@0xfeb00400:7  init_on_alloc=1 -- "
+		" virtio_mmio.device=512@0xfeb00a00:10 virtio_mmio.device=512@0xfeb00800:9 virtio_mmio.device=512@0xfeb00600:8 virtio_mmio.device=512@0xfeb00400:7 init_on_alloc=1  -- "
 	if i := slices.Index(got, "-append"); got[3] != want[3]+",auto-kernel-cmdline=off" || i < 0 || got[i+1] != wantLine {
 		t.Errorf("Args(krun init) = %q, want -M %s,auto-kernel-cmdline=off and -append %q", got, want[3], wantLine)
 	}
